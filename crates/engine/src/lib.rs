@@ -1,0 +1,22 @@
+//! Gemma 3 inference on candle-core.
+//!
+//! Layers, from the bottom: `gguf` reads and validates the file, `config` turns its metadata into
+//! hyper-parameters, `linear` multiplies by quantized weights, `kv_cache` keeps keys and values
+//! (a ring buffer of `window` positions on local layers), `model` runs the forward pass,
+//! `tokenizer`/`chat_template` turn text into ids, `sampler` picks tokens and `session` drives
+//! generation with streaming, stop conditions, cancel and cache reuse across turns.
+//! No async, no database, no window.
+
+pub mod chat_template;
+pub mod config;
+pub mod device;
+pub mod error;
+pub mod gguf;
+pub mod kv_cache;
+pub mod linear;
+pub mod model;
+pub mod sampler;
+pub mod session;
+pub mod tokenizer;
+
+pub use error::{EngineError, Result};

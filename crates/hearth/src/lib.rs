@@ -1,0 +1,1 @@
+//! Hearth's services without a window: models, store, documents, chat.
