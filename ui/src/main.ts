@@ -1,0 +1,142 @@
+// Entry point: builds the window's layout once, wires regions to their renderers, global
+// shortcuts, theme and language, the shell's file-drop events, and the first data load.
+import './styles.css';
+import { listen } from '@tauri-apps/api/event';
+import { h } from './dom';
+import { onLanguageChange, setLanguage, t } from './i18n';
+import * as ipc from './ipc';
+import type { Settings, Theme } from './ipc';
+import { onRender, render, state } from './state';
+import { showError, toastRegion } from './toast';
+import { addAttachments, focusComposer, isStreaming, mountChat, newChat, renderComposer, renderHeader, renderMessages, stop } from './views/chat';
+import { firstRunEl, importPath, modelsPage, refreshModels } from './views/models';
+import { onSettingsApplied, settingsPage } from './views/settings';
+import { focusSearch, mountSidebar, refreshConversations, renderSidebar } from './views/sidebar';
+
+const mainEl = h('main', { class: 'main', id: 'main' });
+const chat = mountChat();
+const app = h('div', { class: 'app' }, mountSidebar(), mainEl, toastRegion());
+document.getElementById('app')!.replaceWith(app);
+
+// Redraws can replace the focused control; put focus back on its replacement so keyboard users keep their place.
+function focusKey(el: Element | null): string | null {
+  if (!el || el === document.body) return null;
+  if (el.id) return `#${el.id}`;
+  const model = el.closest('[data-model]')?.getAttribute('data-model');
+  const action = el.getAttribute('data-action') ?? el.textContent;
+  return model ? `${model}|${action}` : null;
+}
+
+function restoreFocus(key: string | null): void {
+  if (!key || (document.activeElement && document.activeElement !== document.body)) return;
+  if (key.startsWith('#')) {
+    document.getElementById(key.slice(1))?.focus();
+    return;
+  }
+  const [model, action] = key.split('|');
+  for (const el of Array.from(document.querySelectorAll<HTMLElement>(`[data-model="${CSS.escape(model)}"] button, [data-model="${CSS.escape(model)}"] input`))) {
+    if ((el.getAttribute('data-action') ?? el.textContent) === action) return el.focus();
+  }
+}
+
+function renderMain(): void {
+  const key = focusKey(document.activeElement);
+  mainEl.dataset.view = state.view;
+  if (state.view === 'models') {
+    mainEl.setAttribute('aria-label', t('models.title'));
+    mainEl.replaceChildren(modelsPage());
+  } else if (state.view === 'settings') {
+    mainEl.setAttribute('aria-label', t('settings.title'));
+    mainEl.replaceChildren(settingsPage());
+  } else if (state.installed.length === 0 && state.model.state !== 'ready' && state.messages.length === 0) {
+    mainEl.setAttribute('aria-label', t('firstrun.title'));
+    mainEl.replaceChildren(firstRunEl());
+  } else {
+    mainEl.setAttribute('aria-label', t('chat.label'));
+    mainEl.replaceChildren(chat.header, chat.log, chat.composer);
+    renderHeader();
+    renderMessages();
+    renderComposer();
+  }
+  restoreFocus(key);
+}
+
+onRender('main', renderMain);
+onRender('sidebar', renderSidebar);
+onRender('header', () => {
+  if (chat.header.isConnected) renderHeader();
+});
+onRender('messages', () => {
+  if (chat.log.isConnected) renderMessages();
+});
+onRender('composer', renderComposer);
+
+// ---------- theme and language ----------
+
+const darkQuery = window.matchMedia('(prefers-color-scheme: dark)');
+function applyTheme(theme: Theme): void {
+  const dark = theme === 'dark' || (theme === 'system' && darkQuery.matches);
+  document.documentElement.dataset.theme = dark ? 'dark' : 'light';
+  document.documentElement.style.colorScheme = dark ? 'dark' : 'light';
+}
+darkQuery.addEventListener('change', () => applyTheme(state.settings?.theme ?? 'system'));
+
+function applySettings(s: Settings): void {
+  applyTheme(s.theme);
+  setLanguage(s.language);
+  render('main', 'sidebar');
+}
+onSettingsApplied(applySettings);
+onLanguageChange(() => {
+  document.title = t('app.name');
+  render('main', 'sidebar');
+});
+
+// ---------- keyboard ----------
+
+document.addEventListener('keydown', (e) => {
+  const mod = e.ctrlKey || e.metaKey;
+  if (mod && !e.shiftKey && !e.altKey && e.key.toLowerCase() === 'n') {
+    e.preventDefault();
+    newChat();
+  } else if (mod && !e.shiftKey && !e.altKey && e.key.toLowerCase() === 'k') {
+    e.preventDefault();
+    focusSearch();
+  } else if (e.key === 'Escape' && isStreaming()) {
+    e.preventDefault();
+    void stop();
+  }
+});
+
+// ---------- file drops from the shell ----------
+
+// Tauri delivers OS file drops with real paths as an event (HTML5 drops carry no paths in a webview).
+void listen<{ paths: string[] }>('tauri://drag-drop', (ev) => {
+  const paths = ev.payload?.paths ?? [];
+  if (paths.length === 0) return;
+  if (state.view === 'models') void importPath(paths[0]);
+  else if (state.view === 'chat') addAttachments(paths);
+}).catch(() => {
+  // Outside the shell (plain browser) there is no event system; drops then use the HTML5 path.
+});
+
+// ---------- start ----------
+
+async function start(): Promise<void> {
+  try {
+    const settings = await ipc.getSettings();
+    state.settings = settings;
+    applyTheme(settings.theme);
+    setLanguage(settings.language);
+  } catch (e) {
+    applyTheme('system');
+    showError(e);
+  }
+  document.title = t('app.name');
+  await Promise.all([refreshModels(), refreshConversations()]);
+  render('main', 'sidebar');
+  if (state.view === 'chat' && state.installed.length > 0) focusComposer();
+  document.documentElement.dataset.ready = '1';
+}
+
+void start();

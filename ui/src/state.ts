@@ -1,0 +1,49 @@
+// The app's single state object and the hooks views register to redraw themselves.
+import type { CatalogEntry, Conversation, DownloadProgress, InstalledModel, Message, ModelState, SearchHit, Settings } from './ipc';
+
+export type View = 'chat' | 'models' | 'settings';
+
+export interface Streaming {
+  conversationId: string;
+  text: string;
+  /** Shown as the user's turn while the reply streams (send and edit); null for regenerate. */
+  userText: string | null;
+  attachments: string[];
+  error: string | null;
+}
+
+export interface DownloadView extends DownloadProgress {
+  state: 'running' | 'paused' | 'failed';
+}
+
+export const state = {
+  view: 'chat' as View,
+  conversations: [] as Conversation[],
+  nextCursor: null as string | null,
+  activeId: null as string | null,
+  messages: [] as Message[],
+  contextTokens: 0,
+  streaming: null as Streaming | null,
+  editingId: null as string | null,
+  searchQuery: '',
+  searchHits: null as SearchHit[] | null,
+  pendingDelete: new Set<string>(),
+  settings: null as Settings | null,
+  model: { state: 'none', modelId: null, name: null, contextSize: null } as ModelState,
+  loadFraction: 0,
+  installed: [] as InstalledModel[],
+  catalog: [] as CatalogEntry[],
+  downloads: new Map<string, DownloadView>(),
+  attachments: [] as string[],
+};
+
+type Region = 'sidebar' | 'main' | 'messages' | 'header' | 'composer';
+const renderers = new Map<Region, () => void>();
+
+export function onRender(region: Region, fn: () => void): void {
+  renderers.set(region, fn);
+}
+
+export function render(...regions: Region[]): void {
+  for (const r of regions) renderers.get(r)?.();
+}

@@ -1,0 +1,473 @@
+// The chat view: header (title, model picker, context meter), the message log with streamed
+// markdown, and the composer (Enter sends, Shift+Enter new line, Esc stops, file drop zone).
+import { basename, h, icon } from '../dom';
+import { formatNumber, t } from '../i18n';
+import * as ipc from '../ipc';
+import { Channel, type Message, type StreamEvent } from '../ipc';
+import { codeText, renderMarkdown, typesetMath } from '../markdown';
+import { render, state } from '../state';
+import { showError, showToast } from '../toast';
+import { refreshConversations } from './sidebar';
+import { loadModelById } from './models';
+
+let headerEl: HTMLElement;
+let logEl: HTMLElement;
+let composerEl: HTMLFormElement;
+let textarea: HTMLTextAreaElement;
+let sendBtn: HTMLButtonElement;
+let chipsEl: HTMLElement;
+let hintEl: HTMLElement;
+let streamBody: HTMLElement | null = null;
+let framePending = false;
+
+export function mountChat(): { header: HTMLElement; log: HTMLElement; composer: HTMLElement } {
+  headerEl = h('header', { class: 'chat-header' });
+  logEl = h('section', { class: 'messages', role: 'log', 'aria-live': 'polite', tabindex: '-1' });
+  logEl.addEventListener('click', onLogClick);
+  textarea = h('textarea', { id: 'composer-input', rows: 1, onkeydown: onComposerKey, oninput: autosize });
+  sendBtn = h('button', { type: 'submit', class: 'send-btn' });
+  chipsEl = h('ul', { class: 'chips' });
+  hintEl = h('p', { class: 'hint' });
+  composerEl = h(
+    'form',
+    { class: 'composer', onsubmit: (e: Event) => { e.preventDefault(); if (state.streaming) void stop(); else void send(); } },
+    chipsEl,
+    h('div', { class: 'composer-row' }, textarea, sendBtn),
+    hintEl,
+  );
+  for (const ev of ['dragenter', 'dragover']) composerEl.addEventListener(ev, (e) => { e.preventDefault(); composerEl.classList.add('dragging'); });
+  composerEl.addEventListener('dragleave', () => composerEl.classList.remove('dragging'));
+  composerEl.addEventListener('drop', (e) => {
+    e.preventDefault();
+    composerEl.classList.remove('dragging');
+    // In a browser a File has no path; Tauri's own drag-drop event (see main.ts) supplies real paths.
+    const files = Array.from(e.dataTransfer?.files ?? []);
+    addAttachments(files.map((f) => (f as File & { path?: string }).path || f.name));
+  });
+  return { header: headerEl, log: logEl, composer: composerEl };
+}
+
+export function addAttachments(paths: string[]): void {
+  for (const p of paths) if (p && !state.attachments.includes(p)) state.attachments.push(p);
+  renderComposer();
+}
+
+function autosize(): void {
+  textarea.style.height = 'auto';
+  textarea.style.height = `${Math.min(textarea.scrollHeight, 240)}px`;
+}
+
+function onComposerKey(e: KeyboardEvent): void {
+  // isComposing: Enter that confirms a Korean IME syllable must not send the message.
+  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    if (!state.streaming) void send();
+  }
+}
+
+export function focusComposer(): void {
+  textarea?.focus();
+}
+
+// ---------- header ----------
+
+export function renderHeader(): void {
+  const conv = state.conversations.find((c) => c.id === state.activeId);
+  const title = conv ? conv.title.trim() || t('conv.untitled') : t('sidebar.new');
+  headerEl.replaceChildren(h('h1', { class: 'chat-title' }, title), h('div', { class: 'header-tools' }, modelPicker(), contextMeter()));
+}
+
+function modelPicker(): HTMLElement {
+  const m = state.model;
+  const select = h(
+    'select',
+    {
+      id: 'model-picker',
+      'aria-label': t('picker.label'),
+      disabled: m.state === 'loading',
+      onchange: () => {
+        if (select.value === '__manage') {
+          state.view = 'models';
+          render('main', 'sidebar');
+        } else if (select.value) void loadModelById(select.value);
+      },
+    },
+    m.modelId ? null : h('option', { value: '' }, t('picker.choose')),
+    state.installed.map((im) => h('option', { value: im.id, selected: im.id === m.modelId }, im.name)),
+    h('option', { value: '__manage' }, `${t('nav.models')}…`),
+  );
+  let status: string;
+  if (m.state === 'loading') status = t('picker.loading', { name: m.name ?? '', percent: Math.round(state.loadFraction * 100) });
+  else if (m.state === 'ready') status = t('picker.ready', { name: m.name ?? '' });
+  else if (m.state === 'error') status = t('picker.error');
+  else status = t('picker.none');
+  return h('div', { class: `picker state-${m.state}` }, h('span', { class: 'dot', 'aria-hidden': 'true' }), select, h('span', { class: 'sr-only', id: 'model-state', role: 'status' }, status));
+}
+
+function contextMeter(): HTMLElement {
+  const total = state.model.contextSize ?? state.settings?.contextSize ?? 0;
+  const used = state.contextTokens + (state.streaming ? estimateTokens(state.streaming.text) : 0);
+  const pct = total > 0 ? Math.min(100, Math.round((used / total) * 100)) : 0;
+  const label = t('context.label', { used: formatNumber(used), total: formatNumber(total) });
+  return h(
+    'div',
+    { class: 'meter', id: 'context-meter', role: 'meter', 'aria-valuemin': 0, 'aria-valuemax': total, 'aria-valuenow': Math.min(used, total), 'aria-label': label, title: label },
+    h('span', { class: 'meter-track' }, h('span', { class: `meter-fill${pct > 85 ? ' high' : ''}`, style: `width:${pct}%` })),
+    h('span', { class: 'meter-text', 'aria-hidden': 'true' }, t('context.short', { percent: pct })),
+  );
+}
+
+// A rough live estimate while streaming; the backend's count replaces it when the reply is done.
+function estimateTokens(text: string): number {
+  return Math.ceil(text.length / 4);
+}
+
+// ---------- messages ----------
+
+export function renderMessages(): void {
+  streamBody = null;
+  const items: Node[] = [];
+  const msgs = state.messages;
+  const streaming = state.streaming && state.streaming.conversationId === state.activeId ? state.streaming : null;
+  if (msgs.length === 0 && !streaming) {
+    items.push(h('div', { class: 'empty-chat' }, h('div', { class: 'empty-mark', 'aria-hidden': 'true' }), h('h2', null, t('chat.emptyTitle')), h('p', { class: 'muted' }, t('chat.empty'))));
+  }
+  const lastAssistant = [...msgs].reverse().find((m) => m.role === 'assistant');
+  for (const m of msgs) items.push(messageEl(m, !state.streaming && m === lastAssistant));
+  if (streaming) {
+    if (streaming.userText !== null) items.push(pendingUser(streaming.userText, streaming.attachments));
+    const body = h('div', { class: 'msg-body md' });
+    streamBody = body;
+    items.push(h('article', { class: 'msg msg-assistant streaming', 'aria-label': t('chat.assistant'), 'aria-busy': 'true' }, body, h('div', { class: 'msg-meta' }, h('span', { class: 'typing' }, t('chat.generating')))));
+    paintStream();
+  }
+  logEl.setAttribute('aria-label', t('chat.messages'));
+  logEl.replaceChildren(...items);
+  scrollToEnd();
+}
+
+function scrollToEnd(): void {
+  logEl.scrollTop = logEl.scrollHeight;
+}
+
+function pendingUser(text: string, attachments: string[]): HTMLElement {
+  return h('article', { class: 'msg msg-user', 'aria-label': t('chat.you') }, attachmentList(attachments), h('div', { class: 'msg-body plain' }, text));
+}
+
+function attachmentList(paths: string[] | undefined): HTMLElement | null {
+  if (!paths || paths.length === 0) return null;
+  return h('ul', { class: 'chips msg-chips', 'aria-label': t('composer.attachments') }, paths.map((p) => h('li', { class: 'chip', title: p }, icon('file'), h('span', { class: 'chip-name' }, basename(p)))));
+}
+
+function messageEl(m: Message, isLastAssistant: boolean): HTMLElement {
+  const isUser = m.role === 'user';
+  let body: HTMLElement;
+  if (isUser && state.editingId === m.id) return editEl(m);
+  if (isUser) body = h('div', { class: 'msg-body plain' }, m.text);
+  else {
+    body = h('div', { class: 'msg-body md' });
+    body.append(renderMarkdown(m.text));
+    typesetMath(body);
+  }
+  const meta: Node[] = [];
+  if (m.branch.count > 1) meta.push(branchNav(m));
+  if (!isUser) {
+    if (m.stats) meta.push(h('span', { class: 'stats' }, t('chat.stats', { tokens: formatNumber(m.stats.tokens), rate: m.stats.tokensPerS.toFixed(1) })));
+    const reason = stateLabel(m);
+    if (reason) meta.push(h('span', { class: `badge ${m.state === 'error' ? 'badge-error' : ''}` }, reason));
+  }
+  const actions = h(
+    'span',
+    { class: 'msg-actions' },
+    h('button', { type: 'button', class: 'icon-btn', 'data-action': 'copy', 'aria-label': t('chat.copy'), title: t('chat.copy'), onclick: (e: Event) => void copyText(m.text, e.currentTarget as HTMLElement) }, icon('copy')),
+    isUser ? h('button', { type: 'button', class: 'icon-btn', 'data-action': 'edit', 'aria-label': t('chat.edit'), title: t('chat.edit'), disabled: !!state.streaming, onclick: () => startEdit(m.id) }, icon('edit')) : null,
+    !isUser && isLastAssistant ? h('button', { type: 'button', class: 'icon-btn', 'data-action': 'regenerate', 'aria-label': t('chat.regenerate'), title: t('chat.regenerate'), onclick: () => void regenerate(m) }, icon('refresh')) : null,
+  );
+  meta.push(actions);
+  return h('article', { class: `msg ${isUser ? 'msg-user' : 'msg-assistant'} state-${m.state}`, 'aria-label': isUser ? t('chat.you') : t('chat.assistant'), 'data-id': m.id }, attachmentList(m.attachments), body, h('div', { class: 'msg-meta' }, meta));
+}
+
+function stateLabel(m: Message): string | null {
+  if (m.state === 'error') return t('chat.error', { message: m.error?.message ?? '' });
+  if (m.state === 'interrupted') return t('chat.interrupted');
+  switch (m.stats?.stopReason) {
+    case 'stopped':
+      return t('chat.stopped');
+    case 'context_full':
+      return t('chat.contextFull');
+    case 'max_tokens':
+      return t('chat.maxTokens');
+    default:
+      return null;
+  }
+}
+
+function branchNav(m: Message): HTMLElement {
+  const { index, count } = m.branch;
+  const go = async (delta: number) => {
+    try {
+      const list = await ipc.selectBranch(siblingId(m, delta));
+      state.messages = list.messages;
+      state.contextTokens = list.contextTokens;
+      render('messages', 'header');
+    } catch (e) {
+      showError(e);
+    }
+  };
+  return h(
+    'span',
+    { class: 'branch-nav', role: 'group', 'aria-label': t('chat.branch', { index: index + 1, count }) },
+    h('button', { type: 'button', class: 'icon-btn', 'aria-label': t('chat.prevBranch'), disabled: index === 0 || !!state.streaming, onclick: () => void go(-1) }, icon('left')),
+    h('span', { class: 'branch-pos', 'aria-hidden': 'true' }, `${index + 1} / ${count}`),
+    h('button', { type: 'button', class: 'icon-btn', 'aria-label': t('chat.nextBranch'), disabled: index >= count - 1 || !!state.streaming, onclick: () => void go(1) }, icon('right')),
+  );
+}
+
+function siblingId(m: Message, delta: number): string {
+  return m.branch.siblingIds[m.branch.index + delta] ?? m.id;
+}
+
+function editEl(m: Message): HTMLElement {
+  const area = h('textarea', { class: 'edit-input', 'aria-label': t('chat.editLabel'), rows: 3 });
+  area.value = m.text;
+  const save = () => {
+    const text = area.value.trim();
+    if (text) void editAndResend(m, text);
+  };
+  area.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      save();
+    } else if (e.key === 'Escape') {
+      e.preventDefault();
+      e.stopPropagation();
+      state.editingId = null;
+      renderMessages();
+    }
+  });
+  queueMicrotask(() => area.focus());
+  return h(
+    'article',
+    { class: 'msg msg-user editing', 'aria-label': t('chat.editLabel'), 'data-id': m.id },
+    area,
+    h(
+      'div',
+      { class: 'edit-actions' },
+      h('button', { type: 'button', class: 'btn btn-ghost', onclick: () => { state.editingId = null; renderMessages(); } }, t('chat.editCancel')),
+      h('button', { type: 'button', class: 'btn btn-primary', 'data-action': 'save-edit', onclick: save }, t('chat.editSave')),
+    ),
+  );
+}
+
+function startEdit(id: string): void {
+  if (state.streaming) return;
+  state.editingId = id;
+  renderMessages();
+}
+
+function onLogClick(e: MouseEvent): void {
+  const target = e.target as Element;
+  const copyBtn = target.closest('[data-action="copy-code"]');
+  if (copyBtn) {
+    void copyText(codeText(copyBtn), copyBtn as HTMLElement);
+    return;
+  }
+  const link = target.closest('.md a');
+  if (link) {
+    // Never navigate the app's webview; the shell opens http(s) links in the system browser after confirming.
+    e.preventDefault();
+    const href = link.getAttribute('href');
+    if (href && /^(https?:|mailto:)/i.test(href)) void ipc.openExternal(href).catch(showError);
+  }
+}
+
+async function copyText(text: string, button: HTMLElement): Promise<void> {
+  try {
+    await navigator.clipboard.writeText(text);
+    button.classList.add('copied');
+    showToast(t('chat.copied'), null, { timeout: 1500 });
+    setTimeout(() => button.classList.remove('copied'), 1500);
+  } catch (e) {
+    showError(e);
+  }
+}
+
+// ---------- streaming ----------
+
+function paintStream(): void {
+  if (!streamBody || !state.streaming || state.streaming.conversationId !== state.activeId) return;
+  // Re-render the whole reply through the sanitizer every frame: partial markup is never trusted.
+  streamBody.replaceChildren(renderMarkdown(state.streaming.text));
+  const nearBottom = logEl.scrollHeight - logEl.scrollTop - logEl.clientHeight < 120;
+  if (nearBottom) scrollToEnd();
+}
+
+function scheduleStreamPaint(): void {
+  if (framePending) return;
+  framePending = true;
+  requestAnimationFrame(() => {
+    framePending = false;
+    paintStream();
+    render('header');
+  });
+}
+
+function makeChannel(conversationId: string): Channel<StreamEvent> {
+  const ch = new Channel<StreamEvent>();
+  ch.onmessage = (ev) => {
+    const s = state.streaming;
+    if (!s || s.conversationId !== conversationId) return;
+    if (ev.kind === 'token') {
+      s.text += ev.text;
+      scheduleStreamPaint();
+    } else if (ev.kind === 'done') {
+      void finishStream(conversationId);
+    } else if (ev.kind === 'error') {
+      showToast(t('error.title', { code: ev.code ?? 'generation' }), ev.message, { kind: 'error' });
+      void finishStream(conversationId);
+    }
+  };
+  return ch;
+}
+
+async function finishStream(conversationId: string): Promise<void> {
+  state.streaming = null;
+  renderComposer();
+  if (state.activeId === conversationId) await reloadMessages();
+  void refreshConversations();
+}
+
+async function reloadMessages(): Promise<void> {
+  if (!state.activeId) return;
+  try {
+    const list = await ipc.listMessages(state.activeId);
+    state.messages = list.messages;
+    state.contextTokens = list.contextTokens;
+  } catch (e) {
+    showError(e);
+  }
+  render('messages', 'header');
+}
+
+async function runGeneration(conversationId: string, userText: string | null, attachments: string[], start: (ch: Channel<StreamEvent>) => Promise<unknown>): Promise<void> {
+  state.streaming = { conversationId, text: '', userText, attachments, error: null };
+  state.editingId = null;
+  renderMessages();
+  renderComposer();
+  try {
+    await start(makeChannel(conversationId));
+  } catch (e) {
+    showError(e);
+    if (state.streaming?.conversationId === conversationId) await finishStream(conversationId);
+  }
+}
+
+async function send(): Promise<void> {
+  const text = textarea.value.trim();
+  if (!text || state.streaming) return;
+  if (state.model.state !== 'ready') {
+    showToast(t('composer.noModel'), null, { kind: 'error' });
+    return;
+  }
+  let convId = state.activeId;
+  if (!convId) {
+    try {
+      const conv = await ipc.createConversation();
+      state.conversations.unshift(conv);
+      convId = conv.id;
+      state.activeId = convId;
+      state.messages = [];
+      state.contextTokens = 0;
+      render('sidebar', 'header');
+    } catch (e) {
+      showError(e);
+      return;
+    }
+  }
+  const attachments = [...state.attachments];
+  textarea.value = '';
+  autosize();
+  state.attachments = [];
+  const id = convId;
+  await runGeneration(id, text, attachments, (ch) => ipc.sendMessage(id, text, attachments, ch));
+}
+
+async function regenerate(m: Message): Promise<void> {
+  if (state.streaming || !state.activeId) return;
+  // Show the conversation without the reply being replaced.
+  state.messages = state.messages.filter((x) => x.id !== m.id);
+  await runGeneration(state.activeId, null, [], (ch) => ipc.regenerate(m.id, ch));
+}
+
+async function editAndResend(m: Message, text: string): Promise<void> {
+  if (state.streaming || !state.activeId) return;
+  const idx = state.messages.findIndex((x) => x.id === m.id);
+  state.messages = state.messages.slice(0, Math.max(0, idx));
+  await runGeneration(state.activeId, text, m.attachments ?? [], (ch) => ipc.editMessage(m.id, text, ch));
+}
+
+export async function stop(): Promise<void> {
+  const s = state.streaming;
+  if (!s) return;
+  try {
+    await ipc.stopGeneration(s.conversationId);
+  } catch (e) {
+    showError(e);
+  }
+}
+
+// ---------- composer ----------
+
+export function renderComposer(): void {
+  if (!composerEl) return;
+  const streaming = !!state.streaming;
+  textarea.placeholder = t('composer.placeholder');
+  textarea.setAttribute('aria-label', t('composer.label'));
+  composerEl.setAttribute('aria-label', t('composer.label'));
+  composerEl.dataset.dropLabel = t('composer.drop');
+  sendBtn.replaceChildren(icon(streaming ? 'stop' : 'send'));
+  sendBtn.setAttribute('aria-label', streaming ? t('composer.stop') : t('composer.send'));
+  sendBtn.title = streaming ? t('composer.stop') : t('composer.send');
+  sendBtn.classList.toggle('stop', streaming);
+  sendBtn.id = streaming ? 'stop-btn' : 'send-btn';
+  hintEl.textContent = t('shortcuts.hint');
+  chipsEl.setAttribute('aria-label', t('composer.attachments'));
+  chipsEl.replaceChildren(
+    ...state.attachments.map((p) =>
+      h(
+        'li',
+        { class: 'chip', title: p },
+        icon('file'),
+        h('span', { class: 'chip-name' }, basename(p)),
+        h('button', { type: 'button', class: 'icon-btn chip-x', 'aria-label': t('composer.removeAttachment', { name: basename(p) }), onclick: () => { state.attachments = state.attachments.filter((x) => x !== p); renderComposer(); } }, icon('close')),
+      ),
+    ),
+  );
+}
+
+// ---------- navigation ----------
+
+export async function openConversation(id: string): Promise<void> {
+  state.activeId = id;
+  state.view = 'chat';
+  state.editingId = null;
+  state.messages = [];
+  state.contextTokens = 0;
+  render('main', 'sidebar');
+  await reloadMessages();
+  render('sidebar');
+}
+
+export function newChat(): void {
+  state.activeId = null;
+  state.view = 'chat';
+  state.messages = [];
+  state.contextTokens = 0;
+  state.editingId = null;
+  render('main', 'sidebar');
+  focusComposer();
+}
+
+export function isStreaming(): boolean {
+  return state.streaming !== null;
+}

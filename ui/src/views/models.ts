@@ -1,0 +1,247 @@
+// The models page (installed models, catalog with fit badges and downloads, GGUF import),
+// the first-run screen, and model loading with progress.
+import { basename, h, icon } from '../dom';
+import { formatBytes, formatDuration, formatNumber, t } from '../i18n';
+import * as ipc from '../ipc';
+import { Channel, type CatalogEntry, type DownloadEvent, type InstalledModel, type LoadEvent } from '../ipc';
+import { render, state } from '../state';
+import { showError, showToast } from '../toast';
+
+let pathInput: HTMLInputElement | null = null;
+let importError: string | null = null;
+
+export async function refreshModels(): Promise<void> {
+  try {
+    const [installed, catalog, model] = await Promise.all([ipc.listInstalledModels(), ipc.modelCatalog(), ipc.currentModel()]);
+    state.installed = installed;
+    state.catalog = catalog;
+    if (state.model.state !== 'loading') state.model = model;
+    for (const c of catalog) {
+      if (c.download && !state.downloads.has(c.id)) state.downloads.set(c.id, { state: c.download.state, bytes: c.download.bytes, total: c.download.total, rate: 0, eta: null });
+    }
+  } catch (e) {
+    showError(e);
+  }
+  render('main', 'header');
+}
+
+export async function loadModelById(id: string): Promise<void> {
+  const im = state.installed.find((m) => m.id === id);
+  state.model = { state: 'loading', modelId: id, name: im?.name ?? id, contextSize: null };
+  state.loadFraction = 0;
+  render('header', 'main');
+  const ch = new Channel<LoadEvent>();
+  ch.onmessage = (ev) => {
+    if (ev.kind === 'progress') {
+      state.loadFraction = Math.max(0, Math.min(1, ev.fraction));
+      render('header');
+      if (state.view === 'models') render('main');
+    } else if (ev.kind === 'error') {
+      showToast(t('error.title', { code: ev.code ?? 'load' }), ev.message, { kind: 'error' });
+    }
+  };
+  try {
+    state.model = await ipc.loadModel(id, ch);
+  } catch (e) {
+    showError(e);
+    try {
+      state.model = await ipc.currentModel();
+    } catch {
+      state.model = { state: 'error', modelId: id, name: im?.name ?? id, contextSize: null };
+    }
+  }
+  render('header', 'main', 'composer');
+}
+
+// ---------- first run ----------
+
+export function firstRunEl(): HTMLElement {
+  return h(
+    'section',
+    { class: 'first-run', 'aria-labelledby': 'first-run-title' },
+    h('div', { class: 'first-run-mark', 'aria-hidden': 'true' }),
+    h('h1', { id: 'first-run-title' }, t('firstrun.title')),
+    h('p', { class: 'muted' }, t('firstrun.body')),
+    h('button', { type: 'button', class: 'btn btn-primary btn-large', id: 'first-run-cta', onclick: () => { state.view = 'models'; render('main', 'sidebar'); } }, icon('download'), t('firstrun.cta')),
+  );
+}
+
+// ---------- models page ----------
+
+export function modelsPage(): HTMLElement {
+  return h(
+    'div',
+    { class: 'page models-page' },
+    h('h1', { class: 'page-title' }, t('models.title')),
+    h('section', { 'aria-labelledby': 'installed-h', class: 'page-section' }, h('h2', { id: 'installed-h' }, t('models.installed')), installedList()),
+    h('section', { 'aria-labelledby': 'catalog-h', class: 'page-section' }, h('h2', { id: 'catalog-h' }, t('models.catalog')), h('ul', { class: 'cards' }, state.catalog.map(catalogCard))),
+    importSection(),
+  );
+}
+
+function installedList(): HTMLElement {
+  if (state.installed.length === 0) return h('p', { class: 'muted' }, t('models.noneInstalled'));
+  return h(
+    'ul',
+    { class: 'rows' },
+    state.installed.map((m: InstalledModel) => {
+      const loaded = state.model.modelId === m.id && state.model.state === 'ready';
+      const loading = state.model.modelId === m.id && state.model.state === 'loading';
+      return h(
+        'li',
+        { class: 'row', 'data-model': m.id },
+        h('div', { class: 'row-main' }, h('strong', null, m.name), h('span', { class: 'muted small' }, `${m.quant} · ${formatBytes(m.sizeBytes)} · ${t('models.context', { n: formatNumber(m.contextLength) })}`), h('span', { class: 'muted small path', title: m.path }, m.path)),
+        loading ? h('progress', { max: 1, value: state.loadFraction, 'aria-label': t('picker.loading', { name: m.name, percent: Math.round(state.loadFraction * 100) }) }) : null,
+        h('div', { class: 'row-actions' },
+          loaded
+            ? h('span', { class: 'badge badge-ok' }, t('models.loaded'))
+            : h('button', { type: 'button', class: 'btn', disabled: loading, onclick: () => void loadModelById(m.id) }, t('models.load')),
+          h('button', { type: 'button', class: 'btn btn-ghost', 'aria-label': `${t('models.remove')}: ${m.name}`, onclick: () => void remove(m) }, t('models.remove')),
+        ),
+      );
+    }),
+  );
+}
+
+async function remove(m: InstalledModel): Promise<void> {
+  if (!window.confirm(t('models.removeConfirm', { name: m.name }))) return;
+  try {
+    await ipc.removeModel(m.id);
+  } catch (e) {
+    showError(e);
+  }
+  await refreshModels();
+}
+
+function catalogCard(c: CatalogEntry): HTMLElement {
+  const dl = state.downloads.get(c.id);
+  const fitLabel = t(`models.fit.${c.fit}` as 'models.fit.fits');
+  let controls: Node[];
+  if (c.installed) controls = [h('span', { class: 'badge badge-ok' }, t('models.installedBadge'))];
+  else if (dl?.state === 'running') {
+    controls = [
+      h('progress', { max: dl.total || 1, value: dl.bytes, 'aria-label': t('models.progressLabel', { name: c.name }) }),
+      h('span', { class: 'small muted progress-text' }, t('models.progress', { done: formatBytes(dl.bytes), total: formatBytes(dl.total), rate: formatBytes(dl.rate), eta: formatDuration(dl.eta) })),
+      h('button', { type: 'button', class: 'btn btn-ghost', 'data-action': 'cancel', 'aria-label': `${t('models.cancel')}: ${c.name}`, onclick: () => void ipc.cancelDownload(c.id).catch(showError) }, t('models.cancel')),
+    ];
+  } else if (dl?.state === 'paused') {
+    controls = [
+      h('progress', { max: dl.total || 1, value: dl.bytes, 'aria-label': t('models.progressLabel', { name: c.name }) }),
+      h('span', { class: 'small muted progress-text' }, t('models.paused', { done: formatBytes(dl.bytes), total: formatBytes(dl.total) })),
+      h('button', { type: 'button', class: 'btn', 'data-action': 'resume', 'aria-label': `${t('models.resume')}: ${c.name}`, onclick: () => void startDownload(c, true) }, t('models.resume')),
+    ];
+  } else {
+    controls = [
+      dl?.state === 'failed' ? h('span', { class: 'badge badge-error' }, t('models.failed')) : null,
+      h('button', { type: 'button', class: 'btn btn-primary', 'data-action': 'download', 'aria-label': `${dl?.state === 'failed' ? t('models.retry') : t('models.download')}: ${c.name}`, onclick: () => void startDownload(c, dl?.state === 'failed') }, icon('download'), dl?.state === 'failed' ? t('models.retry') : t('models.download')),
+    ].filter((x): x is HTMLElement => x !== null);
+  }
+  return h(
+    'li',
+    { class: 'card', 'data-model': c.id },
+    h('div', { class: 'card-head' }, h('h3', null, c.name), h('span', { class: `fit fit-${c.fit}`, 'aria-label': fitLabel, title: fitLabel }, fitLabel)),
+    h('p', { class: 'muted small' }, `${c.family} · ${c.quant}`),
+    h('p', { class: 'card-desc' }, c.description),
+    h('p', { class: 'small' }, `${t('models.size', { size: formatBytes(c.sizeBytes) })} · ${t('models.needs', { required: formatBytes(c.requiredBytes), available: formatBytes(c.availableBytes) })}`),
+    h('div', { class: 'card-controls' }, controls),
+  );
+}
+
+async function startDownload(c: CatalogEntry, resume: boolean): Promise<void> {
+  const prev = state.downloads.get(c.id);
+  state.downloads.set(c.id, { state: 'running', bytes: prev?.bytes ?? 0, total: prev?.total ?? c.sizeBytes, rate: 0, eta: null });
+  render('main');
+  const ch = new Channel<DownloadEvent>();
+  ch.onmessage = (ev) => {
+    if (ev.kind === 'progress') {
+      state.downloads.set(c.id, { state: 'running', bytes: ev.bytes, total: ev.total, rate: ev.rate, eta: ev.eta });
+      if (state.view === 'models') render('main');
+    } else if (ev.kind === 'cancelled') {
+      const d = state.downloads.get(c.id);
+      state.downloads.set(c.id, { state: 'paused', bytes: d?.bytes ?? 0, total: d?.total ?? c.sizeBytes, rate: 0, eta: null });
+      render('main');
+    } else if (ev.kind === 'done') {
+      state.downloads.delete(c.id);
+      void refreshModels();
+    } else if (ev.kind === 'error') {
+      const d = state.downloads.get(c.id);
+      state.downloads.set(c.id, { state: 'failed', bytes: d?.bytes ?? 0, total: d?.total ?? c.sizeBytes, rate: 0, eta: null });
+      showToast(t('error.title', { code: ev.code ?? 'download' }), ev.message, { kind: 'error' });
+      render('main');
+    }
+  };
+  try {
+    if (resume) await ipc.resumeDownload(c.id, ch);
+    else await ipc.downloadModel(c.id, ch);
+  } catch (e) {
+    showError(e);
+    const d = state.downloads.get(c.id);
+    state.downloads.set(c.id, { state: 'failed', bytes: d?.bytes ?? 0, total: d?.total ?? c.sizeBytes, rate: 0, eta: null });
+    render('main');
+  }
+}
+
+function importSection(): HTMLElement {
+  // One input for the page's lifetime, so progress redraws never drop what the user is typing.
+  pathInput ??= h('input', { type: 'text', id: 'import-path', class: 'text-input', placeholder: '/home/me/models/gemma-3-4b-it-Q4_K_M.gguf', spellcheck: 'false' });
+  if (importError) {
+    pathInput.setAttribute('aria-describedby', 'import-error');
+    pathInput.setAttribute('aria-invalid', 'true');
+  } else {
+    pathInput.removeAttribute('aria-describedby');
+    pathInput.removeAttribute('aria-invalid');
+  }
+  const drop = h('div', { class: 'drop-zone', id: 'import-drop' }, icon('file'), t('models.dropHere'));
+  for (const ev of ['dragenter', 'dragover']) drop.addEventListener(ev, (e) => { e.preventDefault(); drop.classList.add('dragging'); });
+  drop.addEventListener('dragleave', () => drop.classList.remove('dragging'));
+  drop.addEventListener('drop', (e) => {
+    e.preventDefault();
+    drop.classList.remove('dragging');
+    const f = (e as DragEvent).dataTransfer?.files[0] as (File & { path?: string }) | undefined;
+    if (f) void importPath(f.path || f.name);
+  });
+  return h(
+    'section',
+    { class: 'page-section', 'aria-labelledby': 'import-h' },
+    h('h2', { id: 'import-h' }, t('models.import')),
+    h(
+      'form',
+      { class: 'import-form', onsubmit: (e: Event) => { e.preventDefault(); void importPath(pathInput?.value ?? ''); } },
+      h('label', { for: 'import-path', class: 'field-label' }, t('models.importPath')),
+      h('div', { class: 'inline' }, pathInput, h('button', { type: 'submit', class: 'btn btn-primary', id: 'import-btn' }, t('models.importButton')), h('button', { type: 'button', class: 'btn', id: 'browse-btn', onclick: () => void browse() }, t('models.browse'))),
+      importError ? h('p', { class: 'field-error', id: 'import-error', role: 'alert' }, importError) : null,
+      drop,
+    ),
+  );
+}
+
+async function browse(): Promise<void> {
+  try {
+    const path = await ipc.pickModelFile();
+    if (path) await importPath(path);
+  } catch (e) {
+    showError(e);
+  }
+}
+
+/** Imports a local GGUF by path (from the text field, the file dialog or a drop). */
+export async function importPath(raw: string): Promise<void> {
+  const path = raw.trim();
+  importError = null;
+  if (path === '') importError = t('models.emptyPath');
+  else if (!/\.gguf$/i.test(path)) importError = t('models.notGguf');
+  if (importError) {
+    render('main');
+    document.getElementById('import-path')?.focus();
+    return;
+  }
+  try {
+    const m = await ipc.importModel(path);
+    showToast(t('models.imported', { name: m.name || basename(path) }), null);
+    if (pathInput) pathInput.value = '';
+  } catch (e) {
+    const err = ipc.toHearthError(e);
+    importError = `${err.message} (${err.code})`;
+  }
+  await refreshModels();
+}

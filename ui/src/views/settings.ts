@@ -1,0 +1,109 @@
+// The settings page. Each field saves on change through set_settings; theme and language apply live.
+import { h } from '../dom';
+import { t, type Key } from '../i18n';
+import * as ipc from '../ipc';
+import type { Settings } from '../ipc';
+import { state } from '../state';
+import { showError } from '../toast';
+
+const fieldErrors = new Map<keyof Settings, string>();
+let applyHook: (s: Settings) => void = () => {};
+
+/** main.ts registers how settings take effect (theme, language, redraw). */
+export function onSettingsApplied(fn: (s: Settings) => void): void {
+  applyHook = fn;
+}
+
+async function save(key: keyof Settings, value: Settings[keyof Settings], status: HTMLElement): Promise<void> {
+  fieldErrors.delete(key);
+  try {
+    const updated = await ipc.setSettings({ [key]: value } as Partial<Settings>);
+    state.settings = updated;
+    status.textContent = t('settings.saved');
+    applyHook(updated);
+  } catch (e) {
+    const err = ipc.toHearthError(e);
+    fieldErrors.set(key, err.message);
+    showError(err);
+    applyHook(state.settings!);
+  }
+}
+
+type NumberKey = 'temperature' | 'topP' | 'topK' | 'minP' | 'repeatPenalty' | 'seed' | 'contextSize' | 'threads';
+
+export function settingsPage(): HTMLElement {
+  const s = state.settings;
+  const status = h('p', { class: 'save-status small muted', role: 'status', 'aria-live': 'polite' });
+  if (!s) return h('div', { class: 'page' }, h('h1', { class: 'page-title' }, t('settings.title')));
+
+  const errorFor = (key: keyof Settings) => (fieldErrors.has(key) ? h('p', { class: 'field-error', id: `err-${key}` }, fieldErrors.get(key)!) : null);
+
+  const numberField = (key: NumberKey, label: Key, opts: { step: string; min?: number; max?: number; nullable?: boolean }) => {
+    const id = `set-${key}`;
+    const input = h('input', { type: 'number', id, class: 'text-input', step: opts.step, min: opts.min ?? null, max: opts.max ?? null, value: s[key] === null ? '' : String(s[key]), 'aria-invalid': fieldErrors.has(key) ? 'true' : null, 'aria-describedby': fieldErrors.has(key) ? `err-${key}` : null });
+    input.addEventListener('change', () => {
+      const raw = input.value.trim();
+      if (raw === '' && opts.nullable) return void save(key, null, status);
+      const n = Number(raw);
+      if (raw === '' || !Number.isFinite(n)) {
+        fieldErrors.set(key, t('settings.invalid'));
+        applyHook(state.settings!);
+        return;
+      }
+      void save(key, n, status);
+    });
+    return h('div', { class: 'field' }, h('label', { for: id, class: 'field-label' }, t(label)), input, errorFor(key));
+  };
+
+  const selectField = <K extends 'device' | 'theme' | 'language'>(key: K, label: Key, options: [Settings[K], string][]) => {
+    const id = `set-${key}`;
+    const sel = h('select', { id, class: 'text-input' }, options.map(([v, text]) => h('option', { value: v, selected: s[key] === v }, text)));
+    sel.addEventListener('change', () => void save(key, sel.value as Settings[K], status));
+    return h('div', { class: 'field' }, h('label', { for: id, class: 'field-label' }, t(label)), sel, errorFor(key));
+  };
+
+  const prompt = h('textarea', { id: 'set-systemPrompt', class: 'text-input', rows: 4 });
+  prompt.value = s.systemPrompt;
+  prompt.addEventListener('change', () => void save('systemPrompt', prompt.value, status));
+
+  return h(
+    'div',
+    { class: 'page settings-page' },
+    h('h1', { class: 'page-title' }, t('settings.title')),
+    h(
+      'section',
+      { class: 'page-section', 'aria-labelledby': 'set-appearance' },
+      h('h2', { id: 'set-appearance' }, t('settings.appearance')),
+      h('div', { class: 'grid' },
+        selectField('theme', 'settings.theme', [['system', t('settings.theme.system')], ['light', t('settings.theme.light')], ['dark', t('settings.theme.dark')]]),
+        // Language names are shown in their own language so either can always be found.
+        selectField('language', 'settings.language', [['ko', '한국어'], ['en', 'English']]),
+      ),
+    ),
+    h(
+      'section',
+      { class: 'page-section', 'aria-labelledby': 'set-generation' },
+      h('h2', { id: 'set-generation' }, t('settings.generation')),
+      h('div', { class: 'field' }, h('label', { for: 'set-systemPrompt', class: 'field-label' }, t('settings.systemPrompt')), prompt, errorFor('systemPrompt')),
+      h('div', { class: 'grid' },
+        numberField('temperature', 'settings.temperature', { step: '0.05', min: 0, max: 2 }),
+        numberField('topP', 'settings.topP', { step: '0.01', min: 0, max: 1 }),
+        numberField('topK', 'settings.topK', { step: '1', min: 0 }),
+        numberField('minP', 'settings.minP', { step: '0.01', min: 0, max: 1 }),
+        numberField('repeatPenalty', 'settings.repeatPenalty', { step: '0.05', min: 0 }),
+        numberField('seed', 'settings.seed', { step: '1', min: 0, nullable: true }),
+      ),
+    ),
+    h(
+      'section',
+      { class: 'page-section', 'aria-labelledby': 'set-performance' },
+      h('h2', { id: 'set-performance' }, t('settings.performance')),
+      h('div', { class: 'grid' },
+        numberField('contextSize', 'settings.contextSize', { step: '256', min: 256 }),
+        numberField('threads', 'settings.threads', { step: '1', min: 1, nullable: true }),
+        selectField('device', 'settings.device', [['auto', t('settings.device.auto')], ['cpu', t('settings.device.cpu')], ['gpu', t('settings.device.gpu')]]),
+      ),
+    ),
+    status,
+  );
+}

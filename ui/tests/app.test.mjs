@@ -1,0 +1,216 @@
+// Sidebar, search, settings, language, themes and the model pages in headless Chromium.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, launch, openApp, chatSeed, mock, screenshot, CATALOG } from './helpers.mjs';
+
+let server;
+let browser;
+before(async () => {
+  server = await startServer();
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+async function withApp(seed, fn) {
+  const context = await browser.newContext(server.url);
+  try {
+    const page = await openApp(context, server.url, seed);
+    await fn(page, context);
+    assert.deepEqual(page.pageErrors.map(String), [], 'no uncaught page errors');
+  } finally {
+    await context.close();
+  }
+}
+
+const sidebarTitles = (page) => page.$$eval('.conv-nav .conv-title', (els) => els.map((e) => e.textContent));
+
+test('sidebar lists pinned first, renames, pins and unpins', async () => {
+  await withApp(chatSeed(), async (page) => {
+    assert.deepEqual(await page.$$eval('.section-title', (e) => e.map((x) => x.textContent)), ['Pinned', 'Recent']);
+    assert.equal((await sidebarTitles(page))[0], 'Trip to Jeju');
+    await page.getByRole('button', { name: 'Rename: Rust lifetimes' }).click();
+    const input = page.getByRole('textbox', { name: 'New title for Rust lifetimes' });
+    await input.fill('Borrowing in Rust');
+    await input.press('Enter');
+    await page.waitForSelector('.conv-title >> text=Borrowing in Rust');
+    assert.deepEqual((await mock(page, 'callsOf', 'rename_conversation')).map((c) => c.args.title), ['Borrowing in Rust']);
+    // Escape cancels a rename without a call.
+    await page.getByRole('button', { name: 'Rename: Borrowing in Rust' }).click();
+    await page.getByRole('textbox', { name: 'New title for Borrowing in Rust' }).press('Escape');
+    assert.equal((await mock(page, 'callsOf', 'rename_conversation')).length, 1);
+    await page.getByRole('button', { name: 'Pin: Borrowing in Rust' }).click();
+    await page.waitForFunction(() => document.querySelectorAll('.conv-section')[0].textContent.includes('Borrowing in Rust'));
+    const pinned = await page.$$eval('.conv-section:first-child .conv-title', (e) => e.map((x) => x.textContent));
+    assert.deepEqual(pinned.sort(), ['Borrowing in Rust', 'Trip to Jeju']);
+    await page.getByRole('button', { name: 'Unpin: Trip to Jeju' }).click();
+    await page.waitForFunction(() => !document.querySelectorAll('.conv-section')[0].textContent.includes('Trip to Jeju'));
+  });
+});
+
+test('delete hides at once, undo restores without deleting, dismiss deletes for real', async () => {
+  await withApp(chatSeed(), async (page) => {
+    await page.getByRole('button', { name: 'Delete: Rust lifetimes' }).click();
+    assert.ok(!(await sidebarTitles(page)).includes('Rust lifetimes'));
+    await page.getByRole('button', { name: 'Undo' }).click();
+    await page.waitForSelector('.conv-title >> text=Rust lifetimes');
+    assert.equal((await mock(page, 'callsOf', 'delete_conversation')).length, 0, 'undo never called delete');
+    await page.getByRole('button', { name: 'Delete: Rust lifetimes' }).click();
+    await page.locator('.toast').getByRole('button', { name: 'Dismiss' }).click();
+    await page.waitForFunction(() => window.__hearthMock.callsOf('delete_conversation').length === 1);
+    await page.waitForFunction(() => window.__hearthMock.callsOf('list_conversations').length >= 1);
+    assert.ok(!(await sidebarTitles(page)).includes('Rust lifetimes'));
+    assert.equal((await mock(page, 'conversationIds')).length, 2);
+  });
+});
+
+test('search uses the store search, highlights matches and opens the hit', async () => {
+  await withApp(chatSeed(), async (page) => {
+    await page.keyboard.press('Control+k');
+    await page.keyboard.type('회의');
+    await page.waitForSelector('.hit mark');
+    assert.deepEqual((await mock(page, 'callsOf', 'search_conversations')).map((c) => c.args.query), ['회의']);
+    assert.deepEqual(await page.$$eval('.hit mark', (e) => e.map((x) => x.textContent)), ['회의', '회의']);
+    assert.deepEqual(await page.$$eval('.hit .conv-title', (e) => e.map((x) => x.textContent)), ['회의록 정리', '회의록 정리']);
+    await page.locator('.hit button').first().click();
+    await page.waitForSelector('.msg-assistant >> text=출시 일정');
+    await page.locator('#search').fill('no such words anywhere');
+    await page.waitForSelector('.conv-nav >> text=No matches');
+    // Escape in the search box clears it and brings the list back.
+    await page.locator('#search').press('Escape');
+    await page.waitForSelector('.section-title >> text=Pinned');
+  });
+});
+
+test('settings save through set_settings and persist across a reload', async () => {
+  await withApp(chatSeed(), async (page) => {
+    await page.getByRole('button', { name: 'Settings' }).click();
+    await page.getByLabel('Temperature').fill('0.3');
+    await page.getByLabel('Temperature').press('Tab');
+    await page.getByLabel('System prompt').fill('Answer briefly.');
+    await page.getByLabel('System prompt').press('Tab');
+    await page.getByLabel('Seed (empty = random)').fill('42');
+    await page.getByLabel('Seed (empty = random)').press('Tab');
+    await page.getByLabel('Device').selectOption('cpu');
+    await page.getByLabel('Theme').selectOption('dark');
+    await page.waitForFunction(() => document.documentElement.dataset.theme === 'dark');
+    const patches = (await mock(page, 'callsOf', 'set_settings')).map((c) => c.args.patch);
+    assert.deepEqual(patches, [{ temperature: 0.3 }, { systemPrompt: 'Answer briefly.' }, { seed: 42 }, { device: 'cpu' }, { theme: 'dark' }]);
+
+    // A value the backend rejects is shown next to the field, and nothing else changes.
+    await page.getByLabel('Temperature').fill('5');
+    await page.getByLabel('Temperature').press('Tab');
+    await page.waitForSelector('.field-error >> text=temperature must be between 0 and 2');
+    assert.equal(await page.getByLabel('Temperature').getAttribute('aria-invalid'), 'true');
+    await page.waitForSelector('.toast-error >> text=invalid_setting');
+
+    await page.reload();
+    await page.waitForSelector('html[data-ready="1"]');
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark');
+    await page.getByRole('button', { name: 'Settings' }).click();
+    assert.equal(await page.getByLabel('Temperature').inputValue(), '0.3');
+    assert.equal(await page.getByLabel('System prompt').inputValue(), 'Answer briefly.');
+    assert.equal(await page.getByLabel('Seed (empty = random)').inputValue(), '42');
+    assert.equal(await page.getByLabel('Device').inputValue(), 'cpu');
+    await screenshot(page, 'settings-dark-en');
+  });
+});
+
+test('language switches live between English and Korean', async () => {
+  await withApp(chatSeed(), async (page) => {
+    await page.getByRole('button', { name: 'Settings' }).click();
+    await page.getByLabel('Language').selectOption('ko');
+    await page.waitForFunction(() => document.documentElement.lang === 'ko');
+    // Every region redraws in Korean without a reload.
+    assert.equal(await page.locator('.page-title').textContent(), '설정');
+    assert.equal(await page.locator('#new-chat').textContent(), '새 대화');
+    assert.equal(await page.locator('#search').getAttribute('placeholder'), '대화 검색 (Ctrl+K)');
+    assert.equal(await page.getByLabel('언어').inputValue(), 'ko');
+    assert.deepEqual((await mock(page, 'callsOf', 'set_settings')).map((c) => c.args.patch), [{ language: 'ko' }]);
+    await page.getByRole('button', { name: '대화', exact: true }).click();
+    assert.equal(await page.getByRole('textbox', { name: '메시지' }).getAttribute('placeholder'), 'Hearth에게 메시지 보내기 — Enter 전송, Shift+Enter 줄바꿈');
+    await page.getByRole('button', { name: '회의록 정리', exact: true }).click();
+    await page.waitForSelector('.msg-assistant');
+    await screenshot(page, 'chat-light-ko');
+    await page.getByRole('button', { name: '설정' }).click();
+    await page.getByLabel('테마').selectOption('dark');
+    await page.getByRole('button', { name: '모델', exact: true }).click();
+    await page.waitForSelector('.card');
+    await screenshot(page, 'models-dark-ko');
+    await page.getByRole('button', { name: '설정' }).click();
+    await page.getByLabel('언어').selectOption('en');
+    await page.waitForFunction(() => document.documentElement.lang === 'en');
+    assert.equal(await page.locator('.page-title').textContent(), 'Settings');
+  });
+});
+
+test('first run leads to the model page: catalog fit badges, download with cancel and resume, load', async () => {
+  await withApp({ catalog: CATALOG, settings: { theme: 'light', language: 'en' } }, async (page) => {
+    await page.waitForSelector('#first-run-title >> text=Welcome to Hearth');
+    await screenshot(page, 'first-run-light-en');
+    await page.getByRole('button', { name: 'Get a model' }).click();
+    await page.waitForSelector('.models-page');
+    assert.deepEqual(await page.$$eval('.card .fit', (e) => e.map((x) => x.textContent)), ['Fits', 'Fits', 'Tight fit', 'Too big']);
+    assert.match(await page.locator('.card[data-model="gemma-3-27b"]').textContent(), /Needs 20\.5 GB of 14\.9 GB free memory/);
+
+    await page.getByRole('button', { name: 'Download: Gemma 3 1B' }).click();
+    await page.waitForFunction(() => window.__hearthMock.callsOf('download_model').length === 1);
+    await mock(page, 'downloadProgress', 'gemma-3-1b', 200_000_000, 806_000_000, 20_000_000, 30.3);
+    const bar = page.getByRole('progressbar', { name: 'Download progress for Gemma 3 1B' });
+    await page.waitForFunction(() => document.querySelector('.card[data-model="gemma-3-1b"] progress')?.value === 200_000_000);
+    assert.equal(await bar.getAttribute('max'), '806000000');
+    assert.match(await page.locator('.card[data-model="gemma-3-1b"] .progress-text').textContent(), /191 MB of 769 MB · 19\.1 MB\/s · 30s left/);
+    await page.getByRole('button', { name: 'Cancel: Gemma 3 1B' }).click();
+    await page.waitForSelector('.card[data-model="gemma-3-1b"] >> text=Paused at 191 MB of 769 MB');
+    await page.getByRole('button', { name: 'Resume: Gemma 3 1B' }).click();
+    await page.waitForFunction(() => window.__hearthMock.callsOf('resume_download').length === 1);
+    await mock(page, 'downloadProgress', 'gemma-3-1b', 700_000_000, 806_000_000, 25_000_000, 4);
+    await page.waitForSelector('.card[data-model="gemma-3-1b"] >> text=4s left');
+    await screenshot(page, 'models-light-en');
+    await mock(page, 'downloadDone', 'gemma-3-1b');
+    await page.waitForSelector('.row[data-model="gemma-3-1b"]');
+    await page.locator('.row[data-model="gemma-3-1b"]').getByRole('button', { name: 'Load' }).click();
+    await page.waitForSelector('.row[data-model="gemma-3-1b"] >> text=Loaded');
+    assert.equal(await page.locator('#model-state').count(), 0, 'header not shown on the models page');
+    await page.getByRole('button', { name: 'Chats' }).click();
+    assert.equal(await page.locator('#model-picker').inputValue(), 'gemma-3-1b');
+    assert.equal(await page.locator('#model-state').textContent(), 'Gemma 3 1B');
+  });
+});
+
+test('import a local GGUF by path, by file dialog, and reject a wrong path clearly', async () => {
+  await withApp({ catalog: CATALOG, pickResult: '/home/me/Downloads/picked-model.gguf', settings: { language: 'en' } }, async (page) => {
+    await page.getByRole('button', { name: 'Models' }).click();
+    const field = page.getByLabel('Path to a .gguf file');
+    await page.getByRole('button', { name: 'Import', exact: true }).click();
+    await page.waitForSelector('#import-error >> text=Enter a path to a .gguf file');
+    await field.fill('/home/me/notes.txt');
+    await field.press('Enter');
+    await page.waitForSelector('#import-error >> text=Only .gguf files can be imported');
+    assert.equal((await mock(page, 'callsOf', 'import_model')).length, 0, 'bad paths never reach the backend');
+    await field.fill('/home/me/missing.gguf');
+    await field.press('Enter');
+    await page.waitForSelector('#import-error >> text=no file at /home/me/missing.gguf (not_found)');
+    await field.fill('/home/me/models/my-gemma.gguf');
+    await field.press('Enter');
+    await page.waitForSelector('.row >> text=my-gemma');
+    await page.getByRole('button', { name: 'Browse…' }).click();
+    await page.waitForSelector('.row >> text=picked-model');
+    assert.deepEqual((await mock(page, 'callsOf', 'import_model')).map((c) => c.args.path), ['/home/me/missing.gguf', '/home/me/models/my-gemma.gguf', '/home/me/Downloads/picked-model.gguf']);
+    // A GGUF dropped from the shell is imported too.
+    await page.evaluate(() => window.__TAURI_INTERNALS__.invoke('plugin:event|emit', { event: 'tauri://drag-drop', payload: { paths: ['/tmp/dropped.gguf'], position: { x: 0, y: 0 } } }));
+    await page.waitForSelector('.row >> text=dropped');
+  });
+});
+
+test('model picker loads a model and shows its state', async () => {
+  const other = { id: 'other', name: 'Other model', path: '/m/other.gguf', sizeBytes: 1e9, quant: 'Q4_0', contextLength: 8192 };
+  await withApp(chatSeed({ installed: [chatSeed().installed[0], other] }), async (page) => {
+    assert.equal(await page.locator('#model-state').textContent(), 'Gemma 3 270M');
+    await page.locator('#model-picker').selectOption('other');
+    await page.waitForFunction(() => document.querySelector('#model-state')?.textContent === 'Other model');
+    assert.deepEqual((await mock(page, 'callsOf', 'load_model')).map((c) => c.args.modelId), ['other']);
+  });
+});

@@ -1,0 +1,360 @@
+// An in-memory stand-in for the Rust shell, installed with mockIPC before the app loads.
+// It follows IPC.md (branching tree of messages, paged conversations, channels) so the tests
+// exercise the same contract the real shell implements. Tests drive streams through
+// window.__hearthMock (token/done/error) and read back every command in `calls`.
+import { mockIPC } from '@tauri-apps/api/mocks';
+import type { CatalogEntry, Conversation, GenerationStats, InstalledModel, Message, ModelState, SearchHit, Settings, StreamEvent } from '../../src/ipc';
+
+interface StoredMessage {
+  id: string;
+  conversationId: string;
+  parentId: string | null;
+  role: 'user' | 'assistant';
+  text: string;
+  state: Message['state'];
+  stats: GenerationStats | null;
+  attachments: string[];
+  createdAt: string;
+}
+
+interface Seed {
+  conversations?: { title: string; pinned?: boolean; messages?: [string, string][] }[];
+  installed?: InstalledModel[];
+  catalog?: CatalogEntry[];
+  loaded?: string | null;
+  settings?: Partial<Settings>;
+  pickResult?: string | null;
+}
+
+interface Call {
+  cmd: string;
+  args: Record<string, unknown>;
+}
+
+const SETTINGS_KEY = 'hearth-mock-settings';
+const DEFAULT_SETTINGS: Settings = {
+  systemPrompt: '', temperature: 0.7, topP: 0.95, topK: 40, minP: 0.05, repeatPenalty: 1.1, seed: null,
+  contextSize: 4096, threads: null, device: 'auto', theme: 'light', language: 'en',
+};
+
+let nextId = 1;
+const newId = (p: string) => `${p}${nextId++}`;
+let clock = Date.UTC(2026, 10, 27, 9, 0, 0);
+const now = () => new Date((clock += 1000)).toISOString();
+
+const conversations = new Map<string, Conversation>();
+const messages = new Map<string, StoredMessage>();
+/** parent key -> selected child id; parent key is the parent id or "root:<conversation>". */
+const selected = new Map<string, string>();
+let installed: InstalledModel[] = [];
+let catalog: CatalogEntry[] = [];
+let model: ModelState = { state: 'none', modelId: null, name: null, contextSize: null };
+let pickResult: string | null = null;
+const calls: Call[] = [];
+const failNext = new Map<string, { code: string; message: string }>();
+
+interface ActiveStream { conversationId: string; assistantId: string; channelId: number; index: number }
+let stream: ActiveStream | null = null;
+const downloads = new Map<string, { channelId: number; index: number }>();
+
+function loadSettings(): Settings {
+  const raw = localStorage.getItem(SETTINGS_KEY);
+  return raw ? { ...DEFAULT_SETTINGS, ...JSON.parse(raw) } : { ...DEFAULT_SETTINGS };
+}
+function storeSettings(s: Settings): void {
+  localStorage.setItem(SETTINGS_KEY, JSON.stringify(s));
+}
+
+function parentKey(m: { parentId: string | null; conversationId: string }): string {
+  return m.parentId ?? `root:${m.conversationId}`;
+}
+function children(key: string): StoredMessage[] {
+  return [...messages.values()].filter((m) => parentKey(m) === key);
+}
+function activePath(conversationId: string): StoredMessage[] {
+  const out: StoredMessage[] = [];
+  let key = `root:${conversationId}`;
+  for (;;) {
+    const kids = children(key);
+    if (kids.length === 0) return out;
+    const pick = kids.find((k) => k.id === selected.get(key)) ?? kids[kids.length - 1];
+    out.push(pick);
+    key = pick.id;
+  }
+}
+function toMessage(m: StoredMessage): Message {
+  const sibs = children(parentKey(m));
+  return { id: m.id, conversationId: m.conversationId, role: m.role, text: m.text, state: m.state, stats: m.stats, attachments: m.attachments, createdAt: m.createdAt, error: null, branch: { index: sibs.indexOf(m), count: sibs.length, siblingIds: sibs.map((s) => s.id) } };
+}
+const tokensOf = (s: string) => Math.ceil(s.length / 4);
+function messageList(conversationId: string) {
+  const path = activePath(conversationId);
+  return { messages: path.map(toMessage), contextTokens: path.reduce((n, m) => n + tokensOf(m.text), 0) };
+}
+function addMessage(conversationId: string, parentId: string | null, role: 'user' | 'assistant', text: string, st: Message['state'] = 'complete', attachments: string[] = []): StoredMessage {
+  const m: StoredMessage = { id: newId('m'), conversationId, parentId, role, text, state: st, stats: role === 'assistant' && st === 'complete' ? { tokens: tokensOf(text), tokensPerS: 42.5, stopReason: 'eos' } : null, attachments, createdAt: now() };
+  messages.set(m.id, m);
+  selected.set(parentKey(m), m.id);
+  const c = conversations.get(conversationId);
+  if (c) c.updatedAt = m.createdAt;
+  return m;
+}
+function createConv(title: string, pinned = false): Conversation {
+  const ts = now();
+  const c: Conversation = { id: newId('c'), title, pinned, archived: false, createdAt: ts, updatedAt: ts };
+  conversations.set(c.id, c);
+  return c;
+}
+
+function err(code: string, message: string): never {
+  throw { code, message };
+}
+
+function channelId(arg: unknown): number {
+  const id = (arg as { id?: number } | undefined)?.id;
+  if (typeof id !== 'number') err('bad_channel', 'expected a Channel');
+  return id;
+}
+
+function send(id: number, index: number, message: unknown): void {
+  window.__TAURI_INTERNALS__.runCallback(id, { index, message });
+}
+
+function startStream(conversationId: string, parentId: string, onEvent: unknown): string {
+  const a = addMessage(conversationId, parentId, 'assistant', '', 'streaming');
+  stream = { conversationId, assistantId: a.id, channelId: channelId(onEvent), index: 0 };
+  return a.id;
+}
+
+function finish(stopReason: GenerationStats['stopReason'], tokensPerS = 31.4): void {
+  if (!stream) return;
+  const m = messages.get(stream.assistantId)!;
+  const stats: GenerationStats = { tokens: tokensOf(m.text), tokensPerS, stopReason, promptTokens: 12 };
+  m.state = 'complete';
+  m.stats = stats;
+  const s = stream;
+  stream = null;
+  send(s.channelId, s.index++, { kind: 'done', stats } satisfies StreamEvent);
+}
+
+function sanitizeArgs(args: Record<string, unknown> | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(args ?? {})) out[k] = v && typeof v === 'object' && 'id' in (v as object) && typeof (v as { id: unknown }).id === 'number' && !Array.isArray(v) ? '<channel>' : v;
+  return out;
+}
+
+function handle(cmd: string, args: Record<string, unknown>): unknown {
+  const failure = failNext.get(cmd);
+  if (failure) {
+    failNext.delete(cmd);
+    throw failure;
+  }
+  const str = (k: string) => String(args[k] ?? '');
+  switch (cmd) {
+    case 'get_settings':
+      return loadSettings();
+    case 'set_settings': {
+      const patch = (args.patch ?? {}) as Partial<Settings>;
+      if (patch.temperature !== undefined && (patch.temperature < 0 || patch.temperature > 2)) err('invalid_setting', 'temperature must be between 0 and 2');
+      if (patch.contextSize !== undefined && patch.contextSize < 256) err('invalid_setting', 'context size must be at least 256 tokens');
+      const s = { ...loadSettings(), ...patch };
+      storeSettings(s);
+      return s;
+    }
+    case 'list_conversations': {
+      const all = [...conversations.values()].filter((c) => c.archived === Boolean(args.archived)).sort((a, b) => b.updatedAt.localeCompare(a.updatedAt));
+      const start = args.cursor ? Number(args.cursor) : 0;
+      const limit = Number(args.limit ?? 50);
+      const items = all.slice(start, start + limit);
+      return { items, nextCursor: start + limit < all.length ? String(start + limit) : null };
+    }
+    case 'create_conversation':
+      return createConv((args.title as string | null) ?? '');
+    case 'rename_conversation': {
+      const c = conversations.get(str('id')) ?? err('not_found', 'no such conversation');
+      if (str('title').trim() === '') err('invalid_title', 'title must not be empty');
+      c.title = str('title');
+      return c;
+    }
+    case 'pin_conversation': {
+      const c = conversations.get(str('id')) ?? err('not_found', 'no such conversation');
+      c.pinned = Boolean(args.pinned);
+      return c;
+    }
+    case 'archive_conversation': {
+      const c = conversations.get(str('id')) ?? err('not_found', 'no such conversation');
+      c.archived = Boolean(args.archived);
+      return c;
+    }
+    case 'delete_conversation':
+      if (!conversations.delete(str('id'))) err('not_found', 'no such conversation');
+      for (const [id, m] of messages) if (m.conversationId === str('id')) messages.delete(id);
+      return null;
+    case 'search_conversations': {
+      const q = str('query').toLowerCase();
+      const hits: SearchHit[] = [];
+      for (const m of messages.values()) {
+        const i = m.text.toLowerCase().indexOf(q);
+        if (q && i >= 0) {
+          const from = Math.max(0, i - 20);
+          const snippet = `${from > 0 ? '…' : ''}${m.text.slice(from, i)}\u0002${m.text.slice(i, i + q.length)}\u0003${m.text.slice(i + q.length, i + q.length + 30)}`;
+          hits.push({ conversationId: m.conversationId, messageId: m.id, title: conversations.get(m.conversationId)?.title ?? '', snippet });
+        }
+      }
+      return hits.slice(0, Number(args.limit ?? 20));
+    }
+    case 'list_messages':
+      if (!conversations.has(str('conversationId'))) err('not_found', 'no such conversation');
+      return messageList(str('conversationId'));
+    case 'send_message': {
+      const cid = str('conversationId');
+      if (!conversations.has(cid)) err('not_found', 'no such conversation');
+      if (model.state !== 'ready') err('no_model', 'no model is loaded');
+      if (stream) err('busy', 'a reply is already being generated');
+      const path = activePath(cid);
+      const u = addMessage(cid, path.length ? path[path.length - 1].id : null, 'user', str('text'), 'complete', (args.attachments as string[]) ?? []);
+      const c = conversations.get(cid)!;
+      if (!c.title) c.title = str('text').slice(0, 40);
+      return { userMessageId: u.id, assistantMessageId: startStream(cid, u.id, args.onEvent) };
+    }
+    case 'regenerate': {
+      const a = messages.get(str('messageId')) ?? err('not_found', 'no such message');
+      if (a.role !== 'assistant' || !a.parentId) err('invalid_message', 'only a reply can be regenerated');
+      return { userMessageId: null, assistantMessageId: startStream(a.conversationId, a.parentId, args.onEvent) };
+    }
+    case 'edit_message': {
+      const u = messages.get(str('messageId')) ?? err('not_found', 'no such message');
+      if (u.role !== 'user') err('invalid_message', 'only your own messages can be edited');
+      const edited = addMessage(u.conversationId, u.parentId, 'user', str('text'), 'complete', u.attachments);
+      return { userMessageId: edited.id, assistantMessageId: startStream(u.conversationId, edited.id, args.onEvent) };
+    }
+    case 'select_branch': {
+      const m = messages.get(str('messageId')) ?? err('not_found', 'no such message');
+      selected.set(parentKey(m), m.id);
+      return messageList(m.conversationId);
+    }
+    case 'stop_generation':
+      finish('stopped');
+      return null;
+    case 'model_catalog':
+      return catalog.map((c) => ({ ...c, installed: installed.some((m) => m.id === c.id) }));
+    case 'list_installed_models':
+      return installed;
+    case 'current_model':
+      return model;
+    case 'download_model':
+    case 'resume_download': {
+      const c = catalog.find((x) => x.id === str('modelId')) ?? err('not_found', 'no such catalog entry');
+      downloads.set(c.id, { channelId: channelId(args.onProgress), index: 0 });
+      return null;
+    }
+    case 'cancel_download': {
+      const d = downloads.get(str('modelId')) ?? err('not_found', 'no download running');
+      send(d.channelId, d.index++, { kind: 'cancelled' });
+      downloads.delete(str('modelId'));
+      return null;
+    }
+    case 'import_model': {
+      const path = str('path');
+      if (!path.toLowerCase().endsWith('.gguf')) err('not_gguf', 'not a GGUF file');
+      if (path.includes('missing')) err('not_found', `no file at ${path}`);
+      const name = path.split(/[\\/]/).pop()!.replace(/\.gguf$/i, '');
+      const m: InstalledModel = { id: newId('model'), name, path, sizeBytes: 253_000_000, quant: 'Q4_K_M', contextLength: 32768 };
+      installed.push(m);
+      return m;
+    }
+    case 'pick_model_file':
+      return pickResult;
+    case 'remove_model':
+      installed = installed.filter((m) => m.id !== str('modelId'));
+      return null;
+    case 'load_model': {
+      const m = installed.find((x) => x.id === str('modelId')) ?? err('not_found', 'model is not installed');
+      const id = channelId(args.onProgress);
+      send(id, 0, { kind: 'progress', fraction: 0.5 });
+      send(id, 1, { kind: 'progress', fraction: 1 });
+      send(id, 2, { kind: 'done' });
+      model = { state: 'ready', modelId: m.id, name: m.name, contextSize: loadSettings().contextSize };
+      return model;
+    }
+    case 'open_external':
+      return null;
+    default:
+      err('unknown_command', `mock has no command ${cmd}`);
+  }
+}
+
+const control = {
+  calls,
+  callsOf: (cmd: string) => calls.filter((c) => c.cmd === cmd),
+  configure(seed: Seed): void {
+    if (seed.settings && localStorage.getItem(SETTINGS_KEY) === null) storeSettings({ ...DEFAULT_SETTINGS, ...seed.settings });
+    installed = seed.installed ?? [];
+    catalog = seed.catalog ?? [];
+    pickResult = seed.pickResult ?? null;
+    const loaded = installed.find((m) => m.id === seed.loaded);
+    if (loaded) model = { state: 'ready', modelId: loaded.id, name: loaded.name, contextSize: loadSettings().contextSize };
+    for (const sc of seed.conversations ?? []) {
+      const c = createConv(sc.title, sc.pinned);
+      let parent: string | null = null;
+      for (const [role, text] of (sc.messages ?? []).map(([u, a]) => [u, a])) {
+        const u = addMessage(c.id, parent, 'user', role);
+        const a = addMessage(c.id, u.id, 'assistant', text);
+        parent = a.id;
+      }
+    }
+  },
+  /** Streams one token of the reply in progress. */
+  token(text: string): void {
+    if (!stream) throw new Error('no stream in progress');
+    messages.get(stream.assistantId)!.text += text;
+    send(stream.channelId, stream.index++, { kind: 'token', text } satisfies StreamEvent);
+  },
+  done(tokensPerS?: number): void {
+    finish('eos', tokensPerS);
+  },
+  error(message: string): void {
+    if (!stream) return;
+    const m = messages.get(stream.assistantId)!;
+    m.state = 'error';
+    send(stream.channelId, stream.index++, { kind: 'error', message, code: 'engine' } satisfies StreamEvent);
+    stream = null;
+  },
+  streaming: () => stream !== null,
+  downloadProgress(modelId: string, bytes: number, total: number, rate: number, eta: number | null): void {
+    const d = downloads.get(modelId);
+    if (!d) throw new Error(`no download for ${modelId}`);
+    send(d.channelId, d.index++, { kind: 'progress', bytes, total, rate, eta });
+  },
+  downloadDone(modelId: string): void {
+    const d = downloads.get(modelId);
+    const c = catalog.find((x) => x.id === modelId);
+    if (!d || !c) throw new Error(`no download for ${modelId}`);
+    const m: InstalledModel = { id: c.id, name: c.name, path: `/models/${c.id}.gguf`, sizeBytes: c.sizeBytes, quant: c.quant, contextLength: 32768 };
+    installed.push(m);
+    downloads.delete(modelId);
+    send(d.channelId, d.index++, { kind: 'done', model: m });
+  },
+  fail(cmd: string, code: string, message: string): void {
+    failNext.set(cmd, { code, message });
+  },
+  messageTexts: (conversationId: string) => activePath(conversationId).map((m) => m.text),
+  conversationIds: () => [...conversations.keys()],
+};
+
+declare global {
+  interface Window {
+    __hearthMock: typeof control;
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    __TAURI_INTERNALS__: any;
+  }
+}
+
+mockIPC(
+  (cmd, args) => {
+    calls.push({ cmd, args: sanitizeArgs(args as Record<string, unknown>) });
+    return handle(cmd, (args ?? {}) as Record<string, unknown>);
+  },
+  { shouldMockEvents: true },
+);
+window.__hearthMock = control;
