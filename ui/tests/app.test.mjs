@@ -136,8 +136,14 @@ test('language switches live between English and Korean', async () => {
     await screenshot(page, 'chat-light-ko');
     await page.getByRole('button', { name: '설정' }).click();
     await page.getByLabel('테마').selectOption('dark');
+    await page.waitForFunction(() => document.documentElement.dataset.theme === 'dark');
+    await page.getByRole('button', { name: 'Trip to Jeju', exact: true }).click();
+    await page.waitForSelector('.msg-assistant');
+    await page.mouse.move(0, 0);
+    await screenshot(page, 'chat-dark-ko');
     await page.getByRole('button', { name: '모델', exact: true }).click();
     await page.waitForSelector('.card');
+    await page.mouse.move(0, 0);
     await screenshot(page, 'models-dark-ko');
     await page.getByRole('button', { name: '설정' }).click();
     await page.getByLabel('언어').selectOption('en');
@@ -212,5 +218,34 @@ test('model picker loads a model and shows its state', async () => {
     await page.locator('#model-picker').selectOption('other');
     await page.waitForFunction(() => document.querySelector('#model-state')?.textContent === 'Other model');
     assert.deepEqual((await mock(page, 'callsOf', 'load_model')).map((c) => c.args.modelId), ['other']);
+  });
+});
+
+test('the conversation list pages with "Load more"', async () => {
+  const conversations = Array.from({ length: 55 }, (_, i) => ({ title: `Chat ${String(i).padStart(2, '0')}`, messages: [] }));
+  await withApp(chatSeed({ conversations }), async (page) => {
+    assert.equal((await sidebarTitles(page)).length, 50);
+    await page.getByRole('button', { name: 'Load more' }).click();
+    await page.waitForFunction(() => document.querySelectorAll('.conv-nav .conv-title').length === 55);
+    const titles = await sidebarTitles(page);
+    assert.equal(new Set(titles).size, 55, 'no conversation listed twice');
+    assert.equal(await page.getByRole('button', { name: 'Load more' }).count(), 0);
+    assert.deepEqual((await mock(page, 'callsOf', 'list_conversations')).map((c) => c.args.cursor), [null, '50']);
+  });
+});
+
+test('a failed download can be retried, and copy puts a message on the clipboard', async () => {
+  await withApp(chatSeed(), async (page) => {
+    await page.getByRole('button', { name: 'Models' }).click();
+    await mock(page, 'fail', 'download_model', 'network', 'connection reset by peer');
+    await page.getByRole('button', { name: 'Download: Gemma 3 4B' }).click();
+    await page.waitForSelector('.toast-error >> text=connection reset by peer');
+    await page.waitForSelector('.card[data-model="gemma-3-4b"] >> text=Download failed');
+    await page.getByRole('button', { name: 'Retry: Gemma 3 4B' }).click();
+    await page.waitForFunction(() => window.__hearthMock.callsOf('resume_download').length === 1);
+    await page.getByRole('button', { name: 'Chats' }).click();
+    await page.getByRole('button', { name: 'Rust lifetimes', exact: true }).click();
+    await page.locator('.msg-assistant').getByRole('button', { name: 'Copy message' }).click();
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), 'A lifetime names how long a **borrow** is valid.');
   });
 });

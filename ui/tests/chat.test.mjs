@@ -71,13 +71,14 @@ test('streamed markdown renders code, tables and math, then shows token stats', 
     const meter = page.locator('#context-meter');
     assert.ok(Number(await meter.getAttribute('aria-valuenow')) > 0);
     assert.equal(await meter.getAttribute('aria-valuemax'), '4096');
+    await page.mouse.move(0, 0);
+    await screenshot(page, 'chat-light-en');
 
     // Copy button on the code block puts the code (not the frame's label) on the clipboard.
     await last.locator('[data-action="copy-code"]').click();
     assert.equal(await page.evaluate(() => navigator.clipboard.readText()), 'fn main() {\n    println!("hi");\n}');
     const send = mock(page, 'callsOf', 'send_message');
     assert.deepEqual((await send).map((c) => c.args.text), ['Show me some code']);
-    await screenshot(page, 'chat-light-en');
   });
 });
 

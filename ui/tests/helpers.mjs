@@ -16,8 +16,8 @@ export const screenshotDir = path.resolve(uiRoot, '..', 'docs', 'screenshots');
 const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css', '.woff2': 'font/woff2', '.woff': 'font/woff', '.ttf': 'font/ttf', '.svg': 'image/svg+xml', '.png': 'image/png' };
 
 export async function startServer() {
-  if (!existsSync(path.join(distDir, 'index.html'))) throw new Error(`ui/dist is missing: run "npm run build" in ui/ first`);
-  if (!existsSync(mockPath)) throw new Error(`ui/dist-mock/mock.js is missing: run "npm run build" in ui/ first`);
+  if (!existsSync(path.join(distDir, 'index.html'))) throw new Error(`ui/dist is missing: run "npm run build:test" in ui/ first`);
+  if (!existsSync(mockPath)) throw new Error(`ui/dist-mock/mock.js is missing: run "npm run build:test" in ui/ first`);
   const server = createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     const rel = decodeURIComponent(url.pathname === '/' ? '/index.html' : url.pathname);

@@ -133,7 +133,7 @@ function catalogCard(c: CatalogEntry): HTMLElement {
   } else {
     controls = [
       dl?.state === 'failed' ? h('span', { class: 'badge badge-error' }, t('models.failed')) : null,
-      h('button', { type: 'button', class: 'btn btn-primary', 'data-action': 'download', 'aria-label': `${dl?.state === 'failed' ? t('models.retry') : t('models.download')}: ${c.name}`, onclick: () => void startDownload(c, dl?.state === 'failed') }, icon('download'), dl?.state === 'failed' ? t('models.retry') : t('models.download')),
+      h('button', { type: 'button', class: c.fit === 'too_big' ? 'btn' : 'btn btn-primary', 'data-action': 'download', 'aria-label': `${dl?.state === 'failed' ? t('models.retry') : t('models.download')}: ${c.name}`, onclick: () => void startDownload(c, dl?.state === 'failed') }, icon('download'), dl?.state === 'failed' ? t('models.retry') : t('models.download')),
     ].filter((x): x is HTMLElement => x !== null);
   }
   return h(
