@@ -249,3 +249,33 @@ test('a failed download can be retried, and copy puts a message on the clipboard
     assert.equal(await page.evaluate(() => navigator.clipboard.readText()), 'A lifetime names how long a **borrow** is valid.');
   });
 });
+
+test('theme "system" follows the OS colour scheme live', async () => {
+  await withApp(chatSeed({ settings: { theme: 'system', language: 'en' } }), async (page) => {
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.waitForFunction(() => document.documentElement.dataset.theme === 'light');
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.waitForFunction(() => document.documentElement.dataset.theme === 'dark');
+    const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    assert.equal(bg, 'rgb(27, 26, 24)');
+    // An explicit choice wins over the OS.
+    await page.getByRole('button', { name: 'Settings' }).click();
+    await page.getByLabel('Theme').selectOption('light');
+    await page.waitForFunction(() => document.documentElement.dataset.theme === 'light');
+  });
+});
+
+test('removing a model asks inline first and can be cancelled', async () => {
+  await withApp(chatSeed(), async (page) => {
+    await page.getByRole('button', { name: 'Models' }).click();
+    await page.getByRole('button', { name: 'Remove: Gemma 3 270M' }).click();
+    await page.waitForSelector('.confirm >> text=Remove Gemma 3 270M from disk?');
+    assert.equal(await page.evaluate(() => document.activeElement?.dataset.action), 'cancel-remove', 'focus lands on the safe choice');
+    await page.keyboard.press('Enter');
+    assert.equal((await mock(page, 'callsOf', 'remove_model')).length, 0);
+    await page.getByRole('button', { name: 'Remove: Gemma 3 270M' }).click();
+    await page.locator('[data-action="confirm-remove"]').click();
+    await page.waitForSelector('.models-page >> text=No models installed yet.');
+    assert.deepEqual((await mock(page, 'callsOf', 'remove_model')).map((c) => c.args.modelId), ['gemma-3-270m']);
+  });
+});

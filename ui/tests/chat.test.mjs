@@ -90,6 +90,9 @@ test('Shift+Enter adds a line and Enter sends the whole text', async () => {
     await page.keyboard.press('Shift+Enter');
     await page.keyboard.type('line two');
     assert.equal((await mock(page, 'callsOf', 'send_message')).length, 0, 'Shift+Enter does not send');
+    // Enter that confirms a Korean IME composition must not send either.
+    await box.evaluate((el) => el.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', isComposing: true, bubbles: true, cancelable: true })));
+    assert.equal((await mock(page, 'callsOf', 'send_message')).length, 0, 'composing Enter does not send');
     await page.keyboard.press('Enter');
     await page.waitForFunction(() => window.__hearthMock.streaming());
     const [call] = await mock(page, 'callsOf', 'send_message');
@@ -255,5 +258,23 @@ test('links in replies open through open_external only after a click', async () 
     await page.waitForFunction(() => window.__hearthMock.callsOf('open_external').length === 1);
     assert.deepEqual((await mock(page, 'callsOf', 'open_external'))[0].args, { url: 'https://example.org/docs' });
     assert.equal(page.url(), before, 'the app itself did not navigate');
+  });
+});
+
+test('leaving a chat mid-reply and coming back shows one live reply, not a duplicate', async () => {
+  await withApp(chatSeed(), async (page) => {
+    await openConv(page, 'Rust lifetimes');
+    await sendText(page, 'keep going');
+    await mock(page, 'token', 'first half');
+    await page.getByRole('button', { name: 'Trip to Jeju', exact: true }).click();
+    await page.waitForSelector('.msg-user >> text=Plan a 3 day trip to Jeju');
+    assert.equal(await page.locator('.streaming').count(), 0, 'the other chat shows no stream');
+    await mock(page, 'token', ' second half');
+    await openConv(page, 'Rust lifetimes');
+    await page.waitForSelector('.streaming >> text=first half second half');
+    assert.deepEqual(await page.$$eval('.msg-user .msg-body', (e) => e.map((x) => x.textContent)), ['Explain lifetimes briefly', 'keep going']);
+    await mock(page, 'done');
+    await page.waitForSelector('.msg-assistant:not(.streaming) >> text=first half second half');
+    assert.equal(await page.locator('.msg-assistant').count(), 2);
   });
 });

@@ -104,9 +104,15 @@ function modelPicker(): HTMLElement {
   return h('div', { class: `picker state-${m.state}` }, h('span', { class: 'dot', 'aria-hidden': 'true' }), select, h('span', { class: 'sr-only', id: 'model-state', role: 'status' }, status));
 }
 
+// Only the meter changes while tokens stream; redrawing the whole header would reset the picker.
+function updateMeter(): void {
+  headerEl.querySelector('#context-meter')?.replaceWith(contextMeter());
+}
+
 function contextMeter(): HTMLElement {
   const total = state.model.contextSize ?? state.settings?.contextSize ?? 0;
-  const used = state.contextTokens + (state.streaming ? estimateTokens(state.streaming.text) : 0);
+  const live = state.streaming && state.streaming.conversationId === state.activeId ? state.streaming : null;
+  const used = state.contextTokens + (live ? estimateTokens(live.text) : 0);
   const pct = total > 0 ? Math.min(100, Math.round((used / total) * 100)) : 0;
   const label = t('context.label', { used: formatNumber(used), total: formatNumber(total) });
   return h(
@@ -308,7 +314,7 @@ function scheduleStreamPaint(): void {
   requestAnimationFrame(() => {
     framePending = false;
     paintStream();
-    render('header');
+    updateMeter();
   });
 }
 
@@ -341,7 +347,16 @@ async function reloadMessages(): Promise<void> {
   if (!state.activeId) return;
   try {
     const list = await ipc.listMessages(state.activeId);
-    state.messages = list.messages;
+    const live = state.streaming?.conversationId === state.activeId ? state.streaming : null;
+    if (live) {
+      // Coming back to a chat mid-reply: the store already has the user's turn and a 'streaming'
+      // placeholder; show the stored turn and keep our live bubble instead of the placeholder.
+      live.userText = null;
+      live.attachments = [];
+      state.messages = list.messages.filter((m) => m.state !== 'streaming');
+    } else {
+      state.messages = list.messages;
+    }
     state.contextTokens = list.contextTokens;
   } catch (e) {
     showError(e);

@@ -9,6 +9,8 @@ import { showError, showToast } from '../toast';
 
 let pathInput: HTMLInputElement | null = null;
 let importError: string | null = null;
+/** The installed model whose Remove button is asking for confirmation (inline, no native dialog). */
+let confirmingRemove: string | null = null;
 
 export async function refreshModels(): Promise<void> {
   try {
@@ -96,7 +98,12 @@ function installedList(): HTMLElement {
           loaded
             ? h('span', { class: 'badge badge-ok' }, t('models.loaded'))
             : h('button', { type: 'button', class: 'btn', disabled: loading, onclick: () => void loadModelById(m.id) }, t('models.load')),
-          h('button', { type: 'button', class: 'btn btn-ghost', 'aria-label': `${t('models.remove')}: ${m.name}`, onclick: () => void remove(m) }, t('models.remove')),
+          confirmingRemove === m.id
+            ? h('span', { class: 'confirm', role: 'group', 'aria-label': t('models.removeConfirm', { name: m.name }) },
+                h('span', { class: 'small' }, t('models.removeConfirm', { name: m.name })),
+                h('button', { type: 'button', class: 'btn btn-danger', 'data-action': 'confirm-remove', onclick: () => void remove(m) }, t('models.remove')),
+                h('button', { type: 'button', class: 'btn btn-ghost', 'data-action': 'cancel-remove', onclick: () => { confirmingRemove = null; render('main'); } }, t('models.cancel')))
+            : h('button', { type: 'button', class: 'btn btn-ghost', 'data-action': 'remove', 'aria-label': `${t('models.remove')}: ${m.name}`, onclick: () => { confirmingRemove = m.id; render('main'); (document.querySelector(`[data-model="${CSS.escape(m.id)}"] [data-action="cancel-remove"]`) as HTMLElement | null)?.focus(); } }, t('models.remove')),
         ),
       );
     }),
@@ -104,7 +111,7 @@ function installedList(): HTMLElement {
 }
 
 async function remove(m: InstalledModel): Promise<void> {
-  if (!window.confirm(t('models.removeConfirm', { name: m.name }))) return;
+  confirmingRemove = null;
   try {
     await ipc.removeModel(m.id);
   } catch (e) {
