@@ -2,7 +2,7 @@
 // Every render (including each streaming frame) goes through the sanitizer, so a half-written tag
 // can never slip through between frames. Math and copy buttons are added afterwards by our own
 // code on the sanitized DOM, never by widening what the sanitizer lets in.
-import { Marked, type Tokens, type TokenizerAndRendererExtension } from 'marked';
+import { Marked, type Tokens, type TokensList, type TokenizerAndRendererExtension } from 'marked';
 import DOMPurify from 'dompurify';
 import hljs from 'highlight.js/lib/core';
 import bash from 'highlight.js/lib/languages/bash';
@@ -104,10 +104,40 @@ const PURIFY_CONFIG = {
 
 /** Markdown to a sanitized fragment. Pure apart from the sanitizer; safe for any input. */
 export function renderMarkdown(src: string): DocumentFragment {
-  const html = marked.parse(src, { async: false }) as string;
+  return sanitizeToFragment(marked.parse(src, { async: false }) as string);
+}
+
+function sanitizeToFragment(html: string): DocumentFragment {
   const frag = DOMPurify.sanitize(html, PURIFY_CONFIG) as DocumentFragment;
   decorateCode(frag);
   return frag;
+}
+
+/**
+ * Renders a reply that grows token by token. The text is split into top-level markdown blocks;
+ * blocks whose source is unchanged keep their DOM, and every changed or new block is parsed and
+ * sanitized again in full. Each block's HTML goes through the sanitizer on its own and blocks are
+ * joined as DOM nodes, never as strings, so no partial tag can span two blocks.
+ */
+export class StreamRenderer {
+  private blocks: { raw: string; nodes: Node[] }[] = [];
+
+  constructor(private readonly root: HTMLElement) {}
+
+  update(src: string): void {
+    const tokens = marked.lexer(src);
+    let same = 0;
+    while (same < tokens.length && same < this.blocks.length && this.blocks[same].raw === tokens[same].raw) same++;
+    for (const b of this.blocks.splice(same)) for (const n of b.nodes) (n as ChildNode).remove();
+    for (let i = same; i < tokens.length; i++) {
+      // Keep the document's link definitions so reference-style links resolve inside any block.
+      const one = Object.assign([tokens[i]], { links: tokens.links }) as unknown as TokensList;
+      const frag = sanitizeToFragment(marked.parser(one));
+      const nodes = Array.from(frag.childNodes);
+      this.root.append(frag);
+      this.blocks.push({ raw: tokens[i].raw, nodes });
+    }
+  }
 }
 
 // Wraps each <pre> in a frame with a language label and a copy button (our trusted DOM, built with createElement).

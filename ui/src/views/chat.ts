@@ -4,7 +4,7 @@ import { basename, h, icon } from '../dom';
 import { formatNumber, t } from '../i18n';
 import * as ipc from '../ipc';
 import { Channel, type Message, type StreamEvent } from '../ipc';
-import { codeText, renderMarkdown, typesetMath } from '../markdown';
+import { codeText, renderMarkdown, StreamRenderer, typesetMath } from '../markdown';
 import { render, state } from '../state';
 import { showError, showToast } from '../toast';
 import { refreshConversations } from './sidebar';
@@ -18,6 +18,7 @@ let sendBtn: HTMLButtonElement;
 let chipsEl: HTMLElement;
 let hintEl: HTMLElement;
 let streamBody: HTMLElement | null = null;
+let streamRenderer: StreamRenderer | null = null;
 let framePending = false;
 
 export function mountChat(): { header: HTMLElement; log: HTMLElement; composer: HTMLElement } {
@@ -132,6 +133,7 @@ function estimateTokens(text: string): number {
 
 export function renderMessages(): void {
   streamBody = null;
+  streamRenderer = null;
   const items: Node[] = [];
   const msgs = state.messages;
   const streaming = state.streaming && state.streaming.conversationId === state.activeId ? state.streaming : null;
@@ -144,6 +146,7 @@ export function renderMessages(): void {
     if (streaming.userText !== null) items.push(pendingUser(streaming.userText, streaming.attachments));
     const body = h('div', { class: 'msg-body md' });
     streamBody = body;
+    streamRenderer = new StreamRenderer(body);
     items.push(h('article', { class: 'msg msg-assistant streaming', 'aria-label': t('chat.assistant'), 'aria-busy': 'true' }, body, h('div', { class: 'msg-meta' }, h('span', { class: 'typing' }, t('chat.generating')))));
     paintStream();
   }
@@ -302,8 +305,9 @@ async function copyText(text: string, button: HTMLElement): Promise<void> {
 
 function paintStream(): void {
   if (!streamBody || !state.streaming || state.streaming.conversationId !== state.activeId) return;
-  // Re-render the whole reply through the sanitizer every frame: partial markup is never trusted.
-  streamBody.replaceChildren(renderMarkdown(state.streaming.text));
+  // Every frame re-parses and re-sanitizes each block that changed: partial markup is never trusted.
+  streamRenderer?.update(state.streaming.text);
+  typesetMath(streamBody);
   const nearBottom = logEl.scrollHeight - logEl.scrollTop - logEl.clientHeight < 120;
   if (nearBottom) scrollToEnd();
 }
