@@ -18,29 +18,7 @@ const chat = mountChat();
 const app = h('div', { class: 'app' }, mountSidebar(), mainEl, toastRegion());
 document.getElementById('app')!.replaceWith(app);
 
-// Redraws can replace the focused control; put focus back on its replacement so keyboard users keep their place.
-function focusKey(el: Element | null): string | null {
-  if (!el || el === document.body) return null;
-  if (el.id) return `#${el.id}`;
-  const model = el.closest('[data-model]')?.getAttribute('data-model');
-  const action = el.getAttribute('data-action') ?? el.textContent;
-  return model ? `${model}|${action}` : null;
-}
-
-function restoreFocus(key: string | null): void {
-  if (!key || (document.activeElement && document.activeElement !== document.body)) return;
-  if (key.startsWith('#')) {
-    document.getElementById(key.slice(1))?.focus();
-    return;
-  }
-  const [model, action] = key.split('|');
-  for (const el of Array.from(document.querySelectorAll<HTMLElement>(`[data-model="${CSS.escape(model)}"] button, [data-model="${CSS.escape(model)}"] input`))) {
-    if ((el.getAttribute('data-action') ?? el.textContent) === action) return el.focus();
-  }
-}
-
 function renderMain(): void {
-  const key = focusKey(document.activeElement);
   mainEl.dataset.view = state.view;
   if (state.view === 'models') {
     mainEl.setAttribute('aria-label', t('models.title'));
@@ -58,7 +36,6 @@ function renderMain(): void {
     renderMessages();
     renderComposer();
   }
-  restoreFocus(key);
 }
 
 onRender('main', renderMain);

@@ -1,4 +1,5 @@
 // The app's single state object and the hooks views register to redraw themselves.
+import { focusKey, restoreFocus } from './focus';
 import type { CatalogEntry, Conversation, DownloadProgress, InstalledModel, Message, ModelState, SearchHit, Settings } from './ipc';
 
 export type View = 'chat' | 'models' | 'settings';
@@ -45,5 +46,7 @@ export function onRender(region: Region, fn: () => void): void {
 }
 
 export function render(...regions: Region[]): void {
+  const key = focusKey(document.activeElement);
   for (const r of regions) renderers.get(r)?.();
+  restoreFocus(key);
 }
