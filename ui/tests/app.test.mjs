@@ -211,13 +211,33 @@ test('import a local GGUF by path, by file dialog, and reject a wrong path clear
   });
 });
 
-test('model picker loads a model and shows its state', async () => {
+test('model picker loads a model and shows its load state', async () => {
   const other = { id: 'other', name: 'Other model', path: '/m/other.gguf', sizeBytes: 1e9, quant: 'Q4_0', contextLength: 8192 };
   await withApp(chatSeed({ installed: [chatSeed().installed[0], other] }), async (page) => {
     assert.equal(await page.locator('#model-state').textContent(), 'Gemma 3 270M');
+    await mock(page, 'holdLoads', true);
     await page.locator('#model-picker').selectOption('other');
+    await page.waitForSelector('.picker-status >> text=Loading Other model… 50%');
+    assert.equal(await page.locator('#model-picker').isDisabled(), true, 'no second load while one runs');
+    await mock(page, 'releaseLoad');
     await page.waitForFunction(() => document.querySelector('#model-state')?.textContent === 'Other model');
+    assert.equal(await page.locator('#model-picker').isDisabled(), false);
     assert.deepEqual((await mock(page, 'callsOf', 'load_model')).map((c) => c.args.modelId), ['other']);
+  });
+});
+
+test('with no model loaded the composer says so and does not send', async () => {
+  await withApp(chatSeed({ loaded: null }), async (page) => {
+    const box = page.getByRole('textbox', { name: 'Message' });
+    assert.equal(await box.getAttribute('placeholder'), 'Load a model to start chatting');
+    assert.equal(await page.locator('#model-picker').inputValue(), '');
+    await box.fill('hello?');
+    await box.press('Enter');
+    await page.waitForSelector('.toast-error >> text=Load a model to start chatting');
+    assert.equal((await mock(page, 'callsOf', 'send_message')).length, 0);
+    assert.equal(await box.inputValue(), 'hello?', 'the text is kept');
+    await page.locator('#model-picker').selectOption('gemma-3-270m');
+    await page.waitForFunction(() => document.querySelector('#composer-input').placeholder.startsWith('Message Hearth'));
   });
 });
 

@@ -102,7 +102,9 @@ function modelPicker(): HTMLElement {
   else if (m.state === 'ready') status = t('picker.ready', { name: m.name ?? '' });
   else if (m.state === 'error') status = t('picker.error');
   else status = t('picker.none');
-  return h('div', { class: `picker state-${m.state}` }, h('span', { class: 'dot', 'aria-hidden': 'true' }), select, h('span', { class: 'sr-only', id: 'model-state', role: 'status' }, status));
+  // Loading and failure are shown in words; the ready/none states are already clear from the select.
+  const visible = m.state === 'loading' || m.state === 'error';
+  return h('div', { class: `picker state-${m.state}` }, h('span', { class: 'dot', 'aria-hidden': 'true' }), select, h('span', { class: visible ? 'picker-status small' : 'sr-only', id: 'model-state', role: 'status' }, status));
 }
 
 // Only the meter changes while tokens stream; redrawing the whole header would reset the picker.
@@ -440,7 +442,7 @@ export async function stop(): Promise<void> {
 export function renderComposer(): void {
   if (!composerEl) return;
   const streaming = !!state.streaming;
-  textarea.placeholder = t('composer.placeholder');
+  textarea.placeholder = state.model.state === 'ready' ? t('composer.placeholder') : t('composer.noModel');
   textarea.setAttribute('aria-label', t('composer.label'));
   composerEl.setAttribute('aria-label', t('composer.label'));
   composerEl.dataset.dropLabel = t('composer.drop');

@@ -55,6 +55,8 @@ const failNext = new Map<string, { code: string; message: string }>();
 
 interface ActiveStream { conversationId: string; assistantId: string; channelId: number; index: number }
 let stream: ActiveStream | null = null;
+let holdLoads = false;
+let releaseLoad: (() => void) | null = null;
 const downloads = new Map<string, { channelId: number; index: number }>();
 
 function loadSettings(): Settings {
@@ -271,11 +273,17 @@ function handle(cmd: string, args: Record<string, unknown>): unknown {
     case 'load_model': {
       const m = installed.find((x) => x.id === str('modelId')) ?? err('not_found', 'model is not installed');
       const id = channelId(args.onProgress);
+      model = { state: 'loading', modelId: m.id, name: m.name, contextSize: null };
       send(id, 0, { kind: 'progress', fraction: 0.5 });
-      send(id, 1, { kind: 'progress', fraction: 1 });
-      send(id, 2, { kind: 'done' });
-      model = { state: 'ready', modelId: m.id, name: m.name, contextSize: loadSettings().contextSize };
-      return model;
+      const finishLoad = () => {
+        send(id, 1, { kind: 'progress', fraction: 1 });
+        send(id, 2, { kind: 'done' });
+        model = { state: 'ready', modelId: m.id, name: m.name, contextSize: loadSettings().contextSize };
+        return model;
+      };
+      // With holdLoads set, the load stays half done until the test calls releaseLoad().
+      if (holdLoads) return new Promise((resolve) => (releaseLoad = () => resolve(finishLoad())));
+      return finishLoad();
     }
     case 'open_external':
       return null;
@@ -321,6 +329,13 @@ const control = {
     stream = null;
   },
   streaming: () => stream !== null,
+  holdLoads(on: boolean): void {
+    holdLoads = on;
+  },
+  releaseLoad(): void {
+    releaseLoad?.();
+    releaseLoad = null;
+  },
   downloadProgress(modelId: string, bytes: number, total: number, rate: number, eta: number | null): void {
     const d = downloads.get(modelId);
     if (!d) throw new Error(`no download for ${modelId}`);
