@@ -72,7 +72,7 @@ test('hostile model output streamed token by token renders inert', async () => {
     }
     await mock(page, 'done');
     await page.waitForSelector('.msg-assistant:not(.streaming) .stats');
-    await page.waitForTimeout(300); // let lazy KaTeX typeset the \href attempt
+    await page.waitForSelector('.msg-assistant:not(.streaming) .katex'); // lazy KaTeX typeset the \href attempt
     assert.deepEqual(await inertness(page), CLEAN, 'after the final render');
 
     // Hover and click everything in the reply: nothing runs and nothing navigates.
@@ -99,8 +99,7 @@ test('a stored reply with hostile markup renders inert when a conversation is op
   const seed = chatSeed({ conversations: [{ title: 'Stored', messages: [['hi', ATTACKS.join('')]] }] });
   await withApp(seed, async (page) => {
     await page.getByRole('button', { name: 'Stored', exact: true }).click();
-    await page.waitForSelector('.msg-assistant');
-    await page.waitForTimeout(300);
+    await page.waitForSelector('.msg-assistant .katex');
     assert.deepEqual(await inertness(page), CLEAN);
   });
 });
