@@ -55,6 +55,10 @@ test('streamed markdown renders code, tables and math, then shows token stats', 
     await page.waitForSelector('.streaming pre code');
     for (const tok of tokens.slice(4)) await mock(page, 'token', tok);
     await page.waitForSelector('.streaming table');
+    await page.waitForSelector('.streaming .katex');
+    // The block-by-block streaming render must match the full render of the stored reply.
+    const norm = (html) => html.replace(/>\s+</g, '><').trim();
+    const streamedHtml = norm(await page.locator('.streaming .msg-body').innerHTML());
     await mock(page, 'done', 27.25);
     await page.waitForSelector('.msg-assistant:not(.streaming) .stats');
 
@@ -65,6 +69,7 @@ test('streamed markdown renders code, tables and math, then shows token stats', 
     assert.equal(await last.locator('.code-frame [data-action="copy-code"]').count(), 1);
     assert.equal(await last.locator('table td').allTextContents().then((x) => x.join(',')), '1,2');
     await last.locator('.katex').first().waitFor();
+    assert.equal(norm(await last.locator('.msg-body').innerHTML()), streamedHtml);
     const stats = await last.locator('.stats').textContent();
     assert.match(stats, /^\d+ tokens · 27\.3 tok\/s$/);
     assert.equal(await page.locator('#send-btn').count(), 1, 'stop button turns back into send');
