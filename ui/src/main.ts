@@ -8,7 +8,7 @@ import * as ipc from './ipc';
 import type { Settings, Theme } from './ipc';
 import { onRender, render, state } from './state';
 import { showError, toastRegion } from './toast';
-import { addAttachments, focusComposer, isStreaming, mountChat, newChat, renderComposer, renderHeader, renderMessages, stop } from './views/chat';
+import { addAttachments, focusComposer, setDropHighlight, isStreaming, mountChat, newChat, renderComposer, renderHeader, renderMessages, stop } from './views/chat';
 import { firstRunEl, importPath, modelsPage, refreshModels } from './views/models';
 import { onSettingsApplied, settingsPage } from './views/settings';
 import { focusSearch, mountSidebar, refreshConversations, renderSidebar } from './views/sidebar';
@@ -87,15 +87,20 @@ document.addEventListener('keydown', (e) => {
 
 // ---------- file drops from the shell ----------
 
-// Tauri delivers OS file drops with real paths as an event (HTML5 drops carry no paths in a webview).
+// Tauri delivers OS file drops with real paths as events (HTML5 drops carry no paths in a webview,
+// and with the shell's drag-drop handling on, HTML5 drag events may not fire at all).
+const ignoreOutsideShell = () => {
+  // Outside the shell (plain browser) there is no event system; drops then use the HTML5 path.
+};
+void listen('tauri://drag-enter', () => setDropHighlight(state.view === 'chat')).catch(ignoreOutsideShell);
+void listen('tauri://drag-leave', () => setDropHighlight(false)).catch(ignoreOutsideShell);
 void listen<{ paths: string[] }>('tauri://drag-drop', (ev) => {
+  setDropHighlight(false);
   const paths = ev.payload?.paths ?? [];
   if (paths.length === 0) return;
   if (state.view === 'models') void importPath(paths[0]);
   else if (state.view === 'chat') addAttachments(paths);
-}).catch(() => {
-  // Outside the shell (plain browser) there is no event system; drops then use the HTML5 path.
-});
+}).catch(ignoreOutsideShell);
 
 // ---------- start ----------
 

@@ -230,6 +230,12 @@ test('a failed command shows its structured error code and message', async () =>
 
 test('dropped files become chips and their paths go along with the message', async () => {
   await withApp(chatSeed(), async (page) => {
+    // The shell's drag events highlight the composer as a drop target.
+    const emit = (event, payload) => page.evaluate(([e, p]) => window.__TAURI_INTERNALS__.invoke('plugin:event|emit', { event: e, payload: p }), [event, payload]);
+    await emit('tauri://drag-enter', { paths: ['/home/me/docs/report.pdf'], position: { x: 1, y: 1 } });
+    assert.equal(await page.locator('.composer.dragging').count(), 1);
+    await emit('tauri://drag-leave', null);
+    assert.equal(await page.locator('.composer.dragging').count(), 0);
     // A drop from the shell carries real paths.
     await page.evaluate(() => window.__TAURI_INTERNALS__.invoke('plugin:event|emit', { event: 'tauri://drag-drop', payload: { paths: ['/home/me/docs/report.pdf'], position: { x: 1, y: 1 } } }));
     await page.waitForSelector('.composer .chip >> text=report.pdf');

@@ -48,6 +48,11 @@ export function mountChat(): { header: HTMLElement; log: HTMLElement; composer: 
   return { header: headerEl, log: logEl, composer: composerEl };
 }
 
+/** Highlights the composer as a drop target (used for the shell's drag events, which carry paths). */
+export function setDropHighlight(on: boolean): void {
+  composerEl.classList.toggle('dragging', on);
+}
+
 export function addAttachments(paths: string[]): void {
   for (const p of paths) if (p && !state.attachments.includes(p)) state.attachments.push(p);
   renderComposer();
