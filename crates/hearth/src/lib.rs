@@ -1,1 +1,2 @@
 //! Hearth's services without a window: models, store, documents, chat.
+pub mod store;
