@@ -1,2 +1,3 @@
 //! Hearth's services without a window: models, store, documents, chat.
+pub mod models;
 pub mod store;

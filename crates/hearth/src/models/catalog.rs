@@ -1,0 +1,195 @@
+//! The catalog of downloadable Gemma 3 models. The data lives in `assets/catalog.json`; this
+//! module only parses and checks it, so editing the list never means editing code.
+
+use serde::{Deserialize, Serialize};
+
+use super::ModelsError;
+
+/// The catalog shipped with this build.
+const BUILTIN: &str = include_str!("../../../../assets/catalog.json");
+
+/// Shape numbers the KV-cache formula needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Architecture {
+    pub layers: u32,
+    pub hidden: u32,
+    pub heads: u32,
+    pub kv_heads: u32,
+    pub head_dim: u32,
+    pub sliding_window: u32,
+}
+
+/// One file on the Hub.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HubFile {
+    pub repo: String,
+    pub file: String,
+    pub size_bytes: u64,
+    #[serde(default)]
+    pub size_exact: bool,
+    pub sha256: Option<String>,
+    #[serde(default)]
+    pub gated: bool,
+}
+
+/// One quantization of a model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Variant {
+    /// What `--quant` matches (unique within a model), e.g. `Q4_0`, `Q4_0-google`.
+    pub name: String,
+    /// The GGUF quantization type, e.g. `Q4_K_M`.
+    pub quant: String,
+    #[serde(default)]
+    pub qat: bool,
+    pub repo: String,
+    pub file: String,
+    pub size_bytes: u64,
+    #[serde(default)]
+    pub size_exact: bool,
+    pub sha256: Option<String>,
+    #[serde(default)]
+    pub gated: bool,
+    /// False where the repo/file name could not be checked when the catalog was written.
+    #[serde(default)]
+    pub verified: bool,
+    /// A projector that must come from this variant's repo instead of the model's default.
+    #[serde(default)]
+    pub mmproj: Option<HubFile>,
+}
+
+impl Variant {
+    pub fn hub_file(&self) -> HubFile {
+        HubFile {
+            repo: self.repo.clone(),
+            file: self.file.clone(),
+            size_bytes: self.size_bytes,
+            size_exact: self.size_exact,
+            sha256: self.sha256.clone(),
+            gated: self.gated,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogEntry {
+    pub id: String,
+    pub display_name: String,
+    pub params: String,
+    pub context_length: u64,
+    pub vision: bool,
+    pub architecture: Architecture,
+    /// Name of the recommended variant.
+    pub recommended: String,
+    pub variants: Vec<Variant>,
+    pub mmproj: Option<HubFile>,
+}
+
+impl CatalogEntry {
+    pub fn recommended_variant(&self) -> &Variant {
+        // `Catalog::parse` checked that the recommended name exists.
+        self.variants
+            .iter()
+            .find(|v| v.name == self.recommended)
+            .unwrap_or(&self.variants[0])
+    }
+
+    /// The variant `--quant` names (case-insensitive), or the recommended one.
+    pub fn variant(&self, quant: Option<&str>) -> Result<&Variant, ModelsError> {
+        match quant {
+            None => Ok(self.recommended_variant()),
+            Some(q) => self
+                .variants
+                .iter()
+                .find(|v| v.name.eq_ignore_ascii_case(q))
+                .ok_or_else(|| ModelsError::UnknownQuant {
+                    id: self.id.clone(),
+                    quant: q.to_string(),
+                    available: self.variants.iter().map(|v| v.name.clone()).collect(),
+                }),
+        }
+    }
+
+    /// The projector to fetch with `variant`, if this is a vision model.
+    pub fn mmproj_for(&self, variant: &Variant) -> Option<HubFile> {
+        if !self.vision {
+            return None;
+        }
+        variant.mmproj.clone().or_else(|| self.mmproj.clone())
+    }
+
+    /// The registry id a download of `variant` gets, e.g. `gemma-3-1b-it-q4_0`.
+    pub fn installed_id(&self, variant: &Variant) -> String {
+        format!("{}-{}", self.id, variant.name.to_ascii_lowercase())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Catalog {
+    pub schema: u32,
+    #[serde(default)]
+    pub notes: Vec<String>,
+    pub models: Vec<CatalogEntry>,
+}
+
+impl Catalog {
+    /// The catalog compiled into this build (no network).
+    pub fn builtin() -> Result<Self, ModelsError> {
+        Self::parse(BUILTIN)
+    }
+
+    /// Parses and checks a catalog document.
+    pub fn parse(text: &str) -> Result<Self, ModelsError> {
+        let catalog: Catalog =
+            serde_json::from_str(text).map_err(|e| ModelsError::Catalog(e.to_string()))?;
+        if catalog.schema != 1 {
+            return Err(ModelsError::Catalog(format!("unsupported schema {}", catalog.schema)));
+        }
+        let mut ids = std::collections::HashSet::new();
+        for m in &catalog.models {
+            if !ids.insert(m.id.as_str()) {
+                return Err(ModelsError::Catalog(format!("duplicate model id '{}'", m.id)));
+            }
+            if m.variants.is_empty() {
+                return Err(ModelsError::Catalog(format!("'{}' has no variants", m.id)));
+            }
+            if !m.variants.iter().any(|v| v.name == m.recommended) {
+                return Err(ModelsError::Catalog(format!(
+                    "'{}' recommends '{}', which is not one of its variants",
+                    m.id, m.recommended
+                )));
+            }
+            let a = &m.architecture;
+            if a.layers == 0 || a.kv_heads == 0 || a.head_dim == 0 || a.sliding_window == 0 || m.context_length == 0 {
+                return Err(ModelsError::Catalog(format!("'{}' has a zero shape number", m.id)));
+            }
+            let mut names = std::collections::HashSet::new();
+            for v in &m.variants {
+                if !names.insert(v.name.to_ascii_lowercase()) {
+                    return Err(ModelsError::Catalog(format!("'{}' lists variant '{}' twice", m.id, v.name)));
+                }
+                if let Some(sha) = &v.sha256 {
+                    if !is_sha256(sha) {
+                        return Err(ModelsError::Catalog(format!("'{}' {}: sha256 is not 64 hex digits", m.id, v.name)));
+                    }
+                }
+            }
+            if m.vision && m.mmproj.is_none() {
+                return Err(ModelsError::Catalog(format!("vision model '{}' has no mmproj", m.id)));
+            }
+        }
+        Ok(catalog)
+    }
+
+    pub fn get(&self, id: &str) -> Result<&CatalogEntry, ModelsError> {
+        self.models.iter().find(|m| m.id.eq_ignore_ascii_case(id)).ok_or_else(|| {
+            ModelsError::UnknownCatalogId {
+                id: id.to_string(),
+                known: self.models.iter().map(|m| m.id.clone()).collect(),
+            }
+        })
+    }
+}
+
+pub(crate) fn is_sha256(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}

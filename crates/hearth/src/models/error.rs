@@ -1,0 +1,105 @@
+//! The one error type of the model manager: every failure a user can cause or meet, with the
+//! context needed to act on it.
+
+use std::path::PathBuf;
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelsError {
+    #[error("the model catalog is invalid: {0}")]
+    Catalog(String),
+
+    #[error("no catalog model '{id}'; known: {}", known.join(", "))]
+    UnknownCatalogId { id: String, known: Vec<String> },
+
+    #[error("model '{id}' has no quantization '{quant}'; available: {}", available.join(", "))]
+    UnknownQuant { id: String, quant: String, available: Vec<String> },
+
+    #[error("context {requested} is beyond {model}'s maximum of {max} tokens")]
+    ContextTooLong { model: String, requested: u64, max: u64 },
+
+    #[error("context must be at least 1 token")]
+    ZeroContext,
+
+    #[error("'{arg}' is neither an existing file nor a registered model id; registered: {}",
+        if registered.is_empty() { "none (use `hearth models download` or `hearth models import`)".to_string() } else { registered.join(", ") })]
+    UnknownModel { arg: String, registered: Vec<String> },
+
+    #[error("no registered model '{id}'; registered: {}", if registered.is_empty() { "none".to_string() } else { registered.join(", ") })]
+    NotRegistered { id: String, registered: Vec<String> },
+
+    #[error("registered model '{id}' points at {}, which no longer exists; remove it with `hearth models remove {id}`", path.display())]
+    MissingFile { id: String, path: PathBuf },
+
+    #[error("a model with id '{id}' is already registered (at {}); remove it first or choose another id", path.display())]
+    AlreadyRegistered { id: String, path: PathBuf },
+
+    #[error("access to {repo} was refused (HTTP {status}): the repo is gated or private. {}",
+        if *has_token { "Your Hugging Face token was sent: accept the model's licence on its Hugging Face page with that account, or check that the token is valid." }
+        else { "Accept the licence on its Hugging Face page, then set HF_TOKEN or run `hearth models login` with a read token." })]
+    Unauthorized { repo: String, status: u16, has_token: bool },
+
+    #[error("not found on the Hub (HTTP 404): {repo}/{file}")]
+    NotFound { repo: String, file: String },
+
+    #[error("the Hub answered HTTP {status} for {url}")]
+    Http { url: String, status: u16 },
+
+    #[error("timed out talking to {url}; the download can be resumed by running it again")]
+    Timeout { url: String },
+
+    #[error("network error for {url}: {source}")]
+    Network { url: String, #[source] source: reqwest::Error },
+
+    #[error("the Hub's answer for {url} lacks {what}")]
+    BadResponse { url: String, what: String },
+
+    #[error("the connection was lost after {} of {} of {file}; run the download again to resume", mib(*downloaded), mib(*total))]
+    Interrupted { file: String, downloaded: u64, total: u64 },
+
+    #[error("download of {file} cancelled after {} of {}; run it again to resume", mib(*downloaded), mib(*total))]
+    Cancelled { file: String, downloaded: u64, total: u64 },
+
+    #[error("{file} failed verification: sha256 {actual} does not match the expected {expected}; the file was discarded")]
+    ShaMismatch { file: String, expected: String, actual: String },
+
+    #[error("{file} has no known sha256 (neither in the catalog nor from the Hub), so it cannot be verified; refusing it")]
+    NoChecksum { file: String },
+
+    #[error("the server sent {got} bytes of {file} but announced {expected}")]
+    SizeMismatch { file: String, expected: u64, got: u64 },
+
+    #[error("not enough free disk space in {}: {} needed, {} available", path.display(), mib(*needed), mib(*available))]
+    DiskFull { path: PathBuf, needed: u64, available: u64 },
+
+    #[error("{file} is already being downloaded by another Hearth process")]
+    AlreadyDownloading { file: String },
+
+    #[error("{}: {reason}", path.display())]
+    InvalidGguf { path: PathBuf, reason: String },
+
+    #[error("{} is a '{architecture}' model, not Gemma 3 (general.architecture must be 'gemma3')", path.display())]
+    NotGemma3 { path: PathBuf, architecture: String },
+
+    #[error("{} is not a Gemma 3 vision projector (mmproj): {reason}", path.display())]
+    NotMmproj { path: PathBuf, reason: String },
+
+    #[error("invalid model id '{0}': use letters, digits, '.', '_' and '-' only")]
+    InvalidId(String),
+
+    #[error("{what} {}: {source}", path.display())]
+    Io { what: &'static str, path: PathBuf, #[source] source: std::io::Error },
+
+    #[error("model registry: {0}")]
+    Store(#[from] sqlx::Error),
+}
+
+impl ModelsError {
+    pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| ModelsError::Io { what, path, source }
+    }
+}

@@ -1,0 +1,268 @@
+//! The model manager: the catalog of Gemma 3 downloads, the hardware fit, Hugging Face
+//! downloads, imports of local GGUFs and the registry of installed models. The CLI and the
+//! desktop app both drive it through the functions here.
+
+pub mod catalog;
+mod error;
+pub mod fit;
+pub mod gguf_check;
+pub mod hub;
+pub mod registry;
+pub mod token;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+pub use catalog::{Catalog, CatalogEntry, Variant};
+pub use error::ModelsError;
+pub use hub::{CancelToken, DownloadEvent, FileRequest, Hub, HubConfig};
+pub use registry::{InstalledModel, Source};
+
+use crate::store::Store;
+
+/// For every `--model` argument: an existing file is used as is; otherwise a registered id
+/// gives its path; otherwise the error lists the registered ids.
+pub async fn resolve_model_arg(store: &Store, arg: &str) -> Result<PathBuf, ModelsError> {
+    let as_path = Path::new(arg);
+    if as_path.is_file() {
+        return Ok(as_path.to_path_buf());
+    }
+    match registry::get(store, arg).await? {
+        Some(m) if m.path.is_file() => Ok(m.path),
+        Some(m) => Err(ModelsError::MissingFile { id: m.id, path: m.path }),
+        None => Err(ModelsError::UnknownModel { arg: arg.to_string(), registered: registry::ids(store).await? }),
+    }
+}
+
+/// Where copies of imported models go.
+pub fn imported_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("models")
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// Copy into the data dir instead of referencing the file where it is.
+    pub copy: bool,
+    /// Registry id; default `local-<first 12 hex of sha256>`.
+    pub id: Option<String>,
+    pub display_name: Option<String>,
+    /// A vision projector to register with the model.
+    pub mmproj: Option<PathBuf>,
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ModelsError> + Send + 'static,
+) -> Result<T, ModelsError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(ModelsError::Io { what: "background task failed for", path: PathBuf::new(), source: std::io::Error::other(e) })
+    })
+}
+
+/// Validates a local GGUF (Gemma 3 architecture, readable header, all tensor data present;
+/// the optional projector likewise) and registers it.
+pub async fn import_gguf(
+    store: &Store,
+    data_dir: &Path,
+    path: &Path,
+    opts: &ImportOptions,
+) -> Result<InstalledModel, ModelsError> {
+    let path = std::fs::canonicalize(path).map_err(ModelsError::io("cannot find", path))?;
+    if !path.is_file() {
+        return Err(ModelsError::InvalidGguf { path, reason: "not a regular file".into() });
+    }
+    if let Some(id) = &opts.id {
+        registry::check_id(id)?;
+        if let Some(existing) = registry::get(store, id).await? {
+            return Err(ModelsError::AlreadyRegistered { id: id.clone(), path: existing.path });
+        }
+    }
+    let p = path.clone();
+    let summary = blocking(move || gguf_check::check_gemma3(&p)).await?;
+    let mmproj = match &opts.mmproj {
+        Some(m) => {
+            let m = std::fs::canonicalize(m).map_err(ModelsError::io("cannot find", m))?;
+            let mc = m.clone();
+            blocking(move || gguf_check::check_mmproj(&mc)).await?;
+            Some(m)
+        }
+        None => None,
+    };
+    let sha256 = hub::sha256_file(&path).await?;
+    let id = opts.id.clone().unwrap_or_else(|| format!("local-{}", &sha256[..12]));
+    if let Some(existing) = registry::get(store, &id).await? {
+        return Err(ModelsError::AlreadyRegistered { id, path: existing.path });
+    }
+    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+
+    let (final_path, final_mmproj) = if opts.copy {
+        let dir = imported_dir(data_dir).join(&id);
+        let model_copy = copy_into(&path, &dir).await?;
+        let mmproj_copy = match &mmproj {
+            Some(m) => Some(copy_into(m, &dir).await?),
+            None => None,
+        };
+        (model_copy, mmproj_copy)
+    } else {
+        (path.clone(), mmproj)
+    };
+
+    let model = InstalledModel {
+        display_name: opts
+            .display_name
+            .clone()
+            .or_else(|| summary.name().map(str::to_string))
+            .unwrap_or_else(|| file.clone()),
+        id,
+        repo: None,
+        file,
+        quant: summary.quant().map(str::to_string),
+        size_bytes: summary.file_size,
+        sha256: Some(sha256),
+        path: final_path,
+        mmproj_path: final_mmproj,
+        source: Source::Import,
+        added_at: registry::now_ms(),
+    };
+    registry::insert(store, &model, false).await?;
+    Ok(model)
+}
+
+/// Copies through a temporary name so a crash never leaves a half file under the real name.
+async fn copy_into(src: &Path, dir: &Path) -> Result<PathBuf, ModelsError> {
+    tokio::fs::create_dir_all(dir).await.map_err(ModelsError::io("cannot create", dir))?;
+    let name = src.file_name().unwrap_or_default();
+    let dest = dir.join(name);
+    let available = hub::free_disk_bytes(dir).map_err(ModelsError::io("cannot check free space in", dir))?;
+    let needed = tokio::fs::metadata(src).await.map_err(ModelsError::io("cannot read", src))?.len();
+    if available < needed {
+        return Err(ModelsError::DiskFull { path: dir.to_path_buf(), needed, available });
+    }
+    let tmp = dir.join(format!(".{}.partial", name.to_string_lossy()));
+    tokio::fs::copy(src, &tmp).await.map_err(ModelsError::io("cannot copy to", &tmp))?;
+    tokio::fs::rename(&tmp, &dest).await.map_err(ModelsError::io("cannot move into place", &dest))?;
+    Ok(dest)
+}
+
+/// Downloads a catalog model (and its projector, for vision models when `with_mmproj`),
+/// verifies and validates it, and registers it as `<catalog id>-<variant>`.
+pub async fn install(
+    store: &Store,
+    hub: &Hub,
+    entry: &CatalogEntry,
+    quant: Option<&str>,
+    with_mmproj: bool,
+    on_event: &mut (dyn FnMut(&DownloadEvent) + Send),
+    cancel: &CancelToken,
+) -> Result<InstalledModel, ModelsError> {
+    let variant = entry.variant(quant)?;
+    let request = |f: &catalog::HubFile| FileRequest {
+        repo: f.repo.clone(),
+        file: f.file.clone(),
+        revision: "main".into(),
+        expected_sha256: f.sha256.clone(),
+    };
+    let model = hub.download(&request(&variant.hub_file()), on_event, cancel).await?;
+    let mp = model.path.clone();
+    blocking(move || gguf_check::check_gemma3(&mp)).await?;
+    let mmproj = match entry.mmproj_for(variant).filter(|_| with_mmproj) {
+        Some(f) => {
+            let d = hub.download(&request(&f), on_event, cancel).await?;
+            let dp = d.path.clone();
+            blocking(move || gguf_check::check_mmproj(&dp)).await?;
+            Some(d.path)
+        }
+        None => None,
+    };
+    let installed = InstalledModel {
+        id: entry.installed_id(variant),
+        display_name: format!("{} ({})", entry.display_name, variant.name),
+        repo: Some(variant.repo.clone()),
+        file: variant.file.clone(),
+        quant: Some(variant.quant.clone()),
+        size_bytes: model.size,
+        sha256: Some(model.sha256),
+        path: model.path,
+        mmproj_path: mmproj,
+        source: Source::Download,
+        added_at: registry::now_ms(),
+    };
+    registry::insert(store, &installed, true).await?;
+    Ok(installed)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Removed {
+    pub model: InstalledModel,
+    pub deleted_files: Vec<PathBuf>,
+}
+
+/// Unregisters a model. With `delete_files`, also deletes what Hearth put on disk: the cache
+/// blob and snapshot link of a download, or the copy of an imported file. A file imported by
+/// reference is never deleted: it belongs to the user.
+pub async fn remove(store: &Store, data_dir: &Path, id: &str, delete_files: bool) -> Result<Removed, ModelsError> {
+    let model = registry::delete(store, id).await?;
+    let mut deleted_files = Vec::new();
+    if delete_files {
+        let others = registry::list(store).await?;
+        let shared = |p: &Path| others.iter().any(|o| o.path == p || o.mmproj_path.as_deref() == Some(p));
+        let mut paths = vec![model.path.clone()];
+        paths.extend(model.mmproj_path.clone());
+        for p in paths {
+            if shared(&p) {
+                continue;
+            }
+            match model.source {
+                Source::Download => {
+                    // The snapshot entry is a link to the blob: delete both.
+                    if let Ok(blob) = std::fs::canonicalize(&p) {
+                        if blob != p && std::fs::remove_file(&blob).is_ok() {
+                            deleted_files.push(blob);
+                        }
+                    }
+                    if std::fs::remove_file(&p).is_ok() {
+                        deleted_files.push(p);
+                    }
+                }
+                Source::Import => {
+                    let copies = imported_dir(data_dir).join(&model.id);
+                    if p.starts_with(&copies) && std::fs::remove_file(&p).is_ok() {
+                        deleted_files.push(p);
+                    }
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(imported_dir(data_dir).join(&model.id));
+    }
+    Ok(Removed { model, deleted_files })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelUsage {
+    pub model: InstalledModel,
+    /// Bytes on disk now (model + projector); 0 when the files are missing.
+    pub on_disk_bytes: u64,
+    pub present: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DiskUsage {
+    pub models: Vec<ModelUsage>,
+    pub total_bytes: u64,
+    pub free_bytes: Option<u64>,
+}
+
+/// Installed models with their size on disk, and the free space where downloads go.
+pub async fn disk_usage(store: &Store, download_dir: &Path) -> Result<DiskUsage, ModelsError> {
+    let mut models = Vec::new();
+    let mut total_bytes = 0;
+    for m in registry::list(store).await? {
+        let size = |p: &Path| std::fs::metadata(p).map(|md| md.len()).ok();
+        let main = size(&m.path);
+        let mm = m.mmproj_path.as_deref().and_then(size).unwrap_or(0);
+        let on_disk = main.unwrap_or(0) + mm;
+        total_bytes += on_disk;
+        models.push(ModelUsage { present: main.is_some(), on_disk_bytes: on_disk, model: m });
+    }
+    Ok(DiskUsage { models, total_bytes, free_bytes: hub::free_disk_bytes(download_dir).ok() })
+}

@@ -1,0 +1,76 @@
+//! The Hugging Face token for gated repos. Looked up in HF_TOKEN, then Hearth's own token file
+//! (mode 0600 in the data dir), then the standard Hugging Face token file. It is never written to
+//! the database or logs: its Debug form is redacted.
+
+use std::path::{Path, PathBuf};
+
+use super::ModelsError;
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct HfToken(String);
+
+impl HfToken {
+    /// None for an empty or whitespace-only token.
+    pub fn new(token: &str) -> Option<Self> {
+        let t = token.trim();
+        (!t.is_empty()).then(|| HfToken(t.to_string()))
+    }
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for HfToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HfToken(<redacted>)")
+    }
+}
+
+/// Where Hearth keeps a token the user gave it.
+pub fn token_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("hf_token")
+}
+
+/// HF_TOKEN, else Hearth's token file, else the Hugging Face CLI's token file.
+pub fn resolve(data_dir: &Path) -> Option<HfToken> {
+    if let Some(t) = std::env::var("HF_TOKEN").ok().as_deref().and_then(HfToken::new) {
+        return Some(t);
+    }
+    if let Some(t) = std::fs::read_to_string(token_path(data_dir)).ok().as_deref().and_then(HfToken::new) {
+        return Some(t);
+    }
+    hf_hub::Cache::from_env().token().as_deref().and_then(HfToken::new)
+}
+
+/// Stores the token readable by the owner only.
+pub fn save(data_dir: &Path, token: &HfToken) -> Result<PathBuf, ModelsError> {
+    use std::io::Write;
+    let path = token_path(data_dir);
+    std::fs::create_dir_all(data_dir).map_err(ModelsError::io("cannot create", data_dir))?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&path).map_err(ModelsError::io("cannot write", &path))?;
+    // An existing file keeps its old mode on open: tighten it explicitly.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(ModelsError::io("cannot chmod", &path))?;
+    }
+    f.write_all(token.secret().as_bytes()).map_err(ModelsError::io("cannot write", &path))?;
+    Ok(path)
+}
+
+/// Forgets Hearth's stored token (HF_TOKEN and the Hugging Face CLI's file are left alone).
+pub fn clear(data_dir: &Path) -> Result<bool, ModelsError> {
+    let path = token_path(data_dir);
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(ModelsError::Io { what: "cannot remove", path, source: e }),
+    }
+}

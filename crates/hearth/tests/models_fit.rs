@@ -1,0 +1,158 @@
+//! The fit arithmetic against hand-computed values, the verdicts and the recommendation.
+
+use hearth::models::catalog::{Architecture, Catalog};
+use hearth::models::fit::{self, KvType, Memory, Verdict};
+use hearth::models::ModelsError;
+
+const MIB: u64 = 1024 * 1024;
+const GIB: u64 = 1024 * MIB;
+
+fn arch(id: &str) -> Architecture {
+    Catalog::builtin().unwrap().get(id).unwrap().architecture
+}
+
+// Gemma 3 1B: 26 layers -> 4 global + 22 local; 1 KV head x 256 dims; window 512.
+// f16: 2 (K,V) x 1 x 256 x 2 bytes = 1024 bytes per layer-token.
+#[test]
+fn kv_1b_at_8k_and_32k() {
+    let a = arch("gemma-3-1b-it");
+    assert_eq!(fit::layer_split(&a), (4, 22));
+    // 8K: (4 x 8192 + 22 x 512) x 1024 = 44 032 x 1024 = 45 088 768 bytes = 43 MiB.
+    assert_eq!(fit::kv_cache_bytes(&a, 8192, KvType::F16), 45_088_768);
+    assert_eq!(fit::kv_cache_bytes(&a, 8192, KvType::F16), 43 * MIB);
+    // 32K: (4 x 32768 + 22 x 512) x 1024 = 142 336 x 1024 = 145 752 064 bytes = 139 MiB.
+    assert_eq!(fit::kv_cache_bytes(&a, 32768, KvType::F16), 145_752_064);
+    // f32 doubles it.
+    assert_eq!(fit::kv_cache_bytes(&a, 32768, KvType::F32), 2 * 145_752_064);
+}
+
+// Gemma 3 27B: 62 layers -> 10 global + 52 local; 16 KV heads x 128 dims; window 1024.
+// f16: 2 x 16 x 128 x 2 = 8192 bytes per layer-token.
+#[test]
+fn kv_27b_at_8k_and_128k() {
+    let a = arch("gemma-3-27b-it");
+    assert_eq!(fit::layer_split(&a), (10, 52));
+    // 8K: (10 x 8192 + 52 x 1024) x 8192 = 135 168 x 8192 = 1 107 296 256 bytes = 1056 MiB.
+    assert_eq!(fit::kv_cache_bytes(&a, 8192, KvType::F16), 1_107_296_256);
+    // 128K: (10 x 131072 + 52 x 1024) x 8192 = 1 363 968 x 8192 = 11 173 625 856 bytes = 10 656 MiB.
+    assert_eq!(fit::kv_cache_bytes(&a, 131_072, KvType::F16), 11_173_625_856);
+    assert_eq!(fit::kv_cache_bytes(&a, 131_072, KvType::F16), 10_656 * MIB);
+}
+
+// llama.cpp's published numbers for 27B f16 at 64K: 31 744 MiB without the sliding window and
+// 6 368 MiB with it (ubatch 2048: local part = pad256(1024 + 2048) = 3072 cells).
+#[test]
+fn kv_matches_llama_cpp_published_27b_64k() {
+    let a = arch("gemma-3-27b-it");
+    let full = 62 * 65_536 * 8192;
+    assert_eq!(full, 31_744 * MIB);
+    assert_eq!(fit::kv_cache_bytes_llama_cpp(&a, 65_536, KvType::F16, 2048), 6_368 * MIB);
+}
+
+#[test]
+fn q8_kv_is_34_over_32_bytes_per_value() {
+    let a = arch("gemma-3-1b-it");
+    assert_eq!(fit::kv_cache_bytes(&a, 8192, KvType::Q8_0), 45_088_768 / 2 * 34 / 32);
+}
+
+#[test]
+fn context_beyond_maximum_is_refused() {
+    let cat = Catalog::builtin().unwrap();
+    let e = cat.get("gemma-3-1b-it").unwrap();
+    let err = fit::estimate(e, e.recommended_variant(), 131_072, KvType::F16).unwrap_err();
+    match &err {
+        ModelsError::ContextTooLong { model, requested, max } => {
+            assert_eq!((model.as_str(), *requested, *max), ("gemma-3-1b-it", 131_072, 32_768));
+        }
+        other => panic!("expected ContextTooLong, got {other:?}"),
+    }
+    assert_eq!(err.to_string(), "context 131072 is beyond gemma-3-1b-it's maximum of 32768 tokens");
+    // The 27B takes 128K.
+    let big = cat.get("gemma-3-27b-it").unwrap();
+    assert!(fit::estimate(big, big.recommended_variant(), 131_072, KvType::F16).is_ok());
+    assert!(matches!(fit::estimate(e, e.recommended_variant(), 0, KvType::F16), Err(ModelsError::ZeroContext)));
+}
+
+#[test]
+fn estimate_adds_weights_projector_kv_and_overhead() {
+    let cat = Catalog::builtin().unwrap();
+    let e = cat.get("gemma-3-4b-it").unwrap();
+    let v = e.variant(Some("q4_k_m")).unwrap();
+    let est = fit::estimate(e, v, 8192, KvType::F16).unwrap();
+    // 4B: 34 layers -> 5 global + 29 local; 2 x 4 x 256 x 2 = 4096 bytes per layer-token.
+    // (5 x 8192 + 29 x 1024) x 4096 = 70 656 x 4096 = 289 406 976.
+    assert_eq!(est.kv_bytes, 289_406_976);
+    assert_eq!(est.weights_bytes, 2_489_757_856);
+    assert_eq!(est.mmproj_bytes, 851_251_104);
+    assert_eq!(est.total_bytes, 2_489_757_856 + 851_251_104 + 289_406_976 + fit::RUNTIME_OVERHEAD_BYTES);
+}
+
+fn memory(total: u64, available: u64) -> Memory {
+    Memory { total_ram: total, available_ram: available, vram: None, gpu_backend: None }
+}
+
+#[test]
+fn verdict_thresholds() {
+    let m = memory(16 * GIB, 10 * GIB);
+    assert_eq!(fit::verdict(8 * GIB, &m), Verdict::Fits); // exactly 80 %
+    assert_eq!(fit::verdict(8 * GIB + 1, &m), Verdict::Tight);
+    assert_eq!(fit::verdict(10 * GIB, &m), Verdict::Tight);
+    // Beyond what is free but within 90 % of total: closing programs would make room.
+    assert_eq!(fit::verdict(14 * GIB, &m), Verdict::Tight);
+    assert_eq!(fit::verdict(15 * GIB, &m), Verdict::TooBig);
+    // With VRAM known, only VRAM counts.
+    let gpu = Memory { vram: Some(8 * GIB), gpu_backend: Some("cuda"), ..memory(64 * GIB, 60 * GIB) };
+    assert_eq!(fit::verdict(9 * GIB, &gpu), Verdict::TooBig);
+}
+
+#[test]
+fn recommendation_is_the_largest_model_that_fits() {
+    let cat = Catalog::builtin().unwrap();
+    // 8 GiB free: the 4B Q4_0 (~2.4 GB + 0.85 GB projector + KV) fits, the 12B (~7.7 GB) does not.
+    let r = fit::fit_catalog(&cat, &memory(16 * GIB, 8 * GIB), 8192, KvType::F16).unwrap();
+    assert_eq!(r.recommended, Some(("gemma-3-4b-it".to_string(), "Q4_0".to_string())));
+    assert_eq!(r.rows.len(), cat.models.iter().map(|m| m.variants.len()).sum::<usize>());
+    let row = |m: &str, v: &str| r.rows.iter().find(|x| x.model == m && x.variant == v).unwrap();
+    assert_eq!(row("gemma-3-27b-it", "Q8_0").verdict, Verdict::TooBig);
+    assert_eq!(row("gemma-3-270m-it", "Q4_0").verdict, Verdict::Fits);
+    // 64 GiB: the 27B fits.
+    let r = fit::fit_catalog(&cat, &memory(64 * GIB, 60 * GIB), 8192, KvType::F16).unwrap();
+    assert_eq!(r.recommended, Some(("gemma-3-27b-it".to_string(), "Q4_0".to_string())));
+    // Nothing fits in 100 MiB.
+    let r = fit::fit_catalog(&cat, &memory(120 * MIB, 100 * MIB), 8192, KvType::F16).unwrap();
+    assert_eq!(r.recommended, None);
+    // At 128K the small models are marked, not estimated.
+    let r = fit::fit_catalog(&cat, &memory(64 * GIB, 60 * GIB), 131_072, KvType::F16).unwrap();
+    let small = r.rows.iter().find(|x| x.model == "gemma-3-1b-it").unwrap();
+    assert_eq!(small.verdict, Verdict::ContextTooLong);
+    assert!(small.estimate.is_none());
+}
+
+#[test]
+fn builtin_catalog_has_the_five_sizes_with_vision_projectors() {
+    let cat = Catalog::builtin().unwrap();
+    let ids: Vec<_> = cat.models.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, ["gemma-3-270m-it", "gemma-3-1b-it", "gemma-3-4b-it", "gemma-3-12b-it", "gemma-3-27b-it"]);
+    for m in &cat.models {
+        assert_eq!(m.vision, m.mmproj.is_some(), "{}", m.id);
+        for q in ["Q4_0", "Q4_K_M", "Q8_0"] {
+            if m.id == "gemma-3-270m-it" && q == "Q4_K_M" {
+                continue;
+            }
+            assert!(m.variant(Some(q)).is_ok(), "{} lacks {q}", m.id);
+        }
+    }
+    assert!(matches!(cat.get("gemma-3-1b-it").unwrap().variant(Some("Q3_K")), Err(ModelsError::UnknownQuant { .. })));
+    assert!(matches!(cat.get("gemma-4"), Err(ModelsError::UnknownCatalogId { .. })));
+}
+
+#[test]
+fn catalog_parse_rejects_bad_documents() {
+    let good = include_str!("../../../assets/catalog.json");
+    assert!(Catalog::parse(good).is_ok());
+    let bad_rec = good.replacen("\"recommended\": \"Q4_0\"", "\"recommended\": \"Q9\"", 1);
+    assert!(matches!(Catalog::parse(&bad_rec), Err(ModelsError::Catalog(m)) if m.contains("Q9")));
+    let bad_sha = good.replacen("0ef57d2c", "zzzzzzzz", 1);
+    assert!(matches!(Catalog::parse(&bad_sha), Err(ModelsError::Catalog(m)) if m.contains("sha256")));
+    assert!(matches!(Catalog::parse("{"), Err(ModelsError::Catalog(_))));
+}
