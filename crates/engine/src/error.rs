@@ -15,6 +15,9 @@ pub enum EngineError {
     /// A readable GGUF that is not a Gemma 3 text model.
     #[error("unsupported model {path}: {reason}")]
     UnsupportedModel { path: PathBuf, reason: String },
+    /// Loading would need more memory than the machine has available.
+    #[error("the model needs {} MiB of memory but only {} MiB are available", needed / (1 << 20), available / (1 << 20))]
+    InsufficientMemory { needed: u64, available: u64 },
     #[error("metadata key `{key}`: {reason}")]
     Metadata { key: String, reason: String },
     #[error("tokenizer: {0}")]

@@ -1,1 +1,410 @@
-//! TODO
+//! The Gemma 3 forward pass: embeddings scaled by sqrt(hidden), then per layer
+//! `x += post_norm(attn(pre_norm(x)))`, `x += post_norm(mlp(pre_norm(x)))` with QK-norm, RoPE per
+//! layer type and a GeGLU (tanh-GELU) feed-forward, then the final norm and the tied output.
+
+use std::path::Path;
+
+use candle_core::quantized::gguf_file::TensorInfo;
+use candle_core::{Device, Tensor};
+use candle_nn::ops::{rms_norm, softmax_last_dim};
+use candle_nn::rotary_emb::rope_thd;
+
+use crate::config::Config;
+use crate::gguf::GgufFile;
+use crate::kv_cache::{KvCache, LayerKv};
+use crate::linear::{Embedding, Linear};
+use crate::{EngineError, Result};
+
+/// Which logits a forward call computes. The output projection over a 262k vocabulary is the
+/// most expensive matmul per token, so prompt chunks skip it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logits {
+    None,
+    Last,
+    All,
+}
+
+struct Layer {
+    attn_norm: Tensor,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    q_norm: Tensor,
+    k_norm: Tensor,
+    post_attn_norm: Tensor,
+    ffn_norm: Tensor,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+    post_ffn_norm: Tensor,
+    global: bool,
+}
+
+pub struct Model {
+    cfg: Config,
+    device: Device,
+    embed: Embedding,
+    layers: Vec<Layer>,
+    output_norm: Tensor,
+    output: Linear,
+    /// RoPE inverse frequencies, already divided by the linear scaling factor, per layer type.
+    inv_freq_local: Vec<f64>,
+    inv_freq_global: Vec<f64>,
+    weight_bytes: usize,
+}
+
+impl Model {
+    pub fn load(path: &Path, device: &Device) -> Result<Self> {
+        let gguf = GgufFile::open(path)?;
+        Self::from_gguf(&gguf, device)
+    }
+
+    pub fn from_gguf(gguf: &GgufFile, device: &Device) -> Result<Self> {
+        let unsupported = |reason: String| EngineError::UnsupportedModel { path: gguf.path().to_owned(), reason };
+        let embd = gguf
+            .tensor_info("token_embd.weight")
+            .ok_or_else(|| unsupported("no `token_embd.weight` tensor".into()))?;
+        let vocab = match embd.shape.dims() {
+            [v, _] => *v,
+            d => return Err(unsupported(format!("`token_embd.weight` has shape {d:?}, expected 2 dimensions"))),
+        };
+        let cfg = Config::from_metadata(gguf, vocab).map_err(|e| match e {
+            EngineError::Metadata { key, reason } if key == "general.architecture" => unsupported(reason),
+            other => other,
+        })?;
+        let plan = tensor_plan(&cfg, gguf.tensor_info("output.weight").is_some());
+        // Check every shape and the total size before the first large read, so a bad file or
+        // a model too big for this machine fails fast without allocating.
+        let mut total = 0u64;
+        for (name, shape) in &plan {
+            let info = gguf.tensor_info(name).ok_or_else(|| EngineError::InvalidGguf {
+                path: gguf.path().to_owned(),
+                reason: format!("tensor `{name}` is missing"),
+            })?;
+            if info.shape.dims() != shape.as_slice() {
+                return Err(EngineError::InvalidGguf {
+                    path: gguf.path().to_owned(),
+                    reason: format!("tensor `{name}` has shape {:?}, expected {:?}", info.shape.dims(), shape),
+                });
+            }
+            total += tensor_bytes(info);
+        }
+        if device.is_cpu() {
+            if let Some(avail) = available_memory_bytes() {
+                if total > avail {
+                    return Err(EngineError::InsufficientMemory { needed: total, available: avail });
+                }
+            }
+        }
+
+        let t = |name: &str, shape: &[usize]| gguf.tensor(name, shape, device);
+        let norm = |name: &str, shape: &[usize]| -> Result<Tensor> { Ok(t(name, shape)?.dequantize(device)?) };
+        let (h, kvh, hd, hid, ffn) = (cfg.heads, cfg.kv_heads, cfg.head_dim, cfg.hidden, cfg.ffn);
+        // The embedding first: it is the largest tensor, read while memory is still empty.
+        let embd = t("token_embd.weight", &[vocab, hid])?;
+        let output = match gguf.tensor_info("output.weight") {
+            Some(_) => Linear::new(t("output.weight", &[vocab, hid])?)?,
+            None => Linear::new(embd.clone())?,
+        };
+        let embed = Embedding::new(embd)?;
+        let mut layers = Vec::with_capacity(cfg.layers);
+        for i in 0..cfg.layers {
+            let n = |s: &str| format!("blk.{i}.{s}.weight");
+            layers.push(Layer {
+                attn_norm: norm(&n("attn_norm"), &[hid])?,
+                q: Linear::new(t(&n("attn_q"), &[h * hd, hid])?)?,
+                k: Linear::new(t(&n("attn_k"), &[kvh * hd, hid])?)?,
+                v: Linear::new(t(&n("attn_v"), &[kvh * hd, hid])?)?,
+                o: Linear::new(t(&n("attn_output"), &[hid, h * hd])?)?,
+                q_norm: norm(&n("attn_q_norm"), &[hd])?,
+                k_norm: norm(&n("attn_k_norm"), &[hd])?,
+                post_attn_norm: norm(&n("post_attention_norm"), &[hid])?,
+                ffn_norm: norm(&n("ffn_norm"), &[hid])?,
+                gate: Linear::new(t(&n("ffn_gate"), &[ffn, hid])?)?,
+                up: Linear::new(t(&n("ffn_up"), &[ffn, hid])?)?,
+                down: Linear::new(t(&n("ffn_down"), &[hid, ffn])?)?,
+                post_ffn_norm: norm(&n("post_ffw_norm"), &[hid])?,
+                global: cfg.is_global[i],
+            });
+        }
+        let output_norm = norm("output_norm.weight", &[hid])?;
+        let inv_freq = |base: f32, scale: f32| -> Vec<f64> {
+            (0..hd / 2).map(|i| (base as f64).powf(-((2 * i) as f64) / hd as f64) / scale as f64).collect()
+        };
+        let inv_freq_local = inv_freq(cfg.rope_local_base, 1.0);
+        let inv_freq_global = inv_freq(cfg.rope_global_base, cfg.rope_global_scale);
+        Ok(Self {
+            cfg,
+            device: device.clone(),
+            embed,
+            layers,
+            output_norm,
+            output,
+            inv_freq_local,
+            inv_freq_global,
+            weight_bytes: total as usize,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Bytes of all weights as loaded.
+    pub fn weight_bytes(&self) -> usize {
+        self.weight_bytes
+    }
+
+    pub fn new_cache(&self, capacity: usize) -> Result<KvCache> {
+        KvCache::new(&self.cfg, capacity, &self.device)
+    }
+
+    /// Runs `ids` at positions `cache.len()..`, appends their keys and values to `cache`, and
+    /// returns the requested logits (`[rows, vocab]` f32). Callers split long prompts into chunks
+    /// (any size works; about 512 is fastest).
+    pub fn forward(&self, ids: &[u32], cache: &mut KvCache, want: Logits) -> Result<Option<Tensor>> {
+        let n = ids.len();
+        if n == 0 {
+            return Err(EngineError::InvalidArgument("forward needs at least one token".into()));
+        }
+        let pos = cache.len;
+        if pos + n > cache.capacity {
+            return Err(EngineError::ContextOverflow { tokens: pos + n, context: cache.capacity });
+        }
+        let eps = self.cfg.rms_eps;
+        let mut x = (self.embed.lookup(ids)? * (self.cfg.hidden as f64).sqrt())?;
+        let (cos_l, sin_l) = self.rope_tables(&self.inv_freq_local, pos, n)?;
+        let (cos_g, sin_g) = self.rope_tables(&self.inv_freq_global, pos, n)?;
+        let window = cache.window;
+        for (layer, kv) in self.layers.iter().zip(cache.layers.iter_mut()) {
+            let (cos, sin) = if layer.global { (&cos_g, &sin_g) } else { (&cos_l, &sin_l) };
+            let h = rms_norm(&x, &layer.attn_norm, eps as f32)?;
+            let h = self.attention(layer, kv, &h, pos, window, cos, sin)?;
+            x = (x + rms_norm(&h, &layer.post_attn_norm, eps as f32)?)?;
+            let h = rms_norm(&x, &layer.ffn_norm, eps as f32)?;
+            let h = layer.down.forward(&(layer.gate.forward(&h)?.gelu()? * layer.up.forward(&h)?)?)?;
+            x = (x + rms_norm(&h, &layer.post_ffn_norm, eps as f32)?)?;
+        }
+        cache.len = pos + n;
+        let x = match want {
+            Logits::None => return Ok(None),
+            Logits::Last => x.narrow(0, n - 1, 1)?,
+            Logits::All => x,
+        };
+        let x = rms_norm(&x, &self.output_norm, eps as f32)?;
+        let mut logits = self.output.forward(&x)?;
+        if let Some(cap) = self.cfg.final_logit_softcap {
+            logits = ((logits / cap)?.tanh()? * cap)?;
+        }
+        Ok(Some(logits))
+    }
+
+    /// cos/sin `[n, head_dim/2]` for positions `pos..pos+n`, angles in f64 so positions deep into
+    /// a 128K context keep their precision.
+    fn rope_tables(&self, inv_freq: &[f64], pos: usize, n: usize) -> Result<(Tensor, Tensor)> {
+        let half = inv_freq.len();
+        let mut cos = Vec::with_capacity(n * half);
+        let mut sin = Vec::with_capacity(n * half);
+        for p in pos..pos + n {
+            for f in inv_freq {
+                let a = p as f64 * f;
+                cos.push(a.cos() as f32);
+                sin.push(a.sin() as f32);
+            }
+        }
+        Ok((
+            Tensor::from_vec(cos, (n, half), &self.device)?,
+            Tensor::from_vec(sin, (n, half), &self.device)?,
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn attention(
+        &self,
+        layer: &Layer,
+        kv: &mut LayerKv,
+        x: &Tensor,
+        pos: usize,
+        window: usize,
+        cos: &Tensor,
+        sin: &Tensor,
+    ) -> Result<Tensor> {
+        let cfg = &self.cfg;
+        let (n, h, kvh, hd) = (x.dim(0)?, cfg.heads, cfg.kv_heads, cfg.head_dim);
+        let groups = h / kvh;
+        let eps = cfg.rms_eps as f32;
+        let q = rms_norm(&layer.q.forward(x)?.reshape((n, h, hd))?, &layer.q_norm, eps)?;
+        let k = rms_norm(&layer.k.forward(x)?.reshape((n, kvh, hd))?, &layer.k_norm, eps)?;
+        let v = layer.v.forward(x)?.reshape((n, kvh, hd))?;
+        // Scaling q rather than the scores touches n*h*hd numbers instead of n*h*len.
+        let q = (rope_thd(&q.unsqueeze(0)?, cos, sin)?.squeeze(0)? * cfg.attn_scale)?;
+        let k = rope_thd(&k.unsqueeze(0)?, cos, sin)?.squeeze(0)?;
+        // Heads h*groups..(h+1)*groups share kv head h: group them so one matmul per kv head
+        // serves all of its query heads without repeating K and V.
+        let q = q.transpose(0, 1)?.contiguous()?.reshape((kvh, groups * n, hd))?;
+        let k = k.transpose(0, 1)?.contiguous()?;
+        let v = v.transpose(0, 1)?.contiguous()?;
+
+        let (keys, values, mask) = match kv {
+            LayerKv::Global { k: kc, v: vc } => {
+                kc.slice_set(&k, 1, pos)?;
+                vc.slice_set(&v, 1, pos)?;
+                let len = pos + n;
+                let mask = (n > 1).then(|| causal_mask(n, pos, len, None));
+                (kc.narrow(1, 0, len)?, vc.narrow(1, 0, len)?, mask)
+            }
+            LayerKv::Local { k: kc, v: vc } if n == 1 => {
+                // Position pos overwrites pos - window, which this query no longer sees: write
+                // first, then every filled slot is exactly the window.
+                ring_write(kc, &k, pos, window)?;
+                ring_write(vc, &v, pos, window)?;
+                let filled = (pos + 1).min(window);
+                (kc.narrow(1, 0, filled)?, vc.narrow(1, 0, filled)?, None)
+            }
+            LayerKv::Local { k: kc, v: vc } => {
+                // A chunk's first queries still need positions its later keys would overwrite:
+                // attend over ring + chunk with an explicit mask, then write the chunk's tail.
+                let filled = pos.min(window);
+                let (keys, values) = if filled == 0 {
+                    (k.clone(), v.clone())
+                } else {
+                    (
+                        Tensor::cat(&[&kc.narrow(1, 0, filled)?, &k], 1)?,
+                        Tensor::cat(&[&vc.narrow(1, 0, filled)?, &v], 1)?,
+                    )
+                };
+                let slot_pos: Vec<usize> = (0..filled).map(|s| ring_slot_position(s, pos, window)).collect();
+                let mask = local_mask(n, pos, &slot_pos, window);
+                let keep = n.min(window);
+                ring_write(kc, &k.narrow(1, n - keep, keep)?, pos + n - keep, window)?;
+                ring_write(vc, &v.narrow(1, n - keep, keep)?, pos + n - keep, window)?;
+                (keys, values, Some(mask))
+            }
+        };
+        let len = keys.dim(1)?;
+        let scores = q.matmul(&keys.t()?)?;
+        let scores = match mask {
+            Some(mask) => {
+                let mask = mask?.to_device(&self.device)?;
+                scores.reshape((kvh, groups, n, len))?.broadcast_add(&mask)?.reshape((kvh, groups * n, len))?
+            }
+            None => scores,
+        };
+        let probs = softmax_last_dim(&scores)?;
+        let out = probs.matmul(&values.contiguous()?)?; // [kvh, groups*n, hd]
+        let out = out.reshape((h, n, hd))?.transpose(0, 1)?.contiguous()?.reshape((n, h * hd))?;
+        layer.o.forward(&out)
+    }
+}
+
+/// The position held by ring slot `s` when positions `0..pos` have been written.
+fn ring_slot_position(s: usize, pos: usize, window: usize) -> usize {
+    if pos <= window {
+        s
+    } else {
+        // The unique p in pos-window..pos with p % window == s.
+        let base = pos - window;
+        base + (s + window - base % window) % window
+    }
+}
+
+/// Writes `src` (`[kvh, m, hd]`, positions `start..start+m`, `m <= window`) into the ring.
+fn ring_write(ring: &Tensor, src: &Tensor, start: usize, window: usize) -> Result<()> {
+    let m = src.dim(1)?;
+    let slot = start % window;
+    let first = m.min(window - slot);
+    ring.slice_set(&src.narrow(1, 0, first)?.contiguous()?, 1, slot)?;
+    if first < m {
+        ring.slice_set(&src.narrow(1, first, m - first)?.contiguous()?, 1, 0)?;
+    }
+    Ok(())
+}
+
+const MASKED: f32 = f32::NEG_INFINITY;
+
+/// `[n, len]` additive mask: query i (position pos+i) sees key positions `<= pos+i`, and only
+/// the last `window` of them when a window is given. Keys are positions `0..len`.
+fn causal_mask(n: usize, pos: usize, len: usize, window: Option<usize>) -> Result<Tensor> {
+    let mut m = vec![0f32; n * len];
+    for i in 0..n {
+        let qp = pos + i;
+        for (j, v) in m[i * len..(i + 1) * len].iter_mut().enumerate() {
+            let visible = j <= qp && window.is_none_or(|w| qp - j < w);
+            if !visible {
+                *v = MASKED;
+            }
+        }
+    }
+    Ok(Tensor::from_vec(m, (n, len), &Device::Cpu)?)
+}
+
+/// Mask over `[ring slots (positions slot_pos), chunk keys (positions pos..pos+n)]`.
+fn local_mask(n: usize, pos: usize, slot_pos: &[usize], window: usize) -> Result<Tensor> {
+    let len = slot_pos.len() + n;
+    let mut m = vec![0f32; n * len];
+    for i in 0..n {
+        let qp = pos + i;
+        let row = &mut m[i * len..(i + 1) * len];
+        for (j, &kp) in slot_pos.iter().enumerate() {
+            if qp - kp >= window {
+                row[j] = MASKED;
+            }
+        }
+        for j in 0..n {
+            let kp = pos + j;
+            if kp > qp || qp - kp >= window {
+                row[slot_pos.len() + j] = MASKED;
+            }
+        }
+    }
+    Ok(Tensor::from_vec(m, (n, len), &Device::Cpu)?)
+}
+
+/// Every tensor a Gemma 3 text model needs, with its expected shape (candle order).
+fn tensor_plan(cfg: &Config, has_output: bool) -> Vec<(String, Vec<usize>)> {
+    let (h, kvh, hd, hid, ffn, vocab) = (cfg.heads, cfg.kv_heads, cfg.head_dim, cfg.hidden, cfg.ffn, cfg.vocab_size);
+    let mut plan = vec![
+        ("token_embd.weight".to_string(), vec![vocab, hid]),
+        ("output_norm.weight".to_string(), vec![hid]),
+    ];
+    if has_output {
+        plan.push(("output.weight".into(), vec![vocab, hid]));
+    }
+    for i in 0..cfg.layers {
+        let n = |s: &str| format!("blk.{i}.{s}.weight");
+        plan.extend([
+            (n("attn_norm"), vec![hid]),
+            (n("attn_q"), vec![h * hd, hid]),
+            (n("attn_k"), vec![kvh * hd, hid]),
+            (n("attn_v"), vec![kvh * hd, hid]),
+            (n("attn_output"), vec![hid, h * hd]),
+            (n("attn_q_norm"), vec![hd]),
+            (n("attn_k_norm"), vec![hd]),
+            (n("post_attention_norm"), vec![hid]),
+            (n("ffn_norm"), vec![hid]),
+            (n("ffn_gate"), vec![ffn, hid]),
+            (n("ffn_up"), vec![ffn, hid]),
+            (n("ffn_down"), vec![hid, ffn]),
+            (n("post_ffw_norm"), vec![hid]),
+        ]);
+    }
+    plan
+}
+
+fn tensor_bytes(info: &TensorInfo) -> u64 {
+    (info.shape.elem_count() / info.ggml_dtype.block_size() * info.ggml_dtype.type_size()) as u64
+}
+
+/// MemAvailable from /proc/meminfo; None where that is not available (other OSes).
+fn available_memory_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+

@@ -1,1 +1,346 @@
-//! TODO
+//! Generation: a loaded `Engine` (weights, tokenizer, chat template) shared by `Session`s, each
+//! owning a KV cache and the tokens it holds, so a follow-up turn prefills only what is new.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+
+use crate::chat_template::{ChatMessage, ChatTemplate};
+use crate::config::Config;
+use crate::device::{self, DevicePreference};
+use crate::gguf::GgufFile;
+use crate::kv_cache::KvCache;
+use crate::model::{Logits, Model};
+use crate::sampler::{Sampler, SamplingParams};
+use crate::tokenizer::{StreamDecoder, Tokenizer};
+use crate::{EngineError, Result};
+
+/// Prompt tokens per forward call: big enough for efficient matmuls, small enough that masks
+/// and activations stay a few megabytes.
+pub const PREFILL_CHUNK: usize = 512;
+
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    pub device: DevicePreference,
+    /// Where the built tokenizer is cached between runs; None builds it every time.
+    pub tokenizer_cache_dir: Option<PathBuf>,
+}
+
+/// A model ready to serve sessions.
+pub struct Engine {
+    path: PathBuf,
+    model: Model,
+    tokenizer: Tokenizer,
+    template: ChatTemplate,
+}
+
+impl Engine {
+    pub fn load(path: &Path, opts: &LoadOptions) -> Result<Arc<Self>> {
+        let device = device::select(opts.device)?;
+        let gguf = GgufFile::open(path)?;
+        let model = Model::from_gguf(&gguf, &device)?;
+        let tokenizer = Tokenizer::from_gguf_cached(gguf.content(), opts.tokenizer_cache_dir.as_deref())?;
+        let template = ChatTemplate::from_gguf(gguf.content())?;
+        Ok(Arc::new(Self { path: path.to_owned(), model, tokenizer, template }))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+    pub fn config(&self) -> &Config {
+        self.model.config()
+    }
+    pub fn device(&self) -> &Device {
+        self.model.device()
+    }
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+    pub fn template(&self) -> &ChatTemplate {
+        &self.template
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GenerateOptions {
+    pub max_tokens: usize,
+    pub sampling: SamplingParams,
+    /// Generation ends when the text contains one of these; the reply stops before it.
+    pub stop_strings: Vec<String>,
+    /// Set from any thread to stop within one token.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        Self { max_tokens: 512, sampling: SamplingParams::default(), stop_strings: Vec::new(), cancel: None }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    Eos,
+    MaxTokens,
+    StopString,
+    Cancelled,
+    ContextFull,
+}
+
+impl StopReason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Eos => "eos",
+            Self::MaxTokens => "max_tokens",
+            Self::StopString => "stop_string",
+            Self::Cancelled => "cancelled",
+            Self::ContextFull => "context_full",
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GenerationResult {
+    /// Generated ids, without the end-of-turn token that stopped them.
+    pub ids: Vec<u32>,
+    pub text: String,
+    pub stop: StopReason,
+    pub prompt_tokens: usize,
+    /// Prompt tokens whose keys and values were already cached and not computed again.
+    pub reused_tokens: usize,
+    pub prompt_tokens_per_s: f64,
+    pub gen_tokens_per_s: f64,
+}
+
+/// One conversation's state on one engine.
+pub struct Session {
+    engine: Arc<Engine>,
+    cache: KvCache,
+    /// Invariant: `tokens.len() == cache.len()`, and `tokens[i]` is the token whose keys and
+    /// values sit at position `i`.
+    tokens: Vec<u32>,
+}
+
+impl Session {
+    pub fn new(engine: Arc<Engine>, context: usize) -> Result<Self> {
+        let max = engine.config().context_length;
+        if context > max {
+            return Err(EngineError::InvalidArgument(format!(
+                "context of {context} tokens exceeds the model's maximum of {max}"
+            )));
+        }
+        let cache = engine.model().new_cache(context)?;
+        Ok(Self { engine, cache, tokens: Vec::new() })
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+    pub fn context(&self) -> usize {
+        self.cache.capacity()
+    }
+    /// Tokens currently cached.
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+    pub fn kv_bytes(&self) -> usize {
+        self.cache.bytes()
+    }
+
+    /// The chat template applied to `messages`, ready to generate the model's turn.
+    pub fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
+        let parts = self.engine.template().render(messages, true)?;
+        self.engine.tokenizer().encode_prompt(&parts, true)
+    }
+
+    /// Makes the cache hold exactly `prompt[..prompt.len()-1]`-or-more and returns logits for the
+    /// last prompt token: reuses the longest common prefix with what is cached, prefills the rest
+    /// in chunks. Returns (logits, reused).
+    fn prefill(&mut self, prompt: &[u32]) -> Result<(Tensor, usize)> {
+        let common = self.tokens.iter().zip(prompt).take_while(|(a, b)| a == b).count();
+        // The last prompt token is always run again so there are logits to sample from.
+        let keep = common.min(prompt.len() - 1);
+        if !self.cache.truncate(keep) {
+            log::debug!("kv cache: sliding window already overwritten; prefilling from 0");
+        }
+        let reused = self.cache.len();
+        self.tokens.truncate(reused);
+        let rest = &prompt[reused..];
+        let mut logits = None;
+        for (i, chunk) in rest.chunks(PREFILL_CHUNK).enumerate() {
+            let last = (i + 1) * PREFILL_CHUNK >= rest.len();
+            let want = if last { Logits::Last } else { Logits::None };
+            let out = self.engine.model().forward(chunk, &mut self.cache, want);
+            match out {
+                Ok(out) => {
+                    self.tokens.extend_from_slice(chunk);
+                    logits = out;
+                }
+                Err(e) => {
+                    // The chunk may be half-written into the cache: forget it.
+                    self.cache.truncate(self.tokens.len());
+                    self.tokens.truncate(self.cache.len());
+                    return Err(e);
+                }
+            }
+        }
+        let logits = logits.ok_or_else(|| EngineError::InvalidArgument("empty prompt".into()))?;
+        Ok((logits, reused))
+    }
+
+    /// Generates a reply to `prompt` (the whole conversation so far, BOS first), streaming whole
+    /// UTF-8 pieces of text to `on_text`.
+    pub fn generate(
+        &mut self,
+        prompt: &[u32],
+        opts: &GenerateOptions,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<GenerationResult> {
+        if prompt.is_empty() {
+            return Err(EngineError::InvalidArgument("the prompt is empty".into()));
+        }
+        if prompt.len() > self.context() {
+            return Err(EngineError::ContextOverflow { tokens: prompt.len(), context: self.context() });
+        }
+        let cancelled = || opts.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed));
+        let engine = self.engine.clone();
+        let tok = engine.tokenizer();
+        let t0 = Instant::now();
+        let (mut logits, reused) = self.prefill(prompt)?;
+        let prompt_s = t0.elapsed().as_secs_f64();
+        let t1 = Instant::now();
+
+        let mut sampler = Sampler::new(opts.sampling.clone());
+        let mut decoder = StreamDecoder::new(tok);
+        let mut ids = Vec::new();
+        let mut text = String::new();
+        // Text held back because it might be the start of a stop string.
+        let mut emitted = 0usize;
+        let max_stop = opts.stop_strings.iter().map(|s| s.len()).max().unwrap_or(0);
+        let stop;
+        let mut history: Vec<u32> = prompt.to_vec();
+        loop {
+            if cancelled() {
+                stop = StopReason::Cancelled;
+                break;
+            }
+            if ids.len() >= opts.max_tokens {
+                stop = StopReason::MaxTokens;
+                break;
+            }
+            let row: Vec<f32> = logits.squeeze(0)?.to_vec1()?;
+            let next = sampler.sample(&row, &history);
+            if tok.eos_ids().contains(&next) {
+                stop = StopReason::Eos;
+                break;
+            }
+            ids.push(next);
+            history.push(next);
+            if let Some(piece) = decoder.push(next) {
+                text.push_str(&piece);
+            }
+            if let Some(at) = opts.stop_strings.iter().filter_map(|s| text.find(s.as_str())).min() {
+                text.truncate(at);
+                stop = StopReason::StopString;
+                break;
+            }
+            // Emit all but a tail that could still grow into a stop string.
+            let safe = floor_char_boundary(&text, text.len().saturating_sub(max_stop.saturating_sub(1)));
+            if safe > emitted {
+                on_text(&text[emitted..safe]);
+                emitted = safe;
+            }
+            if self.cache.len() >= self.context() {
+                stop = StopReason::ContextFull;
+                break;
+            }
+            logits = self.step(next)?;
+        }
+        if stop != StopReason::StopString {
+            if let Some(rest) = decoder.finish() {
+                text.push_str(&rest);
+            }
+        }
+        if text.len() > emitted {
+            on_text(&text[emitted..]);
+        }
+        let gen_s = t1.elapsed().as_secs_f64();
+        let computed = prompt.len() - reused;
+        Ok(GenerationResult {
+            prompt_tokens: prompt.len(),
+            reused_tokens: reused,
+            prompt_tokens_per_s: rate(computed, prompt_s),
+            gen_tokens_per_s: rate(ids.len(), gen_s),
+            ids,
+            text,
+            stop,
+        })
+    }
+
+    /// Feeds one token and returns the next logits `[1, vocab]`.
+    fn step(&mut self, id: u32) -> Result<Tensor> {
+        let out = self.engine.model().forward(&[id], &mut self.cache, Logits::Last)?;
+        self.tokens.push(id);
+        out.ok_or_else(|| EngineError::InvalidArgument("no logits".into()))
+    }
+
+    /// Teacher-forced scoring: for each position i, the top-`k` (id, probability) after reading
+    /// `ids[..=i]`, probabilities being the softmax over the whole vocabulary.
+    pub fn score(&mut self, ids: &[u32], k: usize) -> Result<Vec<Vec<(u32, f32)>>> {
+        if ids.len() > self.context() {
+            return Err(EngineError::ContextOverflow { tokens: ids.len(), context: self.context() });
+        }
+        self.cache.clear();
+        self.tokens.clear();
+        let mut out = Vec::with_capacity(ids.len());
+        // Small chunks: all-position logits are [chunk, vocab] f32 (262k columns).
+        for chunk in ids.chunks(64) {
+            let logits = self.engine.model().forward(chunk, &mut self.cache, Logits::All)?;
+            self.tokens.extend_from_slice(chunk);
+            let logits = logits.ok_or_else(|| EngineError::InvalidArgument("no logits".into()))?;
+            for row in logits.to_vec2::<f32>()? {
+                out.push(top_k_probs(&row, k));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn rate(n: usize, secs: f64) -> f64 {
+    if secs > 0.0 {
+        n as f64 / secs
+    } else {
+        0.0
+    }
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// Softmax over all of `logits` (in f64 for the sum), then the `k` most likely ids.
+pub fn top_k_probs(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits.iter().map(|&l| ((l - max) as f64).exp()).sum();
+    let mut idx: Vec<u32> = (0..logits.len() as u32).collect();
+    let k = k.min(idx.len());
+    if k == 0 {
+        return Vec::new();
+    }
+    let by_logit = |a: &u32, b: &u32| logits[*b as usize].total_cmp(&logits[*a as usize]).then(a.cmp(b));
+    idx.select_nth_unstable_by(k - 1, by_logit);
+    idx.truncate(k);
+    idx.sort_by(by_logit);
+    idx.into_iter()
+        .map(|i| (i, (((logits[i as usize] - max) as f64).exp() / sum) as f32))
+        .collect()
+}
