@@ -1,3 +1,4 @@
 //! Hearth's services without a window: models, store, documents, chat.
 pub mod models;
+pub mod chat;
 pub mod store;

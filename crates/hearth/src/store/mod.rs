@@ -15,7 +15,7 @@ pub mod settings;
 mod types;
 
 pub use error::StoreError;
-pub use export::{ConversationExport, EXPORT_FORMAT, EXPORT_VERSION};
+pub use export::{format_utc, ConversationExport, EXPORT_FORMAT, EXPORT_VERSION};
 pub use search::{SearchHit, SearchOptions};
 pub use settings::SettingKey;
 pub use types::*;

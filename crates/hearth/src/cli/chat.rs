@@ -1,0 +1,242 @@
+//! `hearth chat`: talk to a model, every turn stored in the conversation database.
+//!
+//! With `--message` it sends one turn and exits (for scripts and tests); without, it is a small
+//! REPL on stdin that streams replies and keeps the session's KV cache between turns. Ctrl-C
+//! stops the current reply (stored as interrupted) instead of quitting.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use engine::sampler::SamplingParams;
+use engine::session::{Engine, LoadOptions, Session};
+use hearth::chat::{ChatService, TurnRequest};
+use hearth::store::{settings, Conversation, NewConversation, SamplingSettings, Store};
+
+#[derive(clap::Args, Debug)]
+pub struct ChatArgs {
+    /// GGUF file or installed model id (default: the conversation's model, then the default
+    /// model setting).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Continue this conversation.
+    #[arg(long, conflicts_with = "new")]
+    pub conversation: Option<i64>,
+    /// Start a new conversation (the default when --conversation is not given).
+    #[arg(long)]
+    pub new: bool,
+    /// Send this one message, print the reply and exit.
+    #[arg(long)]
+    pub message: Option<String>,
+    /// Most tokens in a reply.
+    #[arg(long, default_value_t = 512)]
+    pub max_tokens: usize,
+    /// Print the result of a --message turn as JSON.
+    #[arg(long, requires = "message")]
+    pub json: bool,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Sampling seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// CPU threads for the model.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// System prompt for a new conversation (or to replace an existing one's).
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Context length in tokens.
+    #[arg(long, default_value_t = 4096)]
+    pub context: usize,
+}
+
+/// The sampling parameters of a conversation: Gemma's defaults overridden by what was saved.
+fn sampling_for(s: &SamplingSettings) -> SamplingParams {
+    let mut p = SamplingParams::default();
+    if let Some(t) = s.temperature {
+        p.temperature = t as f32;
+    }
+    if let Some(k) = s.top_k {
+        p.top_k = k.max(0) as usize;
+    }
+    if let Some(v) = s.top_p {
+        p.top_p = v as f32;
+    }
+    if let Some(v) = s.min_p {
+        p.min_p = v as f32;
+    }
+    if let Some(v) = s.repeat_penalty {
+        p.repeat_penalty = v as f32;
+    }
+    if let Some(v) = s.seed {
+        p.seed = v as u64;
+    }
+    p
+}
+
+pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
+    if let Some(n) = args.threads {
+        engine::device::set_threads(n);
+    }
+    // The store is async; the engine runs on this thread. One worker is plenty for the store.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let store = rt.block_on(Store::open(data_dir))?;
+
+    let conv = rt.block_on(prepare_conversation(&store, &args))?;
+    let model_arg = match (&args.model, &conv.model) {
+        (Some(m), _) | (None, Some(m)) => m.clone(),
+        (None, None) => match rt.block_on(store.get_setting(&settings::DEFAULT_MODEL))? {
+            Some(m) => m,
+            None => bail!("no model given: pass --model PATH|ID (see `hearth models list`)"),
+        },
+    };
+    let model_path: PathBuf = rt.block_on(hearth::models::resolve_model_arg(&store, &model_arg))?;
+    if conv.model.as_deref() != Some(model_arg.as_str()) {
+        rt.block_on(store.update_conversation_settings(conv.id, Some(&model_arg), conv.system_prompt.as_deref(), &conv.sampling))?;
+    }
+
+    let load = LoadOptions { tokenizer_cache_dir: Some(data_dir.join("cache").join("tokenizers")), ..Default::default() };
+    let engine = Engine::load(&model_path, &load).with_context(|| format!("cannot load the model {}", model_path.display()))?;
+    let mut session = Session::new(engine, args.context)?;
+    let service = ChatService::new(store.clone(), rt.handle().clone());
+    let request = |text: String| TurnRequest {
+        conversation_id: conv.id,
+        user_text: text,
+        max_tokens: args.max_tokens,
+        sampling: sampling_for(&conv.sampling),
+        model_label: model_arg.clone(),
+    };
+
+    let cancel = Arc::new(AtomicBool::new(false));
+    let generating = Arc::new(AtomicBool::new(false));
+    {
+        let (cancel, generating) = (cancel.clone(), generating.clone());
+        ctrlc::set_handler(move || {
+            if generating.load(Ordering::SeqCst) {
+                cancel.store(true, Ordering::SeqCst);
+            } else {
+                // Nothing is streaming, so nothing is lost by leaving now.
+                std::process::exit(130);
+            }
+        })
+        .context("cannot install the Ctrl-C handler")?;
+    }
+
+    if let Some(message) = &args.message {
+        generating.store(true, Ordering::SeqCst);
+        let mut stdout = std::io::stdout();
+        let json = args.json;
+        let out = service.turn(&mut session, &request(message.clone()), cancel.clone(), &mut |piece| {
+            if !json {
+                let _ = stdout.write_all(piece.as_bytes());
+                let _ = stdout.flush();
+            }
+        })?;
+        if json {
+            let v = serde_json::json!({
+                "conversation_id": out.conversation_id,
+                "user_message_id": out.user_message_id,
+                "assistant_message_id": out.assistant_message_id,
+                "reply": out.reply,
+                "state": out.state,
+                "stop_reason": out.stop_reason,
+                "gen_tokens_per_s": out.gen_tokens_per_s,
+                "prompt_tokens_per_s": out.prompt_tokens_per_s,
+                "generated_tokens": out.generated_tokens,
+            });
+            println!("{v}");
+        } else {
+            println!();
+            eprintln!("[conversation {} · {} · {:.1} tok/s]", out.conversation_id, out.stop_reason, out.gen_tokens_per_s);
+        }
+        rt.block_on(store.close());
+        return Ok(());
+    }
+
+    let interactive = std::io::stdin().is_terminal();
+    if interactive {
+        eprintln!(
+            "Conversation {} with {}. Ctrl-C stops a reply; Ctrl-D or /exit quits.",
+            conv.id,
+            model_path.display()
+        );
+    }
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    loop {
+        if interactive {
+            eprint!("> ");
+            let _ = std::io::stderr().flush();
+        }
+        let Some(line) = lines.next() else { break };
+        let line = line.context("cannot read stdin")?;
+        let text = line.trim();
+        if text.is_empty() {
+            continue;
+        }
+        if text == "/exit" || text == "/quit" {
+            break;
+        }
+        cancel.store(false, Ordering::SeqCst);
+        generating.store(true, Ordering::SeqCst);
+        let mut stdout = std::io::stdout();
+        let result = service.turn(&mut session, &request(text.to_string()), cancel.clone(), &mut |piece| {
+            let _ = stdout.write_all(piece.as_bytes());
+            let _ = stdout.flush();
+        });
+        generating.store(false, Ordering::SeqCst);
+        println!();
+        match result {
+            Ok(out) if out.stop_reason == "cancelled" => eprintln!("[stopped; the partial reply is saved]"),
+            Ok(_) => {}
+            // A failed turn is stored as an error; the REPL goes on.
+            Err(e) => eprintln!("error: {e}"),
+        }
+    }
+    rt.block_on(store.close());
+    Ok(())
+}
+
+/// The conversation to talk in: the one asked for (updated with any new settings), or a new one.
+async fn prepare_conversation(store: &Store, args: &ChatArgs) -> anyhow::Result<Conversation> {
+    let override_sampling = |mut s: SamplingSettings| {
+        if let Some(t) = args.temperature {
+            s.temperature = Some(f64::from(t));
+        }
+        if let Some(seed) = args.seed {
+            s.seed = Some(seed as i64);
+        }
+        s
+    };
+    match args.conversation {
+        Some(id) => {
+            let c = store.conversation(id).await?;
+            let sampling = override_sampling(c.sampling.clone());
+            let system = args.system.clone().or(c.system_prompt.clone());
+            if sampling != c.sampling || system != c.system_prompt {
+                store.update_conversation_settings(id, c.model.as_deref(), system.as_deref(), &sampling).await?;
+            }
+            Ok(store.conversation(id).await?)
+        }
+        None => {
+            let system = match &args.system {
+                Some(s) => Some(s.clone()),
+                None => store.get_setting(&settings::DEFAULT_SYSTEM_PROMPT).await?,
+            };
+            let new = NewConversation {
+                title: String::new(),
+                model: args.model.clone(),
+                system_prompt: system,
+                sampling: override_sampling(SamplingSettings::default()),
+            };
+            Ok(store.create_conversation(&new).await?)
+        }
+    }
+}
