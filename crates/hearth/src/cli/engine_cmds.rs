@@ -1,0 +1,281 @@
+//! The engine's commands: `tokenize`, `generate`, `score`, `bench`. Their flags and JSON are a
+//! contract that tests and `scripts/bench-vs-llamacpp` rely on.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use engine::chat_template::{ChatMessage, Role};
+use engine::device::{self, DevicePreference};
+use engine::model::Logits;
+use engine::sampler::SamplingParams;
+use engine::session::{Engine, GenerateOptions, LoadOptions, Session, PREFILL_CHUNK};
+use serde_json::json;
+
+#[derive(clap::Args, Debug)]
+pub struct ModelArgs {
+    /// GGUF file or installed model id.
+    #[arg(long)]
+    model: String,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// auto, cpu, cuda or metal.
+    #[arg(long, default_value = "auto")]
+    device: DevicePreference,
+}
+
+impl ModelArgs {
+    fn load(&self, data_dir: &Path) -> anyhow::Result<Arc<Engine>> {
+        // Threads first: candle sizes its pools on the first tensor operation.
+        device::set_threads(self.threads.unwrap_or_else(device::default_threads));
+        let path = super::resolve_model(&self.model, data_dir)?;
+        let opts = LoadOptions { device: self.device, tokenizer_cache_dir: Some(super::tokenizer_cache(data_dir)) };
+        Engine::load(&path, &opts).with_context(|| format!("loading {}", path.display()))
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TokenizeArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The text to tokenize.
+    text: String,
+}
+
+pub fn tokenize(a: TokenizeArgs, data_dir: &Path) -> anyhow::Result<()> {
+    let engine = a.model.load(data_dir)?;
+    let ids = engine.tokenizer().encode(&a.text, true)?;
+    println!("{}", json!({ "ids": ids }));
+    Ok(())
+}
+
+#[derive(clap::Args, Debug)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[arg(long)]
+    prompt: String,
+    /// Feed BOS + the prompt as is, without the chat template.
+    #[arg(long)]
+    raw: bool,
+    #[arg(long, default_value_t = 256)]
+    max_tokens: usize,
+    /// 0 is greedy.
+    #[arg(long)]
+    temperature: Option<f32>,
+    #[arg(long)]
+    top_k: Option<usize>,
+    #[arg(long)]
+    top_p: Option<f32>,
+    #[arg(long)]
+    min_p: Option<f32>,
+    #[arg(long)]
+    repeat_penalty: Option<f32>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Stop when the text contains this (repeatable).
+    #[arg(long = "stop")]
+    stop: Vec<String>,
+    /// Print one JSON object instead of streaming text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn generate(a: GenerateArgs, data_dir: &Path) -> anyhow::Result<()> {
+    let engine = a.model.load(data_dir)?;
+    let prompt_ids = if a.raw {
+        engine.tokenizer().encode(&a.prompt, true)?
+    } else {
+        let parts = engine.template().render(&[ChatMessage { role: Role::User, content: a.prompt.clone() }], true)?;
+        engine.tokenizer().encode_prompt(&parts, true)?
+    };
+    let mut sampling = SamplingParams::default();
+    if let Some(t) = a.temperature {
+        sampling.temperature = t;
+    }
+    if let Some(k) = a.top_k {
+        sampling.top_k = k;
+    }
+    if let Some(p) = a.top_p {
+        sampling.top_p = p;
+    }
+    if let Some(p) = a.min_p {
+        sampling.min_p = p;
+    }
+    if let Some(r) = a.repeat_penalty {
+        sampling.repeat_penalty = r;
+    }
+    if let Some(s) = a.seed {
+        sampling.seed = s;
+    }
+    let max_ctx = engine.config().context_length;
+    let ctx = (prompt_ids.len() + a.max_tokens).min(max_ctx);
+    if prompt_ids.len() >= ctx {
+        bail!("the prompt has {} tokens; the model's context is {max_ctx}", prompt_ids.len());
+    }
+    let mut session = Session::new(engine.clone(), ctx)?;
+    let opts = GenerateOptions { max_tokens: a.max_tokens, sampling, stop_strings: a.stop, cancel: None };
+    let json_out = a.json;
+    let mut stdout = std::io::stdout();
+    let r = session.generate(&prompt_ids, &opts, &mut |piece| {
+        if !json_out {
+            use std::io::Write;
+            let _ = stdout.write_all(piece.as_bytes());
+            let _ = stdout.flush();
+        }
+    })?;
+    if json_out {
+        println!(
+            "{}",
+            json!({
+                "prompt_ids": prompt_ids,
+                "ids": r.ids,
+                "text": r.text,
+                "stop_reason": r.stop.as_str(),
+                "prompt_tokens_per_s": r.prompt_tokens_per_s,
+                "gen_tokens_per_s": r.gen_tokens_per_s,
+            })
+        );
+    } else {
+        println!();
+    }
+    Ok(())
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ScoreArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// A JSON file holding an array of token ids.
+    #[arg(long)]
+    ids_json: PathBuf,
+    #[arg(long, default_value_t = 5)]
+    top: usize,
+    /// JSON output (the only format).
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn score(a: ScoreArgs, data_dir: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&a.ids_json).with_context(|| format!("reading {}", a.ids_json.display()))?;
+    let ids: Vec<u32> = serde_json::from_str(&text)
+        .with_context(|| format!("{}: expected a JSON array of token ids", a.ids_json.display()))?;
+    if ids.is_empty() {
+        bail!("{}: no token ids", a.ids_json.display());
+    }
+    let engine = a.model.load(data_dir)?;
+    let vocab = engine.config().vocab_size;
+    if let Some(bad) = ids.iter().find(|&&id| id as usize >= vocab) {
+        bail!("token id {bad} is outside the vocabulary of {vocab}");
+    }
+    let mut session = Session::new(engine.clone(), ids.len().min(engine.config().context_length))?;
+    let positions = session.score(&ids, a.top)?;
+    let positions: Vec<Vec<(u32, f32)>> = positions;
+    println!("{}", json!({ "positions": positions }));
+    Ok(())
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Prompt tokens (llama-bench's pp test).
+    #[arg(short = 'p', long = "n-prompt", default_value_t = 512)]
+    n_prompt: usize,
+    /// Generated tokens (llama-bench's tg test), decoded one at a time from an empty cache.
+    #[arg(short = 'n', long = "n-gen", default_value_t = 128)]
+    n_gen: usize,
+    /// Context the KV cache is sized for.
+    #[arg(long, default_value_t = 4096)]
+    ctx: usize,
+    /// Timed repetitions of each test (after one warm-up).
+    #[arg(short = 'r', long, default_value_t = 3)]
+    reps: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+/// Measures like llama-bench: pp = one prompt of random tokens processed in chunks (logits only
+/// for the last), tg = tokens decoded one by one from an empty cache; each averaged over reps.
+pub fn bench(a: BenchArgs, data_dir: &Path) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let engine = a.model.load(data_dir)?;
+    let load_s = t0.elapsed().as_secs_f64();
+    let model = engine.model();
+    let cfg = engine.config();
+    if a.n_prompt + a.n_gen > a.ctx || a.ctx > cfg.context_length {
+        bail!("-p {} and -n {} must fit --ctx {} (model maximum {})", a.n_prompt, a.n_gen, a.ctx, cfg.context_length);
+    }
+    let mut cache = model.new_cache(a.ctx)?;
+    // Deterministic "random" ids, as llama-bench feeds random tokens.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let prompt: Vec<u32> = (0..a.n_prompt)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % cfg.vocab_size as u64) as u32
+        })
+        .collect();
+    let reps = a.reps.max(1);
+    let mut pp = Vec::new();
+    let mut tg = Vec::new();
+    for rep in 0..=reps {
+        if a.n_prompt > 0 {
+            cache.clear();
+            let t = Instant::now();
+            let chunks = prompt.chunks(PREFILL_CHUNK).count();
+            for (i, chunk) in prompt.chunks(PREFILL_CHUNK).enumerate() {
+                let want = if i + 1 == chunks { Logits::Last } else { Logits::None };
+                model.forward(chunk, &mut cache, want)?;
+            }
+            if rep > 0 {
+                pp.push(a.n_prompt as f64 / t.elapsed().as_secs_f64());
+            }
+        }
+        if a.n_gen > 0 {
+            cache.clear();
+            let mut next = prompt.first().copied().unwrap_or(2);
+            let t = Instant::now();
+            for _ in 0..a.n_gen {
+                let logits = model.forward(&[next], &mut cache, Logits::Last)?.context("no logits")?;
+                next = logits.squeeze(0)?.argmax(0)?.to_scalar::<u32>()?;
+            }
+            if rep > 0 {
+                tg.push(a.n_gen as f64 / t.elapsed().as_secs_f64());
+            }
+        }
+    }
+    let mean = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
+    let out = json!({
+        "model": engine.path().display().to_string(),
+        "threads": std::env::var("RAYON_NUM_THREADS").ok().and_then(|s| s.parse::<usize>().ok()),
+        "device": format!("{:?}", engine.device()),
+        "n_prompt": a.n_prompt,
+        "n_gen": a.n_gen,
+        "ctx": a.ctx,
+        "reps": reps,
+        "prompt_tokens_per_s": mean(&pp),
+        "gen_tokens_per_s": mean(&tg),
+        "peak_rss_bytes": peak_rss_bytes(),
+        "kv_bytes": cache.bytes(),
+        "kv_bytes_formula": cfg.kv_bytes(a.ctx),
+        "weight_bytes": model.weight_bytes(),
+        "load_s": load_s,
+    });
+    if a.json {
+        println!("{out}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    Ok(())
+}
+
+/// VmHWM: the most resident memory this process has had.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+}
