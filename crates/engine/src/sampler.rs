@@ -3,7 +3,8 @@
 //! The chain follows llama.cpp's default order (penalties, top-k, top-p, min-p, temperature,
 //! draw), so the same settings mean the same thing as in llama.cpp. It runs once per generated
 //! token over a 262 144-entry vocabulary, so nothing sorts the whole vocabulary: top-k keeps a
-//! small heap, min-p is a threshold in logit space, and top-p sorts only growing prefixes.
+//! small heap, min-p is a threshold in logit space, and top-p buckets logits so it sorts only the
+//! bucket where the mass crosses p.
 
 use crate::{EngineError, Result};
 use std::cmp::Ordering;
@@ -98,6 +99,7 @@ pub struct Sampler {
     logits: Vec<f32>,
     candidates: Vec<(u32, f32)>,
     penalized: Vec<u32>,
+    buckets: Vec<f64>,
 }
 
 impl Sampler {
@@ -114,6 +116,7 @@ impl Sampler {
             logits: Vec::new(),
             candidates: Vec::new(),
             penalized: Vec::new(),
+            buckets: Vec::new(),
         }
     }
 
@@ -165,7 +168,7 @@ impl Sampler {
         }
 
         if p.top_p > 0.0 && p.top_p < 1.0 {
-            top_p_retain(cand, max, p.top_p);
+            top_p_retain(cand, max, p.top_p, &mut self.buckets);
         }
         if p.min_p > 0.0 && p.min_p <= 1.0 {
             // p_i >= min_p * p_max  <=>  l_i >= l_max + ln(min_p)
@@ -177,9 +180,8 @@ impl Sampler {
         let inv_t = 1.0 / p.temperature;
         let mut total = 0.0f64;
         for c in cand.iter_mut() {
-            let w = (((c.1 - max) * inv_t) as f64).exp();
-            c.1 = w as f32;
-            total += w;
+            c.1 = ((c.1 - max) * inv_t).exp();
+            total += c.1 as f64;
         }
         let target = uniform(&mut self.rng) * total;
         let mut acc = 0.0f64;
@@ -279,35 +281,79 @@ fn top_k_into(logits: &[f32], k: usize, out: &mut Vec<(u32, f32)>) {
     out.sort_unstable_by(by_logit_desc);
 }
 
-/// Keeps the smallest most-likely prefix whose softmax mass reaches `top_p` (at least one),
-/// leaving `cand` sorted most likely first. Sorts only as large a prefix as it needs.
-fn top_p_retain(cand: &mut Vec<(u32, f32)>, max: f32, top_p: f32) {
-    let total: f64 = cand.iter().map(|c| ((c.1 - max) as f64).exp()).sum();
-    let target = top_p as f64 * total;
-    let mut sorted = 0usize; // cand[..sorted] is sorted and holds the `sorted` most likely
-    let mut window = 256usize;
-    let mut acc = 0.0f64;
-    loop {
-        let end = window.min(cand.len());
-        if end > sorted {
-            if end < cand.len() {
-                cand[sorted..].select_nth_unstable_by(end - sorted - 1, by_logit_desc);
-            }
-            cand[sorted..end].sort_unstable_by(by_logit_desc);
-        }
-        for i in sorted..end {
-            acc += ((cand[i].1 - max) as f64).exp();
-            if acc >= target {
-                cand.truncate(i + 1);
-                return;
-            }
-        }
-        sorted = end;
-        if end == cand.len() {
-            return;
-        }
-        window = window.saturating_mul(8);
+/// Buckets per nat of logit below the maximum, and how many nats the buckets cover; anything
+/// further down shares the last bucket (its mass is below e^-48 of the best token's).
+const BUCKETS_PER_NAT: f32 = 64.0;
+const BUCKET_NATS: usize = 48;
+
+/// Keeps the smallest most-likely set whose softmax mass reaches `top_p` (at least one).
+/// Small sets are sorted; large ones are bucketed by logit so only the bucket where the mass
+/// crosses `top_p` gets sorted: O(n) even when the set is most of the vocabulary.
+fn top_p_retain(cand: &mut Vec<(u32, f32)>, max: f32, top_p: f32, buckets: &mut Vec<f64>) {
+    if cand.len() <= 1024 {
+        let total: f64 = cand.iter().map(|c| weight(c.1, max)).sum();
+        cand.sort_unstable_by(by_logit_desc);
+        let keep = count_to_target(cand, max, top_p as f64 * total).max(1);
+        cand.truncate(keep);
+        return;
     }
+    let n_buckets = BUCKET_NATS * BUCKETS_PER_NAT as usize + 1;
+    let bucket_of = |l: f32| (((max - l) * BUCKETS_PER_NAT) as usize).min(n_buckets - 1);
+    buckets.clear();
+    buckets.resize(n_buckets, 0.0);
+    // One exp per candidate: the vocabulary-wide pass is what costs here.
+    for c in cand.iter() {
+        buckets[bucket_of(c.1)] += weight(c.1, max);
+    }
+    let target = top_p as f64 * buckets.iter().sum::<f64>();
+    // The bucket in which the running mass reaches the target, and the mass above it.
+    let mut above = 0.0f64;
+    let mut edge = n_buckets - 1;
+    for (b, &mass) in buckets.iter().enumerate() {
+        if above + mass >= target {
+            edge = b;
+            break;
+        }
+        above += mass;
+    }
+    // Partition in place: [above the edge | edge bucket | dropped]; then sort and cut the edge.
+    let mut kept = 0;
+    for i in 0..cand.len() {
+        if bucket_of(cand[i].1) < edge {
+            cand.swap(i, kept);
+            kept += 1;
+        }
+    }
+    let mut end = kept;
+    for i in kept..cand.len() {
+        if bucket_of(cand[i].1) == edge {
+            cand.swap(i, end);
+            end += 1;
+        }
+    }
+    cand.truncate(end);
+    let edge_part = &mut cand[kept..];
+    edge_part.sort_unstable_by(by_logit_desc);
+    let in_edge = count_to_target(edge_part, max, target - above);
+    cand.truncate((kept + in_edge).max(1));
+}
+
+/// Unnormalised probability of logit `l` when the best is `max`. f32 `exp` is plenty for
+/// weights in (0, 1] and about twice as fast as f64 over a whole vocabulary; sums stay in f64.
+fn weight(l: f32, max: f32) -> f64 {
+    (l - max).exp() as f64
+}
+
+/// How many leading entries of a sorted slice reach `target` mass (all of them if none do).
+fn count_to_target(sorted: &[(u32, f32)], max: f32, target: f64) -> usize {
+    let mut acc = 0.0f64;
+    for (i, c) in sorted.iter().enumerate() {
+        acc += weight(c.1, max);
+        if acc >= target {
+            return i + 1;
+        }
+    }
+    sorted.len()
 }
 
 /// SplitMix64: tiny, fast, and the same on every platform, which is all the draw needs.

@@ -6,9 +6,14 @@ use std::collections::HashMap;
 
 const VOCAB: usize = 262_144;
 
-/// A vocabulary-sized logit vector with a few chosen entries and the rest far below them.
+/// Statistical tests draw thousands of times; a smaller vocabulary (still past the sampler's
+/// small-set shortcut of 1024) keeps them quick. Greedy tests use the full size.
+const SMALL_VOCAB: usize = 4096;
+
+/// A logit vector with a few chosen entries and the rest far below them.
 fn logits_with(entries: &[(usize, f32)]) -> Vec<f32> {
-    let mut l = vec![-30.0f32; VOCAB];
+    let size = if entries.iter().any(|&(i, _)| i >= SMALL_VOCAB) { VOCAB } else { SMALL_VOCAB };
+    let mut l = vec![-30.0f32; size];
     for &(i, v) in entries {
         l[i] = v;
     }
@@ -127,6 +132,36 @@ fn top_p_over_a_wide_distribution_cuts_the_tail() {
     // Ties are ordered by id, so the kept half is the lower ids.
     assert!(counts.keys().all(|&id| id < 2600), "{counts:?}");
     assert!(counts.len() > 500, "only {} distinct ids", counts.len());
+}
+
+#[test]
+fn top_p_nucleus_equals_the_sorted_reference_on_a_smooth_distribution() {
+    // logit_i = -0.001 i over the whole vocabulary, ids shuffled so the order of the input says
+    // nothing. The nucleus for p = 0.5 is computed here by brute force (full sort).
+    let n = VOCAB as u64;
+    let shuffle = |i: u64| ((i * 48_271) % n) as usize; // 48271 is coprime with 2^18
+    let mut logits = vec![0f32; VOCAB];
+    for rank in 0..n {
+        logits[shuffle(rank)] = -0.001 * rank as f32;
+    }
+    let mut order: Vec<usize> = (0..VOCAB).collect();
+    order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
+    let weights: Vec<f64> = order.iter().map(|&i| (logits[i] as f64).exp()).collect();
+    let total: f64 = weights.iter().sum();
+    let mut acc = 0.0;
+    let nucleus_len = weights.iter().position(|w| {
+        acc += w;
+        acc >= 0.5 * total
+    }).unwrap() + 1;
+    let nucleus: std::collections::HashSet<u32> =
+        order[..nucleus_len].iter().map(|&i| i as u32).collect();
+
+    let counts = histogram(sampling(1.0, 0, 0.5, 0.0, 12), &logits, 1500);
+    assert!(counts.keys().all(|id| nucleus.contains(id)), "drew outside the nucleus");
+    // The draws reach the nucleus' far edge: the cut is not tighter than it should be.
+    let rank_of = |id: u32| order.iter().position(|&i| i as u32 == id).unwrap();
+    let deepest = counts.keys().map(|&id| rank_of(id)).max().unwrap();
+    assert!(deepest * 100 >= nucleus_len * 95, "deepest rank {deepest} of {nucleus_len}");
 }
 
 #[test]
