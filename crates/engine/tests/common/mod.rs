@@ -25,6 +25,8 @@ pub fn refs() -> serde_json::Value {
     serde_json::from_str(&text).expect("refs JSON")
 }
 
+pub mod tiny;
+
 pub fn ids(v: &serde_json::Value) -> Vec<u32> {
     v.as_array().expect("array of ids").iter().map(|x| x.as_u64().expect("id") as u32).collect()
 }
