@@ -87,7 +87,8 @@ async fn cancel_then_resume_fetches_only_the_missing_bytes() {
     let server = FakeHub::start();
     let bytes = model_bytes();
     let total = bytes.len() as u64;
-    let spec = FileSpec { chunk_delay: Some(Duration::from_millis(5)), ..FileSpec::new(bytes.clone()) };
+    // 64 chunks 20 ms apart: progress events (every 100 ms) arrive long before the end.
+    let spec = FileSpec { chunk_delay: Some(Duration::from_millis(20)), ..FileSpec::new(bytes.clone()) };
     server.add(REPO, FILE, spec);
     let cache = tempfile::tempdir().unwrap();
     let hub = Hub::new(config(&server, cache.path())).unwrap();
@@ -115,8 +116,7 @@ async fn cancel_then_resume_fetches_only_the_missing_bytes() {
         events.lock().unwrap().first(),
         Some(&DownloadEvent::Started { file: FILE.into(), total, resumed_from: downloaded })
     );
-    let mut gets = server.content_gets();
-    gets.sort_by_key(|g| g.range_start);
+    let gets = server.wait_content_gets(2);
     assert_eq!(gets.len(), 2);
     assert_eq!(gets[0].range_start, None);
     assert_eq!(gets[1].range_start, Some(downloaded));
@@ -158,12 +158,27 @@ async fn dropped_connection_is_resumed_automatically() {
 
     let d = hub.download(&FileRequest::new(REPO, FILE), &mut on_event, &CancelToken::new()).await.unwrap();
     assert_eq!(std::fs::read(&d.path).unwrap(), bytes);
-    let gets = server.content_gets();
+    let gets = server.wait_content_gets(2);
     assert_eq!(gets.len(), 2);
     assert_eq!(gets[0].body_bytes_sent, 1_500_000);
     assert_eq!(gets[1].range_start, Some(1_500_000));
     assert_eq!(server.content_bytes_sent(), total, "no byte fetched twice");
     assert!(events.lock().unwrap().iter().any(|e| matches!(e, DownloadEvent::Retrying { downloaded: 1_500_000, attempt: 1, .. })));
+}
+
+#[tokio::test]
+async fn a_server_that_ignores_range_restarts_cleanly_instead_of_appending() {
+    let server = FakeHub::start();
+    let bytes = model_bytes();
+    server.add(REPO, FILE, FileSpec { ignore_range: true, ..FileSpec::new(bytes.clone()) });
+    let cache = tempfile::tempdir().unwrap();
+    let blobs = cache.path().join("models--ggml-org--gemma-3-test-GGUF/blobs");
+    std::fs::create_dir_all(&blobs).unwrap();
+    std::fs::write(blobs.join(format!("{}.incomplete", sha_hex(&bytes))), &bytes[..700_000]).unwrap();
+    let hub = Hub::new(config(&server, cache.path())).unwrap();
+    let d = hub.download(&FileRequest::new(REPO, FILE), &mut |_| {}, &CancelToken::new()).await.unwrap();
+    assert_eq!(std::fs::read(&d.path).unwrap(), bytes);
+    assert_eq!(server.content_gets()[0].status, 200);
 }
 
 #[tokio::test]
@@ -180,7 +195,7 @@ async fn dropped_connection_without_retries_reports_and_keeps_the_partial() {
     assert!(err.to_string().contains("run the download again to resume"), "{err}");
     let d = hub.download(&FileRequest::new(REPO, FILE), &mut |_| {}, &CancelToken::new()).await.unwrap();
     assert_eq!(std::fs::read(&d.path).unwrap(), bytes);
-    assert_eq!(server.content_gets()[1].range_start, Some(1_000_000));
+    assert_eq!(server.wait_content_gets(2)[1].range_start, Some(1_000_000));
 }
 
 #[tokio::test]
@@ -243,7 +258,7 @@ async fn corrupted_bytes_are_rejected_and_nothing_is_registered() {
     }
     assert!(registry::list(&store).await.unwrap().is_empty());
     let blobs = cache.path().join("models--ggml-org--gemma-3-test-GGUF/blobs");
-    let leftovers: Vec<_> = std::fs::read_dir(&blobs).unwrap().flatten().map(|e| e.file_name()).filter(|n| !n.to_string_lossy().ends_with(".lock")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(&blobs).unwrap().flatten().map(|e| e.file_name()).collect();
     assert!(leftovers.is_empty(), "corrupt bytes left behind: {leftovers:?}");
     assert!(!cache.path().join("models--ggml-org--gemma-3-test-GGUF/snapshots").exists());
 }
@@ -335,7 +350,7 @@ async fn two_downloads_at_once() {
 async fn the_same_file_twice_at_once_is_refused_not_corrupted() {
     let server = FakeHub::start();
     let bytes = model_bytes();
-    server.add(REPO, FILE, FileSpec { chunk_delay: Some(Duration::from_millis(5)), ..FileSpec::new(bytes.clone()) });
+    server.add(REPO, FILE, FileSpec { chunk_delay: Some(Duration::from_millis(10)), ..FileSpec::new(bytes.clone()) });
     let cache = tempfile::tempdir().unwrap();
     let hub = Hub::new(config(&server, cache.path())).unwrap();
     let h1 = hub.clone();

@@ -1,5 +1,7 @@
 //! The fit arithmetic against hand-computed values, the verdicts and the recommendation.
 
+use std::path::Path;
+
 use hearth::models::catalog::{Architecture, Catalog};
 use hearth::models::fit::{self, KvType, Memory, Verdict};
 use hearth::models::ModelsError;
@@ -155,4 +157,26 @@ fn catalog_parse_rejects_bad_documents() {
     let bad_sha = good.replacen("0ef57d2c", "zzzzzzzz", 1);
     assert!(matches!(Catalog::parse(&bad_sha), Err(ModelsError::Catalog(m)) if m.contains("sha256")));
     assert!(matches!(Catalog::parse("{"), Err(ModelsError::Catalog(_))));
+}
+
+/// A device check: with HEARTH_EXPECT_GPU=1 (set on a machine with an NVIDIA GPU), the driver
+/// must report free VRAM. Without a GPU the query must say "unknown", never a made-up number.
+#[test]
+fn gpu_memory_is_measured_where_a_gpu_exists() {
+    let free = fit::gpu_free_memory();
+    println!("free VRAM: {free:?} bytes");
+    if std::env::var_os("HEARTH_EXPECT_GPU").is_some() {
+        let free = free.expect("an NVIDIA GPU is present but no VRAM was reported");
+        assert!(free > GIB, "implausibly little free VRAM: {free}");
+    } else if !Path::new("/dev/nvidia0").exists() {
+        assert_eq!(free, None);
+    }
+}
+
+#[test]
+fn nvidia_smi_output_is_parsed_per_gpu() {
+    assert_eq!(fit::parse_nvidia_smi_free("143156\n"), Some(143_156 * MIB));
+    assert_eq!(fit::parse_nvidia_smi_free("1000\n 8000 \n"), Some(8000 * MIB));
+    assert_eq!(fit::parse_nvidia_smi_free("[N/A]\n"), None);
+    assert_eq!(fit::parse_nvidia_smi_free(""), None);
 }

@@ -72,18 +72,24 @@ fn per_cell_bytes(arch: &Architecture, layer_tokens: u64, kv: KvType) -> u64 {
     2 * u64::from(arch.kv_heads) * u64::from(arch.head_dim) * layer_tokens * num / den
 }
 
-#[cfg(feature = "cuda")]
-fn free_vram() -> Option<u64> {
-    let gpus = sysinfo::Gpus::new_with_refreshed_list().ok()?;
-    (&gpus)
-        .into_iter()
-        .filter_map(|g| Some(g.total_memory()?.saturating_sub(g.used_memory().unwrap_or(0))))
-        .max()
+/// Free memory of the largest NVIDIA GPU, asked of the driver through `nvidia-smi` (which ships
+/// with it). sysinfo's GPU list was tried first and found nothing on an H200 server: it walks
+/// `/sys/class/drm`, which datacenter GPUs without nvidia-drm do not populate.
+pub fn gpu_free_memory() -> Option<u64> {
+    let out = std::process::Command::new("nvidia-smi")
+        .args(["--query-gpu=memory.free", "--format=csv,noheader,nounits"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    parse_nvidia_smi_free(&String::from_utf8_lossy(&out.stdout))
 }
 
-#[cfg(not(feature = "cuda"))]
-fn free_vram() -> Option<u64> {
-    None
+/// One line per GPU, free memory in MiB; the largest wins.
+pub fn parse_nvidia_smi_free(text: &str) -> Option<u64> {
+    text.lines().filter_map(|l| l.trim().parse::<u64>().ok()).map(|mib| mib * MIB).max()
 }
 
 /// The memory a model can use, measured now.
@@ -117,7 +123,9 @@ impl Memory {
         } else {
             None
         };
-        Memory { total_ram, available_ram, vram: free_vram(), gpu_backend }
+        // Only a CUDA build puts the model in VRAM; Metal shares system RAM.
+        let vram = if cfg!(feature = "cuda") { gpu_free_memory() } else { None };
+        Memory { total_ram, available_ram, vram, gpu_backend }
     }
 
     /// What the model has to fit in: VRAM when it is known, else available RAM.

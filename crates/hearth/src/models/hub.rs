@@ -309,7 +309,10 @@ impl Hub {
         let blobs = repo_dir.join("blobs");
         tokio::fs::create_dir_all(&blobs).await.map_err(ModelsError::io("cannot create", &blobs))?;
         let blob = blobs.join(&meta.etag);
-        let _lock = lock_file(&blobs.join(format!("{}.lock", meta.etag)), &req.file)?;
+        // Locks live where huggingface_hub keeps them, outside the blobs folder.
+        let locks = self.cfg.cache_dir.join(".locks").join(self.repo(req).folder_name());
+        tokio::fs::create_dir_all(&locks).await.map_err(ModelsError::io("cannot create", &locks))?;
+        let _lock = lock_file(&locks.join(format!("{}.lock", meta.etag)), &req.file)?;
 
         let have_blob = tokio::fs::metadata(&blob).await.map(|m| m.len() == meta.size).unwrap_or(false);
         if have_blob {

@@ -29,6 +29,8 @@ pub struct FileSpec {
     pub chunk_delay: Option<Duration>,
     /// Stall (send nothing more) after this many body bytes, until the client gives up.
     pub stall_after: Option<u64>,
+    /// Answer range requests with the whole file (200), as some proxies do.
+    pub ignore_range: bool,
 }
 
 impl FileSpec {
@@ -101,6 +103,19 @@ impl FakeHub {
             self.log().into_iter().filter(|r| r.method == "GET" && r.path.starts_with("/cdn/")).collect();
         gets.sort_by_key(|g| g.range_start);
         gets
+    }
+
+    /// The content GETs once `n` of them have been logged (a response abandoned by the client is
+    /// logged only when the server notices), or whatever is there after 10 s.
+    pub fn wait_content_gets(&self, n: usize) -> Vec<Request> {
+        for _ in 0..1000 {
+            let gets = self.content_gets();
+            if gets.len() >= n {
+                return gets;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.content_gets()
     }
 
     pub fn content_bytes_sent(&self) -> u64 {
@@ -199,6 +214,7 @@ fn respond(
         };
         let body = spec.served.clone().unwrap_or_else(|| spec.bytes.clone());
         let total = body.len() as u64;
+        let range_start = if spec.ignore_range { None } else { range_start };
         let start = range_start.unwrap_or(0);
         if start > total || (start == total && range_start.is_some()) {
             record.status = 416;
