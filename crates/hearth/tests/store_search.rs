@@ -97,3 +97,18 @@ async fn search_follows_edits_and_rejects_empty_queries() {
     assert!(store.search("\"NEAR( OR *", &brackets()).await.is_ok());
     assert!(matches!(store.search(" ?! ", &brackets()).await, Err(StoreError::EmptyQuery(_))));
 }
+
+#[tokio::test]
+async fn ranking_is_bounded_to_the_newest_matches() {
+    let d = tempfile::tempdir().unwrap();
+    let store = Store::open(d.path()).await.unwrap();
+    let c = store.create_conversation(&NewConversation::default()).await.unwrap();
+    let best_but_old = store.append_message(c.id, &NewMessage::complete(Role::User, "예산 예산 예산")).await.unwrap();
+    let a = store.append_message(c.id, &NewMessage::complete(Role::User, "예산 and many other words in this one")).await.unwrap();
+    let b = store.append_message(c.id, &NewMessage::complete(Role::User, "예산 again with a few words")).await.unwrap();
+    let ids = |hits: Vec<SearchHit>| hits.into_iter().filter_map(|h| h.message_id).collect::<Vec<_>>();
+    let all = ids(store.search("예산", &SearchOptions::default()).await.unwrap());
+    assert_eq!(all[0], best_but_old.id, "bm25 puts the densest match first");
+    let windowed = ids(store.search("예산", &SearchOptions { rank_window: 2, ..Default::default() }).await.unwrap());
+    assert_eq!(windowed, [b.id, a.id], "only the two newest matches are ranked");
+}

@@ -36,6 +36,10 @@ pub struct SearchOptions {
     pub highlight_close: String,
     /// Characters of context around the first match.
     pub snippet_chars: usize,
+    /// bm25 ranks at most this many of the newest matching messages. A word found in tens of
+    /// thousands of messages would otherwise be scored in full on every keystroke; among the
+    /// newest few thousand is where a person looks anyway.
+    pub rank_window: u32,
 }
 
 impl Default for SearchOptions {
@@ -45,6 +49,7 @@ impl Default for SearchOptions {
             highlight_open: "<mark>".into(),
             highlight_close: "</mark>".into(),
             snippet_chars: 80,
+            rank_window: 5000,
         }
     }
 }
@@ -247,7 +252,8 @@ fn flatten(c: char) -> char {
 
 impl Store {
     /// Searches conversation titles and message text. Title hits come first, each group ranked
-    /// by bm25 (best first). Archived conversations are included.
+    /// by bm25 (best first; messages among the newest `rank_window` matches). Archived
+    /// conversations are included.
     pub async fn search(&self, query: &str, opts: &SearchOptions) -> Result<Vec<SearchHit>> {
         let Some(expr) = match_expression(query) else {
             return Err(StoreError::EmptyQuery(query.to_string()));
@@ -282,14 +288,17 @@ impl Store {
 
         let rows = sqlx::query(
             "SELECT m.id, m.conversation_id, m.role, m.content, m.created_at, c.title, f.score
-             FROM (SELECT rowid, bm25(messages_fts) AS score FROM messages_fts
-                   WHERE messages_fts MATCH ?1 ORDER BY score LIMIT ?2) f
+             FROM (SELECT rowid, score FROM
+                     (SELECT rowid, bm25(messages_fts) AS score FROM messages_fts
+                      WHERE messages_fts MATCH ?1 ORDER BY rowid DESC LIMIT ?3)
+                   ORDER BY score LIMIT ?2) f
              JOIN messages m ON m.id = f.rowid
              JOIN conversations c ON c.id = m.conversation_id
              ORDER BY f.score",
         )
         .bind(&expr)
         .bind(limit)
+        .bind(i64::from(opts.rank_window.max(opts.limit).max(1)))
         .fetch_all(self.pool())
         .await
         .map_err(|e| self.err(e))?;
