@@ -109,6 +109,6 @@ async fn ranking_is_bounded_to_the_newest_matches() {
     let ids = |hits: Vec<SearchHit>| hits.into_iter().filter_map(|h| h.message_id).collect::<Vec<_>>();
     let all = ids(store.search("예산", &SearchOptions::default()).await.unwrap());
     assert_eq!(all[0], best_but_old.id, "bm25 puts the densest match first");
-    let windowed = ids(store.search("예산", &SearchOptions { rank_window: 2, ..Default::default() }).await.unwrap());
+    let windowed = ids(store.search("예산", &SearchOptions { rank_window: 2, limit: 2, ..Default::default() }).await.unwrap());
     assert_eq!(windowed, [b.id, a.id], "only the two newest matches are ranked");
 }
