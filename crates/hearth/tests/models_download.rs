@@ -234,7 +234,13 @@ async fn install_registers_a_verified_download() {
     let (_data, store, cat) = store_and_catalog_entry(&server, bytes.clone(), None).await;
     let cache = tempfile::tempdir().unwrap();
     let hub = Hub::new(config(&server, cache.path())).unwrap();
-    let m = models::install(&store, &hub, &cat.models[0], None, true, &mut |_| {}, &CancelToken::new()).await.unwrap();
+    let mut quiet = |_: &DownloadEvent| {};
+    let cancel = CancelToken::new();
+    let fut = models::install(&store, &hub, &cat.models[0], None, true, &mut quiet, &cancel);
+    // The desktop app runs installs on its async runtime: the future must be Send.
+    fn is_send<T: Send>(_: &T) {}
+    is_send(&fut);
+    let m = fut.await.unwrap();
     assert_eq!(m.id, "gemma-3-1b-it-q4_0");
     assert_eq!(m.sha256.as_deref(), Some(sha_hex(&bytes).as_str()));
     assert_eq!(registry::get(&store, "gemma-3-1b-it-q4_0").await.unwrap(), Some(m.clone()));
@@ -301,13 +307,19 @@ async fn gated_repo_explains_the_token_and_works_with_one() {
 }
 
 #[tokio::test]
-async fn missing_file_is_a_clear_404() {
+async fn missing_file_or_repo_is_a_clear_not_found() {
     let server = FakeHub::start();
+    server.add(REPO, FILE, FileSpec::new(gguf_gen::gemma3(0)));
     let cache = tempfile::tempdir().unwrap();
     let hub = Hub::new(config(&server, cache.path())).unwrap();
     let err = hub.download(&FileRequest::new(REPO, "nope.gguf"), &mut |_| {}, &CancelToken::new()).await.unwrap_err();
     assert!(matches!(&err, ModelsError::NotFound { repo, file } if repo == REPO && file == "nope.gguf"), "{err:?}");
     assert!(err.to_string().contains("404"), "{err}");
+    assert_eq!(server.log().last().map(|r| r.status), Some(404));
+    // An unknown repo: the Hub says 401 + RepoNotFound, which must not read as "gated".
+    let err = hub.download(&FileRequest::new("nobody/nothing", FILE), &mut |_| {}, &CancelToken::new()).await.unwrap_err();
+    assert!(matches!(&err, ModelsError::NotFound { repo, .. } if repo == "nobody/nothing"), "{err:?}");
+    assert_eq!(server.log().last().map(|r| r.status), Some(401));
 }
 
 #[tokio::test]

@@ -219,7 +219,13 @@ impl Hub {
         }
     }
 
-    fn status_error(&self, req: &FileRequest, url: &str, status: StatusCode) -> ModelsError {
+    fn status_error(&self, req: &FileRequest, url: &str, status: StatusCode, headers: &HeaderMap) -> ModelsError {
+        // The Hub answers 401 for a repo that does not exist (so private ones stay hidden) and
+        // says which it was in X-Error-Code.
+        let code = header_str(headers, "x-error-code").unwrap_or_default();
+        if matches!(code, "RepoNotFound" | "EntryNotFound" | "RevisionNotFound") {
+            return ModelsError::NotFound { repo: req.repo.clone(), file: req.file.clone() };
+        }
         match status.as_u16() {
             401 | 403 => ModelsError::Unauthorized {
                 repo: req.repo.clone(),
@@ -260,7 +266,7 @@ impl Hub {
                 continue;
             }
             if !(status.is_success() || status.is_redirection()) {
-                return Err(self.status_error(req, &url, status));
+                return Err(self.status_error(req, &url, status, h));
             }
             let bad = |what: &str| ModelsError::BadResponse { url: url.clone(), what: what.to_string() };
             let commit = header_str(h, "x-repo-commit").ok_or_else(|| bad("the X-Repo-Commit header"))?;
@@ -427,7 +433,7 @@ impl Hub {
             return Ok(());
         }
         if !status.is_success() {
-            return Err(self.status_error(req, url, status));
+            return Err(self.status_error(req, url, status, resp.headers()));
         }
         if status == StatusCode::PARTIAL_CONTENT {
             let start = header_str(resp.headers(), CONTENT_RANGE.as_str())

@@ -172,8 +172,17 @@ fn respond(
     if let Some(rest) = path.strip_prefix('/') {
         if let Some((repo, tail)) = rest.split_once("/resolve/") {
             let file = tail.split_once('/').map(|(_, f)| f).unwrap_or("");
-            let spec = st.lock().unwrap().files.get(&format!("{repo}/{file}")).cloned();
+            let (spec, repo_exists) = {
+                let s = st.lock().unwrap();
+                (s.files.get(&format!("{repo}/{file}")).cloned(), s.files.keys().any(|k| k.starts_with(&format!("{repo}/"))))
+            };
             let Some(spec) = spec else {
+                // Like the Hub: an unknown repo is a 401 (private repos stay hidden), an unknown
+                // file in a known repo a 404.
+                if !repo_exists {
+                    record.status = 401;
+                    return simple(conn, 401, "Unauthorized", "X-Error-Code: RepoNotFound\r\n");
+                }
                 record.status = 404;
                 return simple(conn, 404, "Not Found", "X-Error-Code: EntryNotFound\r\n");
             };
