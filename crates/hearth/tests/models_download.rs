@@ -392,3 +392,43 @@ fn from_env_honours_hf_endpoint_and_hf_home() {
     let hub = Hub::new(cfg).unwrap();
     assert_eq!(hub.url(&FileRequest::new("a/b", "c.gguf")), "http://127.0.0.1:9/a/b/resolve/main/c.gguf");
 }
+
+#[tokio::test]
+async fn catalog_refresh_makes_sizes_exact_and_marks_missing_files() {
+    let server = FakeHub::start();
+    let cat = Catalog::builtin().unwrap();
+    let e = cat.get("gemma-3-270m-it").unwrap();
+    let q4 = e.variant(Some("Q4_0")).unwrap();
+    let q8 = e.variant(Some("Q8_0")).unwrap();
+    let google = e.variant(Some("Q4_0-google")).unwrap();
+    let bytes = gguf_gen::gemma3(1000);
+    server.add(&q4.repo, &q4.file, FileSpec::new(bytes.clone()));
+    // Q8_0 has a pinned sha; the Hub announcing another one must be reported.
+    server.add(&q8.repo, &q8.file, FileSpec::new(gguf_gen::gemma3(10)));
+    server.add(&google.repo, &google.file, FileSpec { token: Some("t".into()), ..FileSpec::new(bytes.clone()) });
+    let cache = tempfile::tempdir().unwrap();
+    let hub = Hub::new(config(&server, cache.path())).unwrap();
+
+    let (fresh, notes) = models::refresh_catalog(&hub, &cat).await;
+    let note = |m: &str, v: &str| notes.iter().find(|n| n.model == m && n.variant == v).unwrap().outcome.clone();
+    assert_eq!(note("gemma-3-270m-it", "Q4_0"), "ok");
+    assert!(note("gemma-3-270m-it", "Q8_0").contains("differs from the pinned one"));
+    assert_eq!(note("gemma-3-270m-it", "Q4_0-google"), "gated");
+    assert_eq!(note("gemma-3-1b-it", "Q4_K_M"), "not found");
+    assert_eq!(note("gemma-3-4b-it", "mmproj"), "not found");
+    let f = fresh.get("gemma-3-270m-it").unwrap().variant(Some("Q4_0")).unwrap();
+    assert_eq!((f.size_bytes, f.size_exact, f.verified), (bytes.len() as u64, true, true));
+    assert!(!fresh.get("gemma-3-1b-it").unwrap().variant(Some("Q4_K_M")).unwrap().verified);
+    // The pinned sha is kept, never replaced by the Hub's.
+    assert_eq!(fresh.get("gemma-3-270m-it").unwrap().variant(Some("Q8_0")).unwrap().sha256, q8.sha256);
+    // Only HEAD requests: nothing was downloaded.
+    assert!(server.log().iter().all(|r| r.method == "HEAD"));
+
+    // Saved, it is what `load` returns; a damaged copy falls back to the built-in catalog.
+    let data = tempfile::tempdir().unwrap();
+    fresh.save(data.path()).unwrap();
+    let loaded = Catalog::load(data.path()).unwrap();
+    assert_eq!(loaded.get("gemma-3-270m-it").unwrap().variant(Some("Q4_0")).unwrap().size_bytes, bytes.len() as u64);
+    std::fs::write(Catalog::refreshed_path(data.path()), "{ broken").unwrap();
+    assert_eq!(Catalog::load(data.path()).unwrap().models, Catalog::builtin().unwrap().models);
+}

@@ -17,8 +17,11 @@ pub struct ModelsArgs {
 
 #[derive(clap::Subcommand, Debug)]
 pub enum ModelsCmd {
-    /// List the Gemma 3 models Hearth can download (no network).
+    /// List the Gemma 3 models Hearth can download (no network unless --refresh).
     Catalog {
+        /// Ask the Hub for every file's exact size and existence, and keep the result.
+        #[arg(long)]
+        refresh: bool,
         #[arg(long)]
         json: bool,
     },
@@ -92,8 +95,9 @@ pub enum ModelsCmd {
 
 pub async fn run(args: ModelsArgs, data_dir: &Path) -> anyhow::Result<()> {
     match args.cmd {
-        ModelsCmd::Catalog { json } => catalog(json),
-        ModelsCmd::Fit { context, kv_type, model, json } => fit_cmd(context, &kv_type, model.as_deref(), json),
+        ModelsCmd::Catalog { refresh: true, json } => refresh(data_dir, json).await,
+        ModelsCmd::Catalog { refresh: false, json } => catalog(data_dir, json),
+        ModelsCmd::Fit { context, kv_type, model, json } => fit_cmd(data_dir, context, &kv_type, model.as_deref(), json),
         ModelsCmd::List { json } => list(data_dir, json).await,
         ModelsCmd::Download { id, quant, no_mmproj, json } => {
             download(data_dir, &id, quant.as_deref(), !no_mmproj, json).await
@@ -158,8 +162,31 @@ fn human(bytes: u64) -> String {
     }
 }
 
-fn catalog(json: bool) -> anyhow::Result<()> {
-    let cat = Catalog::builtin()?;
+async fn refresh(data_dir: &Path, json: bool) -> anyhow::Result<()> {
+    let hub = Hub::new(HubConfig::from_env(data_dir))?;
+    let (cat, notes) = models::refresh_catalog(&hub, &Catalog::load(data_dir)?).await;
+    let path = cat.save(data_dir)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&notes)?);
+        return Ok(());
+    }
+    for n in &notes {
+        println!(
+            "{:<16} {:<20} {:>10}  {}  {}/{}",
+            n.model,
+            n.variant,
+            n.size_bytes.map_or_else(|| "-".into(), human),
+            n.outcome,
+            n.repo,
+            n.file
+        );
+    }
+    println!("Saved to {}", path.display());
+    Ok(())
+}
+
+fn catalog(data_dir: &Path, json: bool) -> anyhow::Result<()> {
+    let cat = Catalog::load(data_dir)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&cat.models)?);
         return Ok(());
@@ -191,9 +218,9 @@ fn catalog(json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn fit_cmd(context: u64, kv_type: &str, model: Option<&str>, json: bool) -> anyhow::Result<()> {
+fn fit_cmd(data_dir: &Path, context: u64, kv_type: &str, model: Option<&str>, json: bool) -> anyhow::Result<()> {
     let kv = fit::KvType::parse(kv_type).with_context(|| format!("unknown --kv-type '{kv_type}'; use f16, f32 or q8_0"))?;
-    let cat = Catalog::builtin()?;
+    let cat = Catalog::load(data_dir)?;
     let memory = fit::Memory::detect();
     let mut report = fit::fit_catalog(&cat, &memory, context, kv)?;
     if let Some(id) = model {
@@ -212,7 +239,7 @@ fn fit_cmd(context: u64, kv_type: &str, model: Option<&str>, json: bool) -> anyh
         human(memory.available_ram),
         match (memory.gpu_backend, memory.vram) {
             (None, _) => " (no GPU backend compiled in: weights and KV cache in RAM)".to_string(),
-            (Some(b), Some(v)) => format!(", {b} VRAM {}", human(v)),
+            (Some(b), Some(v)) => format!(", {b}: {} free VRAM (the budget)", human(v)),
             (Some(b), None) => format!(" ({b} backend; VRAM not measured, using RAM)"),
         }
     );
@@ -281,7 +308,7 @@ async fn list(data_dir: &Path, json: bool) -> anyhow::Result<()> {
 }
 
 async fn download(data_dir: &Path, id: &str, quant: Option<&str>, with_mmproj: bool, json: bool) -> anyhow::Result<()> {
-    let cat = Catalog::builtin()?;
+    let cat = Catalog::load(data_dir)?;
     let entry = cat.get(id)?;
     let store = open_store(data_dir).await?;
     let hub = Hub::new(HubConfig::from_env(data_dir))?;

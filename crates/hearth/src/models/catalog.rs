@@ -180,6 +180,38 @@ impl Catalog {
         Ok(catalog)
     }
 
+    /// Where `hearth models catalog --refresh` keeps its refreshed copy.
+    pub fn refreshed_path(data_dir: &std::path::Path) -> std::path::PathBuf {
+        data_dir.join("catalog.json")
+    }
+
+    /// The refreshed copy in `data_dir` if there is a valid one, else the built-in catalog.
+    /// No network.
+    pub fn load(data_dir: &std::path::Path) -> Result<Self, ModelsError> {
+        let path = Self::refreshed_path(data_dir);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => match Self::parse(&text) {
+                Ok(c) => Ok(c),
+                Err(e) => {
+                    // A damaged refresh must not lock the user out of downloads.
+                    log::warn!("ignoring {}: {e}; using the built-in catalog", path.display());
+                    Self::builtin()
+                }
+            },
+            Err(_) => Self::builtin(),
+        }
+    }
+
+    pub fn save(&self, data_dir: &std::path::Path) -> Result<std::path::PathBuf, ModelsError> {
+        let path = Self::refreshed_path(data_dir);
+        std::fs::create_dir_all(data_dir).map_err(ModelsError::io("cannot create", data_dir))?;
+        let text = serde_json::to_string_pretty(self).map_err(|e| ModelsError::Catalog(e.to_string()))?;
+        let tmp = data_dir.join(".catalog.json.partial");
+        std::fs::write(&tmp, text).map_err(ModelsError::io("cannot write", &tmp))?;
+        std::fs::rename(&tmp, &path).map_err(ModelsError::io("cannot write", &path))?;
+        Ok(path)
+    }
+
     pub fn get(&self, id: &str) -> Result<&CatalogEntry, ModelsError> {
         self.models.iter().find(|m| m.id.eq_ignore_ascii_case(id)).ok_or_else(|| {
             ModelsError::UnknownCatalogId {

@@ -149,6 +149,14 @@ pub struct Downloaded {
     pub commit: String,
 }
 
+/// What `Hub::file_info` reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemoteFile {
+    pub size: u64,
+    pub sha256: Option<String>,
+    pub commit: String,
+}
+
 /// What the Hub says about a file before we fetch it.
 #[derive(Debug, Clone)]
 struct Metadata {
@@ -285,6 +293,12 @@ impl Hub {
             return Ok(Metadata { commit: commit.to_string(), etag, size, sha256 });
         }
         Err(ModelsError::BadResponse { url, what: "a final answer within 5 redirects".into() })
+    }
+
+    /// Size and LFS sha256 of a file on the Hub (one HEAD request, nothing downloaded).
+    pub async fn file_info(&self, req: &FileRequest) -> Result<RemoteFile, ModelsError> {
+        let m = self.metadata(req).await?;
+        Ok(RemoteFile { size: m.size, sha256: m.sha256, commit: m.commit })
     }
 
     /// Downloads (or resumes, or finds in the cache) one file and verifies its sha256.

@@ -191,6 +191,78 @@ pub async fn install(
     Ok(installed)
 }
 
+/// How one catalog file fared in a refresh.
+#[derive(Debug, Clone, Serialize)]
+pub struct RefreshNote {
+    pub model: String,
+    /// Variant name, or "mmproj".
+    pub variant: String,
+    pub repo: String,
+    pub file: String,
+    /// "ok", "not found", "gated" or an error message.
+    pub outcome: String,
+    pub size_bytes: Option<u64>,
+}
+
+/// Asks the Hub (HEAD requests only) for every catalog file's exact size and whether it exists.
+/// Sizes become exact, missing files are marked unverified, pinned sha256s are kept and a Hub
+/// sha that disagrees with one is reported. Only on the user's request: this is network access.
+pub async fn refresh_catalog(hub: &Hub, catalog: &Catalog) -> (Catalog, Vec<RefreshNote>) {
+    let mut out = catalog.clone();
+    let mut notes = Vec::new();
+    for entry in &mut out.models {
+        for v in &mut entry.variants {
+            let note = probe(hub, &entry.id, &v.name, &v.repo, &v.file, v.sha256.as_deref()).await;
+            if let Some(size) = note.size_bytes {
+                (v.size_bytes, v.size_exact, v.verified) = (size, true, true);
+            } else if note.outcome == "not found" {
+                v.verified = false;
+            }
+            notes.push(note);
+            if let Some(m) = &mut v.mmproj {
+                let label = format!("{} mmproj", v.name);
+                let note = probe(hub, &entry.id, &label, &m.repo, &m.file, m.sha256.as_deref()).await;
+                apply_size(m, &note);
+                notes.push(note);
+            }
+        }
+        if let Some(m) = &mut entry.mmproj {
+            let note = probe(hub, &entry.id, "mmproj", &m.repo, &m.file, m.sha256.as_deref()).await;
+            apply_size(m, &note);
+            notes.push(note);
+        }
+    }
+    (out, notes)
+}
+
+fn apply_size(f: &mut catalog::HubFile, note: &RefreshNote) {
+    if let Some(size) = note.size_bytes {
+        (f.size_bytes, f.size_exact) = (size, true);
+    }
+}
+
+async fn probe(hub: &Hub, model: &str, variant: &str, repo: &str, file: &str, pinned: Option<&str>) -> RefreshNote {
+    let (outcome, size_bytes) = match hub.file_info(&FileRequest::new(repo, file)).await {
+        Ok(info) => match (pinned, &info.sha256) {
+            (Some(p), Some(h)) if !p.eq_ignore_ascii_case(h) => {
+                (format!("sha256 on the Hub ({h}) differs from the pinned one"), Some(info.size))
+            }
+            _ => ("ok".to_string(), Some(info.size)),
+        },
+        Err(ModelsError::NotFound { .. }) => ("not found".to_string(), None),
+        Err(ModelsError::Unauthorized { .. }) => ("gated".to_string(), None),
+        Err(e) => (e.to_string(), None),
+    };
+    RefreshNote {
+        model: model.to_string(),
+        variant: variant.to_string(),
+        repo: repo.to_string(),
+        file: file.to_string(),
+        outcome,
+        size_bytes,
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Removed {
     pub model: InstalledModel,
