@@ -163,9 +163,9 @@ impl Tokenizer {
 
         let control: Vec<bool> = (0..n).map(|id| is_control_piece(vocab, id)).collect();
 
-        // Whitespace runs match on the raw text before BPE, as SentencePiece's user-defined
-        // symbols do (and llama.cpp). Other user-defined pieces (`<start_of_image>`...) are
-        // treated as control so user text cannot smuggle in an image marker.
+        // User-defined pieces (whitespace runs, HTML tags like `<b>`) match on the raw text
+        // before BPE, as in llama.cpp. The image markers among them are treated as control
+        // instead, so user text cannot smuggle in an image boundary.
         let raw_pieces: Vec<tokenizers::AddedToken> = (0..n)
             .filter(|&id| vocab.kinds[id] == Kind::UserDefined && !control[id])
             .map(|id| tokenizers::AddedToken::from(vocab.tokens[id], false).normalized(false))
@@ -373,17 +373,21 @@ impl Tokenizer {
     }
 
     /// Whether `id` is a control token (`<bos>`, `<start_of_turn>`, `<start_of_image>`, unused slots...).
+    /// User-defined pieces such as whitespace runs and `<b>` are not.
     pub fn is_control(&self, id: u32) -> bool {
         self.control.get(id as usize).copied().unwrap_or(false)
     }
 }
 
-/// Control for our purposes: SentencePiece control/unknown/unused pieces, and user-defined pieces
-/// that are not pure whitespace (Gemma's `<start_of_image>`, `<end_of_image>`, `[multimodal]`).
+/// Gemma's image markers. The GGUF lists them as user-defined (plain text in llama.cpp), but
+/// the model gives them special attention, so only the engine may insert them.
+const IMAGE_MARKERS: [&str; 3] = ["<start_of_image>", "<end_of_image>", "<image_soft_token>"];
+
+/// Control for our purposes: SentencePiece control/unknown/unused pieces and the image markers.
 fn is_control_piece(vocab: &Vocab<'_>, id: usize) -> bool {
     match vocab.kinds[id] {
         Kind::Control | Kind::Unknown | Kind::Unused => true,
-        Kind::UserDefined => !vocab.tokens[id].chars().all(char::is_whitespace),
+        Kind::UserDefined => IMAGE_MARKERS.contains(&vocab.tokens[id]),
         Kind::Normal | Kind::Byte => false,
     }
 }

@@ -76,6 +76,43 @@ fn encode_matches_llama_cpp_on_every_reference_string() {
     assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
 }
 
+/// Ids from SentencePiece 0.2.3 (Google's own BPE implementation) running a model proto built
+/// from this GGUF's pieces, scores and types (identity normaliser, no dummy prefix, byte
+/// fallback; the space-run pieces spelled with `▁` so they match after space escaping, which is
+/// how llama.cpp treats them). It agrees with llama.cpp on every fixture string; these add
+/// scripts, emoji sequences, invisible characters, plane-15/16 code points, long newline runs,
+/// HTML-tag pieces and tabs.
+const SENTENCEPIECE_IDS: &[(&str, &[u32])] = &[
+    ("한국어와 English가 섞인 문장입니다.", &[114216, 237430, 238229, 5422, 237272, 236743, 245271, 237558, 16950, 237851, 15245, 236761]),
+    ("日本語のテキストです。カタカナもひらがなも。", &[94951, 236945, 95830, 3652, 236924, 131906, 123729, 237156, 239043, 155159, 237050, 237156, 236924]),
+    ("中文文本测试，包括标点符号。", &[55041, 57489, 30203, 236900, 21187, 237867, 237510, 93368, 236924]),
+    ("👩\u{200d}👩\u{200d}👧 family 🏳\u{fe0f}\u{200d}🌈 flag 👍\u{1f3fd}", &[243767, 237243, 243767, 237243, 244814, 2523, 236743, 248177, 238178, 237243, 243712, 8134, 103712, 242713]),
+    ("combining e\u{301} vs é, ligature ﬁ", &[20024, 4049, 545, 238288, 7728, 1559, 236764, 107109, 97940]),
+    ("\u{a0}non-breaking\u{a0}space, zero\u{200b}width\u{200c}join\u{200d}", &[432, 398, 9181, 236772, 28384, 432, 398, 5780, 236764, 5743, 237141, 2690, 237218, 7013, 237243]),
+    ("private \u{e000}\u{f8ff} \u{f0041} \u{10fffd}", &[7128, 236743, 245863, 247245, 236743, 481, 414, 367, 367, 236743, 482, 381, 429, 427]),
+    ("math 𝔸𝔹ℂ ∑∫√∞", &[747, 236743, 249468, 255967, 249550, 76689, 240842, 239176, 240247]),
+    ("def f(n):\n    if n < 2:\n\t\treturn n\r\n", &[2063, 517, 236769, 236749, 1473, 107, 140, 584, 538, 655, 236743, 236778, 236787, 107, 255969, 2060, 538, 251, 107]),
+    ("            many spaces            ", &[148, 34717, 9952, 148]),
+    ("\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\nend", &[137, 111, 643]),
+    ("<b>html</b> &amp; <table><tr><td>x</td></tr></table>", &[200, 3185, 209, 833, 1414, 236793, 236743, 168, 173, 175, 236781, 183, 181, 176]),
+    ("[multimodal] text", &[5, 1816]),
+    ("tab\tseparated\t\tvalues\t", &[4823, 255968, 74010, 255969, 7558, 255968]),
+    ("Straße Größe Übermaß — «quotes» “curly” ‘single’", &[223305, 112880, 30668, 126987, 2192, 2789, 52231, 237167, 999, 148358, 236919, 2141, 18999, 236858]),
+];
+
+#[test]
+fn encode_matches_sentencepiece_on_harder_strings() {
+    let mut failures = Vec::new();
+    for &(text, want) in SENTENCEPIECE_IDS {
+        let got = tok().encode(text, false).unwrap();
+        if got != want {
+            failures.push(format!("{text:?}\n  sentencepiece {want:?}\n  ours          {got:?}"));
+        }
+        assert_eq!(tok().decode(&got).unwrap(), text);
+    }
+    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+}
+
 #[test]
 fn decode_gives_back_every_reference_string() {
     for (text, want) in reference_strings() {
@@ -123,6 +160,8 @@ fn gemma3_special_ids() {
     assert_eq!(tok().token_id("<start_of_turn>"), Some(105));
     assert!(tok().is_control(105) && tok().is_control(0) && tok().is_control(255_999));
     assert!(!tok().is_control(107) && !tok().is_control(138) && !tok().is_control(10979));
+    // `<b>` (200) is user-defined markup: text, not control.
+    assert!(!tok().is_control(200));
 }
 
 #[test]

@@ -25,7 +25,7 @@ fn vocab(normal: &[(&str, f32)]) -> (Vec<String>, Vec<f32>, Vec<i32>) {
     for t in ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"] {
         push(t, -1000.0, CONTROL);
     }
-    for t in ["\n", "\n\n", "  ", "<start_of_image>"] {
+    for t in ["\n", "\n\n", "  ", "<start_of_image>", "<b>"] {
         push(t, -1000.0, USER_DEFINED);
     }
     for b in 0..=255u8 {
@@ -40,7 +40,7 @@ fn vocab(normal: &[(&str, f32)]) -> (Vec<String>, Vec<f32>, Vec<i32>) {
 const BOS: u32 = 2;
 const START_OF_TURN: u32 = 4;
 const END_OF_TURN: u32 = 5;
-const FIRST_NORMAL: u32 = 10 + 256;
+const FIRST_NORMAL: u32 = 11 + 256;
 
 fn metadata(tokens: &[String], scores: &[f32], types: &[i32]) -> Vec<(&'static str, Value)> {
     vec![
@@ -120,6 +120,19 @@ fn spaces_become_the_sentencepiece_mark_without_a_dummy_prefix() {
     // A run of two spaces is the user-defined piece, matched on the raw text.
     assert_eq!(tok.encode("c  c", false).unwrap(), ids(&tok, &["c", "  ", "c"]));
     assert_eq!(tok.encode("a\n\nb", false).unwrap(), ids(&tok, &["a", "\n\n", "b"]));
+}
+
+#[test]
+fn user_defined_markup_pieces_match_on_raw_text_but_image_markers_do_not() {
+    let tok = tokenizer(PIECES);
+    // `<b>` is user-defined: one piece, as llama.cpp gives it, and not a control token.
+    let b = tok.token_id("<b>").unwrap();
+    assert_eq!(tok.encode("a<b>c", false).unwrap(), vec![ids(&tok, &["a"])[0], b, ids(&tok, &["c"])[0]]);
+    assert!(!tok.is_control(b));
+    assert_eq!(tok.decode(&[b]).unwrap(), "<b>");
+    // `<start_of_image>` is user-defined too, but only the engine may insert it.
+    let image = tok.token_id("<start_of_image>").unwrap();
+    assert!(!tok.encode("<start_of_image>", false).unwrap().contains(&image));
 }
 
 #[test]
@@ -234,7 +247,7 @@ fn special_ids_and_control_flags() {
     assert!(!tok.is_control(tok.token_id("\n").unwrap()));
     assert!(!tok.is_control(FIRST_NORMAL));
     assert!(!tok.is_control(u32::MAX));
-    assert_eq!(tok.vocab_size(), 10 + 256 + PIECES.len());
+    assert_eq!(tok.vocab_size(), FIRST_NORMAL as usize + PIECES.len());
     assert_eq!(tok.token_id("nope"), None);
 }
 
