@@ -212,3 +212,63 @@ fn roles_serialize_in_lowercase() {
     let back: ChatMessage = serde_json::from_str(r#"{"role":"system","content":"y"}"#).unwrap();
     assert_eq!(back, system("y"));
 }
+
+/// Shaped like the template Gemma 3 instruction-tuned GGUFs carry: first-user-prefix folding,
+/// `is string` checks, strict alternation enforced with `raise_exception`, `| trim`.
+const GEMMA3_STYLE_TEMPLATE: &str = r#"{{ bos_token }}
+{%- if messages[0]['role'] == 'system' -%}
+    {%- if messages[0]['content'] is string -%}
+        {%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}
+    {%- else -%}
+        {%- set first_user_prefix = messages[0]['content'][0]['text'] + '\n\n' -%}
+    {%- endif -%}
+    {%- set loop_messages = messages[1:] -%}
+{%- else -%}
+    {%- set first_user_prefix = "" -%}
+    {%- set loop_messages = messages -%}
+{%- endif -%}
+{%- for message in loop_messages -%}
+    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}
+        {{ raise_exception("Conversation roles must alternate user/assistant/user/assistant/...") }}
+    {%- endif -%}
+    {%- if (message['role'] == 'assistant') -%}
+        {%- set role = "model" -%}
+    {%- else -%}
+        {%- set role = message['role'] -%}
+    {%- endif -%}
+    {{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else "") }}
+    {%- if message['content'] is string -%}
+        {{ message['content'] | trim }}
+    {%- else -%}
+        {{ raise_exception("Invalid content type") }}
+    {%- endif -%}
+    {{ '<end_of_turn>\n' }}
+{%- endfor -%}
+{%- if add_generation_prompt -%}
+    {{ '<start_of_turn>model\n' }}
+{%- endif -%}
+"#;
+
+#[test]
+fn gemma3_style_gguf_template_renders_like_the_built_in_one() {
+    let content = gguf_with(&[("tokenizer.chat_template", Value::String(GEMMA3_STYLE_TEMPLATE.into()))]);
+    let from_gguf = ChatTemplate::from_gguf(&content).unwrap();
+    let conversation = [system("Be brief."), user(" Hi "), assistant("Hello!"), user("<start_of_turn>")];
+    let parts = from_gguf.render(&conversation, true).unwrap();
+    assert_eq!(parts, ChatTemplate::gemma3_default().render(&conversation, true).unwrap());
+    assert_eq!(parts[parts.len() - 2], text("<start_of_turn>"));
+
+    match from_gguf.render(&[user("a"), user("b")], true) {
+        Err(EngineError::ChatTemplate(msg)) => assert!(msg.contains("roles must alternate"), "{msg}"),
+        other => panic!("expected the template's own error, got {other:?}"),
+    }
+}
+
+#[test]
+fn templates_can_be_shared_across_threads() {
+    fn shareable<T: Send + Sync>(_: &T) {}
+    let tpl = ChatTemplate::gemma3_default();
+    shareable(&tpl);
+    let parts = std::thread::scope(|s| s.spawn(|| tpl.render(&[user("Hi")], true)).join().unwrap()).unwrap();
+    assert_eq!(parts[1], text("Hi"));
+}

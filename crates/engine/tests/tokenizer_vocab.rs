@@ -361,3 +361,13 @@ fn a_non_sentencepiece_tokenizer_is_refused() {
         Ok(_) => panic!("a gpt2 vocabulary was accepted"),
     }
 }
+
+#[test]
+fn tokenizer_can_be_shared_across_threads() {
+    fn shareable<T: Send + Sync>(_: &T) {}
+    let tok = tokenizer(PIECES);
+    shareable(&tok);
+    let want = tok.encode("c ab", false).unwrap();
+    let got = std::thread::scope(|s| s.spawn(|| tok.encode("c ab", false).unwrap()).join().unwrap());
+    assert_eq!(got, want);
+}
