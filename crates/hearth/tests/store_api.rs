@@ -274,3 +274,26 @@ async fn each_migration_applies_on_top_of_the_previous_ones() {
         assert_eq!(page.items.len(), usize::from(k > 0));
     }
 }
+
+#[tokio::test]
+async fn lock_files_of_dead_stores_are_swept_and_live_ones_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    // A lock file nobody holds, as a killed process leaves behind.
+    std::fs::write(run.join("1-2-3.lock"), b"").unwrap();
+    let live = Store::open(dir.path()).await.unwrap();
+    let names = |p: &std::path::Path| {
+        let mut v: Vec<String> = std::fs::read_dir(p).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    };
+    let after_first = names(&run);
+    assert_eq!(after_first.len(), 1, "stale lock swept, own lock present: {after_first:?}");
+    assert_ne!(after_first[0], "1-2-3.lock");
+    let second = Store::open(dir.path()).await.unwrap();
+    assert_eq!(names(&run).len(), 2, "a live store's lock survives another store's sweep");
+    drop(second);
+    drop(live);
+    assert!(names(&run).is_empty(), "closing removes the lock file");
+}

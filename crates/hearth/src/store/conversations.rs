@@ -40,6 +40,7 @@ pub(crate) fn conversation_from_row(r: &SqliteRow) -> std::result::Result<Conver
 }
 
 /// Inserts a conversation row (with an explicit id when `id` is given) and indexes its title.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn insert_conversation(
     tx: &mut Transaction<'_, Sqlite>,
     id: Option<ConversationId>,

@@ -81,11 +81,7 @@ pub(crate) fn classify(path: &std::path::Path, e: sqlx::Error) -> StoreError {
             SQLITE_CORRUPT | SQLITE_NOTADB => return StoreError::Corrupt { path, detail },
             SQLITE_FULL => return StoreError::DiskFull { path, detail },
             SQLITE_IOERR if detail.contains("full") => return StoreError::DiskFull { path, detail },
-            SQLITE_CANTOPEN => {
-                if is_read_only(&path) {
-                    return StoreError::ReadOnly { path, detail };
-                }
-            }
+            SQLITE_CANTOPEN if is_read_only(&path) => return StoreError::ReadOnly { path, detail },
             _ => {}
         }
     }

@@ -310,14 +310,35 @@ fn take_instance_lock(data_dir: &Path) -> Result<InstanceLock> {
     let dir = run_dir(data_dir);
     std::fs::create_dir_all(&dir)
         .map_err(|source| StoreError::CreateDir { path: dir.clone(), source })?;
+    sweep_stale_locks(&dir);
     let id = format!("{}-{}", std::process::id(), now_ms());
     // Two stores opened in the same millisecond by one process still need distinct ids.
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let id = format!("{id}-{}", COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
     let path = dir.join(format!("{id}.lock"));
-    let file = File::create(&path).map_err(|source| StoreError::Io { action: "create", path: path.clone(), source })?;
-    file.lock().map_err(|source| StoreError::Io { action: "lock", path: path.clone(), source })?;
+    // Lock under another name and rename: a sweeper in another process never sees a `.lock`
+    // file that is not locked yet.
+    let fresh = dir.join(format!("{id}.new"));
+    let file = File::create(&fresh).map_err(|source| StoreError::Io { action: "create", path: fresh.clone(), source })?;
+    file.lock().map_err(|source| StoreError::Io { action: "lock", path: fresh.clone(), source })?;
+    std::fs::rename(&fresh, &path).map_err(|source| StoreError::Io { action: "rename", path: fresh.clone(), source })?;
     Ok(InstanceLock { id, path, _file: file })
+}
+
+/// Removes lock files left by stores whose process died (a lock nobody holds), so `run/` does
+/// not grow with every crash.
+fn sweep_stale_locks(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "lock") {
+            if let Ok(file) = File::open(&path) {
+                if file.try_lock().is_ok() {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+    }
 }
 
 /// Whether the store instance `id` still holds its lock (its process is alive).
