@@ -102,3 +102,62 @@ fn catalog_fit_list_and_import_never_touch_the_network() {
     }
     assert!(hub.log().is_empty(), "offline commands made requests: {:?}", hub.log());
 }
+
+#[test]
+fn gated_download_works_with_a_stored_token_or_hf_token() {
+    let hub = FakeHub::start();
+    let bytes = gguf_gen::gemma3(1000);
+    hub.add(
+        "google/gemma-3-1b-it-qat-q4_0-gguf",
+        "gemma-3-1b-it-q4_0.gguf",
+        FileSpec { token: Some("hf_right".into()), ..FileSpec::new(bytes.clone()) },
+    );
+    let args = ["models", "download", "gemma-3-1b-it", "--quant", "Q4_0-google", "--json"];
+
+    // 1. `hearth models login` stores the token (stdin), owner-only, outside the database.
+    let data = tempfile::tempdir().unwrap();
+    let hf = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["models", "login"])
+        .env("HF_HOME", hf.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"hf_right\n").unwrap();
+    }
+    assert!(child.wait_with_output().unwrap().status.success());
+    let out = hearth(data.path(), hf.path(), &hub, &args);
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(json_lines(&out).last().unwrap()["id"], "gemma-3-1b-it-q4_0-google");
+    let db_files: Vec<_> = std::fs::read_dir(data.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("hearth.db"))
+        .collect();
+    assert!(!db_files.is_empty());
+    for f in db_files {
+        let bytes = std::fs::read(f.path()).unwrap();
+        assert!(!bytes.windows(8).any(|w| w == b"hf_right"), "the token is in {}", f.path().display());
+    }
+
+    // 2. HF_TOKEN, with nothing stored.
+    let data = tempfile::tempdir().unwrap();
+    let hf = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(args)
+        .env("HF_ENDPOINT", &hub.url)
+        .env("HF_HOME", hf.path())
+        .env("HF_TOKEN", "hf_right")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("hf_right"));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("hf_right"));
+}

@@ -68,8 +68,9 @@ impl HubConfig {
     }
 }
 
-/// hf-hub's `Cache::default()` panics without a home directory; avoid that path.
-fn hf_cache_from_env() -> PathBuf {
+/// `$HF_HOME/hub` or `~/.cache/huggingface/hub`. (hf-hub's `Cache::default()` panics without a
+/// home directory; this does not.)
+pub(crate) fn hf_cache_from_env() -> PathBuf {
     if std::env::var_os("HF_HOME").is_some() {
         return hf_hub::Cache::from_env().path().clone();
     }

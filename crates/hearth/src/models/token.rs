@@ -39,7 +39,7 @@ pub fn resolve(data_dir: &Path) -> Option<HfToken> {
     if let Some(t) = std::fs::read_to_string(token_path(data_dir)).ok().as_deref().and_then(HfToken::new) {
         return Some(t);
     }
-    hf_hub::Cache::from_env().token().as_deref().and_then(HfToken::new)
+    hf_hub::Cache::new(super::hub::hf_cache_from_env()).token().as_deref().and_then(HfToken::new)
 }
 
 /// Stores the token readable by the owner only.
