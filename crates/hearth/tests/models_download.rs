@@ -182,6 +182,25 @@ async fn a_server_that_ignores_range_restarts_cleanly_instead_of_appending() {
 }
 
 #[tokio::test]
+async fn server_errors_are_retried_then_reported() {
+    let server = FakeHub::start();
+    let bytes = model_bytes();
+    server.add(REPO, FILE, FileSpec { unavailable: 1, ..FileSpec::new(bytes.clone()) });
+    let cache = tempfile::tempdir().unwrap();
+    let hub = Hub::new(HubConfig { retries: 1, ..config(&server, cache.path()) }).unwrap();
+    let d = hub.download(&FileRequest::new(REPO, FILE), &mut |_| {}, &CancelToken::new()).await.unwrap();
+    assert_eq!(std::fs::read(&d.path).unwrap(), bytes);
+
+    let server = FakeHub::start();
+    server.add(REPO, FILE, FileSpec { unavailable: 5, ..FileSpec::new(bytes) });
+    let cache = tempfile::tempdir().unwrap();
+    let hub = Hub::new(HubConfig { retries: 1, ..config(&server, cache.path()) }).unwrap();
+    let err = hub.download(&FileRequest::new(REPO, FILE), &mut |_| {}, &CancelToken::new()).await.unwrap_err();
+    assert!(matches!(err, ModelsError::Http { status: 503, .. }), "{err:?}");
+    assert_eq!(server.wait_content_gets(2).len(), 2, "one try and one retry");
+}
+
+#[tokio::test]
 async fn dropped_connection_without_retries_reports_and_keeps_the_partial() {
     let server = FakeHub::start();
     let bytes = model_bytes();

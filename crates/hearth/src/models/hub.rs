@@ -400,8 +400,7 @@ impl Hub {
             let result = self.fetch_range(&url, req, &mut file, partial, &mut have, total, on_event, cancel).await;
             match result {
                 Ok(()) => {}
-                Err(e @ (ModelsError::Interrupted { .. } | ModelsError::Timeout { .. } | ModelsError::Network { .. }))
-                    if attempt < self.cfg.retries =>
+                Err(e) if attempt < self.cfg.retries && is_transient(&e) =>
                 {
                     attempt += 1;
                     log::warn!("download of {file_name} interrupted ({e}); resuming (attempt {attempt})");
@@ -553,6 +552,15 @@ impl Hub {
         std::fs::write(&ref_path, &meta.commit).map_err(ModelsError::io("cannot write", &ref_path))?;
         on_event(&DownloadEvent::Finished { file: req.file.clone(), path: pointer.clone() });
         Ok(Downloaded { path: pointer, blob, sha256, size: meta.size, commit: meta.commit.clone() })
+    }
+}
+
+/// Failures worth a resume: the connection, not the request, went wrong (5xx included).
+fn is_transient(e: &ModelsError) -> bool {
+    match e {
+        ModelsError::Interrupted { .. } | ModelsError::Timeout { .. } | ModelsError::Network { .. } => true,
+        ModelsError::Http { status, .. } => *status >= 500,
+        _ => false,
     }
 }
 

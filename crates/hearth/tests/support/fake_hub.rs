@@ -31,6 +31,8 @@ pub struct FileSpec {
     pub stall_after: Option<u64>,
     /// Answer range requests with the whole file (200), as some proxies do.
     pub ignore_range: bool,
+    /// Answer the first this-many content GETs with 503.
+    pub unavailable: u32,
 }
 
 impl FileSpec {
@@ -221,6 +223,10 @@ fn respond(
             record.status = 404;
             return simple(conn, 404, "Not Found", "");
         };
+        if method == "GET" && nth <= spec.unavailable {
+            record.status = 503;
+            return simple(conn, 503, "Service Unavailable", "");
+        }
         let body = spec.served.clone().unwrap_or_else(|| spec.bytes.clone());
         let total = body.len() as u64;
         let range_start = if spec.ignore_range { None } else { range_start };
