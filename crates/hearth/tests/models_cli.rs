@@ -52,6 +52,17 @@ async fn fit_prints_a_table_and_refuses_a_context_too_long() {
     let err = cli_models::run(parse(&["fit", "--kv-type", "f8"]).unwrap(), data.path()).await.unwrap_err();
     assert!(err.to_string().contains("unknown --kv-type 'f8'"), "{err}");
     cli_models::run(parse(&["catalog"]).unwrap(), data.path()).await.unwrap();
+
+    // A GGUF outside the catalog is measured from its header; its maximum context holds too.
+    let model = std::env::var("HEARTH_TEST_MODEL").unwrap_or_else(|_| "/root/.cache/hearth-test/gemma-3-270m-q4_k_m.gguf".into());
+    assert!(std::path::Path::new(&model).is_file(), "the test model is missing at {model}: run scripts/fetch-test-model");
+    cli_models::run(parse(&["fit", "--model", &model, "--context", "32768"]).unwrap(), data.path()).await.unwrap();
+    let err = cli_models::run(parse(&["fit", "--model", &model, "--context", "65536"]).unwrap(), data.path())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("maximum of 32768"), "{err}");
+    let err = cli_models::run(parse(&["fit", "--model", "no-such-model"]).unwrap(), data.path()).await.unwrap_err();
+    assert!(err.to_string().contains("neither an existing file nor a registered model id"), "{err}");
 }
 
 #[tokio::test]

@@ -180,3 +180,30 @@ fn nvidia_smi_output_is_parsed_per_gpu() {
     assert_eq!(fit::parse_nvidia_smi_free("[N/A]\n"), None);
     assert_eq!(fit::parse_nvidia_smi_free(""), None);
 }
+
+fn test_model() -> std::path::PathBuf {
+    let p = std::env::var_os("HEARTH_TEST_MODEL")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/root/.cache/hearth-test/gemma-3-270m-q4_k_m.gguf".into());
+    assert!(p.is_file(), "the test model is missing at {}: run scripts/fetch-test-model or set HEARTH_TEST_MODEL", p.display());
+    p
+}
+
+// The real 270M GGUF: 18 layers -> 3 global + 15 local; 1 KV head x 256; window 512.
+#[test]
+fn fit_of_a_gguf_file_reads_its_header() {
+    let s = hearth::models::gguf_check::check_gemma3(&test_model()).unwrap();
+    let (a, max) = fit::architecture_from_gguf(&s).unwrap();
+    // The catalog's shape numbers for 270M agree with the real file's header.
+    assert_eq!(a, arch("gemma-3-270m-it"));
+    assert_eq!(max, 32_768);
+    let e = fit::estimate_file("t", &s, 0, 8192, KvType::F16).unwrap();
+    // (3 x 8192 + 15 x 512) x 1024 = 32 256 x 1024.
+    assert_eq!(e.kv_bytes, 33_030_144);
+    assert_eq!(e.weights_bytes, s.file_size);
+    assert_eq!(e.quant, "Q4_K_M");
+    // (3 x 32768 + 15 x 512) x 1024 = 105 984 x 1024.
+    assert_eq!(fit::estimate_file("t", &s, 0, 32_768, KvType::F16).unwrap().kv_bytes, 108_527_616);
+    let err = fit::estimate_file("t", &s, 0, 65_536, KvType::F16).unwrap_err();
+    assert!(matches!(err, ModelsError::ContextTooLong { max: 32_768, .. }), "{err:?}");
+}

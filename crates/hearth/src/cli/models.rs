@@ -38,7 +38,8 @@ pub enum ModelsCmd {
         /// KV-cache element type: f16, f32 or q8_0.
         #[arg(long, default_value = "f16")]
         kv_type: String,
-        /// Only this catalog model (refuses a context beyond its maximum).
+        /// Only this model: a catalog id, a registered id or a GGUF path (refuses a context
+        /// beyond its maximum).
         #[arg(long)]
         model: Option<String>,
         #[arg(long)]
@@ -97,7 +98,7 @@ pub async fn run(args: ModelsArgs, data_dir: &Path) -> anyhow::Result<()> {
     match args.cmd {
         ModelsCmd::Catalog { refresh: true, json } => refresh(data_dir, json).await,
         ModelsCmd::Catalog { refresh: false, json } => catalog(data_dir, json),
-        ModelsCmd::Fit { context, kv_type, model, json } => fit_cmd(data_dir, context, &kv_type, model.as_deref(), json),
+        ModelsCmd::Fit { context, kv_type, model, json } => fit_cmd(data_dir, context, &kv_type, model.as_deref(), json).await,
         ModelsCmd::List { json } => list(data_dir, json).await,
         ModelsCmd::Download { id, quant, no_mmproj, json } => {
             download(data_dir, &id, quant.as_deref(), !no_mmproj, json).await
@@ -218,16 +219,39 @@ fn catalog(data_dir: &Path, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn fit_cmd(data_dir: &Path, context: u64, kv_type: &str, model: Option<&str>, json: bool) -> anyhow::Result<()> {
+async fn fit_cmd(data_dir: &Path, context: u64, kv_type: &str, model: Option<&str>, json: bool) -> anyhow::Result<()> {
     let kv = fit::KvType::parse(kv_type).with_context(|| format!("unknown --kv-type '{kv_type}'; use f16, f32 or q8_0"))?;
     let cat = Catalog::load(data_dir)?;
     let memory = fit::Memory::detect();
     let mut report = fit::fit_catalog(&cat, &memory, context, kv)?;
-    if let Some(id) = model {
-        let entry = cat.get(id)?;
-        // A single model gets a hard refusal for a context beyond its maximum.
-        fit::estimate(entry, entry.recommended_variant(), context, kv)?;
-        report.rows.retain(|r| r.model == entry.id);
+    match model {
+        Some(id) if cat.get(id).is_ok() => {
+            let entry = cat.get(id)?;
+            // A single model gets a hard refusal for a context beyond its maximum.
+            fit::estimate(entry, entry.recommended_variant(), context, kv)?;
+            report.rows.retain(|r| r.model == entry.id);
+        }
+        Some(arg) => {
+            // Not in the catalog: an installed model or a file, measured from its GGUF header.
+            let store = open_store(data_dir).await?;
+            let path = models::resolve_model_arg(&store, arg).await?;
+            let mmproj = match registry::get(&store, arg).await? {
+                Some(m) => m.mmproj_path.and_then(|p| std::fs::metadata(p).ok()).map_or(0, |m| m.len()),
+                None => 0,
+            };
+            let summary = hearth::models::gguf_check::check_gemma3(&path)?;
+            let estimate = fit::estimate_file(arg, &summary, mmproj, context, kv)?;
+            report.rows = vec![fit::FitRow {
+                verdict: fit::verdict(estimate.total_bytes, &memory),
+                recommended_variant: false,
+                model: arg.to_string(),
+                variant: estimate.variant.clone(),
+                max_context: estimate.max_context,
+                estimate: Some(estimate),
+            }];
+            report.recommended = None;
+        }
+        None => {}
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -267,6 +291,7 @@ fn fit_cmd(data_dir: &Path, context: u64, kv_type: &str, model: Option<&str>, js
     }
     match &report.recommended {
         Some((m, v)) => println!("\nRecommended: {m} {v}  →  hearth models download {m} --quant {v}"),
+        None if model.is_some() => {}
         None => println!("\nNothing in the catalog fits this machine at {context} tokens; try a shorter --context."),
     }
     Ok(())

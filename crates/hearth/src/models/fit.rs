@@ -10,6 +10,7 @@
 use serde::Serialize;
 
 use super::catalog::{Architecture, Catalog, CatalogEntry, Variant};
+use super::gguf_check::GgufSummary;
 use super::ModelsError;
 
 const MIB: u64 = 1024 * 1024;
@@ -196,6 +197,58 @@ pub fn estimate(entry: &CatalogEntry, variant: &Variant, n_ctx: u64, kv: KvType)
         kv_bytes,
         overhead_bytes: RUNTIME_OVERHEAD_BYTES,
         total_bytes: weights_bytes + mmproj_bytes + kv_bytes + RUNTIME_OVERHEAD_BYTES,
+    })
+}
+
+/// Shape numbers and maximum context from a Gemma 3 GGUF header (for models outside the
+/// catalog, e.g. imports).
+pub fn architecture_from_gguf(s: &GgufSummary) -> Result<(Architecture, u64), ModelsError> {
+    let get = |key: &str| {
+        s.metadata.get(&format!("gemma3.{key}")).and_then(|v| v.as_u64()).and_then(|v| u32::try_from(v).ok())
+    };
+    let need = |key: &str| {
+        get(key).ok_or_else(|| ModelsError::InvalidGguf {
+            path: s.path.clone(),
+            reason: format!("gemma3.{key} is missing from its metadata"),
+        })
+    };
+    let layers = need("block_count")?;
+    let heads = need("attention.head_count")?;
+    let arch = Architecture {
+        layers,
+        hidden: need("embedding_length")?,
+        heads,
+        kv_heads: get("attention.head_count_kv").unwrap_or(heads),
+        // Gemma 3's head size is 256 except the 27B's 128; GGUFs normally state it.
+        head_dim: need("attention.key_length")?,
+        // Early GGUFs may lack it: 512 for the two small sizes, 1024 from 4B (34 layers) up.
+        sliding_window: get("attention.sliding_window").unwrap_or(if layers <= 26 { 512 } else { 1024 }),
+    };
+    let max_ctx = s.context_length().unwrap_or(32_768);
+    Ok((arch, max_ctx))
+}
+
+/// The estimate for a GGUF file (plus an optional projector of `mmproj_bytes`).
+pub fn estimate_file(name: &str, s: &GgufSummary, mmproj_bytes: u64, n_ctx: u64, kv: KvType) -> Result<Estimate, ModelsError> {
+    let (arch, max) = architecture_from_gguf(s)?;
+    if n_ctx == 0 {
+        return Err(ModelsError::ZeroContext);
+    }
+    if n_ctx > max {
+        return Err(ModelsError::ContextTooLong { model: name.to_string(), requested: n_ctx, max });
+    }
+    let kv_bytes = kv_cache_bytes(&arch, n_ctx, kv);
+    Ok(Estimate {
+        model: name.to_string(),
+        variant: s.quant().unwrap_or("?").to_string(),
+        quant: s.quant().unwrap_or("?").to_string(),
+        context: n_ctx,
+        max_context: max,
+        weights_bytes: s.file_size,
+        mmproj_bytes,
+        kv_bytes,
+        overhead_bytes: RUNTIME_OVERHEAD_BYTES,
+        total_bytes: s.file_size + mmproj_bytes + kv_bytes + RUNTIME_OVERHEAD_BYTES,
     })
 }
 
