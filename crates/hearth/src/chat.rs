@@ -99,6 +99,27 @@ pub fn title_from(text: &str) -> String {
     format!("{}…", cut.trim_end())
 }
 
+/// The prompt for `chat`, dropping the oldest turns (never the system prompt or the new
+/// message) until it leaves room for a reply: a quarter of the context, or `max_tokens` if
+/// smaller. The store keeps everything; only what the model sees is cut.
+fn fit_to_context(session: &Session, chat: &mut Vec<ChatMessage>, max_tokens: usize) -> Result<Vec<u32>, ChatError> {
+    let context = session.context();
+    let room = max_tokens.min(context / 4).max(1);
+    loop {
+        let prompt = session.chat_prompt(chat)?;
+        let first_droppable = usize::from(chat.first().is_some_and(|m| m.role == EngineRole::System));
+        if prompt.len() + room <= context || chat.len() <= first_droppable + 1 {
+            // Still too long with only the new message: generate reports the overflow clearly.
+            return Ok(prompt);
+        }
+        chat.remove(first_droppable);
+        // Gemma's template wants the first turn to be the user's.
+        if chat.get(first_droppable).is_some_and(|m| m.role == EngineRole::Assistant) && chat.len() > first_droppable + 1 {
+            chat.remove(first_droppable);
+        }
+    }
+}
+
 /// Runs conversation turns against a store.
 #[derive(Clone)]
 pub struct ChatService {
@@ -138,7 +159,7 @@ impl ChatService {
         chat.push(ChatMessage::new(EngineRole::User, text));
         // Build the prompt before storing anything: a template error should not leave a
         // half-stored turn.
-        let prompt = session.chat_prompt(&chat)?;
+        let prompt = fit_to_context(session, &mut chat, req.max_tokens)?;
 
         let user = self.rt.block_on(store.append_message(conv.id, &NewMessage::complete(Role::User, text)))?;
         if conv.title.is_empty() {

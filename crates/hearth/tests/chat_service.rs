@@ -85,6 +85,38 @@ fn turns_reuse_the_cache_and_cancel_keeps_the_partial_reply() {
     assert_eq!(rt.block_on(store.messages(conv.id)).unwrap().len(), 4);
 }
 
+#[test]
+fn a_history_longer_than_the_context_is_trimmed_from_the_oldest_turn() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = rt.block_on(Store::open(dir.path())).unwrap();
+    let conv = rt
+        .block_on(store.create_conversation(&NewConversation { system_prompt: Some("Answer.".into()), ..Default::default() }))
+        .unwrap();
+    for i in 0..12 {
+        let role = if i % 2 == 0 { Role::User } else { Role::Assistant };
+        let text = format!("turn {i}: {}", "the quick brown fox jumps over the lazy dog ".repeat(4));
+        rt.block_on(store.append_message(conv.id, &hearth::store::NewMessage::complete(role, text))).unwrap();
+    }
+    let engine = Engine::load(&test_model(), &LoadOptions::default()).unwrap();
+    // About 45 tokens a turn: twelve turns do not fit in 256.
+    let mut session = Session::new(engine, 256).unwrap();
+    let service = ChatService::new(store.clone(), rt.handle().clone());
+    let out = service
+        .turn(
+            &mut session,
+            &TurnRequest { conversation_id: conv.id, user_text: "Last question?".into(), max_tokens: 8, sampling: greedy(), model_label: "m".into() },
+            Arc::new(AtomicBool::new(false)),
+            &mut |_| {},
+        )
+        .unwrap();
+    assert!(out.prompt_tokens + 8 <= 256, "{out:?}");
+    assert!(out.prompt_tokens > 100, "recent turns kept: {out:?}");
+    assert_eq!(out.state, MessageState::Complete);
+    // The store still has every turn.
+    assert_eq!(rt.block_on(store.messages(conv.id)).unwrap().len(), 14);
+}
+
 /// Ctrl-C (SIGINT) in the interactive REPL stops the reply and stores it as interrupted; the
 /// REPL carries on to the next line (here `/exit`, so it exits normally instead of by signal).
 #[test]
