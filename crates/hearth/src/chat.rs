@@ -16,8 +16,8 @@ use serde::Serialize;
 use tokio::runtime::Handle;
 
 use crate::store::{
-    ConversationId, GenerationStats, Message, MessageFinish, MessageId, MessageState, NewMessage, Role,
-    Store, StoreError,
+    ConversationId, GenerationStats, Message, MessageFinish, MessageId, MessageState, NewMessage,
+    Role, Store, StoreError,
 };
 
 /// How often the partial reply is written while it streams. The requirement is "at least every
@@ -87,7 +87,11 @@ pub fn history_to_chat(system_prompt: Option<&str>, messages: &[Message]) -> Vec
 
 /// A title from the first thing the user said: its first line, cut at a word boundary.
 pub fn title_from(text: &str) -> String {
-    let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
     if line.chars().count() <= TITLE_CHARS {
         return line.to_string();
     }
@@ -102,19 +106,28 @@ pub fn title_from(text: &str) -> String {
 /// The prompt for `chat`, dropping the oldest turns (never the system prompt or the new
 /// message) until it leaves room for a reply: a quarter of the context, or `max_tokens` if
 /// smaller. The store keeps everything; only what the model sees is cut.
-fn fit_to_context(session: &Session, chat: &mut Vec<ChatMessage>, max_tokens: usize) -> Result<Vec<u32>, ChatError> {
+fn fit_to_context(
+    session: &Session,
+    chat: &mut Vec<ChatMessage>,
+    max_tokens: usize,
+) -> Result<Vec<u32>, ChatError> {
     let context = session.context();
     let room = max_tokens.min(context / 4).max(1);
     loop {
         let prompt = session.chat_prompt(chat)?;
-        let first_droppable = usize::from(chat.first().is_some_and(|m| m.role == EngineRole::System));
+        let first_droppable =
+            usize::from(chat.first().is_some_and(|m| m.role == EngineRole::System));
         if prompt.len() + room <= context || chat.len() <= first_droppable + 1 {
             // Still too long with only the new message: generate reports the overflow clearly.
             return Ok(prompt);
         }
         chat.remove(first_droppable);
         // Gemma's template wants the first turn to be the user's.
-        if chat.get(first_droppable).is_some_and(|m| m.role == EngineRole::Assistant) && chat.len() > first_droppable + 1 {
+        if chat
+            .get(first_droppable)
+            .is_some_and(|m| m.role == EngineRole::Assistant)
+            && chat.len() > first_droppable + 1
+        {
             chat.remove(first_droppable);
         }
     }
@@ -130,7 +143,11 @@ pub struct ChatService {
 
 impl ChatService {
     pub fn new(store: Store, rt: Handle) -> Self {
-        Self { store, rt, flush_interval: FLUSH_INTERVAL }
+        Self {
+            store,
+            rt,
+            flush_interval: FLUSH_INTERVAL,
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -161,11 +178,16 @@ impl ChatService {
         // half-stored turn.
         let prompt = fit_to_context(session, &mut chat, req.max_tokens)?;
 
-        let user = self.rt.block_on(store.append_message(conv.id, &NewMessage::complete(Role::User, text)))?;
+        let user = self
+            .rt
+            .block_on(store.append_message(conv.id, &NewMessage::complete(Role::User, text)))?;
         if conv.title.is_empty() {
-            self.rt.block_on(store.rename_conversation(conv.id, &title_from(text)))?;
+            self.rt
+                .block_on(store.rename_conversation(conv.id, &title_from(text)))?;
         }
-        let reply = self.rt.block_on(store.append_message(conv.id, &NewMessage::streaming(Role::Assistant)))?;
+        let reply = self
+            .rt
+            .block_on(store.append_message(conv.id, &NewMessage::streaming(Role::Assistant)))?;
 
         let opts = GenerateOptions {
             max_tokens: req.max_tokens,
@@ -181,7 +203,10 @@ impl ChatService {
             partial.push_str(piece);
             on_text(piece);
             if last_flush.is_none_or(|t| t.elapsed() >= self.flush_interval) {
-                if let Err(e) = self.rt.block_on(store.update_message_text(reply.id, &partial)) {
+                if let Err(e) = self
+                    .rt
+                    .block_on(store.update_message_text(reply.id, &partial))
+                {
                     // Keep generating: the final write below reports a lasting problem.
                     log::warn!("could not save the partial reply: {e}");
                 }
@@ -196,7 +221,10 @@ impl ChatService {
                     content: partial,
                     state: MessageState::Error,
                     token_count: None,
-                    stats: GenerationStats { model: Some(req.model_label.clone()), ..Default::default() },
+                    stats: GenerationStats {
+                        model: Some(req.model_label.clone()),
+                        ..Default::default()
+                    },
                     error: Some(e.to_string()),
                 };
                 if let Err(store_err) = self.rt.block_on(store.finish_message(reply.id, &fin)) {
@@ -215,7 +243,11 @@ impl ChatService {
         req: &TurnRequest,
         r: GenerationResult,
     ) -> Result<TurnOutcome, ChatError> {
-        let state = if r.stop == StopReason::Cancelled { MessageState::Interrupted } else { MessageState::Complete };
+        let state = if r.stop == StopReason::Cancelled {
+            MessageState::Interrupted
+        } else {
+            MessageState::Complete
+        };
         let fin = MessageFinish {
             content: r.text.clone(),
             state,
@@ -228,7 +260,8 @@ impl ChatService {
             },
             error: None,
         };
-        self.rt.block_on(self.store.finish_message(reply_id, &fin))?;
+        self.rt
+            .block_on(self.store.finish_message(reply_id, &fin))?;
         Ok(TurnOutcome {
             conversation_id,
             user_message_id,
@@ -251,11 +284,20 @@ mod tests {
 
     #[test]
     fn titles_come_from_the_first_line_cut_at_a_word() {
-        assert_eq!(title_from("\n  Plan a trip to Busan  \nmore"), "Plan a trip to Busan");
+        assert_eq!(
+            title_from("\n  Plan a trip to Busan  \nmore"),
+            "Plan a trip to Busan"
+        );
         let long = "word ".repeat(30);
         let t = title_from(&long);
-        assert!(t.ends_with('…') && t.chars().count() <= TITLE_CHARS + 1, "{t}");
+        assert!(
+            t.ends_with('…') && t.chars().count() <= TITLE_CHARS + 1,
+            "{t}"
+        );
         assert!(!t.contains("  "));
-        assert_eq!(title_from("가".repeat(70).as_str()).chars().count(), TITLE_CHARS + 1);
+        assert_eq!(
+            title_from("가".repeat(70).as_str()).chars().count(),
+            TITLE_CHARS + 1
+        );
     }
 }

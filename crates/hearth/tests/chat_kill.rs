@@ -12,13 +12,19 @@ fn test_model() -> PathBuf {
     let p = std::env::var_os("HEARTH_TEST_MODEL")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/root/.cache/hearth-test/gemma-3-270m-q4_k_m.gguf"));
-    assert!(p.is_file(), "test model missing at {} (run scripts/fetch-test-model or set HEARTH_TEST_MODEL)", p.display());
+    assert!(
+        p.is_file(),
+        "test model missing at {} (run scripts/fetch-test-model or set HEARTH_TEST_MODEL)",
+        p.display()
+    );
     p
 }
 
 /// The `hearth` binary (HEARTH_BIN overrides, e.g. to test an installed build).
 fn hearth_bin() -> PathBuf {
-    std::env::var_os("HEARTH_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hearth")))
+    std::env::var_os("HEARTH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hearth")))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,7 +35,15 @@ async fn killing_chat_mid_stream_keeps_the_partial_reply_as_interrupted() {
         .env("HEARTH_DATA_DIR", dir.path())
         .args(["chat", "--model"])
         .arg(&model)
-        .args(["--message", "Write a long story about a dragon.", "--max-tokens", "2000", "--temperature", "0", "--json"])
+        .args([
+            "--message",
+            "Write a long story about a dragon.",
+            "--max-tokens",
+            "2000",
+            "--temperature",
+            "0",
+            "--json",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -44,7 +58,10 @@ async fn killing_chat_mid_stream_keeps_the_partial_reply_as_interrupted() {
             std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
             panic!("hearth chat ended ({status}) before it was killed: {err}");
         }
-        assert!(Instant::now() < deadline, "no streaming reply appeared in the database");
+        assert!(
+            Instant::now() < deadline,
+            "no streaming reply appeared in the database"
+        );
         if db.exists() {
             let url = format!("sqlite://{}?mode=ro", db.display());
             if let Ok(pool) = sqlx::SqlitePool::connect(&url).await {
@@ -66,11 +83,18 @@ async fn killing_chat_mid_stream_keeps_the_partial_reply_as_interrupted() {
     child.kill().expect("SIGKILL hearth chat");
     child.wait().unwrap();
 
-    let store = Store::open(dir.path()).await.expect("reopen after the crash");
+    let store = Store::open(dir.path())
+        .await
+        .expect("reopen after the crash");
     let m = store.message(message_id).await.unwrap();
     assert_eq!(m.role, Role::Assistant);
     assert_eq!(m.state, MessageState::Interrupted);
-    assert!(m.content.starts_with(&seen) && !m.content.is_empty(), "partial text kept: {:?} vs seen {:?}", m.content, seen);
+    assert!(
+        m.content.starts_with(&seen) && !m.content.is_empty(),
+        "partial text kept: {:?} vs seen {:?}",
+        m.content,
+        seen
+    );
     // The user's message was stored before the reply started.
     let all = store.messages(m.conversation_id).await.unwrap();
     assert_eq!(all[0].role, Role::User);

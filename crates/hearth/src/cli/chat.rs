@@ -99,11 +99,20 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
     };
     let model_path: PathBuf = rt.block_on(hearth::models::resolve_model_arg(&store, &model_arg))?;
     if conv.model.as_deref() != Some(model_arg.as_str()) {
-        rt.block_on(store.update_conversation_settings(conv.id, Some(&model_arg), conv.system_prompt.as_deref(), &conv.sampling))?;
+        rt.block_on(store.update_conversation_settings(
+            conv.id,
+            Some(&model_arg),
+            conv.system_prompt.as_deref(),
+            &conv.sampling,
+        ))?;
     }
 
-    let load = LoadOptions { tokenizer_cache_dir: Some(data_dir.join("cache").join("tokenizers")), ..Default::default() };
-    let engine = Engine::load(&model_path, &load).with_context(|| format!("cannot load the model {}", model_path.display()))?;
+    let load = LoadOptions {
+        tokenizer_cache_dir: Some(data_dir.join("cache").join("tokenizers")),
+        ..Default::default()
+    };
+    let engine = Engine::load(&model_path, &load)
+        .with_context(|| format!("cannot load the model {}", model_path.display()))?;
     let mut session = Session::new(engine, args.context)?;
     let service = ChatService::new(store.clone(), rt.handle().clone());
     let request = |text: String| TurnRequest {
@@ -133,12 +142,17 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
         generating.store(true, Ordering::SeqCst);
         let mut stdout = std::io::stdout();
         let json = args.json;
-        let out = service.turn(&mut session, &request(message.clone()), cancel.clone(), &mut |piece| {
-            if !json {
-                let _ = stdout.write_all(piece.as_bytes());
-                let _ = stdout.flush();
-            }
-        })?;
+        let out = service.turn(
+            &mut session,
+            &request(message.clone()),
+            cancel.clone(),
+            &mut |piece| {
+                if !json {
+                    let _ = stdout.write_all(piece.as_bytes());
+                    let _ = stdout.flush();
+                }
+            },
+        )?;
         if json {
             let v = serde_json::json!({
                 "conversation_id": out.conversation_id,
@@ -154,7 +168,10 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
             println!("{v}");
         } else {
             println!();
-            eprintln!("[conversation {} · {} · {:.1} tok/s]", out.conversation_id, out.stop_reason, out.gen_tokens_per_s);
+            eprintln!(
+                "[conversation {} · {} · {:.1} tok/s]",
+                out.conversation_id, out.stop_reason, out.gen_tokens_per_s
+            );
         }
         rt.block_on(store.close());
         return Ok(());
@@ -187,14 +204,21 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
         cancel.store(false, Ordering::SeqCst);
         generating.store(true, Ordering::SeqCst);
         let mut stdout = std::io::stdout();
-        let result = service.turn(&mut session, &request(text.to_string()), cancel.clone(), &mut |piece| {
-            let _ = stdout.write_all(piece.as_bytes());
-            let _ = stdout.flush();
-        });
+        let result = service.turn(
+            &mut session,
+            &request(text.to_string()),
+            cancel.clone(),
+            &mut |piece| {
+                let _ = stdout.write_all(piece.as_bytes());
+                let _ = stdout.flush();
+            },
+        );
         generating.store(false, Ordering::SeqCst);
         println!();
         match result {
-            Ok(out) if out.stop_reason == "cancelled" => eprintln!("[stopped; the partial reply is saved]"),
+            Ok(out) if out.stop_reason == "cancelled" => {
+                eprintln!("[stopped; the partial reply is saved]")
+            }
             Ok(_) => {}
             // A failed turn is stored as an error; the REPL goes on.
             Err(e) => eprintln!("error: {e}"),
@@ -221,7 +245,14 @@ async fn prepare_conversation(store: &Store, args: &ChatArgs) -> anyhow::Result<
             let sampling = override_sampling(c.sampling.clone());
             let system = args.system.clone().or(c.system_prompt.clone());
             if sampling != c.sampling || system != c.system_prompt {
-                store.update_conversation_settings(id, c.model.as_deref(), system.as_deref(), &sampling).await?;
+                store
+                    .update_conversation_settings(
+                        id,
+                        c.model.as_deref(),
+                        system.as_deref(),
+                        &sampling,
+                    )
+                    .await?;
             }
             Ok(store.conversation(id).await?)
         }

@@ -24,8 +24,9 @@ fn attachment_from_row(r: &SqliteRow) -> std::result::Result<Attachment, sqlx::E
     Ok(Attachment {
         id: r.try_get("id")?,
         message_id: r.try_get("message_id")?,
-        kind: AttachmentKind::parse(&kind)
-            .ok_or_else(|| sqlx::Error::Decode(format!("unknown attachment kind {kind:?}").into()))?,
+        kind: AttachmentKind::parse(&kind).ok_or_else(|| {
+            sqlx::Error::Decode(format!("unknown attachment kind {kind:?}").into())
+        })?,
         file_name: r.try_get("file_name")?,
         mime: r.try_get("mime")?,
         byte_size: r.try_get("byte_size")?,
@@ -47,7 +48,11 @@ fn blob_rel_path(sha: &str) -> PathBuf {
 
 impl Store {
     /// Attaches a file to a message. Identical bytes already stored (by sha256) are reused.
-    pub async fn add_attachment(&self, message_id: MessageId, new: &NewAttachment) -> Result<Attachment> {
+    pub async fn add_attachment(
+        &self,
+        message_id: MessageId,
+        new: &NewAttachment,
+    ) -> Result<Attachment> {
         let sha = sha256_hex(&new.bytes);
         self.put_blob(&sha, &new.bytes).await?;
         let id: i64 = sqlx::query_scalar(
@@ -86,8 +91,11 @@ impl Store {
             let rel = blob_rel_path(sha);
             let abs = self.data_dir().join(&rel);
             if let Some(dir) = abs.parent() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|source| StoreError::Io { action: "create", path: dir.to_path_buf(), source })?;
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                    action: "create",
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
             }
             // Write then rename, so a crash never leaves a truncated file under a valid address.
             let tmp = abs.with_extension("partial");
@@ -122,13 +130,18 @@ impl Store {
     }
 
     pub(crate) async fn attachments_of(&self, message_id: MessageId) -> Result<Vec<Attachment>> {
-        let sql = format!("SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE message_id = ? ORDER BY id");
+        let sql = format!(
+            "SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE message_id = ? ORDER BY id"
+        );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(message_id)
             .fetch_all(self.pool())
             .await
             .map_err(|e| self.err(e))?;
-        rows.iter().map(attachment_from_row).collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))
+        rows.iter()
+            .map(attachment_from_row)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| self.err(e))
     }
 
     pub(crate) async fn attachments_of_conversation(
@@ -200,7 +213,10 @@ impl Store {
             if let Ok(Some(rel)) = r.try_get::<Option<String>, _>(0) {
                 let abs = self.data_dir().join(rel);
                 if let Err(e) = std::fs::remove_file(&abs) {
-                    log::warn!("could not remove unused attachment file {}: {e}", abs.display());
+                    log::warn!(
+                        "could not remove unused attachment file {}: {e}",
+                        abs.display()
+                    );
                 }
             }
         }
@@ -210,8 +226,15 @@ impl Store {
 
 fn io_error(action: &'static str, path: &std::path::Path, source: std::io::Error) -> StoreError {
     if source.kind() == std::io::ErrorKind::StorageFull {
-        StoreError::DiskFull { path: path.to_path_buf(), detail: source.to_string() }
+        StoreError::DiskFull {
+            path: path.to_path_buf(),
+            detail: source.to_string(),
+        }
     } else {
-        StoreError::Io { action, path: path.to_path_buf(), source }
+        StoreError::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }

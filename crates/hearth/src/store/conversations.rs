@@ -5,8 +5,8 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use super::search::index_text;
 use super::{
-    now_ms, ArchiveFilter, BranchPoint, Conversation, ConversationId, ConversationPage, ListOptions,
-    MessageId, NewConversation, Result, SamplingSettings, Store, StoreError,
+    now_ms, ArchiveFilter, BranchPoint, Conversation, ConversationId, ConversationPage,
+    ListOptions, MessageId, NewConversation, Result, SamplingSettings, Store, StoreError,
 };
 
 pub(crate) const CONVERSATION_COLUMNS: &str = "c.id, c.title, c.created_at, c.updated_at, c.model, \
@@ -14,7 +14,9 @@ pub(crate) const CONVERSATION_COLUMNS: &str = "c.id, c.title, c.created_at, c.up
     c.pinned, c.archived, c.branched_from_conversation_id, c.branched_from_message_id, \
     (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS message_count";
 
-pub(crate) fn conversation_from_row(r: &SqliteRow) -> std::result::Result<Conversation, sqlx::Error> {
+pub(crate) fn conversation_from_row(
+    r: &SqliteRow,
+) -> std::result::Result<Conversation, sqlx::Error> {
     Ok(Conversation {
         id: r.try_get("id")?,
         title: r.try_get("title")?,
@@ -86,7 +88,10 @@ async fn index_title(
     id: ConversationId,
     title: &str,
 ) -> std::result::Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM titles_fts WHERE rowid = ?").bind(id).execute(&mut **tx).await?;
+    sqlx::query("DELETE FROM titles_fts WHERE rowid = ?")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
     sqlx::query("INSERT INTO titles_fts (rowid, title) VALUES (?, ?)")
         .bind(id)
         .bind(index_text(title))
@@ -162,7 +167,9 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::ConversationNotFound(id));
         }
-        index_title(&mut tx, id, title).await.map_err(|e| self.err(e))?;
+        index_title(&mut tx, id, title)
+            .await
+            .map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))
     }
 
@@ -239,7 +246,11 @@ impl Store {
     /// Starts a new conversation from `message_id`'s conversation, copying its settings and the
     /// messages before (or through) that message, with their attachments. The original is left
     /// as it was: editing a message and resending it keeps the old branch.
-    pub async fn branch_from_message(&self, message_id: MessageId, point: BranchPoint) -> Result<Conversation> {
+    pub async fn branch_from_message(
+        &self,
+        message_id: MessageId,
+        point: BranchPoint,
+    ) -> Result<Conversation> {
         let source_id: ConversationId =
             sqlx::query_scalar("SELECT conversation_id FROM messages WHERE id = ?")
                 .bind(message_id)
@@ -260,9 +271,18 @@ impl Store {
             BranchPoint::Through => "<=",
         };
         let mut tx = self.pool().begin().await.map_err(|e| self.err(e))?;
-        let id = insert_conversation(&mut tx, None, &new, now, now, false, false, (Some(source_id), Some(message_id)))
-            .await
-            .map_err(|e| self.err(e))?;
+        let id = insert_conversation(
+            &mut tx,
+            None,
+            &new,
+            now,
+            now,
+            false,
+            false,
+            (Some(source_id), Some(message_id)),
+        )
+        .await
+        .map_err(|e| self.err(e))?;
         let sql = format!(
             "SELECT id, content FROM messages WHERE conversation_id = ? AND id {cmp} ? ORDER BY id"
         );
@@ -300,7 +320,9 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| self.err(e))?;
-            super::messages::index_message(&mut tx, new_id, &content).await.map_err(|e| self.err(e))?;
+            super::messages::index_message(&mut tx, new_id, &content)
+                .await
+                .map_err(|e| self.err(e))?;
         }
         tx.commit().await.map_err(|e| self.err(e))?;
         self.conversation(id).await

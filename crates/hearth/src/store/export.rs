@@ -35,7 +35,10 @@ impl Store {
         for a in messages.iter().flat_map(|m| &m.attachments) {
             if !blobs.contains_key(&a.sha256) {
                 let bytes = self.blob_bytes(&a.sha256).await?;
-                blobs.insert(a.sha256.clone(), base64::engine::general_purpose::STANDARD.encode(bytes));
+                blobs.insert(
+                    a.sha256.clone(),
+                    base64::engine::general_purpose::STANDARD.encode(bytes),
+                );
             }
         }
         Ok(ConversationExport {
@@ -51,7 +54,11 @@ impl Store {
         let c = self.conversation(id).await?;
         let messages = self.messages(id).await?;
         let mut md = String::new();
-        let title = if c.title.is_empty() { "Untitled conversation" } else { &c.title };
+        let title = if c.title.is_empty() {
+            "Untitled conversation"
+        } else {
+            &c.title
+        };
         md.push_str(&format!("# {title}\n\n"));
         md.push_str(&format!("- Created: {}\n", format_utc(c.created_at)));
         if let Some(model) = &c.model {
@@ -102,9 +109,13 @@ impl Store {
         for (sha, b64) in &export.blobs {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(b64)
-                .map_err(|e| StoreError::Import(format!("attachment {sha} is not valid base64: {e}")))?;
+                .map_err(|e| {
+                    StoreError::Import(format!("attachment {sha} is not valid base64: {e}"))
+                })?;
             if sha256_hex(&bytes) != *sha {
-                return Err(StoreError::Import(format!("attachment bytes do not match their sha256 {sha}")));
+                return Err(StoreError::Import(format!(
+                    "attachment bytes do not match their sha256 {sha}"
+                )));
             }
             decoded.insert(sha.as_str(), bytes);
         }
@@ -160,7 +171,11 @@ impl Store {
         .map_err(|e| self.err(e))?;
         for m in &export.messages {
             // Nobody is streaming an imported message.
-            let state = if m.state == MessageState::Streaming { MessageState::Interrupted } else { m.state };
+            let state = if m.state == MessageState::Streaming {
+                MessageState::Interrupted
+            } else {
+                m.state
+            };
             let nm = NewMessage {
                 role: m.role,
                 content: m.content.clone(),
@@ -246,7 +261,11 @@ pub fn format_utc(ms: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
 }
 
 #[cfg(test)]

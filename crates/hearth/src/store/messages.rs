@@ -16,7 +16,8 @@ pub(crate) fn message_from_row(r: &SqliteRow) -> std::result::Result<Message, sq
     let role: String = r.try_get("role")?;
     let state: String = r.try_get("state")?;
     // The schema's CHECK constraints make other values impossible short of corruption.
-    let decode = |what: &str, v: &str| sqlx::Error::Decode(format!("unknown message {what} {v:?}").into());
+    let decode =
+        |what: &str, v: &str| sqlx::Error::Decode(format!("unknown message {what} {v:?}").into());
     Ok(Message {
         id: r.try_get("id")?,
         conversation_id: r.try_get("conversation_id")?,
@@ -42,7 +43,10 @@ pub(crate) async fn index_message(
     id: MessageId,
     content: &str,
 ) -> std::result::Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM messages_fts WHERE rowid = ?").bind(id).execute(&mut **tx).await?;
+    sqlx::query("DELETE FROM messages_fts WHERE rowid = ?")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
     sqlx::query("INSERT INTO messages_fts (rowid, body) VALUES (?, ?)")
         .bind(id)
         .bind(index_text(content))
@@ -93,7 +97,11 @@ impl Store {
     /// Appends a message to a conversation and marks the conversation as updated. A `Streaming`
     /// message is owned by this store until finished; if the process dies first, the next start
     /// marks it `Interrupted`.
-    pub async fn append_message(&self, conversation_id: ConversationId, new: &NewMessage) -> Result<Message> {
+    pub async fn append_message(
+        &self,
+        conversation_id: ConversationId,
+        new: &NewMessage,
+    ) -> Result<Message> {
         let now = now_ms();
         let owner = (new.state == MessageState::Streaming).then(|| self.instance_id());
         let mut tx = self.pool().begin().await.map_err(|e| self.err(e))?;
@@ -127,7 +135,9 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::MessageNotFound(id));
         }
-        index_message(&mut tx, id, content).await.map_err(|e| self.err(e))?;
+        index_message(&mut tx, id, content)
+            .await
+            .map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))
     }
 
@@ -161,7 +171,9 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| self.err(e))?;
-        index_message(&mut tx, id, &fin.content).await.map_err(|e| self.err(e))?;
+        index_message(&mut tx, id, &fin.content)
+            .await
+            .map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))?;
         self.message(id).await
     }
@@ -197,7 +209,8 @@ impl Store {
     pub async fn messages(&self, conversation_id: ConversationId) -> Result<Vec<Message>> {
         // Distinguish "no messages" from "no conversation".
         self.conversation_exists(conversation_id).await?;
-        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY id");
+        let sql =
+            format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY id");
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(conversation_id)
             .fetch_all(self.pool())
@@ -221,6 +234,8 @@ impl Store {
             .fetch_optional(self.pool())
             .await
             .map_err(|e| self.err(e))?;
-        found.map(|_| ()).ok_or(StoreError::ConversationNotFound(id))
+        found
+            .map(|_| ())
+            .ok_or(StoreError::ConversationNotFound(id))
     }
 }
