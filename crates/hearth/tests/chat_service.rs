@@ -168,6 +168,7 @@ fn a_history_longer_than_the_context_is_trimmed_from_the_oldest_turn() {
 
 /// Ctrl-C (SIGINT) in the interactive REPL stops the reply and stores it as interrupted; the
 /// REPL carries on to the next line (here `/exit`, so it exits normally instead of by signal).
+#[cfg(unix)]
 #[test]
 fn ctrl_c_in_the_repl_cancels_the_reply_not_the_app() {
     let dir = tempfile::tempdir().unwrap();

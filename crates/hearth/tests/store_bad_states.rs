@@ -1,5 +1,7 @@
 //! A database that is corrupt, locked by another process, read-only, from a newer Hearth or on a
 //! full disk gives a clear error; a corrupt database is never overwritten.
+//! Unix-only: the read-only and locking set-ups use file modes, mounts and python3.
+#![cfg(unix)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
