@@ -1,0 +1,132 @@
+//! Sessions on the real 270M model: cache reuse across turns, fallback when a prompt diverges,
+//! cancel from another thread, stop strings, streamed text.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+
+use engine::sampler::SamplingParams;
+use engine::session::{Engine, GenerateOptions, LoadOptions, Session, StopReason};
+
+fn engine() -> Arc<Engine> {
+    let dir = std::env::temp_dir().join("hearth-test-tokenizers");
+    Engine::load(&common::test_model(), &LoadOptions { tokenizer_cache_dir: Some(dir), ..Default::default() }).unwrap()
+}
+
+fn greedy(max_tokens: usize) -> GenerateOptions {
+    GenerateOptions { max_tokens, sampling: SamplingParams::greedy(), ..Default::default() }
+}
+
+fn fresh(engine: &Arc<Engine>, prompt: &[u32], max_tokens: usize) -> Vec<u32> {
+    let mut s = Session::new(engine.clone(), 2048).unwrap();
+    s.generate(prompt, &greedy(max_tokens), &mut |_| {}).unwrap().ids
+}
+
+#[test]
+fn follow_up_turn_prefills_only_new_tokens_and_matches_a_fresh_session() {
+    let engine = engine();
+    let tok = engine.tokenizer();
+    let p1 = tok.encode("The three primary colors are", true).unwrap();
+    let mut s = Session::new(engine.clone(), 2048).unwrap();
+    let r1 = s.generate(&p1, &greedy(8), &mut |_| {}).unwrap();
+    assert_eq!(r1.reused_tokens, 0);
+    let mut p2 = p1.clone();
+    p2.extend(&r1.ids);
+    p2.extend(tok.encode(" Another fact:", false).unwrap());
+    let r2 = s.generate(&p2, &greedy(8), &mut |_| {}).unwrap();
+    assert_eq!(r2.reused_tokens, p1.len() + r1.ids.len(), "the first turn's tokens were recomputed");
+    assert_eq!(r2.ids, fresh(&engine, &p2, 8), "reusing the cache changed the output");
+}
+
+#[test]
+fn diverging_prompt_reuses_the_common_prefix_or_starts_over() {
+    let engine = engine();
+    let tok = engine.tokenizer();
+    // Short: the ring buffers never wrapped, so the common prefix is kept.
+    let a = tok.encode("Water boils at one hundred degrees when", true).unwrap();
+    let b = tok.encode("Water boils at one hundred kelvin? No,", true).unwrap();
+    let common = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    assert!(common > 3);
+    let mut s = Session::new(engine.clone(), 2048).unwrap();
+    s.generate(&a, &greedy(4), &mut |_| {}).unwrap();
+    let r = s.generate(&b, &greedy(6), &mut |_| {}).unwrap();
+    assert_eq!(r.reused_tokens, common);
+    assert_eq!(r.ids, fresh(&engine, &b, 6));
+
+    // Long: past the 512-token window the local layers' rings have overwritten positions the
+    // shorter prefix needs, so the session must start over — and still be right.
+    let long_text = "one two three four five six seven eight nine ten ".repeat(60);
+    let long = tok.encode(&long_text, true).unwrap();
+    assert!(long.len() > 600, "{}", long.len());
+    let mut cut = long[..300].to_vec();
+    cut.extend(tok.encode(" Suddenly, a dragon", false).unwrap());
+    let mut s = Session::new(engine.clone(), 2048).unwrap();
+    s.generate(&long, &greedy(2), &mut |_| {}).unwrap();
+    let r = s.generate(&cut, &greedy(6), &mut |_| {}).unwrap();
+    assert_eq!(r.reused_tokens, 0);
+    assert_eq!(r.ids, fresh(&engine, &cut, 6));
+}
+
+#[test]
+fn cancel_from_another_thread_stops_within_one_token() {
+    let engine = engine();
+    let prompt = engine.tokenizer().encode("Once upon a time", true).unwrap();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::channel::<()>();
+    let (ack_tx, ack_rx) = mpsc::channel::<()>();
+    let flag = cancel.clone();
+    let canceller = std::thread::spawn(move || {
+        rx.recv().unwrap();
+        flag.store(true, Ordering::SeqCst);
+        ack_tx.send(()).unwrap();
+    });
+    let opts = GenerateOptions { max_tokens: 200, cancel: Some(cancel), sampling: SamplingParams::greedy(), ..Default::default() };
+    let mut s = Session::new(engine.clone(), 1024).unwrap();
+    let mut pieces = 0usize;
+    let mut at_cancel = None;
+    let r = s
+        .generate(&prompt, &opts, &mut |_| {
+            pieces += 1;
+            if pieces == 3 {
+                tx.send(()).unwrap();
+                ack_rx.recv().unwrap(); // the other thread has set the flag
+                at_cancel = Some(pieces);
+            }
+        })
+        .unwrap();
+    canceller.join().unwrap();
+    assert_eq!(r.stop, StopReason::Cancelled);
+    // The flag was set while the 3rd piece was being emitted: at most one more token follows.
+    assert!(r.ids.len() <= 4, "{} tokens after cancel at piece {:?}", r.ids.len(), at_cancel);
+}
+
+#[test]
+fn stop_string_ends_the_reply_before_it_and_streamed_text_adds_up() {
+    let engine = engine();
+    let prompt = engine.tokenizer().encode("My favourite fruits are apples, pears and", true).unwrap();
+    let mut s = Session::new(engine.clone(), 1024).unwrap();
+    let mut streamed = String::new();
+    let full = s.generate(&prompt, &greedy(24), &mut |t| streamed.push_str(t)).unwrap();
+    assert_eq!(streamed, full.text);
+    let words: Vec<&str> = full.text.split_whitespace().collect();
+    assert!(words.len() > 4, "{:?}", full.text);
+    let stop = words[3].to_string();
+    let at = full.text.find(&stop).unwrap();
+    let mut streamed = String::new();
+    let opts = GenerateOptions { stop_strings: vec![stop.clone()], ..greedy(24) };
+    let r = s.generate(&prompt, &opts, &mut |t| streamed.push_str(t)).unwrap();
+    assert_eq!(r.stop, StopReason::StopString);
+    assert_eq!(r.text, full.text[..at]);
+    assert_eq!(streamed, r.text, "text past the stop string was streamed");
+}
+
+#[test]
+fn context_overflow_is_an_error_not_a_panic() {
+    let engine = engine();
+    let prompt = vec![2u32; 40];
+    let mut s = Session::new(engine.clone(), 32).unwrap();
+    let err = s.generate(&prompt, &greedy(4), &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("does not fit the context"), "{err}");
+    assert!(Session::new(engine.clone(), 1 << 20).is_err(), "a context beyond the model's maximum was accepted");
+}
