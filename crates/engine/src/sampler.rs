@@ -144,7 +144,8 @@ impl Sampler {
             logits
         };
 
-        if !(p.temperature > 0.0) {
+        // NaN temperature counts as greedy too.
+        if p.temperature.is_nan() || p.temperature <= 0.0 {
             return argmax(logits);
         }
 

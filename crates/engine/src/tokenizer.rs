@@ -174,9 +174,9 @@ impl Tokenizer {
 
         let mut decoded = Vec::with_capacity(n * 6);
         let mut decoded_at = Vec::with_capacity(n + 1);
-        for id in 0..n {
+        for (id, &is_control) in control.iter().enumerate() {
             decoded_at.push(decoded.len() as u32);
-            if control[id] {
+            if is_control {
                 continue;
             }
             let piece = vocab.tokens[id];
@@ -209,7 +209,13 @@ impl Tokenizer {
             list.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
         }
 
-        let find = |piece: &str| vocab.tokens.iter().position(|t| *t == piece).map(|i| i as u32);
+        let find = |piece: &str| {
+            vocab
+                .tokens
+                .iter()
+                .position(|t| *t == piece)
+                .map(|i| i as u32)
+        };
         let bos = match content.metadata.get(KEY_BOS) {
             Some(v) => meta_u32(KEY_BOS, v)?,
             None => find("<bos>").ok_or_else(|| EngineError::Metadata {
@@ -237,8 +243,7 @@ impl Tokenizer {
         if eos.is_empty() {
             return Err(EngineError::Metadata {
                 key: KEY_EOS.into(),
-                reason: "missing and the vocabulary has no `<eos>` or `<end_of_turn>` piece"
-                    .into(),
+                reason: "missing and the vocabulary has no `<eos>` or `<end_of_turn>` piece".into(),
             });
         }
 
@@ -541,7 +546,9 @@ impl Hasher for FxHasher {
     fn write(&mut self, bytes: &[u8]) {
         let mut chunks = bytes.chunks_exact(8);
         for c in &mut chunks {
-            self.add(u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]));
+            self.add(u64::from_le_bytes([
+                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
+            ]));
         }
         let rest = chunks.remainder();
         if !rest.is_empty() {
@@ -565,7 +572,10 @@ fn cache_path(dir: &Path, vocab: &Vocab<'_>) -> PathBuf {
 }
 
 /// Ok(None): no cache yet. Err: a cache file that cannot be trusted.
-fn read_merges_cache(path: &Path, vocab: &Vocab<'_>) -> std::result::Result<Option<Vec<(u32, u32)>>, String> {
+fn read_merges_cache(
+    path: &Path,
+    vocab: &Vocab<'_>,
+) -> std::result::Result<Option<Vec<(u32, u32)>>, String> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -615,10 +625,13 @@ fn write_merges_cache(path: &Path, merges: &[(u32, u32)]) -> std::io::Result<()>
 }
 
 fn meta_array<'a>(content: &'a gguf_file::Content, key: &str) -> Result<&'a Vec<Value>> {
-    let v = content.metadata.get(key).ok_or_else(|| EngineError::Metadata {
-        key: key.into(),
-        reason: "missing (the GGUF carries no SentencePiece vocabulary)".into(),
-    })?;
+    let v = content
+        .metadata
+        .get(key)
+        .ok_or_else(|| EngineError::Metadata {
+            key: key.into(),
+            reason: "missing (the GGUF carries no SentencePiece vocabulary)".into(),
+        })?;
     v.to_vec().map_err(|_| EngineError::Metadata {
         key: key.into(),
         reason: format!("is {:?}, not an array", v.value_type()),
