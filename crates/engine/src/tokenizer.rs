@@ -27,6 +27,7 @@ const KEY_TYPES: &str = "tokenizer.ggml.token_type";
 const KEY_BOS: &str = "tokenizer.ggml.bos_token_id";
 const KEY_EOS: &str = "tokenizer.ggml.eos_token_id";
 const KEY_EOT: &str = "tokenizer.ggml.eot_token_id";
+const KEY_UNK: &str = "tokenizer.ggml.unknown_token_id";
 
 /// SentencePiece's stand-in for a space.
 const SPACE_MARK: char = '▁';
@@ -151,9 +152,15 @@ impl Tokenizer {
                 )
             })
             .collect();
-        let bpe = tokenizers::models::bpe::BPE::builder()
+        let mut builder = tokenizers::models::bpe::BPE::builder()
             .vocab_and_merges(ids, merges)
-            .byte_fallback(true)
+            .byte_fallback(true);
+        // Byte fallback covers every character when all 256 byte pieces exist (Gemma's do);
+        // otherwise an unknown character becomes <unk> rather than silently vanishing.
+        if let Some(unk) = unknown_piece(content, vocab) {
+            builder = builder.unk_token(unk.to_owned());
+        }
+        let bpe = builder
             .build()
             .map_err(|e| EngineError::Tokenizer(format!("cannot build BPE model: {e}")))?;
         let mut inner = tokenizers::Tokenizer::new(bpe);
@@ -395,6 +402,19 @@ fn is_control_piece(vocab: &Vocab<'_>, id: usize) -> bool {
         Kind::UserDefined => IMAGE_MARKERS.contains(&vocab.tokens[id]),
         Kind::Normal | Kind::Byte => false,
     }
+}
+
+/// The piece named by `tokenizer.ggml.unknown_token_id`, else the first piece of unknown type.
+fn unknown_piece<'a>(content: &gguf_file::Content, vocab: &Vocab<'a>) -> Option<&'a str> {
+    let from_meta = content
+        .metadata
+        .get(KEY_UNK)
+        .and_then(|v| meta_u32(KEY_UNK, v).ok())
+        .and_then(|id| vocab.tokens.get(id as usize).copied());
+    from_meta.or_else(|| {
+        let id = vocab.kinds.iter().position(|k| *k == Kind::Unknown)?;
+        Some(vocab.tokens[id])
+    })
 }
 
 /// `<0xNN>` -> NN.

@@ -169,6 +169,20 @@ fn unknown_characters_fall_back_to_bytes() {
 }
 
 #[test]
+fn without_byte_pieces_unknown_characters_become_unk_not_nothing() {
+    // A vocabulary with no `<0xNN>` pieces: byte fallback cannot help.
+    let tokens: Vec<String> = ["<pad>", "<eos>", "<bos>", "<unk>", "a"]
+        .map(String::from)
+        .to_vec();
+    let scores = vec![0.0; 5];
+    let types = vec![CONTROL, CONTROL, CONTROL, CONTROL, NORMAL];
+    let mut meta = metadata(&tokens, &scores, &types);
+    meta.push(("tokenizer.ggml.unknown_token_id", Value::U32(3)));
+    let tok = Tokenizer::from_gguf(&content(&meta)).unwrap();
+    assert_eq!(tok.encode("a안a", false).unwrap(), vec![4, 3, 4]);
+}
+
+#[test]
 fn bos_is_added_on_request() {
     let tok = tokenizer(PIECES);
     assert_eq!(
