@@ -34,7 +34,7 @@ const SPACE_MARK: char = '▁';
 
 /// Magic + format version at the head of a merges cache file; bump the version when the merge
 /// construction changes so stale caches are rebuilt instead of trusted.
-const CACHE_MAGIC: &[u8; 8] = b"HTKMRG01";
+const CACHE_MAGIC: &[u8; 8] = b"HTKMRG02";
 
 /// SentencePiece token types as stored in `tokenizer.ggml.token_type`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -601,11 +601,16 @@ fn read_merges_cache(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.to_string()),
     };
-    let body = bytes
+    let rest = bytes
         .strip_prefix(CACHE_MAGIC.as_slice())
         .ok_or("not a merges cache (bad header)")?;
-    if body.len() % 8 != 0 {
-        return Err(format!("truncated ({} bytes)", bytes.len()));
+    let (count, rest) = take_u64(rest).ok_or("truncated header")?;
+    let (checksum, body) = take_u64(rest).ok_or("truncated header")?;
+    if Some(body.len() as u64) != count.checked_mul(8) {
+        return Err(format!("{} bytes for {count} merges", body.len()));
+    }
+    if fnv1a(body) != checksum {
+        return Err("checksum mismatch".into());
     }
     let n = vocab.tokens.len() as u32;
     let mut merges = Vec::with_capacity(body.len() / 8);
@@ -620,18 +625,37 @@ fn read_merges_cache(
     Ok(Some(merges))
 }
 
-/// Written to a temporary file then renamed, so a concurrent reader never sees half a cache.
+fn take_u64(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let (head, rest) = bytes.split_first_chunk::<8>()?;
+    Some((u64::from_le_bytes(*head), rest))
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Layout: magic, merge count, FNV-1a of the body, then (left, right) u32 pairs. Written to a
+/// temporary file unique to this process and call, then renamed, so a concurrent reader sees
+/// either no cache or a whole one (and the count and checksum catch anything else).
 fn write_merges_cache(path: &Path, merges: &[(u32, u32)]) -> std::io::Result<()> {
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut buf = Vec::with_capacity(CACHE_MAGIC.len() + merges.len() * 8);
-    buf.extend_from_slice(CACHE_MAGIC);
+    let nth = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp{}-{nth}", std::process::id()));
+    let mut body = Vec::with_capacity(merges.len() * 8);
     for (l, r) in merges {
-        buf.extend_from_slice(&l.to_le_bytes());
-        buf.extend_from_slice(&r.to_le_bytes());
+        body.extend_from_slice(&l.to_le_bytes());
+        body.extend_from_slice(&r.to_le_bytes());
     }
+    let mut buf = Vec::with_capacity(CACHE_MAGIC.len() + 16 + body.len());
+    buf.extend_from_slice(CACHE_MAGIC);
+    buf.extend_from_slice(&(merges.len() as u64).to_le_bytes());
+    buf.extend_from_slice(&fnv1a(&body).to_le_bytes());
+    buf.extend_from_slice(&body);
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&buf)?;

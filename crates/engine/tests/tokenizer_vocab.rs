@@ -336,6 +336,24 @@ fn merge_cache_is_written_reused_and_rebuilt_when_damaged() {
         );
     }
 
+    // A cache cut short by whole merges, or with a merge rewritten to another valid id, is
+    // caught (count and checksum) and rebuilt, instead of silently tokenizing differently.
+    let good = std::fs::read(cache).unwrap();
+    let mut short = good.clone();
+    short.truncate(good.len() - 8);
+    let mut altered = good.clone();
+    let last = altered.len() - 8;
+    altered[last] ^= 1;
+    for damaged in [short, altered] {
+        std::fs::write(cache, &damaged).unwrap();
+        let rebuilt = Tokenizer::from_gguf_cached(&c, Some(dir.path())).unwrap();
+        assert_eq!(
+            rebuilt.encode("abc c ab", false).unwrap(),
+            fresh.encode("abc c ab", false).unwrap()
+        );
+        assert_eq!(std::fs::read(cache).unwrap(), good);
+    }
+
     // A damaged cache is ignored and replaced, not trusted.
     std::fs::write(cache, b"garbage").unwrap();
     let rebuilt = Tokenizer::from_gguf_cached(&c, Some(dir.path())).unwrap();
