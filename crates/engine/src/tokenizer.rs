@@ -107,20 +107,16 @@ impl Tokenizer {
         };
         let vocab = Vocab::read(content)?;
         let path = cache_path(dir, &vocab);
+        let started = std::time::Instant::now();
         let merges = match read_merges_cache(&path, &vocab) {
-            Ok(Some(merges)) => merges,
-            Ok(None) => {
-                let merges = build_merges(&vocab);
-                if let Err(e) = write_merges_cache(&path, &merges) {
-                    log::warn!("cannot write tokenizer cache {}: {e}", path.display());
-                }
+            Ok(Some(merges)) => {
+                log::debug!("tokenizer merges from cache {}", path.display());
                 merges
             }
-            Err(reason) => {
-                log::warn!(
-                    "ignoring tokenizer cache {}: {reason}; rebuilding it",
-                    path.display()
-                );
+            outcome => {
+                if let Err(reason) = outcome {
+                    log::warn!("ignoring tokenizer cache {}: {reason}", path.display());
+                }
                 let merges = build_merges(&vocab);
                 if let Err(e) = write_merges_cache(&path, &merges) {
                     log::warn!("cannot write tokenizer cache {}: {e}", path.display());
@@ -128,7 +124,9 @@ impl Tokenizer {
                 merges
             }
         };
-        Self::assemble(content, &vocab, merges)
+        let tok = Self::assemble(content, &vocab, merges)?;
+        log::debug!("tokenizer ready in {:?}", started.elapsed());
+        Ok(tok)
     }
 
     fn assemble(
