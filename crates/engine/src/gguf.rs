@@ -65,6 +65,13 @@ impl GgufFile {
         &self.content
     }
 
+    /// Frees the vocabulary arrays (a few tens of MB for Gemma's 262k tokens) once the
+    /// tokenizer is built, before the weights are read, so they never add to peak memory.
+    pub fn drop_tokenizer_metadata(&mut self) {
+        self.content.metadata.retain(|k, _| !k.starts_with("tokenizer.ggml."));
+        self.content.metadata.shrink_to_fit();
+    }
+
     pub fn metadata(&self, key: &str) -> Option<&Value> {
         self.content.metadata.get(key)
     }

@@ -40,10 +40,13 @@ pub struct Engine {
 impl Engine {
     pub fn load(path: &Path, opts: &LoadOptions) -> Result<Arc<Self>> {
         let device = device::select(opts.device)?;
-        let gguf = GgufFile::open(path)?;
-        let model = Model::from_gguf(&gguf, &device)?;
+        let mut gguf = GgufFile::open(path)?;
+        // Text side first, then free the vocabulary before the weights arrive: the two never
+        // sit in memory together, which keeps peak RSS near the model's own size.
         let tokenizer = Tokenizer::from_gguf_cached(gguf.content(), opts.tokenizer_cache_dir.as_deref())?;
         let template = ChatTemplate::from_gguf(gguf.content())?;
+        gguf.drop_tokenizer_metadata();
+        let model = Model::from_gguf(&gguf, &device)?;
         Ok(Arc::new(Self { path: path.to_owned(), model, tokenizer, template }))
     }
 
