@@ -110,6 +110,7 @@ pub fn generate(a: GenerateArgs, data_dir: &Path) -> anyhow::Result<()> {
     if let Some(s) = a.seed {
         sampling.seed = s;
     }
+    sampling.validate()?;
     let max_ctx = engine.config().context_length;
     let ctx = (prompt_ids.len() + a.max_tokens).min(max_ctx);
     if prompt_ids.len() >= ctx {
