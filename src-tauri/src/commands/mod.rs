@@ -1,0 +1,6 @@
+//! Tauri commands, one per ui/IPC.md entry, each a thin mapping onto a `hearth` service.
+pub mod conversations;
+pub mod messages;
+pub mod models;
+pub mod settings;
+pub mod shell;

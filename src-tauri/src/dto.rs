@@ -1,0 +1,234 @@
+//! The JSON shapes of ui/IPC.md, built from the services' types. Field names are camelCase;
+//! ids are strings; timestamps RFC 3339.
+
+use hearth::app_api::rfc3339_utc;
+use hearth::store;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Conversation {
+    pub id: String,
+    pub title: String,
+    pub pinned: bool,
+    pub archived: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&store::Conversation> for Conversation {
+    fn from(c: &store::Conversation) -> Self {
+        Self {
+            id: c.id.to_string(),
+            title: c.title.clone(),
+            pinned: c.pinned,
+            archived: c.archived,
+            created_at: rfc3339_utc(c.created_at),
+            updated_at: rfc3339_utc(c.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationPage {
+    pub items: Vec<Conversation>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchHit {
+    pub conversation_id: String,
+    pub message_id: Option<String>,
+    pub title: String,
+    pub snippet: String,
+}
+
+impl From<store::SearchHit> for SearchHit {
+    fn from(h: store::SearchHit) -> Self {
+        Self {
+            conversation_id: h.conversation_id.to_string(),
+            message_id: h.message_id.map(|m| m.to_string()),
+            title: h.conversation_title,
+            snippet: h.snippet,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GenerationStats {
+    pub tokens: u64,
+    pub tokens_per_s: f64,
+    pub stop_reason: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens: Option<u64>,
+}
+
+/// The engine's stop reasons in the UI's words: a user's stop is `stopped`; a stop string
+/// ends a reply as naturally as end-of-sequence.
+pub fn stop_reason(engine_reason: &str) -> &'static str {
+    match engine_reason {
+        "max_tokens" => "max_tokens",
+        "cancelled" => "stopped",
+        "context_full" => "context_full",
+        _ => "eos",
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorPayload {
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Branch {
+    pub index: usize,
+    pub count: usize,
+    pub sibling_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    pub id: String,
+    pub conversation_id: String,
+    pub role: &'static str,
+    pub text: String,
+    pub state: &'static str,
+    pub error: Option<ErrorPayload>,
+    pub stats: Option<GenerationStats>,
+    pub attachments: Vec<String>,
+    pub created_at: String,
+    pub branch: Branch,
+}
+
+impl From<&store::Message> for Message {
+    fn from(m: &store::Message) -> Self {
+        let stats = m.stats.stop_reason.as_deref().map(|r| GenerationStats {
+            tokens: m.token_count.unwrap_or(0).max(0) as u64,
+            tokens_per_s: m.stats.gen_tokens_per_s.unwrap_or(0.0),
+            stop_reason: stop_reason(r),
+            prompt_tokens: None,
+        });
+        Self {
+            id: m.id.to_string(),
+            conversation_id: m.conversation_id.to_string(),
+            // The store's system role never reaches the UI's list (see list_messages).
+            role: if m.role == store::Role::User { "user" } else { "assistant" },
+            text: m.content.clone(),
+            state: m.state.as_str(),
+            error: m
+                .error
+                .as_ref()
+                .filter(|_| m.state == store::MessageState::Error)
+                .map(|e| ErrorPayload { code: "generation", message: e.clone() }),
+            stats,
+            attachments: m.attachments.iter().map(|a| a.file_name.clone()).collect(),
+            created_at: rfc3339_utc(m.created_at),
+            // The store keeps one linear history per conversation: every message is its own
+            // only branch.
+            branch: Branch { index: 0, count: 1, sibling_ids: vec![m.id.to_string()] },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageList {
+    pub messages: Vec<Message>,
+    pub context_tokens: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GenerationStarted {
+    pub user_message_id: Option<String>,
+    pub assistant_message_id: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum StreamEvent {
+    Token { text: String },
+    Done { stats: GenerationStats },
+    Error { message: String, code: &'static str },
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum LoadEvent {
+    Progress { fraction: f64 },
+    Done,
+    Error { message: String, code: &'static str },
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstalledModel {
+    pub id: String,
+    pub name: String,
+    pub path: String,
+    pub size_bytes: u64,
+    pub quant: String,
+    pub context_length: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogEntry {
+    pub id: String,
+    pub name: String,
+    pub family: String,
+    pub quant: String,
+    pub size_bytes: u64,
+    pub required_bytes: u64,
+    pub available_bytes: u64,
+    pub fit: &'static str,
+    pub description: String,
+    pub installed: bool,
+    pub download: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelState {
+    pub state: &'static str,
+    pub model_id: Option<String>,
+    pub name: Option<String>,
+    pub context_size: Option<usize>,
+    pub error: Option<ErrorPayload>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_events_have_the_ipc_shape() {
+        let v = serde_json::to_value(StreamEvent::Token { text: "hi".into() }).unwrap();
+        assert_eq!(v, serde_json::json!({"kind": "token", "text": "hi"}));
+        let v = serde_json::to_value(StreamEvent::Done {
+            stats: GenerationStats { tokens: 3, tokens_per_s: 1.5, stop_reason: "stopped", prompt_tokens: Some(9) },
+        })
+        .unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"kind": "done", "stats": {"tokens": 3, "tokensPerS": 1.5, "stopReason": "stopped", "promptTokens": 9}})
+        );
+        let v = serde_json::to_value(LoadEvent::Progress { fraction: 0.5 }).unwrap();
+        assert_eq!(v, serde_json::json!({"kind": "progress", "fraction": 0.5}));
+    }
+
+    #[test]
+    fn stop_reasons_use_the_ui_names() {
+        assert_eq!(stop_reason("cancelled"), "stopped");
+        assert_eq!(stop_reason("stop_string"), "eos");
+        assert_eq!(stop_reason("eos"), "eos");
+        assert_eq!(stop_reason("max_tokens"), "max_tokens");
+        assert_eq!(stop_reason("context_full"), "context_full");
+    }
+}

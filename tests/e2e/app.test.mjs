@@ -1,0 +1,167 @@
+// End-to-end: the real app binary under Xvfb, driven through tauri-driver and WebKitWebDriver,
+// with the real 270M model. First run → import by path → load → a streamed reply → a reply
+// stopped mid-stream → quit → relaunch → the conversation and its messages are still there.
+// Screenshots (light/dark, en/ko) go to docs/screenshots/app-*.png.
+//
+// Needs: HEARTH_APP (the app binary, built with the custom protocol), tauri-driver on PATH (or
+// TAURI_DRIVER), a display (run under xvfb-run), and the model at HEARTH_TEST_MODEL or the
+// default path. tests/e2e/run does all of this.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir, homedir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Session, sleep } from './webdriver.mjs';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const MODEL = process.env.HEARTH_TEST_MODEL || join(homedir(), '.cache/hearth-test/gemma-3-270m-q4_k_m.gguf');
+const APP = process.env.HEARTH_APP;
+const PORT = Number(process.env.TAURI_DRIVER_PORT || 4444);
+const BASE = `http://127.0.0.1:${PORT}`;
+const SHOTS = join(ROOT, 'docs/screenshots');
+// A 270M model on a busy 2-core machine: replies can take a while, so waits are generous.
+const REPLY_TIMEOUT = 240_000;
+
+let driver;
+let dataDir;
+
+before(async () => {
+  assert.ok(existsSync(MODEL), `test model missing at ${MODEL}: run scripts/fetch-test-model (or set HEARTH_TEST_MODEL)`);
+  assert.ok(APP && existsSync(APP), `HEARTH_APP must point at the built app binary (got ${APP})`);
+  dataDir = mkdtempSync(join(tmpdir(), 'hearth-e2e-'));
+  driver = spawn(process.env.TAURI_DRIVER || 'tauri-driver', ['--port', String(PORT)], {
+    env: { ...process.env, HEARTH_DATA_DIR: dataDir },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  driver.on('error', (e) => console.error(`tauri-driver: ${e}`));
+});
+
+after(async () => {
+  // SIGTERM, not SIGKILL: a killed tauri-driver orphans WebKitWebDriver, which holds pipes open.
+  if (driver && driver.exitCode === null) {
+    driver.kill('SIGTERM');
+    await new Promise((r) => { driver.once('exit', r); setTimeout(r, 5000); });
+  }
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function shot(s, name) {
+  mkdirSync(SHOTS, { recursive: true });
+  writeFileSync(join(SHOTS, `app-${name}.png`), await s.screenshotPng());
+}
+
+/** Applies theme and language as the settings page would, then reloads so the UI picks them up. */
+async function look(s, theme, language) {
+  await s.invoke('set_settings', { patch: { theme, language } });
+  await s.exec('location.reload();');
+  await sleep(500);
+  await s.waitFor('#composer-input, #first-run-cta, .models-page');
+}
+
+const lastAssistant = '.messages .msg-assistant:last-of-type .msg-body';
+
+test('first run, import, stream, stop, quit and relaunch keep the conversation', async () => {
+  let s = await Session.start(BASE, APP);
+  let convId;
+  try {
+    // First run: no model yet, so the welcome screen leads to the models page.
+    const cta = await s.waitFor('#first-run-cta', { timeout: 60000 });
+    await shot(s, 'first-run-light-ko').catch(() => {});
+    await s.click(cta);
+    const input = await s.waitFor('#import-path');
+    await s.type(input, MODEL);
+    await s.click(await s.waitFor('#import-btn'));
+    const row = await s.waitFor('.rows [data-model]', { timeout: 120000 });
+    assert.ok(row);
+    const installed = await s.invoke('list_installed_models');
+    assert.equal(installed.length, 1);
+    assert.equal(installed[0].path, MODEL);
+    assert.ok(installed[0].contextLength > 0, 'context length read from the GGUF header');
+
+    // Importing a file that is not a GGUF gives a specific error in the form.
+    const bad = join(dataDir, 'not-a-model.gguf');
+    writeFileSync(bad, 'hello');
+    await assert.rejects(s.invoke('import_model', { path: bad }), /not_gguf|GGUF/i);
+
+    await s.click(await s.waitFor('.rows [data-model] .row-actions button.btn:not([data-action])'));
+    await s.waitFor('.rows [data-model] .badge-ok', { timeout: 120000 });
+    const model = await s.invoke('current_model');
+    assert.equal(model.state, 'ready');
+    assert.ok(model.contextSize > 0);
+
+    // Greedy sampling keeps the run repeatable.
+    await s.invoke('set_settings', { patch: { temperature: 0, seed: 1, language: 'en', theme: 'light' } });
+    await look(s, 'light', 'en');
+    await shot(s, 'models-light-en');
+
+    // Chat: a streamed reply.
+    await s.click(await s.waitFor('#new-chat'));
+    const box = await s.waitFor('#composer-input');
+    await s.type(box, 'Name three colors.\n');
+    await s.waitFor('.streaming .msg-body', { timeout: REPLY_TIMEOUT, text: (t) => t.trim().length > 0 });
+    await s.waitFor('#send-btn', { timeout: REPLY_TIMEOUT });
+    const first = await s.text(await s.waitFor(lastAssistant, { text: (t) => t.trim().length > 0 }));
+    assert.ok(first.trim().length > 0, 'the reply has text');
+
+    const convs = await s.invoke('list_conversations', { cursor: null, limit: 50, archived: false });
+    assert.equal(convs.items.length, 1);
+    convId = convs.items[0].id;
+    assert.equal(convs.items[0].title, 'Name three colors.', 'the title comes from the first message');
+    let list = await s.invoke('list_messages', { conversationId: convId });
+    assert.deepEqual(list.messages.map((m) => [m.role, m.state]), [['user', 'complete'], ['assistant', 'complete']]);
+    assert.ok(list.messages[1].stats.tokens > 0);
+    assert.ok(list.contextTokens > 0, 'context meter counts the stored turn');
+    await shot(s, 'chat-light-en');
+
+    // A second request while one streams is refused, never interleaved; then stop mid-stream.
+    await s.type(await s.waitFor('#composer-input'), 'Write a long story about a dragon who learns to bake bread.\n');
+    await s.waitFor('.streaming .msg-body', { timeout: REPLY_TIMEOUT, text: (t) => t.trim().length > 0 });
+    const busy = await s.exec(`
+      try {
+        // A Channel argument is sent as '__CHANNEL__:<callback id>', as @tauri-apps/api does.
+        const id = window.__TAURI_INTERNALS__.transformCallback(() => {});
+        await window.__TAURI_INTERNALS__.invoke('send_message', { conversationId: arguments[0], text: 'again', attachments: [], onEvent: '__CHANNEL__:' + id });
+        return 'accepted';
+      } catch (e) { return e.code; }`, [convId]);
+    assert.equal(busy, 'busy');
+    await s.click(await s.waitFor('#stop-btn'));
+    await s.waitFor('#send-btn', { timeout: 60000 });
+    list = await s.invoke('list_messages', { conversationId: convId });
+    assert.equal(list.messages.length, 4);
+    const stopped = list.messages[3];
+    assert.equal(stopped.state, 'complete', 'a stopped reply is kept as a finished message');
+    assert.equal(stopped.stats.stopReason, 'stopped');
+    assert.ok(stopped.text.trim().length > 0, 'the partial text is kept');
+
+    await look(s, 'dark', 'ko');
+    await s.click(await s.waitFor(`.conv-item[data-id="${convId}"] button, .conv-item[data-id="${convId}"]`));
+    await s.waitFor('.messages .msg-assistant');
+    await shot(s, 'chat-dark-ko');
+  } finally {
+    // Quit: ending the session closes the window and the app.
+    await s.end();
+  }
+
+  // Relaunch on the same data folder: everything is still there.
+  await sleep(1000);
+  s = await Session.start(BASE, APP);
+  try {
+    await s.waitFor(`.conv-item[data-id="${convId}"]`, { timeout: 60000 });
+    const list = await s.invoke('list_messages', { conversationId: convId });
+    assert.deepEqual(list.messages.map((m) => m.role), ['user', 'assistant', 'user', 'assistant']);
+    assert.ok(list.messages.every((m) => m.state === 'complete'), JSON.stringify(list.messages.map((m) => m.state)));
+    assert.equal((await s.invoke('get_settings')).theme, 'dark', 'settings persist');
+    await s.click(await s.waitFor(`.conv-item[data-id="${convId}"] button, .conv-item[data-id="${convId}"]`));
+    await s.waitFor('.messages .msg-assistant');
+    await look(s, 'light', 'ko');
+    await s.click(await s.waitFor(`.conv-item[data-id="${convId}"] button, .conv-item[data-id="${convId}"]`));
+    await s.waitFor('.messages .msg-assistant');
+    await shot(s, 'chat-light-ko');
+    await look(s, 'dark', 'en');
+    await shot(s, 'home-dark-en');
+  } finally {
+    await s.end();
+  }
+});
