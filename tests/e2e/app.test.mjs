@@ -67,12 +67,11 @@ test('first run, import, stream, stop, quit and relaunch keep the conversation',
   let convId;
   try {
     // First run: no model yet, so the welcome screen leads to the models page.
-    const cta = await s.waitFor('#first-run-cta', { timeout: 60000 });
-    await shot(s, 'first-run-light-ko').catch(() => {});
-    await s.click(cta);
-    const input = await s.waitFor('#import-path');
-    await s.type(input, MODEL);
-    await s.click(await s.waitFor('#import-btn'));
+    await s.waitFor('#first-run-cta', { timeout: 60000 });
+    await shot(s, 'first-run-light-ko');
+    await s.clickOn('#first-run-cta');
+    await s.typeInto('#import-path', MODEL);
+    await s.clickOn('#import-btn');
     const row = await s.waitFor('.rows [data-model]', { timeout: 120000 });
     assert.ok(row);
     const installed = await s.invoke('list_installed_models');
@@ -85,7 +84,7 @@ test('first run, import, stream, stop, quit and relaunch keep the conversation',
     writeFileSync(bad, 'hello');
     await assert.rejects(s.invoke('import_model', { path: bad }), /not_gguf|GGUF/i);
 
-    await s.click(await s.waitFor('.rows [data-model] .row-actions button.btn:not([data-action])'));
+    await s.clickOn('.rows [data-model] .row-actions button.btn:not([data-action])');
     await s.waitFor('.rows [data-model] .badge-ok', { timeout: 120000 });
     const model = await s.invoke('current_model');
     assert.equal(model.state, 'ready');
@@ -94,12 +93,12 @@ test('first run, import, stream, stop, quit and relaunch keep the conversation',
     // Greedy sampling keeps the run repeatable.
     await s.invoke('set_settings', { patch: { temperature: 0, seed: 1, language: 'en', theme: 'light' } });
     await look(s, 'light', 'en');
-    await shot(s, 'models-light-en');
+    await shot(s, 'home-light-en');
 
     // Chat: a streamed reply.
-    await s.click(await s.waitFor('#new-chat'));
-    const box = await s.waitFor('#composer-input');
-    await s.type(box, 'Name three colors.\n');
+    await s.clickOn('#new-chat');
+    await s.typeInto('#composer-input', 'Name three colors.');
+    await s.clickOn('#send-btn');
     await s.waitFor('.streaming .msg-body', { timeout: REPLY_TIMEOUT, text: (t) => t.trim().length > 0 });
     await s.waitFor('#send-btn', { timeout: REPLY_TIMEOUT });
     const first = await s.text(await s.waitFor(lastAssistant, { text: (t) => t.trim().length > 0 }));
@@ -116,7 +115,8 @@ test('first run, import, stream, stop, quit and relaunch keep the conversation',
     await shot(s, 'chat-light-en');
 
     // A second request while one streams is refused, never interleaved; then stop mid-stream.
-    await s.type(await s.waitFor('#composer-input'), 'Write a long story about a dragon who learns to bake bread.\n');
+    await s.typeInto('#composer-input', 'Write a long story about a dragon who learns to bake bread.');
+    await s.clickOn('#send-btn');
     await s.waitFor('.streaming .msg-body', { timeout: REPLY_TIMEOUT, text: (t) => t.trim().length > 0 });
     const busy = await s.exec(`
       try {
@@ -126,7 +126,7 @@ test('first run, import, stream, stop, quit and relaunch keep the conversation',
         return 'accepted';
       } catch (e) { return e.code; }`, [convId]);
     assert.equal(busy, 'busy');
-    await s.click(await s.waitFor('#stop-btn'));
+    await s.clickOn('#stop-btn');
     await s.waitFor('#send-btn', { timeout: 60000 });
     list = await s.invoke('list_messages', { conversationId: convId });
     assert.equal(list.messages.length, 4);
@@ -136,7 +136,7 @@ test('first run, import, stream, stop, quit and relaunch keep the conversation',
     assert.ok(stopped.text.trim().length > 0, 'the partial text is kept');
 
     await look(s, 'dark', 'ko');
-    await s.click(await s.waitFor(`.conv-item[data-id="${convId}"] button, .conv-item[data-id="${convId}"]`));
+    await s.clickOn(`.conv-item[data-id="${convId}"] button, .conv-item[data-id="${convId}"]`);
     await s.waitFor('.messages .msg-assistant');
     await shot(s, 'chat-dark-ko');
   } finally {
@@ -153,10 +153,10 @@ test('first run, import, stream, stop, quit and relaunch keep the conversation',
     assert.deepEqual(list.messages.map((m) => m.role), ['user', 'assistant', 'user', 'assistant']);
     assert.ok(list.messages.every((m) => m.state === 'complete'), JSON.stringify(list.messages.map((m) => m.state)));
     assert.equal((await s.invoke('get_settings')).theme, 'dark', 'settings persist');
-    await s.click(await s.waitFor(`.conv-item[data-id="${convId}"] button, .conv-item[data-id="${convId}"]`));
+    await s.clickOn(`.conv-item[data-id="${convId}"] button, .conv-item[data-id="${convId}"]`);
     await s.waitFor('.messages .msg-assistant');
     await look(s, 'light', 'ko');
-    await s.click(await s.waitFor(`.conv-item[data-id="${convId}"] button, .conv-item[data-id="${convId}"]`));
+    await s.clickOn(`.conv-item[data-id="${convId}"] button, .conv-item[data-id="${convId}"]`);
     await s.waitFor('.messages .msg-assistant');
     await shot(s, 'chat-light-ko');
     await look(s, 'dark', 'en');

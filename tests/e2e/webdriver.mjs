@@ -31,7 +31,8 @@ export class Session {
 
   async find(css) {
     const els = await this.cmd('POST', '/elements', { using: 'css selector', value: css });
-    return els.map((e) => e[ELEMENT]);
+    // W3C names the key; some drivers answer with the legacy "ELEMENT" key instead.
+    return els.map((e) => e[ELEMENT] ?? e.ELEMENT ?? Object.values(e)[0]);
   }
 
   /** Waits until `css` matches an element (and `pred(text)` holds for its text when given). */
@@ -48,6 +49,27 @@ export class Session {
       await sleep(200);
     }
     throw new Error(`timed out waiting for ${css}${text ? ` (last text: ${JSON.stringify(last)})` : ''}`);
+  }
+
+  /** Finds `css` and acts on it, finding it again when the UI re-rendered it in between. */
+  async retrying(css, act, { timeout = 30000 } = {}) {
+    const end = Date.now() + timeout;
+    for (;;) {
+      try {
+        return await act(await this.waitFor(css, { timeout: Math.max(1000, end - Date.now()) }));
+      } catch (e) {
+        if (!/stale element|no such element/.test(String(e)) || Date.now() > end) throw e;
+        await sleep(200);
+      }
+    }
+  }
+
+  clickOn(css, opts) {
+    return this.retrying(css, (el) => this.click(el), opts);
+  }
+
+  typeInto(css, value, opts) {
+    return this.retrying(css, (el) => this.type(el, value), opts);
   }
 
   async text(el) {
