@@ -22,7 +22,7 @@ const PORT = Number(process.env.TAURI_DRIVER_PORT || 4444);
 const BASE = `http://127.0.0.1:${PORT}`;
 const SHOTS = join(ROOT, 'docs/screenshots');
 // A 270M model on a busy 2-core machine: replies can take a while, so waits are generous.
-const REPLY_TIMEOUT = 240_000;
+const REPLY_TIMEOUT = 480_000;
 
 let driver;
 let dataDir;
