@@ -1,0 +1,477 @@
+//! Multiplication by quantized weights, and embedding rows looked up from a quantized table.
+//!
+//! Public API (other modules rely on it): `Linear::new`, `Linear::forward`, `Linear::in_dim`,
+//! `Linear::out_dim`, `Linear::storage_bytes`, `Embedding::new`, `Embedding::lookup`.
+//!
+//! On the CPU the weights stay in their GGUF format (no repacked or dequantized copy is kept)
+//! and are multiplied by our own kernels for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K and Q6_K:
+//! the activations are quantized to Q8_0-style blocks once per call, then
+//! - few rows (token generation): one integer dot product per weight row and activation row,
+//!   AVX-512 VNNI or AVX2 chosen at run time, weight rows split across threads (`pool.rs`);
+//! - many rows (prompt processing, AVX-512 VNNI only): 16 weight rows at a time are unpacked
+//!   into a small per-thread tile laid out for `vpdpbusd`, which then meets every activation row.
+//!
+//! F32/F16/BF16 weights are dequantized to f32 once and use candle's matmul; other types (and
+//! non-CPU devices) use candle's `QMatMul`.
+
+mod acts;
+mod formats;
+mod pool;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use std::cell::RefCell;
+use std::sync::{Arc, OnceLock};
+
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{DType, Device, Module, Storage, Tensor};
+
+use crate::{EngineError, Result};
+use acts::QActs;
+use formats::{WType, QK};
+use pool::{par_for, SendPtr};
+
+/// Instruction-set level of the native kernels.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    /// Portable Rust.
+    Scalar,
+    /// AVX2 + FMA + F16C.
+    Avx2,
+    /// AVX2 level plus AVX-512 F/BW/VL/VNNI (enables the many-row GEMM).
+    Avx512,
+}
+
+impl Level {
+    /// All levels this CPU can run, lowest first.
+    pub fn available() -> Vec<Level> {
+        [Level::Scalar, Level::Avx2, Level::Avx512]
+            .into_iter()
+            .filter(|l| *l <= detect())
+            .collect()
+    }
+}
+
+fn detect() -> Level {
+    static L: OnceLock<Level> = OnceLock::new();
+    *L.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let avx2 = is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+                && is_x86_feature_detected!("f16c");
+            let avx512 = avx2
+                && is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512bw")
+                && is_x86_feature_detected!("avx512vl")
+                && is_x86_feature_detected!("avx512vnni");
+            if avx512 {
+                return Level::Avx512;
+            }
+            if avx2 {
+                return Level::Avx2;
+            }
+        }
+        Level::Scalar
+    })
+}
+
+/// The level `forward` uses: the best the CPU has, or lower if `HEARTH_KERNELS` says
+/// `scalar` or `avx2`.
+#[doc(hidden)]
+pub fn kernel_level() -> Level {
+    static L: OnceLock<Level> = OnceLock::new();
+    *L.get_or_init(|| {
+        let best = detect();
+        match std::env::var("HEARTH_KERNELS").as_deref() {
+            Ok("scalar") => Level::Scalar,
+            Ok("avx2") => best.min(Level::Avx2),
+            _ => best,
+        }
+    })
+}
+
+/// Activation rows from which the AVX-512 level uses the GEMM rather than per-row dot products
+/// (measured crossover; `HEARTH_GEMM_MIN_ROWS` overrides it, for experiments).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+fn gemm_min_rows(t: WType) -> usize {
+    static N: OnceLock<Option<usize>> = OnceLock::new();
+    let forced = *N.get_or_init(|| {
+        std::env::var("HEARTH_GEMM_MIN_ROWS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    forced.unwrap_or(match t {
+        // Their per-row kernels are the slowest (5-bit unpacking, minimums).
+        WType::Q4_1 | WType::Q5_0 | WType::Q5_1 => 4,
+        _ => 6,
+    })
+}
+
+/// Weight bytes x activation rows below which a per-row call stays on the calling thread
+/// (`HEARTH_PAR_MIN_BYTES` overrides it): below it, handing out work costs more than it saves.
+/// One core streams weights from memory at 26-32 GB/s with these kernels; two reach 50-60 GB/s
+/// on the 2-core test machine when it is quiet.
+fn par_min_bytes() -> usize {
+    static N: OnceLock<usize> = OnceLock::new();
+    *N.get_or_init(|| {
+        std::env::var("HEARTH_PAR_MIN_BYTES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(256 << 10)
+    })
+}
+
+enum Backend {
+    /// Our kernels on the GGUF bytes of `w`.
+    Native(WType, Arc<QTensor>),
+    /// Float weights, dequantized to f32 `[out, in]`.
+    Dense(Tensor),
+    /// Anything else.
+    Candle(QMatMul),
+}
+
+/// A weight matrix of shape `[out, in]` (GGUF stores it so), applied as `x @ W^T`.
+pub struct Linear {
+    backend: Backend,
+    in_dim: usize,
+    out_dim: usize,
+    bytes: usize,
+}
+
+impl Linear {
+    pub fn new(w: Arc<QTensor>) -> Result<Self> {
+        let (out_dim, in_dim) = w.shape().dims2()?;
+        let dtype = w.dtype();
+        let native = WType::from_ggml(dtype).filter(|t| {
+            // Without SIMD, candle's own kernels (NEON on ARM) beat our portable ones on the
+            // types it has vectorized; keep ours for the types it only has scalar code for.
+            w.device().is_cpu()
+                && in_dim % t.block_elems() == 0
+                && (kernel_level() > Level::Scalar
+                    || matches!(t, WType::Q4_1 | WType::Q5_0 | WType::Q5_1))
+        });
+        let (backend, bytes) = if let Some(t) = native {
+            let bytes = w.storage_size_in_bytes();
+            (Backend::Native(t, w), bytes)
+        } else if matches!(dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16) {
+            let t = w.dequantize(&w.device())?;
+            (Backend::Dense(t), out_dim * in_dim * 4)
+        } else {
+            let bytes = w.storage_size_in_bytes();
+            (Backend::Candle(QMatMul::from_arc(w)?), bytes)
+        };
+        Ok(Self {
+            backend,
+            in_dim,
+            out_dim,
+            bytes,
+        })
+    }
+
+    /// `x`: `[..., in]` f32 → `[..., out]` f32.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_at(x, kernel_level())
+    }
+
+    /// `forward` with the native kernels of instruction-set level `level` (capped at what the
+    /// CPU has). For tests and benchmarks.
+    #[doc(hidden)]
+    pub fn forward_at(&self, x: &Tensor, level: Level) -> Result<Tensor> {
+        let dims = x.dims();
+        if dims.last() != Some(&self.in_dim) {
+            return Err(EngineError::InvalidArgument(format!(
+                "linear layer of input size {} applied to a tensor of shape {:?}",
+                self.in_dim, dims
+            )));
+        }
+        match &self.backend {
+            Backend::Native(t, w) => self.forward_native(*t, w, x, level.min(detect())),
+            Backend::Dense(w) => {
+                let m = x.elem_count() / self.in_dim;
+                let x2 = x.to_dtype(w.dtype())?.reshape((m, self.in_dim))?;
+                let y = x2.matmul(&w.t()?)?.to_dtype(x.dtype())?;
+                let mut out = dims.to_vec();
+                *out.last_mut().unwrap() = self.out_dim;
+                Ok(y.reshape(out)?)
+            }
+            Backend::Candle(q) => Ok(q.forward(&x.contiguous()?)?),
+        }
+    }
+
+    fn forward_native(&self, t: WType, w: &QTensor, x: &Tensor, level: Level) -> Result<Tensor> {
+        let (k, n) = (self.in_dim, self.out_dim);
+        let m = x.elem_count() / k;
+        let mut out_dims = x.dims().to_vec();
+        *out_dims.last_mut().unwrap() = n;
+        if !x.device().is_cpu() {
+            return Err(EngineError::InvalidArgument(
+                "CPU weights applied to a tensor on another device".into(),
+            ));
+        }
+        let x = if x.dtype() == DType::F32 {
+            x.contiguous()?
+        } else {
+            x.to_dtype(DType::F32)?.contiguous()?
+        };
+        let mut dst: Vec<f32> = Vec::with_capacity(m * n);
+        if m > 0 && n > 0 {
+            let wdata = w.data()?;
+            with_acts(|acts| -> Result<()> {
+                {
+                    let (storage, layout) = x.storage_and_layout();
+                    let Storage::Cpu(cpu) = &*storage else {
+                        return Err(EngineError::InvalidArgument("expected a CPU tensor".into()));
+                    };
+                    let xs = &cpu.as_slice::<f32>()?[layout.start_offset()..][..m * k];
+                    acts.quantize(xs, m, k, level);
+                }
+                let dp = SendPtr(dst.spare_capacity_mut().as_mut_ptr() as *mut f32);
+                matmul(t, &wdata, n, k, acts, dp, level);
+                Ok(())
+            })?;
+        }
+        // SAFETY: `matmul` wrote all m * n outputs.
+        unsafe { dst.set_len(m * n) };
+        Ok(Tensor::from_vec(dst, out_dims, &Device::Cpu)?)
+    }
+
+    pub fn in_dim(&self) -> usize {
+        self.in_dim
+    }
+
+    pub fn out_dim(&self) -> usize {
+        self.out_dim
+    }
+
+    /// Bytes the weights take in memory.
+    pub fn storage_bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+/// Runs `f` with this thread's reusable activation buffer (a fresh one if it is in use).
+fn with_acts<R>(f: impl FnOnce(&mut QActs) -> R) -> R {
+    thread_local! {
+        static ACTS: RefCell<Option<QActs>> = const { RefCell::new(None) };
+    }
+    let mut acts = ACTS.with(|a| a.borrow_mut().take()).unwrap_or_default();
+    let r = f(&mut acts);
+    // Keep small buffers only; a 512-row prompt chunk is well under this.
+    if acts.q.capacity() <= 16 << 20 {
+        ACTS.with(|a| *a.borrow_mut() = Some(acts));
+    }
+    r
+}
+
+/// `dst[i, r] = sum_j x[i, j] * w[r, j]` for the `m` quantized rows in `acts` and the `n` rows
+/// of the `[n, k]` matrix `w` stored as `t`. Writes every element of `dst` (`m * n`).
+fn matmul(t: WType, w: &[u8], n: usize, k: usize, acts: &QActs, dst: SendPtr<f32>, level: Level) {
+    let m = acts.m;
+    let rb = t.row_bytes(k);
+    debug_assert!(w.len() >= n * rb);
+    let threads = pool::threads();
+
+    #[cfg(target_arch = "x86_64")]
+    if level == Level::Avx512 && m >= gemm_min_rows(t) {
+        use x86::avx512::{tile_rows, Tile};
+        let ntiles = n.div_ceil(16);
+        let kb = k / QK;
+        // Work item: a group of up to 4 tiles (64 output columns), repacked once, then met by
+        // the activation rows in chunks small enough (about 128 KB) to stay in L2 across the
+        // group's tiles.
+        let group = ntiles.div_ceil(threads * 4).clamp(1, 4);
+        let ngroups = ntiles.div_ceil(group);
+        let rc = ((128 << 10) / (k + 16 * (k / QK))).clamp(16, 512) / 4 * 4;
+        thread_local! {
+            static TILES: RefCell<Vec<Tile>> = const { RefCell::new(Vec::new()) };
+        }
+        let run = |gi: usize| {
+            let mut tiles = TILES.with(|t| t.take());
+            tiles.retain(|t| t.kb() == kb);
+            let t0 = gi * group;
+            let nt = group.min(ntiles - t0);
+            tiles.resize_with(nt, || Tile::new(kb));
+            for (j, tile) in tiles.iter_mut().enumerate() {
+                let r0 = (t0 + j) * 16;
+                let nr = (n - r0).min(16);
+                tile.fill(t, &w[r0 * rb..(r0 + nr) * rb], rb, nr);
+            }
+            let mut i0 = 0;
+            while i0 < m {
+                let i1 = (i0 + rc).min(m);
+                for (j, tile) in tiles.iter().enumerate() {
+                    // SAFETY: level Avx512 was detected; groups write disjoint columns of dst.
+                    unsafe { tile_rows(t, tile, acts, i0..i1, dst.get(), n, (t0 + j) * 16) };
+                }
+                i0 = i1;
+            }
+            TILES.with(|t| *t.borrow_mut() = tiles);
+        };
+        par_for(ngroups, run);
+        return;
+    }
+
+    // Per-row kernels: split the weight rows into chunks; each chunk meets every activation row
+    // while it is in cache.
+    let work = n * rb * m.max(1);
+    let tasks = if threads > 1 && work >= par_min_bytes() {
+        (threads * 8).min(n.div_ceil(8))
+    } else {
+        1
+    };
+    let chunk = n.div_ceil(tasks).next_multiple_of(4).min(n);
+    let nchunks = n.div_ceil(chunk);
+    let run = |c: usize| {
+        let r0 = c * chunk;
+        let nr = chunk.min(n - r0);
+        let wc = &w[r0 * rb..(r0 + nr) * rb];
+        for i in 0..m {
+            // SAFETY: chunk c owns columns r0..r0+nr of every output row.
+            let out = unsafe { std::slice::from_raw_parts_mut(dst.get().add(i * n + r0), nr) };
+            rows(t, wc, rb, nr, acts, i, out, level);
+        }
+    };
+    par_for(nchunks, run);
+}
+
+/// `out[r] = w_r . x_i` for `nrows` rows of `w` (row stride `rb`).
+#[allow(clippy::too_many_arguments)]
+fn rows(
+    t: WType,
+    w: &[u8],
+    rb: usize,
+    nrows: usize,
+    a: &QActs,
+    i: usize,
+    out: &mut [f32],
+    level: Level,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if level >= Level::Avx2 {
+        use x86::*;
+        let ar = ARow::new(a, i);
+        let (wp, op) = (w.as_ptr(), out.as_mut_ptr());
+        // SAFETY: the level was detected; `w` holds nrows rows of `rb` bytes, `out` nrows values,
+        // and `a` pads its per-block arrays to whole groups of 8 blocks.
+        unsafe {
+            if level == Level::Avx512 {
+                use x86::avx512::*;
+                match t {
+                    WType::Q4_0 => rows_legacy512::<T_Q4_0>(wp, rb, nrows, &ar, op),
+                    WType::Q4_1 => rows_legacy512::<T_Q4_1>(wp, rb, nrows, &ar, op),
+                    WType::Q5_0 => rows_legacy512::<T_Q5_0>(wp, rb, nrows, &ar, op),
+                    WType::Q5_1 => rows_legacy512::<T_Q5_1>(wp, rb, nrows, &ar, op),
+                    WType::Q8_0 => rows_legacy512::<T_Q8_0>(wp, rb, nrows, &ar, op),
+                    WType::Q4K => rows_k45::<false>(wp, rb, nrows, &ar, op),
+                    WType::Q5K => rows_k45::<true>(wp, rb, nrows, &ar, op),
+                    WType::Q6K => rows_q6k(wp, rb, nrows, &ar, op),
+                }
+            } else {
+                use x86::avx2::*;
+                match t {
+                    WType::Q4_0 => rows_legacy::<T_Q4_0>(wp, rb, nrows, &ar, op),
+                    WType::Q4_1 => rows_legacy::<T_Q4_1>(wp, rb, nrows, &ar, op),
+                    WType::Q5_0 => rows_legacy::<T_Q5_0>(wp, rb, nrows, &ar, op),
+                    WType::Q5_1 => rows_legacy::<T_Q5_1>(wp, rb, nrows, &ar, op),
+                    WType::Q8_0 => rows_legacy::<T_Q8_0>(wp, rb, nrows, &ar, op),
+                    WType::Q4K => rows_k45::<false>(wp, rb, nrows, &ar, op),
+                    WType::Q5K => rows_k45::<true>(wp, rb, nrows, &ar, op),
+                    WType::Q6K => rows_q6k(wp, rb, nrows, &ar, op),
+                }
+            }
+        }
+        return;
+    }
+    let _ = level;
+    rows_scalar(t, w, rb, nrows, a, i, out)
+}
+
+fn rows_scalar(t: WType, w: &[u8], rb: usize, nrows: usize, a: &QActs, i: usize, out: &mut [f32]) {
+    let (xq, xd, xs16, xds) = (a.row_q(i), a.row_d(i), a.row_s16(i), a.row_ds(i));
+    let off = t.offset();
+    for (r, o) in out.iter_mut().enumerate().take(nrows) {
+        let row = &w[r * rb..(r + 1) * rb];
+        let mut acc = 0f32;
+        for b in 0..a.kb {
+            let u = formats::unpack32(t, row, b);
+            let x = &xq[b * QK..(b + 1) * QK];
+            let (mut lo, mut hi) = (0i32, 0i32);
+            for j in 0..16 {
+                lo += u.v[j] as i32 * x[j] as i32;
+                hi += u.v[j + 16] as i32 * x[j + 16] as i32;
+            }
+            lo -= off * xs16[2 * b];
+            hi -= off * xs16[2 * b + 1];
+            acc += xd[b] * (u.sc[0] * lo as f32 + u.sc[1] * hi as f32) + u.mn * xds[b];
+        }
+        *o = acc;
+    }
+}
+
+/// A quantized `[vocab, hidden]` table; rows are dequantized only when looked up, so a 262k-token
+/// vocabulary never sits in memory as f32.
+pub struct Embedding {
+    table: Arc<QTensor>,
+    native: Option<WType>,
+    vocab: usize,
+    hidden: usize,
+}
+
+impl Embedding {
+    pub fn new(table: Arc<QTensor>) -> Result<Self> {
+        let (vocab, hidden) = table.shape().dims2()?;
+        let native = WType::from_ggml(table.dtype())
+            .filter(|t| table.device().is_cpu() && hidden % t.block_elems() == 0);
+        Ok(Self {
+            table,
+            native,
+            vocab,
+            hidden,
+        })
+    }
+
+    pub fn vocab(&self) -> usize {
+        self.vocab
+    }
+
+    pub fn hidden(&self) -> usize {
+        self.hidden
+    }
+
+    /// Rows for `ids` as `[ids.len(), hidden]` f32 (unscaled).
+    pub fn lookup(&self, ids: &[u32]) -> Result<Tensor> {
+        if let Some(&bad) = ids.iter().find(|&&id| id as usize >= self.vocab) {
+            return Err(EngineError::InvalidArgument(format!(
+                "token id {bad} out of range for a vocabulary of {}",
+                self.vocab
+            )));
+        }
+        let Some(t) = self.native else {
+            let ids = Tensor::from_slice(ids, ids.len(), &self.table.device())?;
+            return Ok(self.table.embedding(&ids)?);
+        };
+        let h = self.hidden;
+        let rb = t.row_bytes(h);
+        let data = self.table.data()?;
+        let mut out = vec![0f32; ids.len() * h];
+        let op = SendPtr(out.as_mut_ptr());
+        let rows = |i0: usize, i1: usize| {
+            for (i, &id) in ids.iter().enumerate().take(i1).skip(i0) {
+                let r = id as usize;
+                // SAFETY: each i is handled once; out has ids.len() rows of h.
+                let o = unsafe { std::slice::from_raw_parts_mut(op.get().add(i * h), h) };
+                formats::dequantize_row(t, &data[r * rb..(r + 1) * rb], o);
+            }
+        };
+        if ids.len() >= 64 {
+            par_for(ids.len().div_ceil(16), |c| {
+                rows(c * 16, (c * 16 + 16).min(ids.len()))
+            });
+        } else {
+            rows(0, ids.len());
+        }
+        Ok(Tensor::from_vec(out, (ids.len(), h), &Device::Cpu)?)
+    }
+}

@@ -1,0 +1,973 @@
+//! x86-64 kernels.
+//!
+//! Per-row (matrix-vector) kernels: two instruction-set levels share one body (the
+//! `row_kernels!` macro), AVX2 (`_mm256_maddubs_epi16`) and AVX-512 VNNI (`vpdpbusd` on 256-bit
+//! registers); for the legacy types the AVX-512 level has its own variant that handles two
+//! blocks per 512-bit instruction (`rows_legacy512`). Each weight block's 32 products are summed
+//! in integers, eight blocks' sums are gathered into one vector, and the float scales are applied
+//! eight blocks at a time.
+//!
+//! Many-row GEMM (AVX-512 only, `avx512::Tile` and `avx512::tile_rows`): 16 weight rows are
+//! unpacked into a tile where each 64-byte group holds 4 consecutive values of all 16 rows, so
+//! that one `vpdpbusd` with a broadcast activation computes 4 products for each of 16 output
+//! columns; the tile then meets every activation row.
+
+use std::arch::x86_64::*;
+
+use super::acts::QActs;
+use super::formats::{WType, QK};
+
+/// One quantized activation row, as raw pointers (see `QActs`).
+pub(crate) struct ARow {
+    pub q: *const i8,
+    pub d: *const f32,
+    pub s: *const i32,
+    pub s16: *const i32,
+    pub ds: *const f32,
+    pub kb: usize,
+}
+
+impl ARow {
+    pub fn new(a: &QActs, i: usize) -> Self {
+        Self {
+            q: a.row_q(i).as_ptr(),
+            d: a.row_d(i).as_ptr(),
+            s: a.row_s(i).as_ptr(),
+            s16: a.row_s16(i).as_ptr(),
+            ds: a.row_ds(i).as_ptr(),
+            kb: a.kb,
+        }
+    }
+}
+
+pub(crate) const T_Q4_0: u8 = 0;
+pub(crate) const T_Q4_1: u8 = 1;
+pub(crate) const T_Q5_0: u8 = 2;
+pub(crate) const T_Q5_1: u8 = 3;
+pub(crate) const T_Q8_0: u8 = 4;
+
+/// The row loop of the legacy-type kernels, around a `$step` that folds groups of 8 (or 4)
+/// blocks into an accumulator; the last 1-3 blocks go through the 256-bit `legacy_step`.
+/// Rows are read strictly one after another: interleaving several rows' blocks (for more
+/// independent work) made the hardware prefetchers give up, and weights streamed from memory at
+/// a third of the speed.
+macro_rules! legacy_rows_body {
+    ($step:ident, $w:ident, $rb:ident, $nrows:ident, $a:ident, $out:ident) => {{
+        let kb = $a.kb;
+        let full = kb / 8 * 8;
+        let one = |row: *const u8| {
+            let mut acc = _mm256_setzero_ps();
+            let mut b0 = 0;
+            while b0 < full {
+                acc = $step::<T>(row, $a, b0, 8, acc);
+                b0 += 8;
+            }
+            if b0 + 4 <= kb {
+                acc = $step::<T>(row, $a, b0, 4, acc);
+                b0 += 4;
+            }
+            if b0 < kb {
+                acc = legacy_step::<T>(row, $a, b0, kb - b0, acc);
+            }
+            acc
+        };
+        // Four rows share one horizontal reduction.
+        let mut r = 0;
+        while r + 4 <= $nrows {
+            let acc: [__m256; 4] = std::array::from_fn(|i| one($w.add((r + i) * $rb)));
+            _mm_storeu_ps($out.add(r), hsum4_ps(&acc));
+            r += 4;
+        }
+        for r in r..$nrows {
+            *$out.add(r) = hsum_ps(one($w.add(r * $rb)));
+        }
+    }};
+}
+
+/// The bodies of the per-row (matrix-vector) kernels. Expanded once per level, inside a module
+/// that defines `dot(u8 values, i8 values) -> 8 x i32 partial sums` and `bits32(u32) -> 32 bytes
+/// 0xFF/0x00`, under that level's target features.
+macro_rules! row_kernels {
+    ($feat:literal) => {
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn hsum8(p: &[__m256i; 8]) -> __m256i {
+            let t0 = _mm256_hadd_epi32(p[0], p[1]);
+            let t1 = _mm256_hadd_epi32(p[2], p[3]);
+            let t2 = _mm256_hadd_epi32(p[4], p[5]);
+            let t3 = _mm256_hadd_epi32(p[6], p[7]);
+            let u0 = _mm256_hadd_epi32(t0, t1);
+            let u1 = _mm256_hadd_epi32(t2, t3);
+            let lo = _mm256_permute2x128_si256::<0x20>(u0, u1);
+            let hi = _mm256_permute2x128_si256::<0x31>(u0, u1);
+            _mm256_add_epi32(lo, hi)
+        }
+
+        /// Sums of the two 16-value halves: `([b0lo..b3lo, b0hi..b3hi], [b4lo..b7lo, b4hi..b7hi])`.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn hsum8_halves(p: &[__m256i; 8]) -> (__m256i, __m256i) {
+            let t0 = _mm256_hadd_epi32(p[0], p[1]);
+            let t1 = _mm256_hadd_epi32(p[2], p[3]);
+            let t2 = _mm256_hadd_epi32(p[4], p[5]);
+            let t3 = _mm256_hadd_epi32(p[6], p[7]);
+            (_mm256_hadd_epi32(t0, t1), _mm256_hadd_epi32(t2, t3))
+        }
+
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn hsum_ps(v: __m256) -> f32 {
+            let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+            _mm_cvtss_f32(s)
+        }
+
+        /// The horizontal sums of four vectors.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn hsum4_ps(v: &[__m256; 4]) -> __m128 {
+            let t0 = _mm256_hadd_ps(v[0], v[1]);
+            let t1 = _mm256_hadd_ps(v[2], v[3]);
+            let u = _mm256_hadd_ps(t0, t1); // [v0a v1a v2a v3a | v0b v1b v2b v3b]
+            _mm_add_ps(_mm256_castps256_ps128(u), _mm256_extractf128_ps::<1>(u))
+        }
+
+        /// Up to 8 f16 values at `p`, `p + stride`, ... as f32; lanes from `n` on are zero.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn load_f16x8(p: *const u8, stride: usize, n: usize) -> __m256 {
+            let ld = |j: usize| std::ptr::read_unaligned(p.add(j * stride) as *const u16) as i32;
+            let mut v = _mm_setzero_si128();
+            if n >= 4 {
+                v = _mm_insert_epi16::<0>(v, ld(0));
+                v = _mm_insert_epi16::<1>(v, ld(1));
+                v = _mm_insert_epi16::<2>(v, ld(2));
+                v = _mm_insert_epi16::<3>(v, ld(3));
+                if n >= 8 {
+                    v = _mm_insert_epi16::<4>(v, ld(4));
+                    v = _mm_insert_epi16::<5>(v, ld(5));
+                    v = _mm_insert_epi16::<6>(v, ld(6));
+                    v = _mm_insert_epi16::<7>(v, ld(7));
+                } else {
+                    for j in 4..n {
+                        let mut a = [0u16; 8];
+                        _mm_storeu_si128(a.as_mut_ptr() as *mut __m128i, v);
+                        a[j] = ld(j) as u16;
+                        v = _mm_loadu_si128(a.as_ptr() as *const __m128i);
+                    }
+                }
+            } else {
+                let mut a = [0u16; 8];
+                for (j, a) in a.iter_mut().enumerate().take(n) {
+                    *a = ld(j) as u16;
+                }
+                v = _mm_loadu_si128(a.as_ptr() as *const __m128i);
+            }
+            _mm256_cvtph_ps(v)
+        }
+
+        /// Dot products of the 32-value blocks `b0..b0+n` (n <= 8) of one legacy-type row.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn legacy_group<const T: u8>(
+            row: *const u8,
+            a: &ARow,
+            b0: usize,
+            n: usize,
+        ) -> [__m256i; 8] {
+            let bb = match T {
+                T_Q4_0 => 18,
+                T_Q4_1 => 20,
+                T_Q5_0 => 22,
+                T_Q5_1 => 24,
+                _ => 34,
+            };
+            let m0f = _mm256_set1_epi8(0x0F);
+            let m10 = _mm256_set1_epi8(0x10);
+            let mut p = [_mm256_setzero_si256(); 8];
+            for (j, p) in p.iter_mut().enumerate().take(n) {
+                let blk = row.add((b0 + j) * bb);
+                let x = _mm256_loadu_si256(a.q.add((b0 + j) * QK) as *const __m256i);
+                *p = if T == T_Q8_0 {
+                    let w = _mm256_loadu_si256(blk.add(2) as *const __m256i);
+                    dot(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w))
+                } else {
+                    let qo = match T {
+                        T_Q4_0 => 2,
+                        T_Q4_1 => 4,
+                        T_Q5_0 => 6,
+                        _ => 8,
+                    };
+                    let q = _mm_loadu_si128(blk.add(qo) as *const __m128i);
+                    let mut v = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16::<4>(q), q), m0f);
+                    if T == T_Q5_0 || T == T_Q5_1 {
+                        let qh = std::ptr::read_unaligned(blk.add(qo - 4) as *const u32);
+                        v = _mm256_or_si256(v, _mm256_and_si256(bits32(qh), m10));
+                    }
+                    dot(v, x)
+                };
+            }
+            p
+        }
+
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn legacy_step<const T: u8>(
+            row: *const u8,
+            a: &ARow,
+            b0: usize,
+            n: usize,
+            acc: __m256,
+        ) -> __m256 {
+            let bb = match T {
+                T_Q4_0 => 18,
+                T_Q4_1 => 20,
+                T_Q5_0 => 22,
+                T_Q5_1 => 24,
+                _ => 34,
+            };
+            let p = legacy_group::<T>(row, a, b0, n);
+            let mut isum = hsum8(&p);
+            if T == T_Q4_0 {
+                let s = _mm256_loadu_si256(a.s.add(b0) as *const __m256i);
+                isum = _mm256_sub_epi32(isum, _mm256_slli_epi32::<3>(s));
+            } else if T == T_Q5_0 {
+                let s = _mm256_loadu_si256(a.s.add(b0) as *const __m256i);
+                isum = _mm256_sub_epi32(isum, _mm256_slli_epi32::<4>(s));
+            }
+            let dw = load_f16x8(row.add(b0 * bb), bb, n);
+            let dx = _mm256_loadu_ps(a.d.add(b0));
+            let mut acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, dx), acc);
+            if T == T_Q4_1 || T == T_Q5_1 {
+                let mw = load_f16x8(row.add(b0 * bb + 2), bb, n);
+                acc = _mm256_fmadd_ps(mw, _mm256_loadu_ps(a.ds.add(b0)), acc);
+            }
+            acc
+        }
+
+        /// `out[r] = row r . x` for `nrows` rows of a legacy-type matrix (row stride `rb` bytes).
+        #[allow(dead_code)]
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn rows_legacy<const T: u8>(
+            w: *const u8,
+            rb: usize,
+            nrows: usize,
+            a: &ARow,
+            out: *mut f32,
+        ) {
+            legacy_rows_body!(legacy_step, w, rb, nrows, a, out);
+        }
+
+        /// Scales (8 bytes) and mins (8 bytes) of a Q4_K/Q5_K super-block, unpacked from 12 bytes.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn k4_scales(p: *const u8) -> (__m256, __m256) {
+            const KM1: u32 = 0x3f3f3f3f;
+            const KM2: u32 = 0x0f0f0f0f;
+            const KM3: u32 = 0x03030303;
+            let u0 = std::ptr::read_unaligned(p as *const u32);
+            let u1 = std::ptr::read_unaligned(p.add(4) as *const u32);
+            let u2 = std::ptr::read_unaligned(p.add(8) as *const u32);
+            let sc_lo = u0 & KM1;
+            let sc_hi = (u2 & KM2) | (((u0 >> 6) & KM3) << 4);
+            let mn_lo = u1 & KM1;
+            let mn_hi = ((u2 >> 4) & KM2) | (((u1 >> 6) & KM3) << 4);
+            let sc = _mm_set_epi32(0, 0, sc_hi as i32, sc_lo as i32);
+            let mn = _mm_set_epi32(0, 0, mn_hi as i32, mn_lo as i32);
+            (
+                _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sc)),
+                _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(mn)),
+            )
+        }
+
+        /// Q4_K (`Q5 == false`) or Q5_K rows.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn rows_k45<const Q5: bool>(
+            w: *const u8,
+            rb: usize,
+            nrows: usize,
+            a: &ARow,
+            out: *mut f32,
+        ) {
+            let nsb = a.kb / 8;
+            let bb = if Q5 { 176 } else { 144 };
+            let qo = if Q5 { 48 } else { 16 };
+            let m0f = _mm256_set1_epi8(0x0F);
+            let m10 = _mm256_set1_epi8(0x10);
+            for r in 0..nrows {
+                let row = w.add(r * rb);
+                let mut acc = _mm256_setzero_ps();
+                let mut accm = _mm256_setzero_ps();
+                for sb in 0..nsb {
+                    let blk = row.add(sb * bb);
+                    let xq = a.q.add(sb * 256);
+                    let mut p = [_mm256_setzero_si256(); 8];
+                    let hb = if Q5 {
+                        _mm256_loadu_si256(blk.add(16) as *const __m256i)
+                    } else {
+                        m0f
+                    };
+                    for c in 0..4 {
+                        let q = _mm256_loadu_si256(blk.add(qo + c * 32) as *const __m256i);
+                        let mut lo = _mm256_and_si256(q, m0f);
+                        let mut hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m0f);
+                        if Q5 {
+                            let b_lo = _mm256_set1_epi8((1u8 << (2 * c)) as i8);
+                            let b_hi = _mm256_set1_epi8((1u8 << (2 * c + 1)) as i8);
+                            let h_lo = _mm256_cmpeq_epi8(_mm256_and_si256(hb, b_lo), b_lo);
+                            let h_hi = _mm256_cmpeq_epi8(_mm256_and_si256(hb, b_hi), b_hi);
+                            lo = _mm256_or_si256(lo, _mm256_and_si256(h_lo, m10));
+                            hi = _mm256_or_si256(hi, _mm256_and_si256(h_hi, m10));
+                        }
+                        p[2 * c] = dot(lo, _mm256_loadu_si256(xq.add(64 * c) as *const __m256i));
+                        p[2 * c + 1] = dot(
+                            hi,
+                            _mm256_loadu_si256(xq.add(64 * c + 32) as *const __m256i),
+                        );
+                    }
+                    let sums = hsum8(&p);
+                    let (sc, mn) = k4_scales(blk.add(4));
+                    let dd = _mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(
+                        blk as *const i32,
+                    )));
+                    let d = _mm256_broadcastss_ps(dd);
+                    let dmin = _mm256_broadcastss_ps(_mm_movehdup_ps(dd));
+                    let dx = _mm256_loadu_ps(a.d.add(sb * 8));
+                    let ds = _mm256_loadu_ps(a.ds.add(sb * 8));
+                    acc = _mm256_fmadd_ps(
+                        _mm256_mul_ps(_mm256_cvtepi32_ps(sums), sc),
+                        _mm256_mul_ps(d, dx),
+                        acc,
+                    );
+                    accm = _mm256_fmadd_ps(_mm256_mul_ps(mn, dmin), ds, accm);
+                }
+                *out.add(r) = hsum_ps(acc) - hsum_ps(accm);
+            }
+        }
+
+        /// Q6_K rows.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn rows_q6k(
+            w: *const u8,
+            rb: usize,
+            nrows: usize,
+            a: &ARow,
+            out: *mut f32,
+        ) {
+            let nsb = a.kb / 8;
+            let m0f = _mm256_set1_epi8(0x0F);
+            let m30 = _mm256_set1_epi8(0x30);
+            let perm = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+            for r in 0..nrows {
+                let row = w.add(r * rb);
+                let mut acc = _mm256_setzero_ps();
+                for sb in 0..nsb {
+                    let blk = row.add(sb * 210);
+                    let xq = a.q.add(sb * 256);
+                    let mut p = [_mm256_setzero_si256(); 8];
+                    for h in 0..2 {
+                        let ql0 = _mm256_loadu_si256(blk.add(h * 64) as *const __m256i);
+                        let ql1 = _mm256_loadu_si256(blk.add(h * 64 + 32) as *const __m256i);
+                        let qh = _mm256_loadu_si256(blk.add(128 + h * 32) as *const __m256i);
+                        let v0 = _mm256_or_si256(
+                            _mm256_and_si256(ql0, m0f),
+                            _mm256_and_si256(_mm256_slli_epi16::<4>(qh), m30),
+                        );
+                        let v1 = _mm256_or_si256(
+                            _mm256_and_si256(ql1, m0f),
+                            _mm256_and_si256(_mm256_slli_epi16::<2>(qh), m30),
+                        );
+                        let v2 = _mm256_or_si256(
+                            _mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m0f),
+                            _mm256_and_si256(qh, m30),
+                        );
+                        let v3 = _mm256_or_si256(
+                            _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m0f),
+                            _mm256_and_si256(_mm256_srli_epi16::<2>(qh), m30),
+                        );
+                        let x = xq.add(h * 128);
+                        p[4 * h] = dot(v0, _mm256_loadu_si256(x as *const __m256i));
+                        p[4 * h + 1] = dot(v1, _mm256_loadu_si256(x.add(32) as *const __m256i));
+                        p[4 * h + 2] = dot(v2, _mm256_loadu_si256(x.add(64) as *const __m256i));
+                        p[4 * h + 3] = dot(v3, _mm256_loadu_si256(x.add(96) as *const __m256i));
+                    }
+                    let (u0, u1) = hsum8_halves(&p);
+                    let s16 = a.s16.add(sb * 16);
+                    let sa = _mm256_permutevar8x32_epi32(
+                        _mm256_loadu_si256(s16 as *const __m256i),
+                        perm,
+                    );
+                    let sbv = _mm256_permutevar8x32_epi32(
+                        _mm256_loadu_si256(s16.add(8) as *const __m256i),
+                        perm,
+                    );
+                    let i0 = _mm256_sub_epi32(u0, _mm256_slli_epi32::<5>(sa));
+                    let i1 = _mm256_sub_epi32(u1, _mm256_slli_epi32::<5>(sbv));
+                    let sc = _mm_loadu_si128(blk.add(192) as *const __m128i);
+                    let sc0 = _mm256_cvtepi32_ps(_mm256_permutevar8x32_epi32(
+                        _mm256_cvtepi8_epi32(sc),
+                        perm,
+                    ));
+                    let sc1 = _mm256_cvtepi32_ps(_mm256_permutevar8x32_epi32(
+                        _mm256_cvtepi8_epi32(_mm_srli_si128::<8>(sc)),
+                        perm,
+                    ));
+                    let dx0 = _mm_loadu_ps(a.d.add(sb * 8));
+                    let dx0 = _mm256_set_m128(dx0, dx0);
+                    let dx1 = _mm_loadu_ps(a.d.add(sb * 8 + 4));
+                    let dx1 = _mm256_set_m128(dx1, dx1);
+                    let t = _mm256_mul_ps(_mm256_cvtepi32_ps(i0), _mm256_mul_ps(sc0, dx0));
+                    let t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1), _mm256_mul_ps(sc1, dx1), t);
+                    let d16 = std::ptr::read_unaligned(blk.add(208) as *const u16) as i32;
+                    let d = _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(d16)));
+                    acc = _mm256_fmadd_ps(t, d, acc);
+                }
+                *out.add(r) = hsum_ps(acc);
+            }
+        }
+    };
+}
+
+pub(crate) mod avx2 {
+    use super::*;
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn dot(u: __m256i, s: __m256i) -> __m256i {
+        _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn bits32(x: u32) -> __m256i {
+        let shuf = _mm256_set_epi64x(
+            0x0303030303030303,
+            0x0202020202020202,
+            0x0101010101010101,
+            0x0000000000000000,
+        );
+        let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(x as i32), shuf);
+        let bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe_u64 as i64));
+        _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1))
+    }
+
+    row_kernels!("avx2,fma,f16c");
+}
+
+pub(crate) mod avx512 {
+    use super::*;
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn dot(u: __m256i, s: __m256i) -> __m256i {
+        _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn bits32(x: u32) -> __m256i {
+        _mm256_movm_epi8(x)
+    }
+
+    row_kernels!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni");
+
+    /// Block sums of `2 * np` (np <= 4) legacy-type blocks from `b0`, two blocks per 512-bit
+    /// `vpdpbusd`; lanes past the last block are zero.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn legacy_pairs<const T: u8>(row: *const u8, a: &ARow, b0: usize, np: usize) -> __m256i {
+        let (bb, qo) = match T {
+            T_Q4_0 => (18, 2),
+            T_Q4_1 => (20, 4),
+            T_Q5_0 => (22, 6),
+            T_Q5_1 => (24, 8),
+            _ => (34, 2),
+        };
+        // Both blocks' values 0..16, then both blocks' values 16..32 (nibble order).
+        let idx_x = _mm512_setr_epi64(0, 1, 4, 5, 2, 3, 6, 7);
+        let idx_w = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
+        let m0f = _mm512_set1_epi8(0x0F);
+        let m10 = _mm512_set1_epi8(0x10);
+        let mut f = [_mm256_setzero_si256(); 4];
+        for (p, f) in f.iter_mut().enumerate().take(np) {
+            let j = b0 + 2 * p;
+            let blk = row.add(j * bb);
+            let x =
+                _mm512_permutexvar_epi64(idx_x, _mm512_loadu_si512(a.q.add(j * QK) as *const _));
+            let w = if T == T_Q8_0 {
+                let w0 = _mm256_loadu_si256(blk.add(2) as *const __m256i);
+                let w1 = _mm256_loadu_si256(blk.add(bb + 2) as *const __m256i);
+                let w = _mm512_permutex2var_epi64(
+                    _mm512_castsi256_si512(w0),
+                    idx_w,
+                    _mm512_castsi256_si512(w1),
+                );
+                _mm512_xor_si512(w, _mm512_set1_epi8(-128))
+            } else {
+                let q0 = _mm_loadu_si128(blk.add(qo) as *const __m128i);
+                let q1 = _mm_loadu_si128(blk.add(bb + qo) as *const __m128i);
+                let q = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(q0), q1);
+                let v =
+                    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(q), _mm256_srli_epi16::<4>(q));
+                let mut v = _mm512_and_si512(v, m0f);
+                if T == T_Q5_0 || T == T_Q5_1 {
+                    let h0 = std::ptr::read_unaligned(blk.add(qo - 4) as *const u32);
+                    let h1 = std::ptr::read_unaligned(blk.add(bb + qo - 4) as *const u32);
+                    let lo = (h0 & 0xFFFF) | (h1 << 16);
+                    let hi = (h0 >> 16) | (h1 & 0xFFFF_0000);
+                    v = _mm512_mask_add_epi8(v, lo as u64 | (hi as u64) << 32, v, m10);
+                }
+                v
+            };
+            let d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, x);
+            *f = _mm256_add_epi32(_mm512_castsi512_si256(d), _mm512_extracti64x4_epi64::<1>(d));
+        }
+        let t0 = _mm256_hadd_epi32(f[0], f[1]);
+        let t1 = _mm256_hadd_epi32(f[2], f[3]);
+        let u = _mm256_hadd_epi32(t0, t1); // blocks 0 2 4 6 1 3 5 7
+        _mm256_permutevar8x32_epi32(u, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn legacy_step512<const T: u8>(
+        row: *const u8,
+        a: &ARow,
+        b0: usize,
+        n: usize,
+        acc: __m256,
+    ) -> __m256 {
+        let bb = match T {
+            T_Q4_0 => 18,
+            T_Q4_1 => 20,
+            T_Q5_0 => 22,
+            T_Q5_1 => 24,
+            _ => 34,
+        };
+        let mut isum = legacy_pairs::<T>(row, a, b0, n / 2);
+        let off = match T {
+            T_Q4_0 => 3,
+            T_Q5_0 => 4,
+            T_Q8_0 => 7,
+            _ => 0,
+        };
+        if off != 0 {
+            let s = _mm256_loadu_si256(a.s.add(b0) as *const __m256i);
+            isum = _mm256_sub_epi32(isum, _mm256_sllv_epi32(s, _mm256_set1_epi32(off)));
+        }
+        let dw = load_f16x8(row.add(b0 * bb), bb, n);
+        let dx = _mm256_loadu_ps(a.d.add(b0));
+        let mut acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, dx), acc);
+        if T == T_Q4_1 || T == T_Q5_1 {
+            let mw = load_f16x8(row.add(b0 * bb + 2), bb, n);
+            acc = _mm256_fmadd_ps(mw, _mm256_loadu_ps(a.ds.add(b0)), acc);
+        }
+        acc
+    }
+
+    /// `rows_legacy` with two blocks per instruction.
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    pub(crate) unsafe fn rows_legacy512<const T: u8>(
+        w: *const u8,
+        rb: usize,
+        nrows: usize,
+        a: &ARow,
+        out: *mut f32,
+    ) {
+        legacy_rows_body!(legacy_step512, w, rb, nrows, a, out);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Many-row GEMM.
+
+    /// 16 weight rows repacked for `vpdpbusd`: per 32-value block, 8 groups of 4 values, each
+    /// group holding the 4 bytes of all 16 rows (64 bytes = one zmm), then the rows' scales.
+    pub(crate) struct Tile {
+        kb: usize,
+        qs: Vec<u8>,
+        /// Scratch: the 16 rows unpacked, row-major.
+        rows: Vec<u8>,
+        /// Scratch: the rows' scales (lo, hi, min), row-major, blocks padded to a multiple of 8.
+        rsc: Vec<f32>,
+        sc_lo: Vec<f32>,
+        sc_hi: Vec<f32>,
+        mn: Vec<f32>,
+    }
+
+    impl Tile {
+        pub(crate) fn new(kb: usize) -> Self {
+            Self {
+                kb,
+                qs: vec![0; kb * 512 + 64],
+                rows: vec![0; 16 * kb * QK],
+                rsc: vec![0.0; 3 * 16 * kb.div_ceil(8) * 8],
+                sc_lo: vec![0.0; kb.div_ceil(8) * 8 * 16],
+                sc_hi: vec![0.0; kb.div_ceil(8) * 8 * 16],
+                mn: vec![0.0; kb.div_ceil(8) * 8 * 16],
+            }
+        }
+
+        pub(crate) fn kb(&self) -> usize {
+            self.kb
+        }
+
+        /// Repacks rows `0..nrows` (<= 16) starting at `w`; rows past `nrows` become zero.
+        pub(crate) fn fill(&mut self, t: WType, w: &[u8], rb: usize, nrows: usize) {
+            assert!(nrows <= 16 && w.len() >= nrows * rb && rb == t.row_bytes(self.kb * QK));
+            // SAFETY: the caller runs at the Avx512 level; rows are in bounds (asserted).
+            unsafe { self.fill_simd(t, w.as_ptr(), rb, nrows) }
+        }
+
+        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+        unsafe fn fill_simd(&mut self, t: WType, w: *const u8, rb: usize, nrows: usize) {
+            let kb = self.kb;
+            let kbp = kb.div_ceil(8) * 8;
+            // Scales row by row into scratch (8 blocks per vector), then transposed to
+            // [block][row] eight blocks at a time.
+            let (rlo, rhi, rmn) = (
+                self.rsc.as_mut_ptr(),
+                self.rsc.as_mut_ptr().add(16 * kbp),
+                self.rsc.as_mut_ptr().add(32 * kbp),
+            );
+            for r in 0..nrows {
+                row_scales(
+                    t,
+                    w.add(r * rb),
+                    kb,
+                    rlo.add(r * kbp),
+                    rhi.add(r * kbp),
+                    rmn.add(r * kbp),
+                );
+            }
+            let has_hi = t == WType::Q6K;
+            let has_mn = matches!(t, WType::Q4_1 | WType::Q5_1 | WType::Q4K | WType::Q5K);
+            let mut v = [_mm256_setzero_si256(); 16];
+            for b0 in (0..kbp).step_by(8) {
+                for (src, dst, on) in [
+                    (rlo, &mut self.sc_lo, true),
+                    (rhi, &mut self.sc_hi, has_hi),
+                    (rmn, &mut self.mn, has_mn),
+                ] {
+                    if on {
+                        for (r, v) in v.iter_mut().enumerate().take(nrows) {
+                            *v = _mm256_loadu_si256(src.add(r * kbp + b0) as *const __m256i);
+                        }
+                        transpose16x8(&v, dst.as_mut_ptr().add(b0 * 16) as *mut u8);
+                    }
+                }
+            }
+            // Unpack row by row (reading the weights sequentially keeps the hardware prefetchers
+            // going; 16 interleaved rows did not), then transpose block by block from cache.
+            let rows = self.rows.as_mut_ptr();
+            for r in 0..nrows {
+                let row = w.add(r * rb);
+                let dst = rows.add(r * kb * QK) as *mut __m256i;
+                for b in 0..kb {
+                    _mm256_storeu_si256(dst.add(b), unpack_ymm(t, row, b));
+                }
+            }
+            let mut v = [_mm256_setzero_si256(); 16];
+            for b in 0..kb {
+                for (r, v) in v.iter_mut().enumerate().take(nrows) {
+                    *v = _mm256_loadu_si256((rows.add((r * kb + b) * QK)) as *const __m256i);
+                }
+                transpose16x8(&v, self.qs.as_mut_ptr().add(b * 512));
+            }
+        }
+    }
+
+    /// The scales of the `kb` blocks of a row (as `formats::scales_row` gives them) into
+    /// `lo`, `hi`, `mn`, each with room for `kb` rounded up to 8 (the padding gets zeros or
+    /// harmless values); `hi` only for Q6_K, `mn` only for types with a minimum.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn row_scales(
+        t: WType,
+        row: *const u8,
+        kb: usize,
+        lo: *mut f32,
+        hi: *mut f32,
+        mn: *mut f32,
+    ) {
+        match t {
+            WType::Q4_0 | WType::Q4_1 | WType::Q5_0 | WType::Q5_1 | WType::Q8_0 => {
+                let bb = t.block_bytes();
+                for b0 in (0..kb).step_by(8) {
+                    let n = (kb - b0).min(8);
+                    _mm256_storeu_ps(lo.add(b0), load_f16x8(row.add(b0 * bb), bb, n));
+                    if matches!(t, WType::Q4_1 | WType::Q5_1) {
+                        _mm256_storeu_ps(mn.add(b0), load_f16x8(row.add(b0 * bb + 2), bb, n));
+                    }
+                }
+            }
+            WType::Q4K | WType::Q5K => {
+                let bb = t.block_bytes();
+                for sb in 0..kb / 8 {
+                    let blk = row.add(sb * bb);
+                    let dd = _mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(
+                        blk as *const i32,
+                    )));
+                    let d = _mm256_broadcastss_ps(dd);
+                    let dmin = _mm256_broadcastss_ps(_mm_movehdup_ps(dd));
+                    let (sc, m) = k4_scales(blk.add(4));
+                    _mm256_storeu_ps(lo.add(sb * 8), _mm256_mul_ps(sc, d));
+                    _mm256_storeu_ps(
+                        mn.add(sb * 8),
+                        _mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(m, dmin)),
+                    );
+                }
+            }
+            WType::Q6K => {
+                let idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+                for sb in 0..kb / 8 {
+                    let blk = row.add(sb * 210);
+                    let d16 = std::ptr::read_unaligned(blk.add(208) as *const u16) as i32;
+                    let d = _mm512_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(d16)));
+                    let sc = _mm512_cvtepi8_epi32(_mm_loadu_si128(blk.add(192) as *const __m128i));
+                    let sc =
+                        _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_permutexvar_epi32(idx, sc)), d);
+                    _mm256_storeu_ps(lo.add(sb * 8), _mm512_castps512_ps256(sc));
+                    _mm256_storeu_ps(
+                        hi.add(sb * 8),
+                        _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(sc))),
+                    );
+                }
+            }
+        }
+    }
+
+    /// The 32 unsigned values of block `b` of a row (see `formats::unpack32`).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn unpack_ymm(t: WType, row: *const u8, b: usize) -> __m256i {
+        let m0f = _mm256_set1_epi8(0x0F);
+        let m10 = _mm256_set1_epi8(0x10);
+        let m30 = _mm256_set1_epi8(0x30);
+        let nib = |p: *const u8| {
+            let q = _mm_loadu_si128(p as *const __m128i);
+            _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16::<4>(q), q), m0f)
+        };
+        let hbits = |p: *const u8| {
+            _mm256_and_si256(
+                _mm256_movm_epi8(std::ptr::read_unaligned(p as *const u32)),
+                m10,
+            )
+        };
+        match t {
+            WType::Q4_0 => nib(row.add(b * 18 + 2)),
+            WType::Q4_1 => nib(row.add(b * 20 + 4)),
+            WType::Q5_0 => {
+                let blk = row.add(b * 22);
+                _mm256_or_si256(nib(blk.add(6)), hbits(blk.add(2)))
+            }
+            WType::Q5_1 => {
+                let blk = row.add(b * 24);
+                _mm256_or_si256(nib(blk.add(8)), hbits(blk.add(4)))
+            }
+            WType::Q8_0 => _mm256_xor_si256(
+                _mm256_loadu_si256(row.add(b * 34 + 2) as *const __m256i),
+                _mm256_set1_epi8(-128),
+            ),
+            WType::Q4K | WType::Q5K => {
+                let (sb, j) = (b / 8, b % 8);
+                let q5 = t == WType::Q5K;
+                let blk = row.add(sb * if q5 { 176 } else { 144 });
+                let q = _mm256_loadu_si256(
+                    blk.add(if q5 { 48 } else { 16 } + (j / 2) * 32) as *const __m256i
+                );
+                let mut v = if j % 2 == 0 {
+                    q
+                } else {
+                    _mm256_srli_epi16::<4>(q)
+                };
+                v = _mm256_and_si256(v, m0f);
+                if q5 {
+                    let hb = _mm256_loadu_si256(blk.add(16) as *const __m256i);
+                    let bit = _mm256_set1_epi8((1u8 << j) as i8);
+                    let h = _mm256_cmpeq_epi8(_mm256_and_si256(hb, bit), bit);
+                    v = _mm256_or_si256(v, _mm256_and_si256(h, m10));
+                }
+                v
+            }
+            WType::Q6K => {
+                let (sb, j) = (b / 8, b % 8);
+                let (h, q) = (j / 4, j % 4);
+                let blk = row.add(sb * 210);
+                let ql = _mm256_loadu_si256(blk.add(h * 64 + (q % 2) * 32) as *const __m256i);
+                let qh = _mm256_loadu_si256(blk.add(128 + h * 32) as *const __m256i);
+                let lo = if q < 2 {
+                    ql
+                } else {
+                    _mm256_srli_epi16::<4>(ql)
+                };
+                let hi = match q {
+                    0 => _mm256_slli_epi16::<4>(qh),
+                    1 => _mm256_slli_epi16::<2>(qh),
+                    2 => qh,
+                    _ => _mm256_srli_epi16::<2>(qh),
+                };
+                _mm256_or_si256(_mm256_and_si256(lo, m0f), _mm256_and_si256(hi, m30))
+            }
+        }
+    }
+
+    /// Index vectors of the 16 x 8 (u32) transpose in `transpose16x8`: stage `s` exchanges
+    /// register bit `s` (row bit `s + 1`) with column bit `s`; `[s][column bit]`.
+    const fn transpose_idx() -> [[[i32; 16]; 2]; 3] {
+        let mut out = [[[0i32; 16]; 2]; 3];
+        let mut s = 0;
+        while s < 3 {
+            let mut cs = 0;
+            while cs < 2 {
+                let mut l = 0;
+                while l < 16 {
+                    let rpart = l >> (2 - s);
+                    let chi = l & ((1 << (2 - s)) - 1);
+                    let r_old = rpart & ((1 << (s + 1)) - 1);
+                    let r_hi = (rpart >> (s + 1)) & 1;
+                    let lane_old = (r_old << (3 - s)) | (chi << 1) | cs;
+                    out[s][cs][l] = (lane_old + 16 * r_hi) as i32;
+                    l += 1;
+                }
+                cs += 1;
+            }
+            s += 1;
+        }
+        out
+    }
+    static TRANSPOSE_IDX: [[[i32; 16]; 2]; 3] = transpose_idx();
+
+    /// Rows `v[r]` (8 x u32 each) to 8 x 64 bytes at `out`: group `g` holds u32 `g` of every row.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn transpose16x8(v: &[__m256i; 16], out: *mut u8) {
+        let mut a: [__m512i; 8] = std::array::from_fn(|i| {
+            _mm512_inserti64x4::<1>(_mm512_castsi256_si512(v[2 * i]), v[2 * i + 1])
+        });
+        for (s, idx) in TRANSPOSE_IDX.iter().enumerate() {
+            let i0 = _mm512_loadu_si512(idx[0].as_ptr() as *const _);
+            let i1 = _mm512_loadu_si512(idx[1].as_ptr() as *const _);
+            let bit = 1 << s;
+            a = std::array::from_fn(|r| {
+                let (x, y) = (a[r & !bit], a[r | bit]);
+                _mm512_permutex2var_epi32(x, if r & bit == 0 { i0 } else { i1 }, y)
+            });
+        }
+        for (g, a) in a.iter().enumerate() {
+            _mm512_storeu_si512(out.add(g * 64) as *mut _, *a);
+        }
+    }
+
+    /// `R` activation rows from `r0` times one tile: 16 output columns from `col0`.
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn tile_kernel<const OFF: i32, const HALF: bool, const MIN: bool, const R: usize>(
+        tile: &Tile,
+        a: &QActs,
+        r0: usize,
+        dst: *mut f32,
+        n: usize,
+        col0: usize,
+        mask: u16,
+    ) {
+        let kb = tile.kb;
+        let k = a.k;
+        let kbp = a.kbp;
+        let mut out = [_mm512_setzero_ps(); R];
+        let qs = tile.qs.as_ptr();
+        for b in 0..kb {
+            let wq = qs.add(b * 512);
+            let w: [__m512i; 8] =
+                std::array::from_fn(|g| _mm512_loadu_si512(wq.add(g * 64) as *const _));
+            let sc_lo = _mm512_loadu_ps(tile.sc_lo.as_ptr().add(b * 16));
+            let sc_hi = if HALF {
+                _mm512_loadu_ps(tile.sc_hi.as_ptr().add(b * 16))
+            } else {
+                sc_lo
+            };
+            let mn = if MIN {
+                _mm512_loadu_ps(tile.mn.as_ptr().add(b * 16))
+            } else {
+                sc_lo
+            };
+            for (r, out) in out.iter_mut().enumerate() {
+                let row = r0 + r;
+                let xq = a.q.as_ptr().add(row * k + b * QK);
+                let x = |g: usize| {
+                    _mm512_set1_epi32(std::ptr::read_unaligned(xq.add(4 * g) as *const i32))
+                };
+                let dx = _mm512_set1_ps(*a.d.get_unchecked(row * kbp + b));
+                if !HALF {
+                    let mut acc = if OFF != 0 {
+                        _mm512_set1_epi32(-OFF * *a.s.get_unchecked(row * kbp + b))
+                    } else {
+                        _mm512_setzero_si512()
+                    };
+                    for (g, w) in w.iter().enumerate() {
+                        acc = _mm512_dpbusd_epi32(acc, *w, x(g));
+                    }
+                    *out = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_mul_ps(sc_lo, dx), *out);
+                } else {
+                    let s16 = a.s16.as_ptr().add((row * kbp + b) * 2);
+                    let mut lo = _mm512_set1_epi32(-OFF * *s16);
+                    let mut hi = _mm512_set1_epi32(-OFF * *s16.add(1));
+                    for g in 0..4 {
+                        lo = _mm512_dpbusd_epi32(lo, w[g], x(g));
+                        hi = _mm512_dpbusd_epi32(hi, w[g + 4], x(g + 4));
+                    }
+                    *out = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo), _mm512_mul_ps(sc_lo, dx), *out);
+                    *out = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_mul_ps(sc_hi, dx), *out);
+                }
+                if MIN {
+                    let ds = _mm512_set1_ps(*a.ds.get_unchecked(row * kbp + b));
+                    *out = _mm512_fmadd_ps(mn, ds, *out);
+                }
+            }
+        }
+        for (r, out) in out.iter().enumerate() {
+            _mm512_mask_storeu_ps(dst.add((r0 + r) * n + col0), mask, *out);
+        }
+    }
+
+    pub(crate) const GEMM_R: usize = 4;
+
+    /// Activation rows `rows` times one repacked tile.
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    pub(crate) unsafe fn tile_rows(
+        t: WType,
+        tile: &Tile,
+        a: &QActs,
+        rows: std::ops::Range<usize>,
+        dst: *mut f32,
+        n: usize,
+        col0: usize,
+    ) {
+        debug_assert!(rows.end <= a.m && col0 < n);
+        let valid = (n - col0).min(16);
+        let mask: u16 = if valid == 16 {
+            0xFFFF
+        } else {
+            (1u16 << valid) - 1
+        };
+        macro_rules! run {
+            ($off:expr, $half:expr, $min:expr) => {{
+                let mut r0 = rows.start;
+                while r0 + GEMM_R <= rows.end {
+                    tile_kernel::<$off, $half, $min, GEMM_R>(tile, a, r0, dst, n, col0, mask);
+                    r0 += GEMM_R;
+                }
+                while r0 < rows.end {
+                    tile_kernel::<$off, $half, $min, 1>(tile, a, r0, dst, n, col0, mask);
+                    r0 += 1;
+                }
+            }};
+        }
+        match t {
+            WType::Q4_0 => run!(8, false, false),
+            WType::Q5_0 => run!(16, false, false),
+            WType::Q8_0 => run!(128, false, false),
+            WType::Q6K => run!(32, true, false),
+            WType::Q4_1 | WType::Q5_1 | WType::Q4K | WType::Q5K => run!(0, false, true),
+        }
+    }
+}

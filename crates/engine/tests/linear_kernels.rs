@@ -1,0 +1,274 @@
+//! `Linear` and `Embedding` against plain f32 references, for every weight type with a native
+//! kernel and every instruction-set level this CPU has.
+
+use std::sync::Arc;
+
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
+use engine::linear::{Embedding, Level, Linear};
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    }
+    /// Roughly normal values; every 7th row ten times larger, as real weight rows vary.
+    fn matrix(&mut self, rows: usize, cols: usize, spread: bool) -> Tensor {
+        let mut v = Vec::with_capacity(rows * cols);
+        for r in 0..rows {
+            let s = if spread && r % 7 == 3 { 10.0 } else { 1.0 };
+            for _ in 0..cols {
+                v.push(s * (self.next() + self.next() + self.next()));
+            }
+        }
+        Tensor::from_vec(v, (rows, cols), &Device::Cpu).unwrap()
+    }
+}
+
+const QUANTIZED: [GgmlDType; 8] = [
+    GgmlDType::Q4_0,
+    GgmlDType::Q4_1,
+    GgmlDType::Q5_0,
+    GgmlDType::Q5_1,
+    GgmlDType::Q8_0,
+    GgmlDType::Q4K,
+    GgmlDType::Q5K,
+    GgmlDType::Q6K,
+];
+
+fn is_k(t: GgmlDType) -> bool {
+    matches!(t, GgmlDType::Q4K | GgmlDType::Q5K | GgmlDType::Q6K)
+}
+
+/// Relative Frobenius error `|a - b| / |b|`.
+fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
+    let d = (a - b)
+        .unwrap()
+        .sqr()
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    let n = b
+        .sqr()
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    (d / n.max(1e-30)).sqrt()
+}
+
+/// Worst `|a_ij - b_ij| / (|x_i| |w_j|)` over two `[m, n]` results of `x @ w^T`: the error of
+/// each dot product relative to the largest value it could have had.
+fn worst_scaled_err(a: &Tensor, b: &Tensor, x: &Tensor, w: &QTensor) -> f32 {
+    let wd = w.dequantize(&Device::Cpu).unwrap();
+    let xn = x.sqr().unwrap().sum_keepdim(1).unwrap().sqrt().unwrap();
+    let wn = wd
+        .sqr()
+        .unwrap()
+        .sum_keepdim(1)
+        .unwrap()
+        .sqrt()
+        .unwrap()
+        .t()
+        .unwrap();
+    let scale = xn.broadcast_mul(&wn).unwrap();
+    let d = (a - b).unwrap().abs().unwrap();
+    let r = (d / (scale + 1e-30).unwrap()).unwrap();
+    r.max_all().unwrap().to_scalar::<f32>().unwrap()
+}
+
+/// `x` rounded the way the kernels quantize activations: blocks of 32 with an f32 scale
+/// `max|x| / 127`, values rounded half to even.
+fn q8_roundtrip(x: &Tensor) -> Tensor {
+    let mut v = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    for b in v.chunks_mut(32) {
+        let d = b.iter().fold(0f32, |a, x| a.max(x.abs())) / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        for x in b {
+            *x = (*x * id).round_ties_even() * d;
+        }
+    }
+    Tensor::from_vec(v, x.shape(), &Device::Cpu).unwrap()
+}
+
+fn reference(w: &QTensor, x: &Tensor) -> Tensor {
+    let wd = w.dequantize(&Device::Cpu).unwrap();
+    let k = wd.dim(1).unwrap();
+    let m = x.elem_count() / k;
+    let y = x.reshape((m, k)).unwrap().matmul(&wd.t().unwrap()).unwrap();
+    let mut dims = x.dims().to_vec();
+    *dims.last_mut().unwrap() = wd.dim(0).unwrap();
+    y.reshape(dims).unwrap()
+}
+
+#[test]
+fn quantized_types_match_reference_at_every_level() {
+    let mut rng = Rng(0x9E3779B97F4A7C15);
+    for &dt in &QUANTIZED {
+        // k: a whole number of 8-block groups plus a partial one (K types: 3 super-blocks).
+        let ks: &[usize] = if is_k(dt) { &[768] } else { &[96, 320] };
+        for &k in ks {
+            for &n in &[1usize, 17, 64] {
+                let w = Arc::new(QTensor::quantize(&rng.matrix(n, k, true), dt).unwrap());
+                let lin = Linear::new(w.clone()).unwrap();
+                assert_eq!((lin.in_dim(), lin.out_dim()), (k, n));
+                assert_eq!(lin.storage_bytes(), w.storage_size_in_bytes());
+                for &m in &[1usize, 2, 7, 64, 513] {
+                    let x = rng.matrix(m, k, false);
+                    let want = reference(&w, &x);
+                    let scalar = lin.forward_at(&x, Level::Scalar).unwrap();
+                    assert_eq!(scalar.dims(), &[m, n]);
+                    // Against the same product with the activations rounded through Q8_0, the
+                    // kernels' only error is float rounding.
+                    let xq = q8_roundtrip(&x);
+                    let e = worst_scaled_err(&scalar, &reference(&w, &xq), &x, &w);
+                    assert!(
+                        e < 2e-5,
+                        "{dt:?} k={k} n={n} m={m} scalar vs Q8_0 activations: {e}"
+                    );
+                    let e = worst_scaled_err(&scalar, &want, &x, &w);
+                    assert!(
+                        e < 3e-3,
+                        "{dt:?} k={k} n={n} m={m} scalar: scaled error {e}"
+                    );
+                    // The relative error of the whole output; with few outputs it is dominated by
+                    // chance cancellations, so only checked on larger ones.
+                    if m * n >= 64 {
+                        let e = rel_err(&scalar, &want);
+                        assert!(e < 2e-2, "{dt:?} k={k} n={n} m={m} scalar: error {e}");
+                    }
+                    for level in Level::available() {
+                        let got = lin.forward_at(&x, level).unwrap();
+                        assert_eq!(got.dims(), &[m, n]);
+                        // Same integer sums as the scalar kernel, so only float rounding differs.
+                        let e = worst_scaled_err(&got, &scalar, &x, &w);
+                        assert!(
+                            e < 1e-6,
+                            "{dt:?} k={k} n={n} m={m} {level:?} vs scalar: {e}"
+                        );
+                    }
+                    let got = lin.forward(&x).unwrap();
+                    assert!(worst_scaled_err(&got, &want, &x, &w) < 3e-3);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn float_weights_are_exact() {
+    let mut rng = Rng(7);
+    for dt in [GgmlDType::F32, GgmlDType::F16] {
+        let w = Arc::new(QTensor::quantize(&rng.matrix(33, 80, true), dt).unwrap());
+        let lin = Linear::new(w.clone()).unwrap();
+        for m in [1usize, 2, 7, 64, 513] {
+            let x = rng.matrix(m, 80, false);
+            let got = lin.forward(&x).unwrap();
+            let e = rel_err(&got, &reference(&w, &x));
+            assert!(e < 1e-5, "{dt:?} m={m}: {e}");
+        }
+    }
+}
+
+#[test]
+fn batched_and_strided_inputs() {
+    let mut rng = Rng(11);
+    for dt in [
+        GgmlDType::Q5_0,
+        GgmlDType::Q8_0,
+        GgmlDType::Q6K,
+        GgmlDType::F32,
+    ] {
+        let k = 256;
+        let w = Arc::new(QTensor::quantize(&rng.matrix(40, k, true), dt).unwrap());
+        let lin = Linear::new(w.clone()).unwrap();
+        for level in Level::available() {
+            // 3-D input.
+            for m in [1usize, 5, 12] {
+                let x = rng.matrix(2 * m, k, false).reshape((2, m, k)).unwrap();
+                let got = lin.forward_at(&x, level).unwrap();
+                assert_eq!(got.dims(), &[2, m, 40]);
+                let e = rel_err(&got, &reference(&w, &x));
+                assert!(e < 1e-2, "{dt:?} 3-D m={m}: {e}");
+            }
+            // Non-contiguous: a transposed view and a narrowed view.
+            let xt = rng.matrix(k, 9, false).t().unwrap();
+            assert!(!xt.is_contiguous());
+            let got = lin.forward_at(&xt, level).unwrap();
+            let e = rel_err(&got, &reference(&w, &xt.contiguous().unwrap()));
+            assert!(e < 1e-2, "{dt:?} transposed: {e}");
+            let xn = rng.matrix(20, 2 * k, false).narrow(1, 64, k).unwrap();
+            assert!(!xn.is_contiguous());
+            let got = lin.forward_at(&xn, level).unwrap();
+            let e = rel_err(&got, &reference(&w, &xn.contiguous().unwrap()));
+            assert!(e < 1e-2, "{dt:?} narrowed: {e}");
+        }
+        // Wrong input size is an error, not a panic.
+        assert!(lin.forward(&rng.matrix(3, k + 32, false)).is_err());
+    }
+}
+
+#[test]
+fn zero_rows_and_zero_input() {
+    let mut rng = Rng(3);
+    let w = Arc::new(QTensor::quantize(&rng.matrix(16, 64, true), GgmlDType::Q4_0).unwrap());
+    let lin = Linear::new(w).unwrap();
+    let x = Tensor::zeros((0, 64), candle_core::DType::F32, &Device::Cpu).unwrap();
+    assert_eq!(lin.forward(&x).unwrap().dims(), &[0, 16]);
+    let x = Tensor::zeros((3, 64), candle_core::DType::F32, &Device::Cpu).unwrap();
+    let y = lin
+        .forward(&x)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert_eq!(y, 0.0);
+}
+
+#[test]
+fn embedding_rows_equal_dequantized_rows() {
+    let mut rng = Rng(5);
+    for dt in QUANTIZED
+        .into_iter()
+        .chain([GgmlDType::F32, GgmlDType::F16])
+    {
+        let hidden = if is_k(dt) { 512 } else { 160 };
+        let table = Arc::new(QTensor::quantize(&rng.matrix(300, hidden, true), dt).unwrap());
+        let full = table.dequantize(&Device::Cpu).unwrap();
+        let emb = Embedding::new(table.clone()).unwrap();
+        assert_eq!((emb.vocab(), emb.hidden()), (300, hidden));
+        // The tied output projection shares the table.
+        let _lin = Linear::new(table.clone()).unwrap();
+        for ids in [
+            vec![0u32],
+            vec![299, 5, 5, 17],
+            (0..300).rev().collect::<Vec<u32>>(),
+        ] {
+            let got = emb.lookup(&ids).unwrap();
+            assert_eq!(got.dims(), &[ids.len(), hidden]);
+            let idt = Tensor::from_slice(&ids, ids.len(), &Device::Cpu).unwrap();
+            let want = full.index_select(&idt, 0).unwrap();
+            let d = (got - want)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(d <= 1e-6, "{dt:?}: {d}");
+        }
+        assert!(emb.lookup(&[300]).is_err());
+        assert!(emb.lookup(&[1, u32::MAX]).is_err());
+        assert_eq!(emb.lookup(&[]).unwrap().dims(), &[0, hidden]);
+    }
+}
