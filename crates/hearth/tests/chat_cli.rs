@@ -1,21 +1,12 @@
 //! `hearth chat --message … --json` stores every turn: real binary, real model, real database.
 
+mod support;
+use support::test_model;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use hearth::store::{MessageState, Role, Store};
-
-fn test_model() -> PathBuf {
-    let p = std::env::var_os("HEARTH_TEST_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/root/.cache/hearth-test/gemma-3-270m-q4_k_m.gguf"));
-    assert!(
-        p.is_file(),
-        "test model missing at {} (run scripts/fetch-test-model or set HEARTH_TEST_MODEL)",
-        p.display()
-    );
-    p
-}
 
 fn hearth_bin() -> PathBuf {
     std::env::var_os("HEARTH_BIN")

@@ -1,24 +1,15 @@
 //! Crash safety: a `hearth chat` process killed mid-reply leaves its partial reply in the
 //! database, marked `interrupted` at the next start. Real binary, real model, real SQLite file.
 
+mod support;
+use support::test_model;
+
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hearth::store::{MessageState, Role, Store, DB_FILE};
 use sqlx::Row;
-
-fn test_model() -> PathBuf {
-    let p = std::env::var_os("HEARTH_TEST_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/root/.cache/hearth-test/gemma-3-270m-q4_k_m.gguf"));
-    assert!(
-        p.is_file(),
-        "test model missing at {} (run scripts/fetch-test-model or set HEARTH_TEST_MODEL)",
-        p.display()
-    );
-    p
-}
 
 /// The `hearth` binary (HEARTH_BIN overrides, e.g. to test an installed build).
 fn hearth_bin() -> PathBuf {

@@ -2,8 +2,10 @@
 //! between turns, cancelling stores the partial reply as interrupted, and the interactive
 //! `hearth chat` survives Ctrl-C.
 
+mod support;
+use support::test_model;
+
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,18 +15,6 @@ use engine::sampler::SamplingParams;
 use engine::session::{Engine, LoadOptions, Session};
 use hearth::chat::{ChatService, TurnRequest};
 use hearth::store::{MessageState, NewConversation, Role, Store, DB_FILE};
-
-fn test_model() -> PathBuf {
-    let p = std::env::var_os("HEARTH_TEST_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/root/.cache/hearth-test/gemma-3-270m-q4_k_m.gguf"));
-    assert!(
-        p.is_file(),
-        "test model missing at {} (run scripts/fetch-test-model or set HEARTH_TEST_MODEL)",
-        p.display()
-    );
-    p
-}
 
 fn greedy() -> SamplingParams {
     SamplingParams {

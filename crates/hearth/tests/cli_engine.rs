@@ -1,18 +1,13 @@
 //! The engine commands' contract (flags, JSON) on the real 270M model, checked against
 //! llama.cpp's reference run (tests/fixtures/llama-270m.json).
 
+mod support;
+use support::test_model;
+
 use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
-
-fn test_model() -> PathBuf {
-    let path = std::env::var_os("HEARTH_TEST_MODEL").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/hearth-test/gemma-3-270m-q4_k_m.gguf")
-    });
-    assert!(path.is_file(), "test model missing at {} — run scripts/fetch-test-model", path.display());
-    path
-}
 
 fn refs() -> Value {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/llama-270m.json");

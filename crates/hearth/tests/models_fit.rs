@@ -1,5 +1,8 @@
 //! The fit arithmetic against hand-computed values, the verdicts and the recommendation.
 
+mod support;
+use support::test_model;
+
 use std::path::Path;
 
 use hearth::models::catalog::{Architecture, Catalog};
@@ -179,14 +182,6 @@ fn nvidia_smi_output_is_parsed_per_gpu() {
     assert_eq!(fit::parse_nvidia_smi_free("1000\n 8000 \n"), Some(8000 * MIB));
     assert_eq!(fit::parse_nvidia_smi_free("[N/A]\n"), None);
     assert_eq!(fit::parse_nvidia_smi_free(""), None);
-}
-
-fn test_model() -> std::path::PathBuf {
-    let p = std::env::var_os("HEARTH_TEST_MODEL")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| "/root/.cache/hearth-test/gemma-3-270m-q4_k_m.gguf".into());
-    assert!(p.is_file(), "the test model is missing at {}: run scripts/fetch-test-model or set HEARTH_TEST_MODEL", p.display());
-    p
 }
 
 // The real 270M GGUF: 18 layers -> 3 global + 15 local; 1 KV head x 256; window 512.

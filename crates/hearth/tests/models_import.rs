@@ -2,6 +2,7 @@
 //! `--model` resolution, removal and disk usage.
 
 mod support;
+use support::test_model;
 
 use std::path::{Path, PathBuf};
 
@@ -9,19 +10,6 @@ use hearth::models::gguf_check;
 use hearth::models::{self, registry, ImportOptions, ModelsError, Source};
 use hearth::store::Store;
 use support::gguf_gen;
-
-/// The real Gemma 3 270M Q4_K_M GGUF; the test fails (never skips) when it is missing.
-fn test_model() -> PathBuf {
-    let p = std::env::var_os("HEARTH_TEST_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/root/.cache/hearth-test/gemma-3-270m-q4_k_m.gguf"));
-    assert!(
-        p.is_file(),
-        "the test model is missing at {}: run scripts/fetch-test-model or set HEARTH_TEST_MODEL",
-        p.display()
-    );
-    p
-}
 
 async fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
