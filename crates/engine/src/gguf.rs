@@ -98,10 +98,7 @@ impl GgufFile {
             });
         }
         let offset = self.content.tensor_data_offset + info.offset;
-        let qt = read_tensor(&self.file, offset, info, device).map_err(|e| match e {
-            EngineError::Io { source, .. } => EngineError::Io { path: self.path.clone(), source },
-            other => other,
-        })?;
+        let qt = read_tensor(&self.file, &self.path, offset, info, device)?;
         Ok(Arc::new(qt))
     }
 }
@@ -139,26 +136,26 @@ fn check_tensor_table(content: &Content, file_size: u64) -> std::result::Result<
     Ok(())
 }
 
-fn read_tensor(file: &File, offset: u64, info: &TensorInfo, device: &Device) -> Result<QTensor> {
+fn read_tensor(file: &File, path: &Path, offset: u64, info: &TensorInfo, device: &Device) -> Result<QTensor> {
     use GgmlDType as T;
     let dims = info.shape.dims().to_vec();
     let n = info.shape.elem_count() / info.ggml_dtype.block_size();
     let storage = match info.ggml_dtype {
-        T::F32 => read_blocks::<f32>(file, offset, n, device)?,
-        T::F16 => read_blocks::<half::f16>(file, offset, n, device)?,
-        T::BF16 => read_blocks::<half::bf16>(file, offset, n, device)?,
-        T::Q4_0 => read_blocks::<k_quants::BlockQ4_0>(file, offset, n, device)?,
-        T::Q4_1 => read_blocks::<k_quants::BlockQ4_1>(file, offset, n, device)?,
-        T::Q5_0 => read_blocks::<k_quants::BlockQ5_0>(file, offset, n, device)?,
-        T::Q5_1 => read_blocks::<k_quants::BlockQ5_1>(file, offset, n, device)?,
-        T::Q8_0 => read_blocks::<k_quants::BlockQ8_0>(file, offset, n, device)?,
-        T::Q8_1 => read_blocks::<k_quants::BlockQ8_1>(file, offset, n, device)?,
-        T::Q2K => read_blocks::<k_quants::BlockQ2K>(file, offset, n, device)?,
-        T::Q3K => read_blocks::<k_quants::BlockQ3K>(file, offset, n, device)?,
-        T::Q4K => read_blocks::<k_quants::BlockQ4K>(file, offset, n, device)?,
-        T::Q5K => read_blocks::<k_quants::BlockQ5K>(file, offset, n, device)?,
-        T::Q6K => read_blocks::<k_quants::BlockQ6K>(file, offset, n, device)?,
-        T::Q8K => read_blocks::<k_quants::BlockQ8K>(file, offset, n, device)?,
+        T::F32 => read_blocks::<f32>(file, path, offset, n, device)?,
+        T::F16 => read_blocks::<half::f16>(file, path, offset, n, device)?,
+        T::BF16 => read_blocks::<half::bf16>(file, path, offset, n, device)?,
+        T::Q4_0 => read_blocks::<k_quants::BlockQ4_0>(file, path, offset, n, device)?,
+        T::Q4_1 => read_blocks::<k_quants::BlockQ4_1>(file, path, offset, n, device)?,
+        T::Q5_0 => read_blocks::<k_quants::BlockQ5_0>(file, path, offset, n, device)?,
+        T::Q5_1 => read_blocks::<k_quants::BlockQ5_1>(file, path, offset, n, device)?,
+        T::Q8_0 => read_blocks::<k_quants::BlockQ8_0>(file, path, offset, n, device)?,
+        T::Q8_1 => read_blocks::<k_quants::BlockQ8_1>(file, path, offset, n, device)?,
+        T::Q2K => read_blocks::<k_quants::BlockQ2K>(file, path, offset, n, device)?,
+        T::Q3K => read_blocks::<k_quants::BlockQ3K>(file, path, offset, n, device)?,
+        T::Q4K => read_blocks::<k_quants::BlockQ4K>(file, path, offset, n, device)?,
+        T::Q5K => read_blocks::<k_quants::BlockQ5K>(file, path, offset, n, device)?,
+        T::Q6K => read_blocks::<k_quants::BlockQ6K>(file, path, offset, n, device)?,
+        T::Q8K => read_blocks::<k_quants::BlockQ8K>(file, path, offset, n, device)?,
     };
     Ok(QTensor::new(storage, dims)?)
 }
@@ -168,6 +165,7 @@ fn read_tensor(file: &File, offset: u64, info: &TensorInfo, device: &Device) -> 
 /// model's size.
 fn read_blocks<B: GgmlType + 'static>(
     file: &File,
+    path: &Path,
     offset: u64,
     n: usize,
     device: &Device,
@@ -181,7 +179,7 @@ fn read_blocks<B: GgmlType + 'static>(
             n * std::mem::size_of::<B>(),
         )
     };
-    let io = |source| EngineError::Io { path: PathBuf::new(), source };
+    let io = |source| EngineError::Io { path: path.to_owned(), source };
     let mut f = file;
     f.seek(SeekFrom::Start(offset)).map_err(io)?;
     f.read_exact(bytes).map_err(io)?;

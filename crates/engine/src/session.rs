@@ -68,6 +68,12 @@ impl Engine {
     pub fn template(&self) -> &ChatTemplate {
         &self.template
     }
+
+    /// The chat template applied to `messages`, ready to generate the model's turn.
+    pub fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
+        let parts = self.template.render(messages, true)?;
+        self.tokenizer.encode_prompt(&parts, true)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -158,8 +164,7 @@ impl Session {
 
     /// The chat template applied to `messages`, ready to generate the model's turn.
     pub fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
-        let parts = self.engine.template().render(messages, true)?;
-        self.engine.tokenizer().encode_prompt(&parts, true)
+        self.engine.chat_prompt(messages)
     }
 
     /// Makes the cache hold exactly `prompt[..prompt.len()-1]`-or-more and returns logits for the

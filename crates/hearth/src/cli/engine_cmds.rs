@@ -88,8 +88,7 @@ pub fn generate(a: GenerateArgs, data_dir: &Path) -> anyhow::Result<()> {
     let prompt_ids = if a.raw {
         engine.tokenizer().encode(&a.prompt, true)?
     } else {
-        let parts = engine.template().render(&[ChatMessage { role: Role::User, content: a.prompt.clone() }], true)?;
-        engine.tokenizer().encode_prompt(&parts, true)?
+        engine.chat_prompt(&[ChatMessage { role: Role::User, content: a.prompt.clone() }])?
     };
     let mut sampling = SamplingParams::default();
     if let Some(t) = a.temperature {
