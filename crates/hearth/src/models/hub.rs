@@ -221,6 +221,12 @@ impl Hub {
         p.exists().then_some(p)
     }
 
+    /// Where an unfinished download of `req` with this etag (the LFS sha256) is kept:
+    /// `blobs/<etag>.incomplete`, as the Hugging Face tools do.
+    pub fn partial_path(&self, req: &FileRequest, etag: &str) -> PathBuf {
+        self.repo_dir(req).join("blobs").join(format!("{etag}.incomplete"))
+    }
+
     fn auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.cfg.token {
             Some(t) => rb.header(AUTHORIZATION, format!("Bearer {}", t.secret())),
@@ -345,7 +351,7 @@ impl Hub {
             let _ = tokio::fs::remove_file(&blob).await;
         }
 
-        let partial = blobs.join(format!("{}.incomplete", meta.etag));
+        let partial = self.partial_path(req, &meta.etag);
         self.transfer(req, &meta, &partial, on_event, cancel).await?;
 
         on_event(&DownloadEvent::Verifying { file: req.file.clone() });

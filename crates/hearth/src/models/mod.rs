@@ -3,10 +3,12 @@
 //! desktop app both drive it through the functions here.
 
 pub mod catalog;
+pub mod downloads;
 mod error;
 pub mod fit;
 pub mod gguf_check;
 pub mod hub;
+pub mod last_used;
 pub mod registry;
 pub mod token;
 
@@ -15,6 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 pub use catalog::{Catalog, CatalogEntry, Variant};
+pub use downloads::{DownloadError, DownloadManager, DownloadState, DownloadStatus, DownloadUpdate};
 pub use error::ModelsError;
 pub use hub::{CancelToken, DownloadEvent, FileRequest, Hub, HubConfig};
 pub use registry::{InstalledModel, Source};
