@@ -183,6 +183,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     Message {
                         id: c * per + i + 1,
                         conversation_id: cid,
+                        parent_id: (i > 0).then_some(c * per + i),
                         role,
                         content: sentence(&mut rng),
                         token_count: Some(40),

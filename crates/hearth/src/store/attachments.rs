@@ -1,11 +1,11 @@
 //! Attachments: images and documents on messages, their bytes stored once per sha256.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
+use sqlx::{Row, Sqlite, Transaction};
 
 use super::{
     now_ms, Attachment, AttachmentKind, ConversationId, MessageId, NewAttachment, Result, Store,
@@ -39,6 +39,121 @@ fn attachment_from_row(r: &SqliteRow) -> std::result::Result<Attachment, sqlx::E
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Inserts an attachment row for bytes already stored under `sha`.
+pub(crate) async fn insert_attachment_row(
+    tx: &mut Transaction<'_, Sqlite>,
+    message_id: MessageId,
+    new: &NewAttachment,
+    sha: &str,
+    created_at: i64,
+) -> std::result::Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO attachments (message_id, kind, file_name, mime, byte_size, sha256,
+            extracted_text, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(message_id)
+    .bind(new.kind.as_str())
+    .bind(&new.file_name)
+    .bind(&new.mime)
+    .bind(new.bytes.len() as i64)
+    .bind(sha)
+    .bind(&new.extracted_text)
+    .bind(created_at)
+    .fetch_one(&mut **tx)
+    .await
+}
+
+/// Largest file accepted as an attachment. Attachments are read whole into memory and stored in
+/// the data folder; 64 MiB covers photos and long documents without letting one drop fill it.
+pub const ATTACHMENT_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Why a file could not be attached. Nothing is stored when any file of a message fails.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachmentFileError {
+    #[error("the attached file {0} does not exist")]
+    Missing(PathBuf),
+    #[error("the attached file {0} is not a regular file")]
+    NotAFile(PathBuf),
+    #[error("cannot read the attached file {path}: {source}")]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the attached file {path} is too large ({size} bytes; at most {limit} bytes)")]
+    TooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
+}
+
+/// Kind and MIME type from a file name's extension: the common image formats are images,
+/// anything else a document.
+pub fn attachment_kind(file_name: &str) -> (AttachmentKind, &'static str) {
+    let ext = Path::new(file_name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    match ext.as_str() {
+        "png" => (AttachmentKind::Image, "image/png"),
+        "jpg" | "jpeg" => (AttachmentKind::Image, "image/jpeg"),
+        "webp" => (AttachmentKind::Image, "image/webp"),
+        "gif" => (AttachmentKind::Image, "image/gif"),
+        "bmp" => (AttachmentKind::Image, "image/bmp"),
+        "txt" => (AttachmentKind::Document, "text/plain"),
+        "md" => (AttachmentKind::Document, "text/markdown"),
+        "pdf" => (AttachmentKind::Document, "application/pdf"),
+        _ => (AttachmentKind::Document, "application/octet-stream"),
+    }
+}
+
+/// Reads a file the user attached (a path from the desktop app's drop zone) into a
+/// [`NewAttachment`] named after the file. Refuses missing, unreadable and oversized files
+/// (over [`ATTACHMENT_MAX_BYTES`]) before reading them whole.
+pub fn read_attachment_file(path: &Path) -> Result<NewAttachment, AttachmentFileError> {
+    let unreadable = |source| AttachmentFileError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(AttachmentFileError::Missing(path.to_path_buf()))
+        }
+        Err(e) => return Err(unreadable(e)),
+    };
+    if !meta.is_file() {
+        return Err(AttachmentFileError::NotAFile(path.to_path_buf()));
+    }
+    let too_large = |size| AttachmentFileError::TooLarge {
+        path: path.to_path_buf(),
+        size,
+        limit: ATTACHMENT_MAX_BYTES,
+    };
+    if meta.len() > ATTACHMENT_MAX_BYTES {
+        return Err(too_large(meta.len()));
+    }
+    let bytes = std::fs::read(path).map_err(unreadable)?;
+    // The file may have grown since its size was checked.
+    if bytes.len() as u64 > ATTACHMENT_MAX_BYTES {
+        return Err(too_large(bytes.len() as u64));
+    }
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    let (kind, mime) = attachment_kind(&file_name);
+    Ok(NewAttachment {
+        kind,
+        file_name,
+        mime: mime.to_string(),
+        bytes,
+        extracted_text: None,
+    })
 }
 
 /// Relative path of a content-addressed file: `attachments/<2 hex>/<sha256>`.

@@ -3,6 +3,7 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
+use super::messages::{set_active_leaf, PATH_TO_ROOT};
 use super::search::index_text;
 use super::{
     now_ms, ArchiveFilter, BranchPoint, Conversation, ConversationId, ConversationPage,
@@ -244,8 +245,9 @@ impl Store {
     }
 
     /// Starts a new conversation from `message_id`'s conversation, copying its settings and the
-    /// messages before (or through) that message, with their attachments. The original is left
-    /// as it was: editing a message and resending it keeps the old branch.
+    /// messages on the path to (or through) that message, with their attachments. The original
+    /// is left as it was. (The CLI's branches; the app branches inside one conversation, see
+    /// `Store::append_child`.)
     pub async fn branch_from_message(
         &self,
         message_id: MessageId,
@@ -266,10 +268,6 @@ impl Store {
             system_prompt: source.system_prompt.clone(),
             sampling: source.sampling.clone(),
         };
-        let cmp = match point {
-            BranchPoint::Before => "<",
-            BranchPoint::Through => "<=",
-        };
         let mut tx = self.pool().begin().await.map_err(|e| self.err(e))?;
         let id = insert_conversation(
             &mut tx,
@@ -283,28 +281,37 @@ impl Store {
         )
         .await
         .map_err(|e| self.err(e))?;
+        // The path to the message (its branch only, not the other versions beside it).
+        let skip_last = match point {
+            BranchPoint::Before => "WHERE path.depth > 0",
+            BranchPoint::Through => "",
+        };
         let sql = format!(
-            "SELECT id, content FROM messages WHERE conversation_id = ? AND id {cmp} ? ORDER BY id"
+            "{PATH_TO_ROOT} SELECT m.id, m.content FROM path JOIN messages m ON m.id = path.id
+             {skip_last} ORDER BY path.depth DESC"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(source_id)
             .bind(message_id)
             .fetch_all(&mut *tx)
             .await
             .map_err(|e| self.err(e))?;
+        // The copy is one linear path; its last message is the active leaf.
+        let mut parent: Option<MessageId> = None;
         for r in rows {
             let old: MessageId = r.try_get(0).map_err(|e| self.err(e))?;
             let content: String = r.try_get(1).map_err(|e| self.err(e))?;
             // A copy of a message still streaming elsewhere is a snapshot: mark it interrupted.
             let new_id: MessageId = sqlx::query_scalar(
-                "INSERT INTO messages (conversation_id, role, content, token_count, created_at,
-                    updated_at, state, error, model, gen_tokens_per_s, prompt_tokens_per_s, stop_reason)
-                 SELECT ?, role, content, token_count, created_at, updated_at,
+                "INSERT INTO messages (conversation_id, parent_id, role, content, token_count,
+                    created_at, updated_at, state, error, model, gen_tokens_per_s,
+                    prompt_tokens_per_s, stop_reason)
+                 SELECT ?, ?, role, content, token_count, created_at, updated_at,
                     CASE state WHEN 'streaming' THEN 'interrupted' ELSE state END,
                     error, model, gen_tokens_per_s, prompt_tokens_per_s, stop_reason
                  FROM messages WHERE id = ? RETURNING id",
             )
             .bind(id)
+            .bind(parent)
             .bind(old)
             .fetch_one(&mut *tx)
             .await
@@ -321,6 +328,12 @@ impl Store {
             .await
             .map_err(|e| self.err(e))?;
             super::messages::index_message(&mut tx, new_id, &content)
+                .await
+                .map_err(|e| self.err(e))?;
+            parent = Some(new_id);
+        }
+        if let Some(leaf) = parent {
+            set_active_leaf(&mut tx, id, leaf)
                 .await
                 .map_err(|e| self.err(e))?;
         }

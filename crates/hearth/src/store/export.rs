@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::attachments::sha256_hex;
 use super::conversations::insert_conversation;
-use super::messages::insert_message;
+use super::messages::{insert_message, set_active_leaf};
 use super::{
     Conversation, ConversationId, Message, MessageState, NewConversation, NewMessage, Result, Role,
     Store, StoreError,
@@ -28,6 +28,8 @@ pub struct ConversationExport {
 }
 
 impl Store {
+    /// Exports the conversation's active path (what the user sees), not the other branches of
+    /// its message tree: an export is one linear conversation, and import restores it as one.
     pub async fn export_json(&self, id: ConversationId) -> Result<ConversationExport> {
         let conversation = self.conversation(id).await?;
         let messages = self.messages(id).await?;
@@ -50,6 +52,7 @@ impl Store {
         })
     }
 
+    /// The active path as Markdown, like [`Store::export_json`].
     pub async fn export_markdown(&self, id: ConversationId) -> Result<String> {
         let c = self.conversation(id).await?;
         let messages = self.messages(id).await?;
@@ -91,6 +94,8 @@ impl Store {
 
     /// Restores an exported conversation. Ids are kept when none of them is taken in this
     /// database (so a round trip into a fresh database is exact); otherwise new ids are given.
+    /// The messages are restored as one linear path in their order (exported `parent_id`s are
+    /// not trusted), the last one the active leaf.
     pub async fn import_json(&self, export: &ConversationExport) -> Result<Conversation> {
         if export.format != EXPORT_FORMAT {
             return Err(StoreError::Import(format!(
@@ -169,6 +174,7 @@ impl Store {
         )
         .await
         .map_err(|e| self.err(e))?;
+        let mut parent = None;
         for m in &export.messages {
             // Nobody is streaming an imported message.
             let state = if m.state == MessageState::Streaming {
@@ -187,6 +193,7 @@ impl Store {
                 &mut tx,
                 keep_ids.then_some(m.id),
                 conv_id,
+                parent,
                 &nm,
                 m.created_at,
                 m.updated_at,
@@ -214,6 +221,12 @@ impl Store {
                 .await
                 .map_err(|e| self.err(e))?;
             }
+            parent = Some(msg_id);
+        }
+        if let Some(leaf) = parent {
+            set_active_leaf(&mut tx, conv_id, leaf)
+                .await
+                .map_err(|e| self.err(e))?;
         }
         tx.commit().await.map_err(|e| self.err(e))?;
         self.conversation(conv_id).await

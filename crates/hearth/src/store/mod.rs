@@ -14,6 +14,9 @@ pub mod search;
 pub mod settings;
 mod types;
 
+pub use attachments::{
+    attachment_kind, read_attachment_file, AttachmentFileError, ATTACHMENT_MAX_BYTES,
+};
 pub use error::StoreError;
 pub use export::{format_utc, ConversationExport, EXPORT_FORMAT, EXPORT_VERSION};
 pub use search::{SearchHit, SearchOptions};

@@ -187,6 +187,12 @@ pub struct MessageFinish {
 pub struct Message {
     pub id: MessageId,
     pub conversation_id: ConversationId,
+    /// The message this one follows in the conversation's tree: `None` for a first message.
+    /// Siblings (same parent) are alternative versions: regenerated replies, edited messages.
+    /// Always a message of the same conversation. Older exports lack it (read as `None`; import
+    /// chains messages linearly anyway).
+    #[serde(default)]
+    pub parent_id: Option<MessageId>,
     pub role: Role,
     pub content: String,
     pub token_count: Option<i64>,
@@ -245,7 +251,26 @@ pub struct Attachment {
     pub created_at: i64,
 }
 
-/// Where a branch starts relative to the chosen message.
+/// The shape of a conversation's message tree: each parent's children in creation order (ids
+/// grow with time). The root level (first messages) is under `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageTree {
+    pub children: std::collections::HashMap<Option<MessageId>, Vec<MessageId>>,
+}
+
+impl MessageTree {
+    /// `m`'s siblings in creation order, `m` included (just `m` if the tree does not know it,
+    /// e.g. a message added after the tree was read).
+    pub fn siblings(&self, m: &Message) -> Vec<MessageId> {
+        match self.children.get(&m.parent_id) {
+            Some(ids) if ids.contains(&m.id) => ids.clone(),
+            _ => vec![m.id],
+        }
+    }
+}
+
+/// Where a branch starts relative to the chosen message (for `Store::branch_from_message`, which
+/// copies into a new conversation; in-conversation branches are siblings in the message tree).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BranchPoint {
