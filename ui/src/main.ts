@@ -9,7 +9,7 @@ import type { Settings, Theme } from './ipc';
 import { onRender, render, state } from './state';
 import { showError, toastRegion } from './toast';
 import { addAttachments, focusComposer, setDropHighlight, isStreaming, mountChat, newChat, renderComposer, renderHeader, renderMessages, stop } from './views/chat';
-import { firstRunEl, importPath, modelsPage, refreshModels } from './views/models';
+import { firstRunEl, followModelLoading, importPath, modelsPage, refreshModels } from './views/models';
 import { onSettingsApplied, settingsPage } from './views/settings';
 import { focusSearch, mountSidebar, refreshConversations, renderSidebar } from './views/sidebar';
 
@@ -119,6 +119,8 @@ async function start(): Promise<void> {
   render('main', 'sidebar');
   if (state.view === 'chat' && state.installed.length > 0) focusComposer();
   document.documentElement.dataset.ready = '1';
+  // The shell may be reloading the last-used model in the background.
+  void followModelLoading();
 }
 
 void start();

@@ -226,6 +226,21 @@ test('model picker loads a model and shows its load state', async () => {
   });
 });
 
+test('a model the shell reloads at start-up shows as loading, then ready', async () => {
+  await withApp(chatSeed({ loaded: null, loadingAtStart: 'gemma-3-270m' }), async (page) => {
+    await page.waitForSelector('.picker.state-loading');
+    assert.match(await page.locator('#model-state').textContent(), /^Loading Gemma 3 270M/);
+    assert.equal(await page.locator('#model-picker').isDisabled(), true);
+    await mock(page, 'finishStartupLoad');
+    await page.waitForSelector('.picker.state-ready');
+    assert.equal(await page.locator('#model-state').textContent(), 'Gemma 3 270M');
+    assert.equal(await page.locator('#model-picker').inputValue(), 'gemma-3-270m');
+    const box = page.getByRole('textbox', { name: 'Message' });
+    assert.ok((await box.getAttribute('placeholder')).startsWith('Message Hearth'), 'the composer is ready too');
+    assert.equal((await mock(page, 'callsOf', 'load_model')).length, 0, 'the window started no load of its own');
+  });
+});
+
 test('with no model loaded the composer says so and does not send', async () => {
   await withApp(chatSeed({ loaded: null }), async (page) => {
     const box = page.getByRole('textbox', { name: 'Message' });

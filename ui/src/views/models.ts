@@ -3,7 +3,7 @@
 import { basename, h, icon } from '../dom';
 import { formatBytes, formatDuration, formatNumber, t } from '../i18n';
 import * as ipc from '../ipc';
-import { Channel, type CatalogEntry, type DownloadEvent, type InstalledModel, type LoadEvent } from '../ipc';
+import { Channel, type CatalogEntry, type DownloadEvent, type InstalledModel, type LoadEvent, type ModelState } from '../ipc';
 import { render, state } from '../state';
 import { showError, showToast } from '../toast';
 
@@ -27,7 +27,49 @@ export async function refreshModels(): Promise<void> {
   render('main', 'header');
 }
 
+/** True while this window's own load_model call runs (it gets its progress on a channel). */
+let loadingHere = false;
+let following = false;
+
+/**
+ * The shell can be loading a model this window did not ask for: at start-up it reloads the
+ * last-used model in the background. While current_model says `loading`, ask again until it
+ * settles, then show the result.
+ */
+export async function followModelLoading(intervalMs = 400): Promise<void> {
+  if (following) return;
+  following = true;
+  try {
+    while (state.model.state === 'loading' && !loadingHere) {
+      await new Promise((resolve) => setTimeout(resolve, intervalMs));
+      let m: ModelState;
+      try {
+        m = await ipc.currentModel();
+      } catch {
+        return;
+      }
+      if (loadingHere) return;
+      state.model = m;
+      if (m.state !== 'loading') {
+        if (m.state === 'error' && m.error) showToast(t('error.title', { code: m.error.code }), m.error.message, { kind: 'error' });
+        render('header', 'main', 'composer');
+      }
+    }
+  } finally {
+    following = false;
+  }
+}
+
 export async function loadModelById(id: string): Promise<void> {
+  loadingHere = true;
+  try {
+    await loadHere(id);
+  } finally {
+    loadingHere = false;
+  }
+}
+
+async function loadHere(id: string): Promise<void> {
   const im = state.installed.find((m) => m.id === id);
   state.model = { state: 'loading', modelId: id, name: im?.name ?? id, contextSize: null };
   state.loadFraction = 0;

@@ -22,6 +22,8 @@ interface Seed {
   installed?: InstalledModel[];
   catalog?: CatalogEntry[];
   loaded?: string | null;
+  /** The shell is loading this installed model when the window opens (the last-used one). */
+  loadingAtStart?: string;
   settings?: Partial<Settings>;
   pickResult?: string | null;
 }
@@ -302,6 +304,8 @@ const control = {
     pickResult = seed.pickResult ?? null;
     const loaded = installed.find((m) => m.id === seed.loaded);
     if (loaded) model = { state: 'ready', modelId: loaded.id, name: loaded.name, contextSize: loadSettings().contextSize };
+    const loading = installed.find((m) => m.id === seed.loadingAtStart);
+    if (loading) model = { state: 'loading', modelId: loading.id, name: loading.name, contextSize: null };
     for (const sc of seed.conversations ?? []) {
       const c = createConv(sc.title, sc.pinned);
       let parent: string | null = null;
@@ -331,6 +335,11 @@ const control = {
   streaming: () => stream !== null,
   holdLoads(on: boolean): void {
     holdLoads = on;
+  },
+  /** Ends the shell's own (start-up) load: current_model then reports the model ready. */
+  finishStartupLoad(): void {
+    if (model.state !== 'loading' || !model.modelId) throw new Error('no load in progress');
+    model = { ...model, state: 'ready', contextSize: loadSettings().contextSize };
   },
   releaseLoad(): void {
     releaseLoad?.();
