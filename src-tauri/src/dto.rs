@@ -190,7 +190,26 @@ pub struct CatalogEntry {
     pub fit: &'static str,
     pub description: String,
     pub installed: bool,
-    pub download: Option<serde_json::Value>,
+    pub download: Option<DownloadStatus>,
+}
+
+/// `CatalogEntry.download`: an unfinished download of this model.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DownloadStatus {
+    pub state: &'static str,
+    pub bytes: u64,
+    pub total: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum DownloadEvent {
+    /// `rate` in bytes/s, `eta` in seconds.
+    Progress { bytes: u64, total: u64, rate: f64, eta: Option<f64> },
+    Done { model: InstalledModel },
+    Cancelled,
+    Error { message: String, code: &'static str },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -221,6 +240,12 @@ mod tests {
         );
         let v = serde_json::to_value(LoadEvent::Progress { fraction: 0.5 }).unwrap();
         assert_eq!(v, serde_json::json!({"kind": "progress", "fraction": 0.5}));
+        let v = serde_json::to_value(DownloadEvent::Progress { bytes: 5, total: 10, rate: 2.5, eta: Some(2.0) }).unwrap();
+        assert_eq!(v, serde_json::json!({"kind": "progress", "bytes": 5, "total": 10, "rate": 2.5, "eta": 2.0}));
+        let v = serde_json::to_value(DownloadEvent::Cancelled).unwrap();
+        assert_eq!(v, serde_json::json!({"kind": "cancelled"}));
+        let v = serde_json::to_value(DownloadStatus { state: "paused", bytes: 1, total: 2 }).unwrap();
+        assert_eq!(v, serde_json::json!({"state": "paused", "bytes": 1, "total": 2}));
     }
 
     #[test]

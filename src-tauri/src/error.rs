@@ -3,7 +3,7 @@
 
 use hearth::app_api::SettingsError;
 use hearth::chat::ChatError;
-use hearth::models::ModelsError;
+use hearth::models::{DownloadError, ModelsError};
 use hearth::store::StoreError;
 use serde::Serialize;
 
@@ -69,8 +69,26 @@ impl From<ModelsError> for AppError {
             ModelsError::AlreadyRegistered { .. } => "already_installed",
             ModelsError::DiskFull { .. } => "disk_full",
             ModelsError::Network { .. } | ModelsError::Timeout { .. } | ModelsError::Http { .. } => "network",
+            ModelsError::Unauthorized { .. } => "gated",
+            ModelsError::ShaMismatch { .. } => "checksum",
+            ModelsError::UnknownCatalogId { .. } => "not_found",
             ModelsError::InvalidId(_) => "invalid_id",
             _ => "internal",
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
+impl From<DownloadError> for AppError {
+    fn from(e: DownloadError) -> Self {
+        let code = match &e {
+            DownloadError::Busy { .. } => "busy",
+            DownloadError::UnknownModel { .. } | DownloadError::NotFound { .. } => "not_found",
+            DownloadError::Network { .. } => "network",
+            DownloadError::Gated { .. } => "gated",
+            DownloadError::Checksum { .. } => "checksum",
+            DownloadError::DiskFull { .. } => "disk_full",
+            DownloadError::Other(_) => "internal",
         };
         Self::new(code, e.to_string())
     }
@@ -141,6 +159,10 @@ mod tests {
         assert_eq!(AppError::from(ChatError::EmptyMessage).code, "invalid_message");
         let e = AppError::from(SettingsError::Invalid("temperature must be between 0 and 2".into()));
         assert_eq!((e.code, e.message.as_str()), ("invalid_setting", "temperature must be between 0 and 2"));
+        let e = AppError::from(DownloadError::Gated { repo: "google/x".into(), status: 401, has_token: false });
+        assert_eq!(e.code, "gated");
+        assert!(e.message.contains("Hugging Face read token"), "{}", e.message);
+        assert_eq!(AppError::from(DownloadError::Busy { id: "m".into() }).code, "busy");
         let e = AppError::from(engine::EngineError::ContextOverflow { tokens: 9, context: 8 });
         assert_eq!(e.code, "context_full");
     }

@@ -57,10 +57,28 @@ fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the data folder {}", data_dir.display()))?;
     log::info!("data folder: {}", data_dir.display());
 
+    let state = AppState::new(store, data_dir, rt.handle().clone());
+    // A quick database read; the model itself loads in the background once the window is up.
+    let startup_model = rt.block_on(commands::models::startup_model(&state));
+
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_opener::init())
-        .manage(AppState::new(store, data_dir, rt.handle().clone()))
+        .manage(state)
+        .setup(move |app| {
+            if let Some(model) = startup_model {
+                let handle = app.handle().clone();
+                tauri::async_runtime::spawn(async move {
+                    let state = handle.state::<AppState>();
+                    let id = model.id.clone();
+                    match commands::models::finish_load(&state, model, |_| {}).await {
+                        Ok(_) => log::info!("last-used model {id} is ready"),
+                        Err(e) => log::warn!("cannot load the last-used model {id}: {e}"),
+                    }
+                });
+            }
+            Ok(())
+        })
         .invoke_handler(tauri::generate_handler![
             commands::conversations::list_conversations,
             commands::conversations::create_conversation,
@@ -97,6 +115,8 @@ fn main() -> anyhow::Result<()> {
             let state = handle.state::<AppState>();
             // A reply cut off by quitting is stored as interrupted, and the database closed cleanly.
             state.stop_all(QUIT_WAIT);
+            // Downloads stop with their partial files intact, to resume at the next start.
+            state.rt.block_on(state.downloads.shutdown(QUIT_WAIT));
             state.rt.block_on(state.store.close());
         }
     });

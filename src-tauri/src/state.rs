@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use engine::session::Session;
 use hearth::chat::ChatService;
+use hearth::models::DownloadManager;
 use hearth::store::{ConversationId, Store};
 
 use crate::dto::{ErrorPayload, ModelState};
@@ -61,6 +62,8 @@ pub struct AppState {
     pub rt: tokio::runtime::Handle,
     pub model: Mutex<ModelSlot>,
     pub generation: Mutex<Option<Running>>,
+    /// Model downloads running in the background (several models at once, one each).
+    pub downloads: DownloadManager,
 }
 
 /// A poisoned lock only means a thread panicked while holding it; the data is a plain slot.
@@ -72,6 +75,7 @@ impl AppState {
     pub fn new(store: Store, data_dir: PathBuf, rt: tokio::runtime::Handle) -> Self {
         Self {
             chat: ChatService::new(store.clone(), rt.clone()),
+            downloads: DownloadManager::new(store.clone(), &data_dir),
             rt,
             store,
             data_dir,
