@@ -16,8 +16,8 @@ use serde::Serialize;
 use tokio::runtime::Handle;
 
 use crate::store::{
-    ConversationId, GenerationStats, Message, MessageFinish, MessageId, MessageState, NewMessage,
-    Role, Store, StoreError,
+    ConversationId, GenerationStats, Message, MessageFinish, MessageId, MessageState,
+    NewAttachment, NewMessage, Role, Store, StoreError,
 };
 
 /// How often the partial reply is written while it streams. The requirement is "at least every
@@ -35,13 +35,45 @@ pub enum ChatError {
     Engine(#[from] engine::EngineError),
     #[error("the message is empty")]
     EmptyMessage,
+    /// The message a regenerate or edit names cannot be used that way (wrong role, no user
+    /// message to answer); the text says why.
+    #[error("{0}")]
+    InvalidMessage(String),
+}
+
+/// What a turn answers. Every kind ends with a new streamed reply that becomes the
+/// conversation's active leaf; they differ in where it goes in the message tree.
+#[derive(Debug, Clone)]
+pub enum TurnInput {
+    /// A new user message (with its attachments) under the active leaf, and the reply under it.
+    Send {
+        text: String,
+        attachments: Vec<NewAttachment>,
+    },
+    /// Another reply beside the assistant message `reply` (same parent: the user message it
+    /// answers), generated from the history up to that user message.
+    Regenerate { reply: MessageId },
+    /// A new version of the user message `message`: beside it (same parent), with `text` and a
+    /// copy of its attachments; the reply goes under the new version.
+    Edit { message: MessageId, text: String },
+}
+
+impl TurnInput {
+    /// A plain message without attachments.
+    pub fn send(text: impl Into<String>) -> Self {
+        TurnInput::Send {
+            text: text.into(),
+            attachments: Vec::new(),
+        }
+    }
 }
 
 /// What to send in one turn.
 #[derive(Debug, Clone)]
 pub struct TurnRequest {
+    /// The conversation; a regenerated or edited message must belong to it.
     pub conversation_id: ConversationId,
-    pub user_text: String,
+    pub input: TurnInput,
     pub max_tokens: usize,
     pub sampling: SamplingParams,
     /// Recorded with the reply (model id or file name).
@@ -52,7 +84,10 @@ pub struct TurnRequest {
 #[derive(Debug, Clone, Serialize)]
 pub struct TurnOutcome {
     pub conversation_id: ConversationId,
+    /// The user message the reply answers (for a regenerate, the existing one).
     pub user_message_id: MessageId,
+    /// Whether this turn stored that user message (send, edit) or reused it (regenerate).
+    pub new_user_message: bool,
     pub assistant_message_id: MessageId,
     pub reply: String,
     pub state: MessageState,
@@ -133,6 +168,33 @@ fn fit_to_context(
     }
 }
 
+/// The user's side of a turn, resolved against the store.
+struct TurnPlan {
+    /// What comes before the user's message (the path to its parent), oldest first.
+    history: Vec<Message>,
+    /// The user's message as the model sees it.
+    user_text: String,
+    user: Asked,
+}
+
+enum Asked {
+    /// Regenerate: the reply answers a stored user message.
+    Existing(MessageId),
+    /// Send or edit: a new user message goes under `parent` (`None`: a first message).
+    New {
+        parent: Option<MessageId>,
+        attachments: Vec<NewAttachment>,
+    },
+}
+
+fn nonempty(text: &str) -> Result<String, ChatError> {
+    let text = text.trim_end();
+    if text.trim().is_empty() {
+        return Err(ChatError::EmptyMessage);
+    }
+    Ok(text.to_string())
+}
+
 /// Runs conversation turns against a store.
 #[derive(Clone)]
 pub struct ChatService {
@@ -154,10 +216,12 @@ impl ChatService {
         &self.store
     }
 
-    /// One turn: stores the user's message and a `streaming` reply, generates with the session
-    /// (which keeps its KV cache between turns, so only new tokens are computed), writes the
-    /// partial reply every `FLUSH_INTERVAL` and the final one with its stats. Setting `cancel`
-    /// ends the reply early; it is then stored as `interrupted`. `on_text` sees each new piece.
+    /// One turn: stores the user's message (unless regenerating) and a `streaming` reply where
+    /// `req.input` says, generates with the session (which keeps its KV cache between turns, so
+    /// only new tokens are computed), writes the partial reply every `FLUSH_INTERVAL` and the
+    /// final one with its stats. Setting `cancel` ends the reply early; it is then stored as
+    /// `interrupted`. `on_text` sees each new piece. Send, regenerate and edit all go through
+    /// here: only the placement in the message tree differs.
     pub fn turn(
         &self,
         session: &mut Session,
@@ -165,29 +229,39 @@ impl ChatService {
         cancel: Arc<AtomicBool>,
         on_text: &mut dyn FnMut(&str),
     ) -> Result<TurnOutcome, ChatError> {
-        let text = req.user_text.trim_end();
-        if text.trim().is_empty() {
-            return Err(ChatError::EmptyMessage);
-        }
         let store = &self.store;
         let conv = self.rt.block_on(store.conversation(req.conversation_id))?;
-        let history = self.rt.block_on(store.messages(req.conversation_id))?;
-        let mut chat = history_to_chat(conv.system_prompt.as_deref(), &history);
-        chat.push(ChatMessage::new(EngineRole::User, text));
+        let plan = self.plan(&req.input, conv.id)?;
+        let mut chat = history_to_chat(conv.system_prompt.as_deref(), &plan.history);
+        chat.push(ChatMessage::new(EngineRole::User, plan.user_text.as_str()));
         // Build the prompt before storing anything: a template error should not leave a
         // half-stored turn.
         let prompt = fit_to_context(session, &mut chat, req.max_tokens)?;
 
-        let user = self
-            .rt
-            .block_on(store.append_message(conv.id, &NewMessage::complete(Role::User, text)))?;
-        if conv.title.is_empty() {
-            self.rt
-                .block_on(store.rename_conversation(conv.id, &title_from(text)))?;
-        }
-        let reply = self
-            .rt
-            .block_on(store.append_message(conv.id, &NewMessage::streaming(Role::Assistant)))?;
+        let (user_id, new_user_message) = match plan.user {
+            Asked::Existing(id) => (id, false),
+            Asked::New {
+                parent,
+                attachments,
+            } => {
+                let m = NewMessage::complete(Role::User, plan.user_text.as_str());
+                let user =
+                    self.rt
+                        .block_on(store.append_child(conv.id, parent, &m, &attachments))?;
+                if conv.title.is_empty() {
+                    self.rt.block_on(
+                        store.rename_conversation(conv.id, &title_from(&plan.user_text)),
+                    )?;
+                }
+                (user.id, true)
+            }
+        };
+        let reply = self.rt.block_on(store.append_child(
+            conv.id,
+            Some(user_id),
+            &NewMessage::streaming(Role::Assistant),
+            &[],
+        ))?;
 
         let opts = GenerateOptions {
             max_tokens: req.max_tokens,
@@ -215,7 +289,11 @@ impl ChatService {
         });
 
         match result {
-            Ok(r) => self.finish(conv.id, user.id, reply.id, req, r),
+            Ok(r) => {
+                let mut out = self.finish(conv.id, user_id, reply.id, req, r)?;
+                out.new_user_message = new_user_message;
+                Ok(out)
+            }
             Err(e) => {
                 let fin = MessageFinish {
                     content: partial,
@@ -231,6 +309,98 @@ impl ChatService {
                     log::warn!("could not record the failed reply: {store_err}");
                 }
                 Err(e.into())
+            }
+        }
+    }
+
+    /// Where the turn goes and what the model sees before the user's message. Checks
+    /// everything before the turn stores anything.
+    fn plan(
+        &self,
+        input: &TurnInput,
+        conversation_id: ConversationId,
+    ) -> Result<TurnPlan, ChatError> {
+        let store = &self.store;
+        // A message of another conversation is as good as missing.
+        let message_in_conversation = |id: MessageId| -> Result<Message, ChatError> {
+            let m = self.rt.block_on(store.message(id))?;
+            if m.conversation_id != conversation_id {
+                return Err(StoreError::MessageNotFound(id).into());
+            }
+            Ok(m)
+        };
+        // The history before a message: the path to its parent.
+        let history_before = |m: &Message| -> Result<Vec<Message>, ChatError> {
+            Ok(match m.parent_id {
+                Some(p) => self.rt.block_on(store.path_to(p))?,
+                None => Vec::new(),
+            })
+        };
+        match input {
+            TurnInput::Send { text, attachments } => {
+                let text = nonempty(text)?;
+                // Attachments are stored with the message; images and documents do not reach
+                // the model yet (they would join the user's turn here).
+                Ok(TurnPlan {
+                    history: self.rt.block_on(store.messages(conversation_id))?,
+                    user_text: text,
+                    user: Asked::New {
+                        parent: self.rt.block_on(store.active_leaf(conversation_id))?,
+                        attachments: attachments.clone(),
+                    },
+                })
+            }
+            TurnInput::Regenerate { reply } => {
+                let old = message_in_conversation(*reply)?;
+                if old.role != Role::Assistant {
+                    return Err(ChatError::InvalidMessage(format!(
+                        "message {reply} is not a reply: only assistant replies can be regenerated"
+                    )));
+                }
+                let question = old
+                    .parent_id
+                    .map(|p| self.rt.block_on(store.message(p)))
+                    .transpose()?
+                    .filter(|q| q.role == Role::User)
+                    .ok_or_else(|| {
+                        ChatError::InvalidMessage(format!(
+                            "reply {reply} does not answer a user message, so it cannot be regenerated"
+                        ))
+                    })?;
+                Ok(TurnPlan {
+                    history: history_before(&question)?,
+                    user_text: question.content.clone(),
+                    user: Asked::Existing(question.id),
+                })
+            }
+            TurnInput::Edit { message, text } => {
+                let text = nonempty(text)?;
+                let old = message_in_conversation(*message)?;
+                if old.role != Role::User {
+                    return Err(ChatError::InvalidMessage(format!(
+                        "message {message} is not a user message: only your own messages can be edited"
+                    )));
+                }
+                // The edited copy keeps the original's attachments (read back and checked
+                // against their sha256; storing them again reuses the same bytes).
+                let mut attachments = Vec::with_capacity(old.attachments.len());
+                for a in &old.attachments {
+                    attachments.push(NewAttachment {
+                        kind: a.kind,
+                        file_name: a.file_name.clone(),
+                        mime: a.mime.clone(),
+                        bytes: self.rt.block_on(store.attachment_bytes(a))?,
+                        extracted_text: a.extracted_text.clone(),
+                    });
+                }
+                Ok(TurnPlan {
+                    history: history_before(&old)?,
+                    user_text: text,
+                    user: Asked::New {
+                        parent: old.parent_id,
+                        attachments,
+                    },
+                })
             }
         }
     }
@@ -265,6 +435,7 @@ impl ChatService {
         Ok(TurnOutcome {
             conversation_id,
             user_message_id,
+            new_user_message: true,
             assistant_message_id: reply_id,
             reply: r.text,
             state,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use engine::sampler::SamplingParams;
 use engine::session::{Engine, LoadOptions, Session};
-use hearth::chat::{ChatService, TurnRequest};
+use hearth::chat::{ChatService, TurnInput, TurnRequest};
 use hearth::store::{MessageState, NewConversation, Role, Store, DB_FILE};
 
 fn greedy() -> SamplingParams {
@@ -39,7 +39,7 @@ fn turns_reuse_the_cache_and_cancel_keeps_the_partial_reply() {
     let service = ChatService::new(store.clone(), rt.handle().clone());
     let req = |text: &str, max_tokens| TurnRequest {
         conversation_id: conv.id,
-        user_text: text.into(),
+        input: TurnInput::send(text),
         max_tokens,
         sampling: greedy(),
         model_label: "gemma-3-270m".into(),
@@ -140,7 +140,7 @@ fn a_history_longer_than_the_context_is_trimmed_from_the_oldest_turn() {
             &mut session,
             &TurnRequest {
                 conversation_id: conv.id,
-                user_text: "Last question?".into(),
+                input: TurnInput::send("Last question?"),
                 max_tokens: 8,
                 sampling: greedy(),
                 model_label: "m".into(),

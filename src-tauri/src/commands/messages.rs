@@ -1,14 +1,17 @@
 //! Messages and generation. A reply is generated on its own thread (never on the async
 //! runtime's workers) through `ChatService::turn`, which stores the turn; tokens go to the UI on
 //! a `Channel`. One reply at a time: a second request while one streams is refused with `busy`.
+//! Send, regenerate and edit share `start_turn`; they differ only in the `TurnInput`, i.e. where
+//! the reply goes in the conversation's message tree.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use engine::session::Session;
 use hearth::app_api::{keep_stopped_reply, AppSettings, MAX_REPLY_TOKENS};
-use hearth::chat::{history_to_chat, TurnRequest};
-use hearth::store::{ConversationId, Role};
+use hearth::chat::{history_to_chat, TurnInput, TurnRequest};
+use hearth::store::{read_attachment_file, ConversationId, Role};
 use tauri::ipc::Channel;
 use tauri::{AppHandle, Manager, State};
 use tokio::sync::oneshot;
@@ -19,12 +22,21 @@ use crate::state::{lock, AppState, Running};
 
 #[tauri::command]
 pub async fn list_messages(state: State<'_, AppState>, conversation_id: String) -> AppResult<MessageList> {
-    let id = parse_id(&conversation_id)?;
+    message_list(&state, parse_id(&conversation_id)?).await
+}
+
+/// The conversation's active branch, each message with its place among its siblings.
+async fn message_list(state: &AppState, id: ConversationId) -> AppResult<MessageList> {
     let conv = state.store.conversation(id).await?;
     let messages = state.store.messages(id).await?;
-    let context_tokens = context_tokens(&state, conv.system_prompt.as_deref(), &messages);
+    let tree = state.store.message_tree(id).await?;
+    let context_tokens = context_tokens(state, conv.system_prompt.as_deref(), &messages);
     Ok(MessageList {
-        messages: messages.iter().filter(|m| m.role != Role::System).map(Message::from).collect(),
+        messages: messages
+            .iter()
+            .filter(|m| m.role != Role::System)
+            .map(|m| Message::new(m, &tree.siblings(m)))
+            .collect(),
         context_tokens,
     })
 }
@@ -54,18 +66,71 @@ pub async fn send_message(
     if text.trim().is_empty() {
         return Err(AppError::new("invalid_message", "The message is empty."));
     }
-    if !attachments.is_empty() {
-        return Err(AppError::new(
-            "unsupported",
-            "Attachments are not supported yet; send the message without them.",
-        ));
-    }
     state.store.conversation(conv_id).await?;
+    // Refuse early, before reading possibly large files.
+    state.session()?;
+    // Every file is read (and checked) before anything is stored: one bad file refuses the message.
+    let attachments = tokio::task::spawn_blocking(move || {
+        attachments.iter().map(|p| read_attachment_file(Path::new(p))).collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(AppError::internal)??;
+    start_turn(app, &state, conv_id, TurnInput::Send { text, attachments }, on_event).await
+}
+
+/// Another reply beside the assistant message `message_id`, made the active branch.
+#[tauri::command]
+pub async fn regenerate(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    message_id: String,
+    on_event: Channel<StreamEvent>,
+) -> AppResult<GenerationStarted> {
+    let id = parse_id(&message_id)?;
+    let m = state.store.message(id).await?;
+    if m.role != Role::Assistant {
+        return Err(AppError::new("invalid_message", "Only the assistant's replies can be regenerated."));
+    }
+    start_turn(app, &state, m.conversation_id, TurnInput::Regenerate { reply: id }, on_event).await
+}
+
+/// A new version of the user message `message_id` with `text` (and its attachments), and a
+/// reply to it, made the active branch.
+#[tauri::command]
+pub async fn edit_message(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    message_id: String,
+    text: String,
+    on_event: Channel<StreamEvent>,
+) -> AppResult<GenerationStarted> {
+    let id = parse_id(&message_id)?;
+    if text.trim().is_empty() {
+        return Err(AppError::new("invalid_message", "The message is empty."));
+    }
+    let m = state.store.message(id).await?;
+    if m.role != Role::User {
+        return Err(AppError::new("invalid_message", "Only your own messages can be edited."));
+    }
+    start_turn(app, &state, m.conversation_id, TurnInput::Edit { message: id, text }, on_event).await
+}
+
+/// Starts a turn on its own thread (send, regenerate and edit alike): refuses with `no_model`
+/// or `busy`, and answers once the turn is stored and streaming, or with the turn's error if it
+/// fails before its first token (`not_found`, `context_full`, `invalid_message`, …).
+async fn start_turn(
+    app: AppHandle,
+    state: &AppState,
+    conv_id: ConversationId,
+    input: TurnInput,
+    on_event: Channel<StreamEvent>,
+) -> AppResult<GenerationStarted> {
     let (model_id, session) = state.session()?;
     let settings = AppSettings::load(&state.store).await?;
+    let new_user = !matches!(input, TurnInput::Regenerate { .. });
     let req = TurnRequest {
         conversation_id: conv_id,
-        user_text: text,
+        input,
         max_tokens: MAX_REPLY_TOKENS,
         sampling: settings.sampling(),
         model_label: model_id,
@@ -85,7 +150,7 @@ pub async fn send_message(
         });
     }
     let (tx, rx) = oneshot::channel();
-    let job = Job { session, req, cancel: cancel.clone(), stopped, channel: on_event, started: Some(tx) };
+    let job = Job { session, req, new_user, cancel: cancel.clone(), stopped, channel: on_event, started: Some(tx) };
     let spawned = std::thread::Builder::new()
         .name("hearth-generate".into())
         .spawn(move || job.run(&app.state::<AppState>()));
@@ -108,6 +173,8 @@ pub async fn send_message(
 struct Job {
     session: Arc<Mutex<Session>>,
     req: TurnRequest,
+    /// Whether the turn stores a new user message (send, edit) or answers an existing one.
+    new_user: bool,
     cancel: Arc<AtomicBool>,
     stopped: Arc<AtomicBool>,
     channel: Channel<StreamEvent>,
@@ -120,11 +187,11 @@ impl Job {
         let conv_id = self.req.conversation_id;
         let result = {
             let mut session = lock(&self.session);
-            let (started, channel) = (&mut self.started, &self.channel);
+            let (started, channel, new_user) = (&mut self.started, &self.channel, self.new_user);
             let mut on_text = |piece: &str| {
                 // The first piece means the user message and the reply are stored: report their ids.
                 if let Some(tx) = started.take() {
-                    let _ = tx.send(stored_ids(state, conv_id));
+                    let _ = tx.send(stored_ids(state, conv_id, new_user));
                 }
                 if let Err(e) = channel.send(StreamEvent::Token { text: piece.to_string() }) {
                     log::warn!("cannot send a token to the window: {e}");
@@ -141,7 +208,7 @@ impl Job {
                 }
                 if let Some(tx) = self.started.take() {
                     let _ = tx.send(Ok(GenerationStarted {
-                        user_message_id: Some(out.user_message_id.to_string()),
+                        user_message_id: out.new_user_message.then(|| out.user_message_id.to_string()),
                         assistant_message_id: out.assistant_message_id.to_string(),
                     }));
                 }
@@ -172,12 +239,17 @@ impl Job {
     }
 }
 
-/// The ids of the turn just stored: the conversation's newest user message and reply.
-fn stored_ids(state: &AppState, conv_id: ConversationId) -> AppResult<GenerationStarted> {
-    let messages = state.rt.block_on(state.store.messages(conv_id))?;
-    let newest = |role: Role| messages.iter().rev().find(|m| m.role == role).map(|m| m.id.to_string());
-    let assistant = newest(Role::Assistant).ok_or_else(|| AppError::internal("the reply was not stored"))?;
-    Ok(GenerationStarted { user_message_id: newest(Role::User), assistant_message_id: assistant })
+/// The ids of the turn just stored: its reply is the active leaf (the end of the active path),
+/// and a new user message (send, edit) is the message before it.
+fn stored_ids(state: &AppState, conv_id: ConversationId, new_user: bool) -> AppResult<GenerationStarted> {
+    let path = state.rt.block_on(state.store.messages(conv_id))?;
+    let mut newest = path.iter().rev();
+    let reply = newest
+        .next()
+        .filter(|m| m.role == Role::Assistant)
+        .ok_or_else(|| AppError::internal("the reply was not stored"))?;
+    let user = newest.next().filter(|m| new_user && m.role == Role::User);
+    Ok(GenerationStarted { user_message_id: user.map(|m| m.id.to_string()), assistant_message_id: reply.id.to_string() })
 }
 
 #[tauri::command]
@@ -191,27 +263,16 @@ pub async fn stop_generation(state: State<'_, AppState>, conversation_id: String
     Ok(())
 }
 
-fn branches_unsupported() -> AppError {
-    AppError::new(
-        "unsupported",
-        "Editing and regenerating replies (message branches) are not available yet.",
-    )
-}
-
+/// Makes the branch through `message_id` the active one (following its newest descendants) and
+/// returns the new active branch. Refused with `busy` while a reply streams in that conversation:
+/// the reply is the active branch's end until it is stored.
 #[tauri::command]
-pub async fn regenerate(message_id: String, on_event: Channel<StreamEvent>) -> AppResult<GenerationStarted> {
-    let _ = (message_id, on_event);
-    Err(branches_unsupported())
-}
-
-#[tauri::command]
-pub async fn edit_message(message_id: String, text: String, on_event: Channel<StreamEvent>) -> AppResult<GenerationStarted> {
-    let _ = (message_id, text, on_event);
-    Err(branches_unsupported())
-}
-
-#[tauri::command]
-pub async fn select_branch(message_id: String) -> AppResult<MessageList> {
-    let _ = message_id;
-    Err(branches_unsupported())
+pub async fn select_branch(state: State<'_, AppState>, message_id: String) -> AppResult<MessageList> {
+    let id = parse_id(&message_id)?;
+    let m = state.store.message(id).await?;
+    if lock(&state.generation).as_ref().is_some_and(|r| r.conversation_id == m.conversation_id) {
+        return Err(AppError::busy());
+    }
+    state.store.select_branch(id).await?;
+    message_list(&state, m.conversation_id).await
 }

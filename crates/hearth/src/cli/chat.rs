@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use engine::sampler::SamplingParams;
 use engine::session::{Engine, LoadOptions, Session};
-use hearth::chat::{ChatService, TurnRequest};
+use hearth::chat::{ChatService, TurnInput, TurnRequest};
 use hearth::store::{settings, Conversation, NewConversation, SamplingSettings, Store};
 
 #[derive(clap::Args, Debug)]
@@ -117,7 +117,7 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
     let service = ChatService::new(store.clone(), rt.handle().clone());
     let request = |text: String| TurnRequest {
         conversation_id: conv.id,
-        user_text: text,
+        input: TurnInput::send(text),
         max_tokens: args.max_tokens,
         sampling: sampling_for(&conv.sampling),
         model_label: model_arg.clone(),
