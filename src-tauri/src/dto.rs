@@ -106,8 +106,23 @@ pub struct Message {
     pub branch: Branch,
 }
 
-impl From<&store::Message> for Message {
-    fn from(m: &store::Message) -> Self {
+/// Where a message stands among its siblings (`siblings`: creation order, from the store's
+/// message tree). A message missing from the list (added after the tree was read) is shown as
+/// its own only version rather than at a wrong position.
+pub fn branch_of(id: store::MessageId, siblings: &[store::MessageId]) -> Branch {
+    match siblings.iter().position(|&s| s == id) {
+        Some(index) => Branch {
+            index,
+            count: siblings.len(),
+            sibling_ids: siblings.iter().map(|s| s.to_string()).collect(),
+        },
+        None => Branch { index: 0, count: 1, sibling_ids: vec![id.to_string()] },
+    }
+}
+
+impl Message {
+    /// `m` with its place among `siblings` (see [`branch_of`]).
+    pub fn new(m: &store::Message, siblings: &[store::MessageId]) -> Self {
         let stats = m.stats.stop_reason.as_deref().map(|r| GenerationStats {
             tokens: m.token_count.unwrap_or(0).max(0) as u64,
             tokens_per_s: m.stats.gen_tokens_per_s.unwrap_or(0.0),
@@ -129,9 +144,7 @@ impl From<&store::Message> for Message {
             stats,
             attachments: m.attachments.iter().map(|a| a.file_name.clone()).collect(),
             created_at: rfc3339_utc(m.created_at),
-            // The store keeps one linear history per conversation: every message is its own
-            // only branch.
-            branch: Branch { index: 0, count: 1, sibling_ids: vec![m.id.to_string()] },
+            branch: branch_of(m.id, siblings),
         }
     }
 }
@@ -246,6 +259,18 @@ mod tests {
         assert_eq!(v, serde_json::json!({"kind": "cancelled"}));
         let v = serde_json::to_value(DownloadStatus { state: "paused", bytes: 1, total: 2 }).unwrap();
         assert_eq!(v, serde_json::json!({"state": "paused", "bytes": 1, "total": 2}));
+    }
+
+    #[test]
+    fn branches_give_the_position_among_siblings() {
+        let b = branch_of(7, &[3, 7, 9]);
+        assert_eq!((b.index, b.count), (1, 3));
+        assert_eq!(b.sibling_ids, ["3", "7", "9"]);
+        let v = serde_json::to_value(branch_of(3, &[3])).unwrap();
+        assert_eq!(v, serde_json::json!({"index": 0, "count": 1, "siblingIds": ["3"]}));
+        // Not among the siblings given: its own only version, never a wrong index.
+        let b = branch_of(5, &[3, 7]);
+        assert_eq!((b.index, b.count, b.sibling_ids), (0, 1, vec!["5".to_string()]));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use hearth::app_api::SettingsError;
 use hearth::chat::ChatError;
 use hearth::models::{DownloadError, ModelsError};
-use hearth::store::StoreError;
+use hearth::store::{AttachmentFileError, StoreError};
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -114,8 +114,19 @@ impl From<ChatError> for AppError {
         match e {
             ChatError::Store(s) => s.into(),
             ChatError::Engine(g) => g.into(),
-            ChatError::EmptyMessage => Self::new("invalid_message", e.to_string()),
+            ChatError::EmptyMessage | ChatError::InvalidMessage(_) => Self::new("invalid_message", e.to_string()),
         }
+    }
+}
+
+impl From<AttachmentFileError> for AppError {
+    fn from(e: AttachmentFileError) -> Self {
+        let code = match &e {
+            AttachmentFileError::Missing(_) => "attachment_missing",
+            AttachmentFileError::NotAFile(_) | AttachmentFileError::Unreadable { .. } => "attachment_unreadable",
+            AttachmentFileError::TooLarge { .. } => "attachment_too_large",
+        };
+        Self::new(code, e.to_string())
     }
 }
 
@@ -157,6 +168,12 @@ mod tests {
     #[test]
     fn chat_and_settings_errors_keep_their_meaning() {
         assert_eq!(AppError::from(ChatError::EmptyMessage).code, "invalid_message");
+        let e = AppError::from(ChatError::InvalidMessage("only replies can be regenerated".into()));
+        assert_eq!((e.code, e.message.as_str()), ("invalid_message", "only replies can be regenerated"));
+        let e = AppError::from(AttachmentFileError::TooLarge { path: "/x.bin".into(), size: 2, limit: 1 });
+        assert_eq!(e.code, "attachment_too_large");
+        assert!(e.message.contains("/x.bin"), "{e}");
+        assert_eq!(AppError::from(AttachmentFileError::Missing("/y".into())).code, "attachment_missing");
         let e = AppError::from(SettingsError::Invalid("temperature must be between 0 and 2".into()));
         assert_eq!((e.code, e.message.as_str()), ("invalid_setting", "temperature must be between 0 and 2"));
         let e = AppError::from(DownloadError::Gated { repo: "google/x".into(), status: 401, has_token: false });
