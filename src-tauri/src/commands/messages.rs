@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use engine::session::Session;
 use hearth::app_api::{keep_stopped_reply, AppSettings, MAX_REPLY_TOKENS};
 use hearth::chat::{history_to_chat, TurnInput, TurnRequest};
-use hearth::store::{read_attachment_file, ConversationId, Role};
+use hearth::store::{read_attachment_file, ConversationId, NewAttachment, Role};
 use tauri::ipc::Channel;
 use tauri::{AppHandle, Manager, State};
 use tokio::sync::oneshot;
@@ -69,13 +69,17 @@ pub async fn send_message(
     state.store.conversation(conv_id).await?;
     // Refuse early, before reading possibly large files.
     state.session()?;
-    // Every file is read (and checked) before anything is stored: one bad file refuses the message.
-    let attachments = tokio::task::spawn_blocking(move || {
-        attachments.iter().map(|p| read_attachment_file(Path::new(p))).collect::<Result<Vec<_>, _>>()
-    })
-    .await
-    .map_err(AppError::internal)??;
+    let attachments = tokio::task::spawn_blocking(move || read_attachments(&attachments))
+        .await
+        .map_err(AppError::internal)??;
     start_turn(app, &state, conv_id, TurnInput::Send { text, attachments }, on_event).await
+}
+
+/// The dropped files, read and checked before anything is stored: one missing, unreadable or
+/// oversized file refuses the whole message (`attachment_missing`, `attachment_unreadable`,
+/// `attachment_too_large`).
+fn read_attachments(paths: &[String]) -> AppResult<Vec<NewAttachment>> {
+    paths.iter().map(|p| Ok(read_attachment_file(Path::new(p))?)).collect()
 }
 
 /// Another reply beside the assistant message `message_id`, made the active branch.
@@ -275,4 +279,30 @@ pub async fn select_branch(state: State<'_, AppState>, message_id: String) -> Ap
     }
     state.store.select_branch(id).await?;
     message_list(&state, m.conversation_id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth::store::AttachmentKind;
+
+    #[test]
+    fn attachments_are_read_whole_or_refused_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let photo = dir.path().join("cat.jpg");
+        let notes = dir.path().join("notes.md");
+        std::fs::write(&photo, b"jpeg bytes").unwrap();
+        std::fs::write(&notes, b"# notes").unwrap();
+        let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+        let read = read_attachments(&[path(&photo), path(&notes)]).unwrap();
+        let got: Vec<_> = read.iter().map(|a| (a.kind, a.file_name.as_str(), a.bytes.len())).collect();
+        assert_eq!(got, [(AttachmentKind::Image, "cat.jpg", 10), (AttachmentKind::Document, "notes.md", 7)]);
+
+        let gone = dir.path().join("gone.png");
+        let e = read_attachments(&[path(&photo), path(&gone)]).unwrap_err();
+        assert_eq!(e.code, "attachment_missing");
+        assert!(e.message.contains("gone.png"), "{e}");
+        assert_eq!(read_attachments(&[path(dir.path())]).unwrap_err().code, "attachment_unreadable");
+        assert!(read_attachments(&[]).unwrap().is_empty());
+    }
 }
