@@ -104,7 +104,7 @@ export interface Message {
   /** Set when state is 'error'. */
   error?: IpcErrorPayload | null;
   stats?: GenerationStats | null;
-  /** File paths attached to a user message. */
+  /** Names of the files attached to a user message (send_message takes their paths). */
   attachments?: string[];
   createdAt: string;
   /**
