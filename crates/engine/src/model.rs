@@ -61,6 +61,11 @@ impl Model {
     }
 
     pub fn from_gguf(gguf: &GgufFile, device: &Device) -> Result<Self> {
+        Self::from_gguf_with_progress(gguf, device, &mut |_| {})
+    }
+
+    /// `from_gguf`, reporting the fraction of weight bytes read so far (0..=1).
+    pub fn from_gguf_with_progress(gguf: &GgufFile, device: &Device, progress: &mut dyn FnMut(f32)) -> Result<Self> {
         let unsupported = |reason: String| EngineError::UnsupportedModel { path: gguf.path().to_owned(), reason };
         let embd = gguf
             .tensor_info("token_embd.weight")
@@ -98,7 +103,18 @@ impl Model {
             }
         }
 
-        let t = |name: &str, shape: &[usize]| gguf.tensor(name, shape, device);
+        // Bytes read so far, for `progress`; a RefCell because both closures below report.
+        let done = std::cell::RefCell::new((0u64, progress));
+        let t = |name: &str, shape: &[usize]| -> Result<_> {
+            let tensor = gguf.tensor(name, shape, device)?;
+            if let Some(info) = gguf.tensor_info(name) {
+                let mut d = done.borrow_mut();
+                d.0 += tensor_bytes(info);
+                let fraction = (d.0 as f64 / total.max(1) as f64).min(1.0) as f32;
+                (d.1)(fraction);
+            }
+            Ok(tensor)
+        };
         let norm = |name: &str, shape: &[usize]| -> Result<Tensor> { Ok(t(name, shape)?.dequantize(device)?) };
         let (h, kvh, hd, hid, ffn) = (cfg.heads, cfg.kv_heads, cfg.head_dim, cfg.hidden, cfg.ffn);
         // The embedding first: it is the largest tensor, read while memory is still empty.

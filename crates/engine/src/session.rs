@@ -39,14 +39,25 @@ pub struct Engine {
 
 impl Engine {
     pub fn load(path: &Path, opts: &LoadOptions) -> Result<Arc<Self>> {
+        Self::load_with_progress(path, opts, &mut |_| {})
+    }
+
+    /// `load`, reporting the fraction done (0..=1, never decreasing) as it goes, for a progress
+    /// bar: the tokenizer counts for the first `TOKENIZER_SHARE`, the weights for the rest by bytes.
+    pub fn load_with_progress(path: &Path, opts: &LoadOptions, progress: &mut dyn FnMut(f32)) -> Result<Arc<Self>> {
+        const TOKENIZER_SHARE: f32 = 0.05;
         let device = device::select(opts.device)?;
         let mut gguf = GgufFile::open(path)?;
+        progress(0.0);
         // Text side first, then free the vocabulary before the weights arrive: the two never
         // sit in memory together, which keeps peak RSS near the model's own size.
         let tokenizer = Tokenizer::from_gguf_cached(gguf.content(), opts.tokenizer_cache_dir.as_deref())?;
         let template = ChatTemplate::from_gguf(gguf.content())?;
         gguf.drop_tokenizer_metadata();
-        let model = Model::from_gguf(&gguf, &device)?;
+        progress(TOKENIZER_SHARE);
+        let model = Model::from_gguf_with_progress(&gguf, &device, &mut |f| {
+            progress(TOKENIZER_SHARE + (1.0 - TOKENIZER_SHARE) * f)
+        })?;
         Ok(Arc::new(Self { path: path.to_owned(), model, tokenizer, template }))
     }
 

@@ -167,3 +167,20 @@ fn context_overflow_is_an_error_not_a_panic() {
     assert!(err.to_string().contains("does not fit the context"), "{err}");
     assert!(Session::new(engine.clone(), 1 << 20).is_err(), "a context beyond the model's maximum was accepted");
 }
+
+/// Loading reports progress for the app's progress bar: it starts at 0, never goes back, ends
+/// at exactly 1, and passes through the middle (reported per tensor, not just start and end).
+#[test]
+fn load_reports_monotonic_progress_to_one() {
+    let dir = std::env::temp_dir().join("hearth-test-tokenizers");
+    let opts = LoadOptions { tokenizer_cache_dir: Some(dir), ..Default::default() };
+    let mut seen = Vec::new();
+    let engine = Engine::load_with_progress(&common::test_model(), &opts, &mut |f| seen.push(f)).unwrap();
+    assert_eq!(seen.first(), Some(&0.0));
+    assert_eq!(seen.last(), Some(&1.0), "last reports: {:?}", &seen[seen.len().saturating_sub(3)..]);
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "progress went backwards: {seen:?}");
+    assert!(seen.iter().filter(|f| **f > 0.1 && **f < 0.9).count() >= 10, "too few steps: {}", seen.len());
+    // 18 layers of 13 tensors, plus the embedding and the final norm.
+    assert!(seen.len() >= 18 * 13, "one report per tensor at least: {}", seen.len());
+    assert!(engine.config().layers == 18);
+}
