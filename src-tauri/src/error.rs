@@ -21,7 +21,7 @@ impl AppError {
     }
 
     pub fn busy() -> Self {
-        Self::new("busy", "A reply is still being generated; stop it or wait for it to finish.")
+        Self::new("busy", "A reply is being generated or a model is loading; wait for it to finish, or stop the reply.")
     }
 
     pub fn no_model() -> Self {

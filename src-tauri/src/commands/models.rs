@@ -228,8 +228,9 @@ pub fn begin_load(state: &AppState, model: &registry::InstalledModel) -> AppResu
 pub async fn finish_load(
     state: &AppState,
     model: registry::InstalledModel,
-    on_progress: impl Fn(LoadEvent),
+    on_progress: impl Fn(LoadEvent) + Send + Sync + 'static,
 ) -> AppResult<ModelState> {
+    let on_progress = std::sync::Arc::new(on_progress);
     let loaded = match AppSettings::load(&state.store).await {
         Ok(settings) => {
             on_progress(LoadEvent::Progress { fraction: 0.0 });
@@ -245,9 +246,17 @@ pub async fn finish_load(
             };
             let path = model.path.clone();
             let ctx = settings.context_size as usize;
+            let report = on_progress.clone();
             // Reading weights takes seconds: a blocking thread keeps the window responsive.
             tokio::task::spawn_blocking(move || -> AppResult<Session> {
-                let engine = Engine::load(&path, &opts)?;
+                // The engine reports per tensor (hundreds of times); the bar needs a step per percent.
+                let mut last = 0.0f32;
+                let engine = Engine::load_with_progress(&path, &opts, &mut |f| {
+                    if f - last >= 0.01 && f < 1.0 {
+                        last = f;
+                        report(LoadEvent::Progress { fraction: f64::from(f) });
+                    }
+                })?;
                 Ok(Session::new(engine, ctx)?)
             })
             .await
@@ -394,11 +403,18 @@ mod tests {
         let m = startup_model(&next).await.expect("the remembered model is loaded again");
         let st = lock(&next.model).state();
         assert_eq!((st.state, st.model_id.as_deref()), ("loading", Some("m270")));
-        let events = Mutex::new(Vec::new());
-        let ready = finish_load(&next, m, |e| events.lock().unwrap().push(serde_json::to_value(e).unwrap())).await.unwrap();
+        let events = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let sink = events.clone();
+        let ready = finish_load(&next, m, move |e| sink.lock().unwrap().push(serde_json::to_value(e).unwrap())).await.unwrap();
         assert_eq!((ready.state, ready.model_id.as_deref(), ready.context_size), ("ready", Some("m270"), Some(512)));
         assert_eq!(lock(&next.model).state().state, "ready");
-        assert_eq!(events.lock().unwrap().last(), Some(&serde_json::json!({"kind": "done"})));
+        let events = events.lock().unwrap();
+        assert_eq!(events.last(), Some(&serde_json::json!({"kind": "done"})));
+        // Progress from the engine's loader, not only the start and the end.
+        let fractions: Vec<f64> = events.iter().filter_map(|e| e["fraction"].as_f64()).collect();
+        assert!(fractions.iter().filter(|f| **f > 0.0 && **f < 1.0).count() >= 10, "{fractions:?}");
+        assert!(fractions.windows(2).all(|w| w[0] <= w[1]), "{fractions:?}");
+        drop(events);
         assert!(next.session().is_ok());
 
         // A remembered model whose file is gone is forgotten, and nothing loads.
