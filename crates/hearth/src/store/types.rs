@@ -39,6 +39,7 @@ pub struct Conversation {
     pub archived: bool,
     pub branched_from_conversation_id: Option<ConversationId>,
     pub branched_from_message_id: Option<MessageId>,
+    /// Every stored message, on all branches of the message tree (not only the active path).
     pub message_count: i64,
 }
 
