@@ -1,6 +1,7 @@
 // End-to-end: the real app binary under Xvfb, driven through tauri-driver and WebKitWebDriver,
 // with the real 270M model. First run → import by path → load → a streamed reply → a reply
-// stopped mid-stream → quit → relaunch → the conversation and its messages are still there.
+// stopped mid-stream → quit → relaunch → the conversation and its messages are still there, the
+// model loads again by itself, and regenerating a reply keeps both versions.
 // Screenshots (light/dark, en/ko) go to docs/screenshots/app-*.png.
 //
 // Needs: HEARTH_APP (the app binary, built with the custom protocol), tauri-driver on PATH (or
@@ -155,6 +156,30 @@ test('first run, import, stream, stop, quit and relaunch keep the conversation',
     assert.equal((await s.invoke('get_settings')).theme, 'dark', 'settings persist');
     await s.clickOn(`.conv-item[data-id="${convId}"] button, .conv-item[data-id="${convId}"]`);
     await s.waitFor('.messages .msg-assistant');
+
+    // The last-used model loads again by itself, in the background, without a click.
+    const loadedBy = Date.now() + 120000;
+    let st;
+    while ((st = await s.invoke('current_model')).state !== 'ready') {
+      assert.notEqual(st.state, 'none', 'the last-used model is not being reloaded');
+      assert.ok(Date.now() < loadedBy, `the last-used model did not load: ${JSON.stringify(st)}`);
+      await sleep(200);
+    }
+
+    // Regenerate the stopped reply: a second version beside it; the first is kept and selectable.
+    const oldReply = list.messages[3].id;
+    await s.clickOn('[data-action="regenerate"]');
+    await s.waitFor('.streaming .msg-body', { timeout: REPLY_TIMEOUT, text: (t) => t.trim().length > 0 });
+    await s.clickOn('#stop-btn');
+    await s.waitFor('#send-btn', { timeout: 60000 });
+    await s.waitFor('.branch-nav');
+    const regen = await s.invoke('list_messages', { conversationId: convId });
+    assert.equal(regen.messages.length, 4, 'the new version replaces the old one in the active path');
+    const newReply = regen.messages[3];
+    assert.notEqual(newReply.id, oldReply);
+    assert.deepEqual(newReply.branch, { index: 1, count: 2, siblingIds: [oldReply, newReply.id] });
+    const back = await s.invoke('select_branch', { messageId: oldReply });
+    assert.equal(back.messages[3].id, oldReply, 'the first version can be shown again');
     await look(s, 'light', 'ko');
     await s.clickOn(`.conv-item[data-id="${convId}"] button, .conv-item[data-id="${convId}"]`);
     await s.waitFor('.messages .msg-assistant');

@@ -43,8 +43,13 @@ export class Session {
       const els = await this.find(css);
       if (els.length > 0) {
         if (!text) return els[0];
-        last = await this.text(els[els.length - 1]);
-        if (text(last)) return els[els.length - 1];
+        try {
+          last = await this.text(els[els.length - 1]);
+          if (text(last)) return els[els.length - 1];
+        } catch (e) {
+          // A streamed reply re-renders between the find and the read: look again.
+          if (!/stale element|no such element/.test(String(e))) throw e;
+        }
       }
       await sleep(200);
     }
