@@ -232,6 +232,8 @@ pub struct ModelState {
     pub model_id: Option<String>,
     pub name: Option<String>,
     pub context_size: Option<usize>,
+    /// While `loading`: the fraction read so far (0..=1).
+    pub load_fraction: Option<f64>,
     pub error: Option<ErrorPayload>,
 }
 

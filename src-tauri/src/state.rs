@@ -19,16 +19,22 @@ use crate::error::{AppError, AppResult};
 /// The loaded model. Only one exists at a time: loading another drops this one first.
 pub enum ModelSlot {
     None,
-    Loading { id: String, name: String },
+    /// `fraction`: how much of the model is read (0..=1), for a window that did not start the
+    /// load and so has no progress channel (the start-up reload).
+    Loading { id: String, name: String, fraction: f64 },
     Ready { id: String, name: String, session: Arc<Mutex<Session>> },
     Failed { id: String, name: String, error: AppError },
 }
 
 impl ModelSlot {
     pub fn state(&self) -> ModelState {
+        let mut load_fraction = None;
         let (state, id, name, ctx, error) = match self {
             ModelSlot::None => ("none", None, None, None, None),
-            ModelSlot::Loading { id, name } => ("loading", Some(id), Some(name), None, None),
+            ModelSlot::Loading { id, name, fraction } => {
+                load_fraction = Some(*fraction);
+                ("loading", Some(id), Some(name), None, None)
+            }
             ModelSlot::Ready { id, name, session } => {
                 let ctx = session.try_lock().map(|s| s.context()).ok();
                 ("ready", Some(id), Some(name), ctx, None)
@@ -40,6 +46,7 @@ impl ModelSlot {
             model_id: id.cloned(),
             name: name.cloned(),
             context_size: ctx,
+            load_fraction,
             error: error.map(|e| ErrorPayload { code: e.code, message: e.message.clone() }),
         }
     }
@@ -60,7 +67,8 @@ pub struct AppState {
     pub chat: ChatService,
     /// The runtime the store runs on, for the generation thread's store calls.
     pub rt: tokio::runtime::Handle,
-    pub model: Mutex<ModelSlot>,
+    /// Shared with the loading thread, which writes its progress into `Loading`.
+    pub model: Arc<Mutex<ModelSlot>>,
     pub generation: Mutex<Option<Running>>,
     /// Model downloads running in the background (several models at once, one each).
     pub downloads: DownloadManager,
@@ -79,7 +87,7 @@ impl AppState {
             rt,
             store,
             data_dir,
-            model: Mutex::new(ModelSlot::None),
+            model: Arc::new(Mutex::new(ModelSlot::None)),
             generation: Mutex::new(None),
         }
     }

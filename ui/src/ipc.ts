@@ -205,6 +205,8 @@ export interface ModelState {
   name: string | null;
   /** Context size the loaded model runs with. */
   contextSize: number | null;
+  /** While loading: the fraction read so far (0..1). */
+  loadFraction?: number | null;
   error?: IpcErrorPayload | null;
 }
 

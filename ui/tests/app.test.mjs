@@ -231,6 +231,9 @@ test('a model the shell reloads at start-up shows as loading, then ready', async
     await page.waitForSelector('.picker.state-loading');
     assert.match(await page.locator('#model-state').textContent(), /^Loading Gemma 3 270M/);
     assert.equal(await page.locator('#model-picker').isDisabled(), true);
+    // The load's progress comes from current_model: this window has no channel for it.
+    await mock(page, 'startupLoadProgress', 0.42);
+    await page.waitForFunction(() => /42%/.test(document.querySelector('#model-state').textContent));
     await mock(page, 'finishStartupLoad');
     await page.waitForSelector('.picker.state-ready');
     assert.equal(await page.locator('#model-state').textContent(), 'Gemma 3 270M');

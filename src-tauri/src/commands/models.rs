@@ -218,7 +218,7 @@ pub fn begin_load(state: &AppState, model: &registry::InstalledModel) -> AppResu
         return Err(AppError::busy());
     }
     // Drop the old model before reading the new one: one model in memory at a time.
-    *slot = ModelSlot::Loading { id: model.id.clone(), name: model.display_name.clone() };
+    *slot = ModelSlot::Loading { id: model.id.clone(), name: model.display_name.clone(), fraction: 0.0 };
     Ok(())
 }
 
@@ -247,6 +247,7 @@ pub async fn finish_load(
             let path = model.path.clone();
             let ctx = settings.context_size as usize;
             let report = on_progress.clone();
+            let slot = state.model.clone();
             // Reading weights takes seconds: a blocking thread keeps the window responsive.
             tokio::task::spawn_blocking(move || -> AppResult<Session> {
                 // The engine reports per tensor (hundreds of times); the bar needs a step per percent.
@@ -254,6 +255,10 @@ pub async fn finish_load(
                 let engine = Engine::load_with_progress(&path, &opts, &mut |f| {
                     if f - last >= 0.01 && f < 1.0 {
                         last = f;
+                        // Also for `current_model`: the start-up reload has no channel.
+                        if let ModelSlot::Loading { fraction, .. } = &mut *lock(&slot) {
+                            *fraction = f64::from(f);
+                        }
                         report(LoadEvent::Progress { fraction: f64::from(f) });
                     }
                 })?;
@@ -404,8 +409,16 @@ mod tests {
         let st = lock(&next.model).state();
         assert_eq!((st.state, st.model_id.as_deref()), ("loading", Some("m270")));
         let events = std::sync::Arc::new(Mutex::new(Vec::new()));
-        let sink = events.clone();
-        let ready = finish_load(&next, m, move |e| sink.lock().unwrap().push(serde_json::to_value(e).unwrap())).await.unwrap();
+        let (sink, slot) = (events.clone(), next.model.clone());
+        let polled = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let polled_sink = polled.clone();
+        let ready = finish_load(&next, m, move |e| {
+            // What a window polling current_model would see at this moment.
+            polled_sink.lock().unwrap().push(lock(&slot).state().load_fraction);
+            sink.lock().unwrap().push(serde_json::to_value(e).unwrap())
+        })
+        .await
+        .unwrap();
         assert_eq!((ready.state, ready.model_id.as_deref(), ready.context_size), ("ready", Some("m270"), Some(512)));
         assert_eq!(lock(&next.model).state().state, "ready");
         let events = events.lock().unwrap();
@@ -415,6 +428,10 @@ mod tests {
         assert!(fractions.iter().filter(|f| **f > 0.0 && **f < 1.0).count() >= 10, "{fractions:?}");
         assert!(fractions.windows(2).all(|w| w[0] <= w[1]), "{fractions:?}");
         drop(events);
+        // current_model carries the same progress, for the start-up reload that has no channel.
+        let polled: Vec<f64> = polled.lock().unwrap().iter().flatten().copied().collect();
+        assert!(polled.iter().filter(|f| **f > 0.0 && **f < 1.0).count() >= 10, "{polled:?}");
+        assert_eq!(lock(&next.model).state().load_fraction, None, "no fraction once ready");
         assert!(next.session().is_ok());
 
         // A remembered model whose file is gone is forgotten, and nothing loads.

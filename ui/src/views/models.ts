@@ -50,7 +50,10 @@ export async function followModelLoading(intervalMs = 400): Promise<void> {
       }
       if (loadingHere) return;
       state.model = m;
-      if (m.state !== 'loading') {
+      if (m.state === 'loading') {
+        state.loadFraction = Math.max(0, Math.min(1, m.loadFraction ?? 0));
+        render('header');
+      } else {
         if (m.state === 'error' && m.error) showToast(t('error.title', { code: m.error.code }), m.error.message, { kind: 'error' });
         render('header', 'main', 'composer');
       }

@@ -336,6 +336,11 @@ const control = {
   holdLoads(on: boolean): void {
     holdLoads = on;
   },
+  /** Moves the shell's own (start-up) load along: current_model reports this fraction. */
+  startupLoadProgress(fraction: number): void {
+    if (model.state !== 'loading') throw new Error('no load in progress');
+    model = { ...model, loadFraction: fraction };
+  },
   /** Ends the shell's own (start-up) load: current_model then reports the model ready. */
   finishStartupLoad(): void {
     if (model.state !== 'loading' || !model.modelId) throw new Error('no load in progress');
