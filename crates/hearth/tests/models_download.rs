@@ -17,18 +17,6 @@ use support::gguf_gen;
 const REPO: &str = "ggml-org/gemma-3-test-GGUF";
 const FILE: &str = "gemma-3-test-Q4_0.gguf";
 
-fn config(hub: &FakeHub, cache: &Path) -> HubConfig {
-    HubConfig {
-        endpoint: hub.url.clone(),
-        cache_dir: cache.to_path_buf(),
-        token: None,
-        connect_timeout: Duration::from_secs(5),
-        read_timeout: Duration::from_secs(5),
-        retries: 0,
-        retry_backoff: Duration::from_millis(10),
-        reserve_bytes: 0,
-    }
-}
 
 /// A 4 MiB Gemma 3 GGUF.
 fn model_bytes() -> Vec<u8> {
@@ -48,7 +36,7 @@ async fn full_download_lands_in_the_hugging_face_cache_layout() {
     let sha = sha_hex(&bytes);
     server.add(REPO, FILE, FileSpec::new(bytes.clone()));
     let cache = tempfile::tempdir().unwrap();
-    let hub = Hub::new(config(&server, cache.path())).unwrap();
+    let hub = Hub::new(server.hub_config(cache.path())).unwrap();
     let (events, mut on_event) = collect();
 
     let d = hub.download(&FileRequest::new(REPO, FILE), &mut on_event, &CancelToken::new()).await.unwrap();
@@ -91,7 +79,7 @@ async fn cancel_then_resume_fetches_only_the_missing_bytes() {
     let spec = FileSpec { chunk_delay: Some(Duration::from_millis(20)), ..FileSpec::new(bytes.clone()) };
     server.add(REPO, FILE, spec);
     let cache = tempfile::tempdir().unwrap();
-    let hub = Hub::new(config(&server, cache.path())).unwrap();
+    let hub = Hub::new(server.hub_config(cache.path())).unwrap();
 
     let cancel = CancelToken::new();
     let c2 = cancel.clone();
@@ -136,7 +124,7 @@ async fn partial_file_left_by_a_crash_is_resumed() {
     let have = 1_000_000usize;
     std::fs::write(blobs.join(format!("{sha}.incomplete")), &bytes[..have]).unwrap();
 
-    let hub = Hub::new(config(&server, cache.path())).unwrap();
+    let hub = Hub::new(server.hub_config(cache.path())).unwrap();
     let d = hub.download(&FileRequest::new(REPO, FILE), &mut |_| {}, &CancelToken::new()).await.unwrap();
     assert_eq!(sha256_file(&d.path).await.unwrap(), sha);
     let gets = server.content_gets();
@@ -153,7 +141,7 @@ async fn dropped_connection_is_resumed_automatically() {
     let spec = FileSpec { drop_after: Some(1_500_000), drops: 1, ..FileSpec::new(bytes.clone()) };
     server.add(REPO, FILE, spec);
     let cache = tempfile::tempdir().unwrap();
-    let hub = Hub::new(HubConfig { retries: 2, ..config(&server, cache.path()) }).unwrap();
+    let hub = Hub::new(HubConfig { retries: 2, ..server.hub_config(cache.path()) }).unwrap();
     let (events, mut on_event) = collect();
 
     let d = hub.download(&FileRequest::new(REPO, FILE), &mut on_event, &CancelToken::new()).await.unwrap();
@@ -175,7 +163,7 @@ async fn a_server_that_ignores_range_restarts_cleanly_instead_of_appending() {
     let blobs = cache.path().join("models--ggml-org--gemma-3-test-GGUF/blobs");
     std::fs::create_dir_all(&blobs).unwrap();
     std::fs::write(blobs.join(format!("{}.incomplete", sha_hex(&bytes))), &bytes[..700_000]).unwrap();
-    let hub = Hub::new(config(&server, cache.path())).unwrap();
+    let hub = Hub::new(server.hub_config(cache.path())).unwrap();
     let d = hub.download(&FileRequest::new(REPO, FILE), &mut |_| {}, &CancelToken::new()).await.unwrap();
     assert_eq!(std::fs::read(&d.path).unwrap(), bytes);
     assert_eq!(server.content_gets()[0].status, 200);
@@ -187,14 +175,14 @@ async fn server_errors_are_retried_then_reported() {
     let bytes = model_bytes();
     server.add(REPO, FILE, FileSpec { unavailable: 1, ..FileSpec::new(bytes.clone()) });
     let cache = tempfile::tempdir().unwrap();
-    let hub = Hub::new(HubConfig { retries: 1, ..config(&server, cache.path()) }).unwrap();
+    let hub = Hub::new(HubConfig { retries: 1, ..server.hub_config(cache.path()) }).unwrap();
     let d = hub.download(&FileRequest::new(REPO, FILE), &mut |_| {}, &CancelToken::new()).await.unwrap();
     assert_eq!(std::fs::read(&d.path).unwrap(), bytes);
 
     let server = FakeHub::start();
     server.add(REPO, FILE, FileSpec { unavailable: 5, ..FileSpec::new(bytes) });
     let cache = tempfile::tempdir().unwrap();
-    let hub = Hub::new(HubConfig { retries: 1, ..config(&server, cache.path()) }).unwrap();
+    let hub = Hub::new(HubConfig { retries: 1, ..server.hub_config(cache.path()) }).unwrap();
     let err = hub.download(&FileRequest::new(REPO, FILE), &mut |_| {}, &CancelToken::new()).await.unwrap_err();
     assert!(matches!(err, ModelsError::Http { status: 503, .. }), "{err:?}");
     assert_eq!(server.wait_content_gets(2).len(), 2, "one try and one retry");
@@ -207,7 +195,7 @@ async fn dropped_connection_without_retries_reports_and_keeps_the_partial() {
     let spec = FileSpec { drop_after: Some(1_000_000), drops: 1, ..FileSpec::new(bytes.clone()) };
     server.add(REPO, FILE, spec);
     let cache = tempfile::tempdir().unwrap();
-    let hub = Hub::new(config(&server, cache.path())).unwrap();
+    let hub = Hub::new(server.hub_config(cache.path())).unwrap();
 
     let err = hub.download(&FileRequest::new(REPO, FILE), &mut |_| {}, &CancelToken::new()).await.unwrap_err();
     assert!(matches!(err, ModelsError::Interrupted { downloaded: 1_000_000, .. }), "{err:?}");
@@ -223,7 +211,7 @@ async fn stalled_connection_times_out_with_a_clear_error() {
     let spec = FileSpec { stall_after: Some(65_536), ..FileSpec::new(model_bytes()) };
     server.add(REPO, FILE, spec);
     let cache = tempfile::tempdir().unwrap();
-    let hub = Hub::new(HubConfig { read_timeout: Duration::from_millis(500), ..config(&server, cache.path()) }).unwrap();
+    let hub = Hub::new(HubConfig { read_timeout: Duration::from_millis(500), ..server.hub_config(cache.path()) }).unwrap();
     let err = hub.download(&FileRequest::new(REPO, FILE), &mut |_| {}, &CancelToken::new()).await.unwrap_err();
     assert!(matches!(err, ModelsError::Timeout { .. }), "{err:?}");
     assert!(err.to_string().contains("timed out"), "{err}");
@@ -252,7 +240,7 @@ async fn install_registers_a_verified_download() {
     let bytes = model_bytes();
     let (_data, store, cat) = store_and_catalog_entry(&server, bytes.clone(), None).await;
     let cache = tempfile::tempdir().unwrap();
-    let hub = Hub::new(config(&server, cache.path())).unwrap();
+    let hub = Hub::new(server.hub_config(cache.path())).unwrap();
     let mut quiet = |_: &DownloadEvent| {};
     let cancel = CancelToken::new();
     let fut = models::install(&store, &hub, &cat.models[0], None, true, &mut quiet, &cancel);
@@ -274,7 +262,7 @@ async fn corrupted_bytes_are_rejected_and_nothing_is_registered() {
     bad[3_000_000] ^= 0xff;
     let (_data, store, cat) = store_and_catalog_entry(&server, bytes.clone(), Some(bad)).await;
     let cache = tempfile::tempdir().unwrap();
-    let hub = Hub::new(config(&server, cache.path())).unwrap();
+    let hub = Hub::new(server.hub_config(cache.path())).unwrap();
 
     let err = models::install(&store, &hub, &cat.models[0], None, true, &mut |_| {}, &CancelToken::new()).await.unwrap_err();
     match &err {
@@ -293,7 +281,7 @@ async fn pinned_sha_that_differs_from_the_hub_is_refused_before_downloading() {
     let server = FakeHub::start();
     server.add(REPO, FILE, FileSpec::new(model_bytes()));
     let cache = tempfile::tempdir().unwrap();
-    let hub = Hub::new(config(&server, cache.path())).unwrap();
+    let hub = Hub::new(server.hub_config(cache.path())).unwrap();
     let req = FileRequest { expected_sha256: Some("ab".repeat(32)), ..FileRequest::new(REPO, FILE) };
     let err = hub.download(&req, &mut |_| {}, &CancelToken::new()).await.unwrap_err();
     assert!(matches!(err, ModelsError::ShaMismatch { .. }), "{err:?}");
@@ -307,18 +295,18 @@ async fn gated_repo_explains_the_token_and_works_with_one() {
     server.add(REPO, FILE, FileSpec { token: Some("hf_secret".into()), ..FileSpec::new(bytes.clone()) });
     let cache = tempfile::tempdir().unwrap();
 
-    let hub = Hub::new(config(&server, cache.path())).unwrap();
+    let hub = Hub::new(server.hub_config(cache.path())).unwrap();
     let err = hub.download(&FileRequest::new(REPO, FILE), &mut |_| {}, &CancelToken::new()).await.unwrap_err();
     assert!(matches!(err, ModelsError::Unauthorized { status: 401, has_token: false, .. }), "{err:?}");
     let msg = err.to_string();
     assert!(msg.contains("gated") && msg.contains("HF_TOKEN") && msg.contains(REPO), "{msg}");
 
-    let wrong = Hub::new(HubConfig { token: HfToken::new("hf_wrong"), ..config(&server, cache.path()) }).unwrap();
+    let wrong = Hub::new(HubConfig { token: HfToken::new("hf_wrong"), ..server.hub_config(cache.path()) }).unwrap();
     let err = wrong.download(&FileRequest::new(REPO, FILE), &mut |_| {}, &CancelToken::new()).await.unwrap_err();
     assert!(matches!(err, ModelsError::Unauthorized { has_token: true, .. }), "{err:?}");
     assert!(err.to_string().contains("accept the model's licence"), "{err}");
 
-    let right = Hub::new(HubConfig { token: HfToken::new("hf_secret"), ..config(&server, cache.path()) }).unwrap();
+    let right = Hub::new(HubConfig { token: HfToken::new("hf_secret"), ..server.hub_config(cache.path()) }).unwrap();
     let d = right.download(&FileRequest::new(REPO, FILE), &mut |_| {}, &CancelToken::new()).await.unwrap();
     assert_eq!(std::fs::read(d.path).unwrap(), bytes);
     // The token never shows in Debug output.
@@ -330,7 +318,7 @@ async fn missing_file_or_repo_is_a_clear_not_found() {
     let server = FakeHub::start();
     server.add(REPO, FILE, FileSpec::new(gguf_gen::gemma3(0)));
     let cache = tempfile::tempdir().unwrap();
-    let hub = Hub::new(config(&server, cache.path())).unwrap();
+    let hub = Hub::new(server.hub_config(cache.path())).unwrap();
     let err = hub.download(&FileRequest::new(REPO, "nope.gguf"), &mut |_| {}, &CancelToken::new()).await.unwrap_err();
     assert!(matches!(&err, ModelsError::NotFound { repo, file } if repo == REPO && file == "nope.gguf"), "{err:?}");
     assert!(err.to_string().contains("404"), "{err}");
@@ -350,7 +338,7 @@ async fn too_little_disk_space_is_refused_before_any_byte_is_fetched() {
     // Leave exactly half the file's size of headroom: the real free-space number then falls short.
     let free = free_disk_bytes(cache.path()).unwrap();
     let reserve = free - bytes.len() as u64 / 2;
-    let hub = Hub::new(HubConfig { reserve_bytes: reserve, ..config(&server, cache.path()) }).unwrap();
+    let hub = Hub::new(HubConfig { reserve_bytes: reserve, ..server.hub_config(cache.path()) }).unwrap();
     let err = hub.download(&FileRequest::new(REPO, FILE), &mut |_| {}, &CancelToken::new()).await.unwrap_err();
     assert!(matches!(&err, ModelsError::DiskFull { needed, .. } if *needed == bytes.len() as u64), "{err:?}");
     assert!(err.to_string().contains("not enough free disk space"), "{err}");
@@ -365,7 +353,7 @@ async fn two_downloads_at_once() {
     server.add(REPO, FILE, FileSpec { chunk_delay: Some(Duration::from_millis(2)), ..FileSpec::new(a.clone()) });
     server.add("ggml-org/other-GGUF", "mmproj-model-f16.gguf", FileSpec::new(b.clone()));
     let cache = tempfile::tempdir().unwrap();
-    let hub = Hub::new(config(&server, cache.path())).unwrap();
+    let hub = Hub::new(server.hub_config(cache.path())).unwrap();
     let h1 = hub.clone();
     let h2 = hub.clone();
     let t1 = tokio::spawn(async move { h1.download(&FileRequest::new(REPO, FILE), &mut |_| {}, &CancelToken::new()).await });
@@ -383,7 +371,7 @@ async fn the_same_file_twice_at_once_is_refused_not_corrupted() {
     let bytes = model_bytes();
     server.add(REPO, FILE, FileSpec { chunk_delay: Some(Duration::from_millis(10)), ..FileSpec::new(bytes.clone()) });
     let cache = tempfile::tempdir().unwrap();
-    let hub = Hub::new(config(&server, cache.path())).unwrap();
+    let hub = Hub::new(server.hub_config(cache.path())).unwrap();
     let h1 = hub.clone();
     let first = tokio::spawn(async move { h1.download(&FileRequest::new(REPO, FILE), &mut |_| {}, &CancelToken::new()).await });
     // Wait until the first download holds the lock and is writing its partial file.
@@ -426,7 +414,7 @@ async fn catalog_refresh_makes_sizes_exact_and_marks_missing_files() {
     server.add(&q8.repo, &q8.file, FileSpec::new(gguf_gen::gemma3(10)));
     server.add(&google.repo, &google.file, FileSpec { token: Some("t".into()), ..FileSpec::new(bytes.clone()) });
     let cache = tempfile::tempdir().unwrap();
-    let hub = Hub::new(config(&server, cache.path())).unwrap();
+    let hub = Hub::new(server.hub_config(cache.path())).unwrap();
 
     let (fresh, notes) = models::refresh_catalog(&hub, &cat).await;
     let note = |m: &str, v: &str| notes.iter().find(|n| n.model == m && n.variant == v).unwrap().outcome.clone();

@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use hearth::models::catalog::Catalog;
@@ -50,22 +49,10 @@ async fn setup() -> Setup {
     Setup { server, data, cache, store, catalog }
 }
 
-fn config(server: &FakeHub, cache: &Path) -> HubConfig {
-    HubConfig {
-        endpoint: server.url.clone(),
-        cache_dir: cache.to_path_buf(),
-        token: None,
-        connect_timeout: Duration::from_secs(5),
-        read_timeout: Duration::from_secs(5),
-        retries: 0,
-        retry_backoff: Duration::from_millis(10),
-        reserve_bytes: 0,
-    }
-}
 
 impl Setup {
     fn manager(&self) -> DownloadManager {
-        self.manager_with(config(&self.server, self.cache.path()))
+        self.manager_with(self.server.hub_config(self.cache.path()))
     }
     fn manager_with(&self, cfg: HubConfig) -> DownloadManager {
         DownloadManager::with_config(self.store.clone(), self.data.path(), self.catalog.clone(), cfg)
@@ -324,7 +311,7 @@ async fn corrupted_bytes_and_a_full_disk_are_reported_as_such() {
     assert!(!s.partial(&bytes).exists(), "corrupt bytes are not kept for a resume");
 
     s.server.add(REPO, FILE_270M, FileSpec::new(model_bytes()));
-    let greedy = s.manager_with(HubConfig { reserve_bytes: u64::MAX / 2, ..config(&s.server, s.cache.path()) });
+    let greedy = s.manager_with(HubConfig { reserve_bytes: u64::MAX / 2, ..s.server.hub_config(s.cache.path()) });
     let err = failure(&s, &greedy, ID_270M).await;
     assert!(matches!(err, DownloadError::DiskFull { .. }), "{err:?}");
     assert!(err.to_string().contains("not enough free disk space"), "{err}");

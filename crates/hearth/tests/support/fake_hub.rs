@@ -70,6 +70,21 @@ pub struct FakeHub {
 }
 
 impl FakeHub {
+    /// A hub client configuration pointed at this server: short timeouts and no retries, so a
+    /// test that expects a failure gets it at once (tests override fields as they need).
+    pub fn hub_config(&self, cache: &std::path::Path) -> hearth::models::HubConfig {
+        hearth::models::HubConfig {
+            endpoint: self.url.clone(),
+            cache_dir: cache.to_path_buf(),
+            token: None,
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(5),
+            retries: 0,
+            retry_backoff: Duration::from_millis(10),
+            reserve_bytes: 0,
+        }
+    }
+
     pub fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let url = format!("http://{}", listener.local_addr().expect("local addr"));
