@@ -31,8 +31,8 @@ if (!opt.app || !opt.selector) {
 }
 const BASE = `http://127.0.0.1:${opt.port}`;
 const dataDir = mkdtempSync(join(tmpdir(), 'hearth-startup-'));
-const driver = spawn(process.env.TAURI_DRIVER || 'tauri-driver', // WebKitWebDriver gets the next port (tauri-driver's default, 4445, may be an e2e run's).
-  ['--port', opt.port, '--native-port', String(Number(opt.port) + 1)], {
+// WebKitWebDriver gets the next port (tauri-driver's default, 4445, may be an e2e run's).
+const driver = spawn(process.env.TAURI_DRIVER || 'tauri-driver', ['--port', opt.port, '--native-port', String(Number(opt.port) + 1)], {
   env: { ...process.env, HEARTH_DATA_DIR: dataDir },
   stdio: ['ignore', 'ignore', 'inherit'],
 });
