@@ -148,6 +148,30 @@ test('regenerate creates a sibling reply that can be switched back', async () =>
   });
 });
 
+test('a search hit in an older version opens that version, scrolled to the hit', async () => {
+  await withApp(chatSeed(), async (page) => {
+    await openConv(page, 'Rust lifetimes');
+    await page.getByRole('button', { name: 'Regenerate' }).click();
+    await page.waitForFunction(() => window.__hearthMock.streaming());
+    await mock(page, 'token', 'Lifetimes are regions of code.');
+    await mock(page, 'done');
+    await page.waitForSelector('.msg-assistant .branch-pos >> text=2 / 2');
+    // The first reply is now hidden behind the new version; search still finds it.
+    await page.locator('#search').fill('names how long');
+    await page.locator('.hit button').first().click();
+    await page.waitForSelector('.msg-assistant .branch-pos >> text=1 / 2');
+    assert.deepEqual(await assistantTexts(page), ['A lifetime names how long a borrow is valid.']);
+    assert.equal((await mock(page, 'callsOf', 'select_branch')).length, 1);
+    assert.equal(await page.locator('.msg.search-target').count(), 1);
+    // A hit already on the active path opens without switching versions.
+    await page.locator('#search').fill('');
+    await page.locator('#search').fill('names how long');
+    await page.locator('.hit button').first().click();
+    await page.waitForSelector('.msg.search-target');
+    assert.equal((await mock(page, 'callsOf', 'select_branch')).length, 1);
+  });
+});
+
 test('editing a message branches the conversation and keeps the old branch', async () => {
   await withApp(chatSeed(), async (page) => {
     await openConv(page, 'Trip to Jeju');

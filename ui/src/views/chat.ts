@@ -473,7 +473,12 @@ export function renderComposer(): void {
 
 // ---------- navigation ----------
 
-export async function openConversation(id: string): Promise<void> {
+/**
+ * Shows conversation `id`. With `messageId` (a search hit), the branch holding that message is
+ * made active first (search also finds older versions of edited or regenerated messages) and the
+ * message is scrolled into view.
+ */
+export async function openConversation(id: string, messageId: string | null = null): Promise<void> {
   state.activeId = id;
   state.view = 'chat';
   state.editingId = null;
@@ -481,6 +486,21 @@ export async function openConversation(id: string): Promise<void> {
   state.contextTokens = 0;
   render('main', 'sidebar');
   await reloadMessages();
+  if (messageId && !state.messages.some((m) => m.id === messageId) && state.streaming?.conversationId !== id) {
+    try {
+      const list = await ipc.selectBranch(messageId);
+      state.messages = list.messages;
+      state.contextTokens = list.contextTokens;
+      render('messages', 'header');
+    } catch (e) {
+      showError(e);
+    }
+  }
+  if (messageId) {
+    const el = document.querySelector(`.messages [data-id="${CSS.escape(messageId)}"]`);
+    el?.scrollIntoView({ block: 'center' });
+    el?.classList.add('search-target');
+  }
   render('sidebar');
 }
 

@@ -279,7 +279,7 @@ function renderHits(): HTMLElement {
         { class: 'conv-item hit' },
         h(
           'button',
-          { type: 'button', class: 'conv-open', onclick: () => void openConversation(hit.conversationId) },
+          { type: 'button', class: 'conv-open', onclick: () => void openConversation(hit.conversationId, hit.messageId) },
           h('span', { class: 'conv-title' }, hit.title.trim() || t('conv.untitled')),
           h('span', { class: 'snippet' }, snippetNodes(hit.snippet)),
         ),
