@@ -5,6 +5,7 @@ use candle_core::quantized::gguf_file::Value;
 use serde::Serialize;
 
 use crate::gguf::MetadataExt;
+use crate::kv_cache::KvDType;
 use crate::{EngineError, Result};
 
 /// The sizes Gemma 3 ships in, told apart by layer count (the GGUFs carry no size field we can
@@ -176,15 +177,16 @@ impl Config {
         self.layers - self.n_global()
     }
 
-    /// Bytes of K and V for one position of one layer in an f32 cache.
-    pub fn kv_bytes_per_token_layer(&self) -> usize {
-        2 * self.kv_heads * self.head_dim * std::mem::size_of::<f32>()
+    /// Bytes of K and V for one position of one layer in a cache of element type `dtype`.
+    pub fn kv_bytes_per_token_layer(&self, dtype: KvDType) -> usize {
+        2 * self.kv_heads * self.head_dim * dtype.size_in_bytes()
     }
 
     /// The KV-cache size the sliding-window design allows for a context of `ctx` positions:
-    /// global layers hold all of it, local layers at most `sliding_window`.
-    pub fn kv_bytes(&self, ctx: usize) -> usize {
-        self.kv_bytes_per_token_layer()
+    /// global layers hold all of it, local layers at most `sliding_window`. Exactly what
+    /// `KvCache::new` allocates for the same `ctx` and `dtype`.
+    pub fn kv_bytes(&self, ctx: usize, dtype: KvDType) -> usize {
+        self.kv_bytes_per_token_layer(dtype)
             * (self.n_global() * ctx + self.n_local() * ctx.min(self.sliding_window))
     }
 }

@@ -13,6 +13,7 @@ pub mod device;
 pub mod error;
 pub mod gguf;
 pub mod kv_cache;
+mod kv_kernels;
 pub mod linear;
 pub mod model;
 pub mod sampler;

@@ -11,7 +11,8 @@ use candle_nn::rotary_emb::rope_thd;
 
 use crate::config::Config;
 use crate::gguf::GgufFile;
-use crate::kv_cache::{KvCache, LayerKv};
+use crate::kv_cache::{self, KvCache, KvDType, LayerKv};
+use crate::kv_kernels;
 use crate::linear::{Embedding, Linear};
 use crate::{EngineError, Result};
 
@@ -176,8 +177,13 @@ impl Model {
         self.weight_bytes
     }
 
+    /// A cache of `capacity` positions with the default element type (f16).
     pub fn new_cache(&self, capacity: usize) -> Result<KvCache> {
-        KvCache::new(&self.cfg, capacity, &self.device)
+        self.new_cache_with(capacity, KvDType::default())
+    }
+
+    pub fn new_cache_with(&self, capacity: usize, dtype: KvDType) -> Result<KvCache> {
+        KvCache::new(&self.cfg, capacity, dtype, &self.device)
     }
 
     /// Runs `ids` at positions `cache.len()..`, appends their keys and values to `cache`, and
@@ -196,11 +202,11 @@ impl Model {
         let mut x = (self.embed.lookup(ids)? * (self.cfg.hidden as f64).sqrt())?;
         let (cos_l, sin_l) = self.rope_tables(&self.inv_freq_local, pos, n)?;
         let (cos_g, sin_g) = self.rope_tables(&self.inv_freq_global, pos, n)?;
-        let window = cache.window;
+        let (window, dtype) = (cache.window, cache.dtype);
         for (layer, kv) in self.layers.iter().zip(cache.layers.iter_mut()) {
             let (cos, sin) = if layer.global { (&cos_g, &sin_g) } else { (&cos_l, &sin_l) };
             let h = rms_norm(&x, &layer.attn_norm, eps as f32)?;
-            let h = self.attention(layer, kv, &h, pos, window, cos, sin)?;
+            let h = self.attention(layer, kv, dtype, &h, pos, window, cos, sin)?;
             x = (x + rms_norm(&h, &layer.post_attn_norm, eps as f32)?)?;
             let h = rms_norm(&x, &layer.ffn_norm, eps as f32)?;
             let h = layer.down.forward(&(layer.gate.forward(&h)?.gelu()? * layer.up.forward(&h)?)?)?;
@@ -244,6 +250,7 @@ impl Model {
         &self,
         layer: &Layer,
         kv: &mut LayerKv,
+        dtype: KvDType,
         x: &Tensor,
         pos: usize,
         window: usize,
@@ -265,14 +272,23 @@ impl Model {
         let q = q.transpose(0, 1)?.contiguous()?.reshape((kvh, groups * n, hd))?;
         let k = k.transpose(0, 1)?.contiguous()?;
         let v = v.transpose(0, 1)?.contiguous()?;
+        // In the cache's element type; attention then reads every key and value as stored (an
+        // f16 cache's own rounding included, for the chunk's keys too), so full, chunked and
+        // one-token runs see the same numbers.
+        let (k, v) = (kv_cache::to_cache_dtype(&k, dtype)?, kv_cache::to_cache_dtype(&v, dtype)?);
+        // One query on an f16 CPU cache: attend straight from the f16 rows.
+        let fused = n == 1 && dtype == KvDType::F16 && self.device.is_cpu();
 
         let (keys, values, mask) = match kv {
             LayerKv::Global { k: kc, v: vc } => {
                 kc.slice_set(&k, 1, pos)?;
                 vc.slice_set(&v, 1, pos)?;
                 let len = pos + n;
+                if fused {
+                    return self.attend_one_f16(layer, &q, kc, vc, len);
+                }
                 let mask = (n > 1).then(|| causal_mask(n, pos, len, None));
-                (kc.narrow(1, 0, len)?, vc.narrow(1, 0, len)?, mask)
+                (kv_cache::read_f32(kc, len)?, kv_cache::read_f32(vc, len)?, mask)
             }
             LayerKv::Local { k: kc, v: vc } if n == 1 => {
                 // Position pos overwrites pos - window, which this query no longer sees: write
@@ -280,18 +296,22 @@ impl Model {
                 ring_write(kc, &k, pos, window)?;
                 ring_write(vc, &v, pos, window)?;
                 let filled = (pos + 1).min(window);
-                (kc.narrow(1, 0, filled)?, vc.narrow(1, 0, filled)?, None)
+                if fused {
+                    return self.attend_one_f16(layer, &q, kc, vc, filled);
+                }
+                (kv_cache::read_f32(kc, filled)?, kv_cache::read_f32(vc, filled)?, None)
             }
             LayerKv::Local { k: kc, v: vc } => {
                 // A chunk's first queries still need positions its later keys would overwrite:
                 // attend over ring + chunk with an explicit mask, then write the chunk's tail.
                 let filled = pos.min(window);
+                let (k32, v32) = (kv_cache::read_f32(&k, n)?, kv_cache::read_f32(&v, n)?);
                 let (keys, values) = if filled == 0 {
-                    (k.clone(), v.clone())
+                    (k32, v32)
                 } else {
                     (
-                        Tensor::cat(&[&kc.narrow(1, 0, filled)?, &k], 1)?,
-                        Tensor::cat(&[&vc.narrow(1, 0, filled)?, &v], 1)?,
+                        Tensor::cat(&[&kv_cache::read_f32(kc, filled)?, &k32], 1)?,
+                        Tensor::cat(&[&kv_cache::read_f32(vc, filled)?, &v32], 1)?,
                     )
                 };
                 let slot_pos: Vec<usize> = (0..filled).map(|s| ring_slot_position(s, pos, window)).collect();
@@ -315,6 +335,19 @@ impl Model {
         let out = probs.matmul(&values.contiguous()?)?; // [kvh, groups*n, hd]
         let out = out.reshape((h, n, hd))?.transpose(0, 1)?.contiguous()?.reshape((n, h * hd))?;
         layer.o.forward(&out)
+    }
+
+    /// Attention of one query (`q`: `[kv_heads, groups, head_dim]`, scaled) over positions
+    /// `0..len` of an f16 cache on the CPU, every one of them visible; then the output projection.
+    fn attend_one_f16(&self, layer: &Layer, q: &Tensor, kc: &Tensor, vc: &Tensor, len: usize) -> Result<Tensor> {
+        let cfg = &self.cfg;
+        let (kvh, groups, hd) = q.dims3()?;
+        let q: Vec<f32> = q.flatten_all()?.to_vec1()?;
+        let stride = kc.dim(1)?;
+        let (kd, vd) = (kv_cache::f16_data(kc)?, kv_cache::f16_data(vc)?);
+        let out = kv_kernels::attend_one(&q, kd.slice(), vd.slice(), kvh, groups, hd, stride, len);
+        // [kv_heads, groups, hd] is [heads, hd] for one position.
+        layer.o.forward(&Tensor::from_vec(out, (1, cfg.heads * hd), &self.device)?)
     }
 }
 

@@ -12,7 +12,7 @@ use crate::chat_template::{ChatMessage, ChatTemplate};
 use crate::config::Config;
 use crate::device::{self, DevicePreference};
 use crate::gguf::GgufFile;
-use crate::kv_cache::KvCache;
+use crate::kv_cache::{KvCache, KvDType};
 use crate::model::{Logits, Model};
 use crate::sampler::{Sampler, SamplingParams};
 use crate::tokenizer::{StreamDecoder, Tokenizer};
@@ -148,14 +148,20 @@ pub struct Session {
 }
 
 impl Session {
+    /// A session of `context` positions with the default KV cache type (f16).
     pub fn new(engine: Arc<Engine>, context: usize) -> Result<Self> {
+        Self::with_kv_dtype(engine, context, KvDType::default())
+    }
+
+    /// A session whose KV cache stores keys and values as `kv_dtype`.
+    pub fn with_kv_dtype(engine: Arc<Engine>, context: usize, kv_dtype: KvDType) -> Result<Self> {
         let max = engine.config().context_length;
         if context > max {
             return Err(EngineError::InvalidArgument(format!(
                 "context of {context} tokens exceeds the model's maximum of {max}"
             )));
         }
-        let cache = engine.model().new_cache(context)?;
+        let cache = engine.model().new_cache_with(context, kv_dtype)?;
         Ok(Self { engine, cache, tokens: Vec::new() })
     }
 
@@ -171,6 +177,9 @@ impl Session {
     }
     pub fn kv_bytes(&self) -> usize {
         self.cache.bytes()
+    }
+    pub fn kv_dtype(&self) -> KvDType {
+        self.cache.dtype()
     }
 
     /// The chat template applied to `messages`, ready to generate the model's turn.

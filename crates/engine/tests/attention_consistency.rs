@@ -1,14 +1,27 @@
 //! The sliding-window ring buffer and chunked prefill give the same logits as one full-prompt
 //! forward, as one-token-at-a-time decoding, and as a plain reference implementation (every
-//! key kept, explicit window mask) written here, on a small random Gemma 3 GGUF.
+//! key kept, explicit window mask) written here, on a small random Gemma 3 GGUF; with an f32
+//! KV cache and with an f16 one (the default).
 
 mod common;
 
 use candle_core::{DType, Device, IndexOp, Tensor, D};
 use common::tiny::Tiny;
+use engine::kv_cache::KvDType;
 use engine::model::{Logits, Model};
 
 const N: usize = 40; // five times the window of 8: many window boundaries
+
+/// Tolerances on logits with an f16 cache. f16 keeps 11 significant bits: every stored key and
+/// value is rounded by up to 2^-11 ≈ 4.9e-4 of itself, and this model's logits reach 13.4, where
+/// one such relative error is 6.5e-3.
+/// - Against an f32 cache or the f32 reference (measured: at most 3.1e-3): 1e-2, still three
+///   orders of magnitude below what a real mistake costs (dropping the window moves logits by 9.2).
+const F16_TOL: f32 = 1e-2;
+/// - Between full, chunked and one-token runs, all with f16 (measured: at most 6.5e-4). Not the
+///   f32 case's 1e-4: a key computed in a different chunk shape differs in its last f32 bits, and
+///   where that straddles an f16 rounding boundary the stored value moves by a whole f16 step.
+const F16_CONSISTENCY_TOL: f32 = 2e-3;
 
 fn prompt(vocab: usize) -> Vec<u32> {
     common::tiny::random(N, 99, 1.0).iter().map(|x| ((x.abs() * 7919.0) as usize % vocab) as u32).collect()
@@ -26,13 +39,14 @@ fn load(tiny: &Tiny) -> (tempfile::TempDir, Model) {
     (dir, model)
 }
 
-fn full(model: &Model, ids: &[u32]) -> Tensor {
-    let mut cache = model.new_cache(64).unwrap();
+fn full(model: &Model, ids: &[u32], kv: KvDType) -> Tensor {
+    let mut cache = model.new_cache_with(64, kv).unwrap();
+    assert_eq!(cache.dtype(), kv);
     model.forward(ids, &mut cache, Logits::All).unwrap().unwrap()
 }
 
-fn chunked(model: &Model, ids: &[u32], sizes: &[usize]) -> Tensor {
-    let mut cache = model.new_cache(64).unwrap();
+fn chunked(model: &Model, ids: &[u32], sizes: &[usize], kv: KvDType) -> Tensor {
+    let mut cache = model.new_cache_with(64, kv).unwrap();
     let mut rows = Vec::new();
     let mut at = 0;
     let mut k = 0;
@@ -45,19 +59,31 @@ fn chunked(model: &Model, ids: &[u32], sizes: &[usize]) -> Tensor {
     Tensor::cat(&rows, 0).unwrap()
 }
 
-#[test]
-fn full_chunked_and_stepwise_logits_agree() {
+/// Chunks that start before, on and after window boundaries, including ones longer than the
+/// window (their early queries need keys the chunk's own tail overwrites in the ring).
+fn chunked_agrees_with_full(kv: KvDType, tol: f32) {
     let tiny = Tiny::default();
     let (_dir, model) = load(&tiny);
     let ids = prompt(tiny.vocab);
-    let reference = full(&model, &ids);
-    // Chunks that start before, on and after window boundaries, including ones longer than the
-    // window (their early queries need keys the chunk's own tail overwrites in the ring).
+    let reference = full(&model, &ids, kv);
     for sizes in [vec![1], vec![3], vec![5, 8], vec![7, 13, 2], vec![9], vec![17, 23]] {
-        let got = chunked(&model, &ids, &sizes);
+        let got = chunked(&model, &ids, &sizes, kv);
         let d = max_abs_diff(&got, &reference);
-        assert!(d < 1e-4, "chunks {sizes:?}: max |diff| {d}");
+        eprintln!("{kv} chunks {sizes:?}: max |diff| {d:e}");
+        assert!(d < tol, "{kv} chunks {sizes:?}: max |diff| {d}");
     }
+}
+
+#[test]
+fn full_chunked_and_stepwise_logits_agree() {
+    chunked_agrees_with_full(KvDType::F32, 1e-4);
+}
+
+/// One-token decoding reads an f16 cache through the fused kernel, prompt chunks through
+/// conversion to f32: both must agree with the full-prompt run.
+#[test]
+fn full_chunked_and_stepwise_logits_agree_f16() {
+    chunked_agrees_with_full(KvDType::F16, F16_CONSISTENCY_TOL);
 }
 
 #[test]
@@ -65,7 +91,7 @@ fn matches_plain_reference_attention() {
     let tiny = Tiny::default();
     let (_dir, model) = load(&tiny);
     let ids = prompt(tiny.vocab);
-    let ours = full(&model, &ids);
+    let ours = full(&model, &ids, KvDType::F32);
     let reference = reference_forward(&tiny, &ids);
     let d = max_abs_diff(&ours, &reference);
     assert!(d < 1e-3, "max |diff| vs reference {d}");
@@ -75,14 +101,62 @@ fn matches_plain_reference_attention() {
 }
 
 #[test]
+fn f16_matches_plain_reference_attention() {
+    let tiny = Tiny::default();
+    let (_dir, model) = load(&tiny);
+    let ids = prompt(tiny.vocab);
+    let reference = reference_forward(&tiny, &ids);
+    // Full prompt (converted reads) and one token at a time (the fused f16 kernel).
+    let runs = [("full", full(&model, &ids, KvDType::F16)), ("stepwise", chunked(&model, &ids, &[1], KvDType::F16))];
+    for (name, ours) in runs {
+        let d = max_abs_diff(&ours, &reference);
+        eprintln!("f16 {name} vs reference: max |diff| {d:e}");
+        assert!(d < F16_TOL, "f16 {name}: max |diff| vs reference {d}");
+    }
+}
+
+#[test]
+fn f16_and_f32_caches_agree() {
+    let tiny = Tiny::default();
+    let (_dir, model) = load(&tiny);
+    let ids = prompt(tiny.vocab);
+    for sizes in [vec![40], vec![1], vec![7, 13, 2]] {
+        let a = chunked(&model, &ids, &sizes, KvDType::F32);
+        let b = chunked(&model, &ids, &sizes, KvDType::F16);
+        let d = max_abs_diff(&a, &b);
+        eprintln!("f16 vs f32 cache, chunks {sizes:?}: max |diff| {d:e}");
+        assert!(d < F16_TOL, "chunks {sizes:?}: f16 vs f32 max |diff| {d}");
+        // The f16 cache really rounds (otherwise this test and the ones above are blind to it).
+        assert!(d > 0.0, "chunks {sizes:?}: f16 and f32 caches gave identical logits");
+    }
+}
+
+#[test]
 fn kv_cache_size_follows_the_sliding_window() {
     let tiny = Tiny::default();
     let (_dir, model) = load(&tiny);
-    let cache = model.new_cache(1000).unwrap();
+    let cache = model.new_cache_with(1000, KvDType::F32).unwrap();
     // One global layer of 1000 positions, five local layers of 8, f32 K and V.
     let per = 2 * tiny.kv_heads * tiny.head_dim * 4;
     assert_eq!(cache.bytes(), per * (1000 + 5 * 8));
-    assert_eq!(cache.bytes(), model.config().kv_bytes(1000));
+    assert_eq!(cache.bytes(), model.config().kv_bytes(1000, KvDType::F32));
+}
+
+#[test]
+fn f16_cache_is_half_the_f32_cache_and_the_default() {
+    let tiny = Tiny::default();
+    let (_dir, model) = load(&tiny);
+    for ctx in [1, 5, 8, 1000] {
+        let f32c = model.new_cache_with(ctx, KvDType::F32).unwrap();
+        let f16c = model.new_cache_with(ctx, KvDType::F16).unwrap();
+        let per = 2 * tiny.kv_heads * tiny.head_dim * 2;
+        assert_eq!(f16c.bytes(), per * (ctx + 5 * ctx.min(8)), "ctx {ctx}");
+        assert_eq!(f16c.bytes(), model.config().kv_bytes(ctx, KvDType::F16), "ctx {ctx}");
+        assert_eq!(2 * f16c.bytes(), f32c.bytes(), "ctx {ctx}");
+    }
+    let default = model.new_cache(1000).unwrap();
+    assert_eq!(default.dtype(), KvDType::F16);
+    assert_eq!(default.bytes(), model.config().kv_bytes(1000, KvDType::F16));
 }
 
 /// Gemma 3 written out plainly: full key/value history, explicit causal + window mask,

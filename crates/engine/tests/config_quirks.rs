@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use candle_core::quantized::gguf_file::{Content, Value, VersionedMagic};
 use engine::config::{Config, ModelSize};
+use engine::kv_cache::KvDType;
 
 /// Metadata of a Gemma 3 size, as early GGUFs carried it (no rope scaling key).
 fn metadata(layers: u32, hidden: u32, heads: u32, kv: u32, head_dim: u32, extra: &[(&str, Value)]) -> Content {
@@ -80,5 +81,7 @@ fn kv_bytes_follow_the_sliding_window_formula() {
     let c = Config::from_metadata(&metadata(62, 5376, 32, 16, 128, &[]), 262144).unwrap();
     let per = 2 * 16 * 128 * 4;
     assert_eq!((c.n_global(), c.n_local()), (10, 52));
-    assert_eq!(c.kv_bytes(65536), per * (10 * 65536 + 52 * 1024));
+    assert_eq!(c.kv_bytes(65536, KvDType::F32), per * (10 * 65536 + 52 * 1024));
+    // f16 (the default): half of it.
+    assert_eq!(c.kv_bytes(65536, KvDType::F16), per / 2 * (10 * 65536 + 52 * 1024));
 }

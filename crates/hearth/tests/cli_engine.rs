@@ -108,3 +108,37 @@ fn errors_go_to_stderr_with_a_nonzero_exit() {
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a GGUF file"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// `hearth bench --kv-type`: the cache it allocates is the formula's, f16 by default and half of
+/// f32; on the 270M model (3 global + 15 local layers, 1 KV head x 256, window 512) at ctx 1024,
+/// f16 is (3 x 1024 + 15 x 512) x 2 x 256 x 2 bytes.
+#[test]
+fn bench_kv_bytes_follow_the_kv_type() {
+    let data = tempfile::tempdir().unwrap();
+    let model = test_model();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["bench", "--model", model.to_str().unwrap(), "-p", "8", "-n", "2", "--ctx", "1024"];
+        args.extend_from_slice(&["-r", "1", "--threads", "2", "--json"]);
+        args.extend_from_slice(extra);
+        hearth(&data, &args)
+    };
+    let default = run(&[]);
+    let f16 = run(&["--kv-type", "f16"]);
+    let f32 = run(&["--kv-type", "f32"]);
+    for (name, r) in [("default", &default), ("f16", &f16), ("f32", &f32)] {
+        assert_eq!(r["kv_bytes"], r["kv_bytes_formula"], "{name}: {r}");
+        assert!(r["gen_tokens_per_s"].as_f64().unwrap() > 0.0, "{name}");
+    }
+    assert_eq!(default["kv_type"], "f16");
+    assert_eq!(f32["kv_type"], "f32");
+    let f16_bytes = f16["kv_bytes"].as_u64().unwrap();
+    assert_eq!(f16_bytes, (3 * 1024 + 15 * 512) * 2 * 256 * 2);
+    assert_eq!(default["kv_bytes"].as_u64().unwrap(), f16_bytes);
+    assert_eq!(f32["kv_bytes"].as_u64().unwrap(), 2 * f16_bytes);
+    let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["bench", "--model", model.to_str().unwrap(), "--kv-type", "q4", "--json"])
+        .env("HEARTH_DATA_DIR", data.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "an unknown --kv-type was accepted");
+}

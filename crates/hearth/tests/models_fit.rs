@@ -202,3 +202,30 @@ fn fit_of_a_gguf_file_reads_its_header() {
     let err = fit::estimate_file("t", &s, 0, 65_536, KvType::F16).unwrap_err();
     assert!(matches!(err, ModelsError::ContextTooLong { max: 32_768, .. }), "{err:?}");
 }
+
+// What `hearth models fit` promises for the KV cache is what the engine allocates: the fit
+// arithmetic (f16, Hearth's layout) against the engine's `Config::kv_bytes` (which `KvCache::new`
+// allocates exactly) for the real 270M file, below, at and beyond the 512-token window. Both
+// keep exactly `window` positions in a local layer; llama.cpp pads that part to window + ubatch
+// rounded up to 256 cells, which `kv_cache_bytes_llama_cpp` models and the engine does not.
+#[test]
+fn fit_kv_arithmetic_is_the_engines_allocation() {
+    use engine::kv_cache::KvDType;
+    let gguf = engine::gguf::GgufFile::open(&test_model()).unwrap();
+    let vocab = gguf.tensor_info("token_embd.weight").unwrap().shape.dims()[0];
+    let cfg = engine::config::Config::from_metadata(&gguf, vocab).unwrap();
+    let s = hearth::models::gguf_check::check_gemma3(&test_model()).unwrap();
+    let (from_file, _) = fit::architecture_from_gguf(&s).unwrap();
+    let from_catalog = arch("gemma-3-270m-it");
+    assert_eq!((cfg.n_global(), cfg.n_local()), (3, 15));
+    for ctx in [1u64, 100, 512, 513, 4096, 8192, 32_768] {
+        let engine_f16 = cfg.kv_bytes(ctx as usize, KvDType::F16) as u64;
+        assert_eq!(fit::kv_cache_bytes(&from_file, ctx, KvType::F16), engine_f16, "ctx {ctx}");
+        assert_eq!(fit::kv_cache_bytes(&from_catalog, ctx, KvType::F16), engine_f16, "ctx {ctx}");
+        assert_eq!(fit::kv_cache_bytes(&from_file, ctx, KvType::F32), cfg.kv_bytes(ctx as usize, KvDType::F32) as u64);
+    }
+    // (3 x 8192 + 15 x 512) x 1024, as in `fit_of_a_gguf_file_reads_its_header`.
+    assert_eq!(cfg.kv_bytes(8192, KvDType::F16), 33_030_144);
+    // llama.cpp at ubatch 512 holds pad256(512 + 512) = 1024 cells per local layer: more.
+    assert_eq!(fit::kv_cache_bytes_llama_cpp(&from_file, 8192, KvType::F16, 512), (3 * 8192 + 15 * 1024) * 1024);
+}

@@ -16,7 +16,7 @@
 
 mod acts;
 mod formats;
-mod pool;
+pub(crate) mod pool;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
+use engine::kv_cache::KvDType;
 use engine::sampler::SamplingParams;
 use engine::session::{Engine, LoadOptions, Session};
 use hearth::chat::{ChatService, TurnInput, TurnRequest};
@@ -51,6 +52,9 @@ pub struct ChatArgs {
     /// Context length in tokens.
     #[arg(long, default_value_t = 4096)]
     pub context: usize,
+    /// Element type of the KV cache: f16 (half the memory) or f32.
+    #[arg(long, default_value = "f16")]
+    pub kv_type: KvDType,
 }
 
 /// The sampling parameters of a conversation: Gemma's defaults overridden by what was saved.
@@ -113,7 +117,7 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
     };
     let engine = Engine::load(&model_path, &load)
         .with_context(|| format!("cannot load the model {}", model_path.display()))?;
-    let mut session = Session::new(engine, args.context)?;
+    let mut session = Session::with_kv_dtype(engine, args.context, args.kv_type)?;
     let service = ChatService::new(store.clone(), rt.handle().clone());
     let request = |text: String| TurnRequest {
         conversation_id: conv.id,

@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use engine::chat_template::{ChatMessage, Role};
 use engine::device::{self, DevicePreference};
+use engine::kv_cache::KvDType;
 use engine::model::Logits;
 use engine::sampler::SamplingParams;
 use engine::session::{Engine, GenerateOptions, LoadOptions, Session, PREFILL_CHUNK};
@@ -81,6 +82,9 @@ pub struct GenerateArgs {
     /// Print one JSON object instead of streaming text.
     #[arg(long)]
     json: bool,
+    /// Element type of the KV cache: f16 (half the memory) or f32.
+    #[arg(long, default_value = "f16")]
+    kv_type: KvDType,
 }
 
 pub fn generate(a: GenerateArgs, data_dir: &Path) -> anyhow::Result<()> {
@@ -115,7 +119,7 @@ pub fn generate(a: GenerateArgs, data_dir: &Path) -> anyhow::Result<()> {
     if prompt_ids.len() >= ctx {
         bail!("the prompt has {} tokens; the model's context is {max_ctx}", prompt_ids.len());
     }
-    let mut session = Session::new(engine.clone(), ctx)?;
+    let mut session = Session::with_kv_dtype(engine.clone(), ctx, a.kv_type)?;
     let opts = GenerateOptions { max_tokens: a.max_tokens, sampling, stop_strings: a.stop, cancel: None };
     let json_out = a.json;
     let mut stdout = std::io::stdout();
@@ -156,6 +160,9 @@ pub struct ScoreArgs {
     /// JSON output (the only format).
     #[arg(long)]
     json: bool,
+    /// Element type of the KV cache: f16 (half the memory) or f32.
+    #[arg(long, default_value = "f16")]
+    kv_type: KvDType,
 }
 
 pub fn score(a: ScoreArgs, data_dir: &Path) -> anyhow::Result<()> {
@@ -170,7 +177,8 @@ pub fn score(a: ScoreArgs, data_dir: &Path) -> anyhow::Result<()> {
     if let Some(bad) = ids.iter().find(|&&id| id as usize >= vocab) {
         bail!("token id {bad} is outside the vocabulary of {vocab}");
     }
-    let mut session = Session::new(engine.clone(), ids.len().min(engine.config().context_length))?;
+    let ctx = ids.len().min(engine.config().context_length);
+    let mut session = Session::with_kv_dtype(engine.clone(), ctx, a.kv_type)?;
     let positions = session.score(&ids, a.top)?;
     let positions: Vec<Vec<(u32, f32)>> = positions;
     println!("{}", json!({ "positions": positions }));
@@ -193,6 +201,9 @@ pub struct BenchArgs {
     /// Timed repetitions of each test (after one warm-up).
     #[arg(short = 'r', long, default_value_t = 3)]
     reps: usize,
+    /// Element type of the KV cache: f16 (half the memory) or f32.
+    #[arg(long, default_value = "f16")]
+    kv_type: KvDType,
     #[arg(long)]
     json: bool,
 }
@@ -208,7 +219,7 @@ pub fn bench(a: BenchArgs, data_dir: &Path) -> anyhow::Result<()> {
     if a.n_prompt + a.n_gen > a.ctx || a.ctx > cfg.context_length {
         bail!("-p {} and -n {} must fit --ctx {} (model maximum {})", a.n_prompt, a.n_gen, a.ctx, cfg.context_length);
     }
-    let mut cache = model.new_cache(a.ctx)?;
+    let mut cache = model.new_cache_with(a.ctx, a.kv_type)?;
     // Deterministic "random" ids, as llama-bench feeds random tokens.
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let prompt: Vec<u32> = (0..a.n_prompt)
@@ -260,8 +271,9 @@ pub fn bench(a: BenchArgs, data_dir: &Path) -> anyhow::Result<()> {
         "prompt_tokens_per_s": mean(&pp),
         "gen_tokens_per_s": mean(&tg),
         "peak_rss_bytes": peak_rss_bytes(),
+        "kv_type": cache.dtype().as_str(),
         "kv_bytes": cache.bytes(),
-        "kv_bytes_formula": cfg.kv_bytes(a.ctx),
+        "kv_bytes_formula": cfg.kv_bytes(a.ctx, a.kv_type),
         "weight_bytes": model.weight_bytes(),
         "load_s": load_s,
     });
