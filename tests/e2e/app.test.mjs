@@ -184,8 +184,19 @@ test('first run, import, stream, stop, quit and relaunch keep the conversation',
     await s.clickOn(`.conv-item[data-id="${convId}"] button, .conv-item[data-id="${convId}"]`);
     await s.waitFor('.messages .msg-assistant');
     await shot(s, 'chat-light-ko');
+    // The other main screens, in the real window: the models page (the catalog's fit badges are
+    // this machine's) and settings.
+    await s.clickOn('.nav-btn[data-view="models"]');
+    await s.waitFor('.models-page .cards');
+    await shot(s, 'models-light-ko');
     await look(s, 'dark', 'en');
     await shot(s, 'home-dark-en');
+    await s.clickOn('.nav-btn[data-view="models"]');
+    await s.waitFor('.models-page .cards');
+    await shot(s, 'models-dark-en');
+    await s.clickOn('.nav-btn[data-view="settings"]');
+    await s.waitFor('.settings-page .page-section');
+    await shot(s, 'settings-dark-en');
   } finally {
     await s.end();
   }

@@ -97,6 +97,7 @@ function navButton(view: View, label: string, iconName: string): HTMLElement {
     {
       type: 'button',
       class: 'nav-btn',
+      'data-view': view,
       'aria-current': state.view === view ? 'page' : null,
       onclick: () => {
         state.view = view;
