@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use candle_core::quantized::gguf_file::TensorInfo;
-use candle_core::{Device, Tensor};
+use candle_core::cpu::kernels::VecOps;
+use candle_core::{CpuStorage, Device, InplaceOp1, InplaceOp2, Layout, Tensor};
 use candle_nn::ops::{rms_norm, softmax_last_dim};
 use candle_nn::rotary_emb::rope_thd;
 
@@ -13,6 +14,7 @@ use crate::config::Config;
 use crate::gguf::GgufFile;
 use crate::kv_cache::{self, KvCache, KvDType, LayerKv};
 use crate::kv_kernels;
+use crate::linear::pool::{par_for, threads, SendPtr};
 use crate::linear::{Embedding, Linear};
 use crate::{EngineError, Result};
 
@@ -208,8 +210,7 @@ impl Model {
             let h = rms_norm(&x, &layer.attn_norm, eps as f32)?;
             let h = self.attention(layer, kv, dtype, &h, pos, window, cos, sin)?;
             x = (x + rms_norm(&h, &layer.post_attn_norm, eps as f32)?)?;
-            let h = rms_norm(&x, &layer.ffn_norm, eps as f32)?;
-            let h = layer.down.forward(&(layer.gate.forward(&h)?.gelu()? * layer.up.forward(&h)?)?)?;
+            let h = self.mlp(layer, &rms_norm(&x, &layer.ffn_norm, eps as f32)?)?;
             x = (x + rms_norm(&h, &layer.post_ffn_norm, eps as f32)?)?;
         }
         cache.len = pos + n;
@@ -224,6 +225,17 @@ impl Model {
             logits = ((logits / cap)?.tanh()? * cap)?;
         }
         Ok(Some(logits))
+    }
+
+    /// `down(gelu(gate(x)) * up(x))`. On the CPU the product is formed in place in the gate's
+    /// output, so a prompt chunk holds two `[n, ffn]` tensors at a time rather than four.
+    fn mlp(&self, layer: &Layer, x: &Tensor) -> Result<Tensor> {
+        if !self.device.is_cpu() {
+            return layer.down.forward(&(layer.gate.forward(x)?.gelu()? * layer.up.forward(x)?)?);
+        }
+        let g = layer.gate.forward(x)?;
+        g.inplace_op2(&layer.up.forward(x)?, &GeluMul)?;
+        layer.down.forward(&g)
     }
 
     /// cos/sin `[n, head_dim/2]` for positions `pos..pos+n`, angles in f64 so positions deep into
@@ -261,25 +273,32 @@ impl Model {
         let (n, h, kvh, hd) = (x.dim(0)?, cfg.heads, cfg.kv_heads, cfg.head_dim);
         let groups = h / kvh;
         let eps = cfg.rms_eps as f32;
-        let q = rms_norm(&layer.q.forward(x)?.reshape((n, h, hd))?, &layer.q_norm, eps)?;
-        let k = rms_norm(&layer.k.forward(x)?.reshape((n, kvh, hd))?, &layer.k_norm, eps)?;
-        let v = layer.v.forward(x)?.reshape((n, kvh, hd))?;
+        // Each step replaces the tensor before it (an assignment drops the old value), so a
+        // prompt chunk holds at most two copies of q, k or v at a time.
+        let mut q = layer.q.forward(x)?;
+        q = rms_norm(&q.reshape((n, h, hd))?, &layer.q_norm, eps)?;
+        q = rope_thd(&q.unsqueeze(0)?, cos, sin)?;
         // Scaling q rather than the scores touches n*h*hd numbers instead of n*h*len.
-        let q = (rope_thd(&q.unsqueeze(0)?, cos, sin)?.squeeze(0)? * cfg.attn_scale)?;
-        let k = rope_thd(&k.unsqueeze(0)?, cos, sin)?.squeeze(0)?;
+        q = (q.squeeze(0)? * cfg.attn_scale)?;
         // Heads h*groups..(h+1)*groups share kv head h: group them so one matmul per kv head
         // serves all of its query heads without repeating K and V.
-        let q = q.transpose(0, 1)?.contiguous()?.reshape((kvh, groups * n, hd))?;
-        let k = k.transpose(0, 1)?.contiguous()?;
-        let v = v.transpose(0, 1)?.contiguous()?;
+        q = q.transpose(0, 1)?.contiguous()?.reshape((kvh, groups * n, hd))?;
+        let mut k = layer.k.forward(x)?;
+        k = rms_norm(&k.reshape((n, kvh, hd))?, &layer.k_norm, eps)?;
+        k = rope_thd(&k.unsqueeze(0)?, cos, sin)?.squeeze(0)?;
+        k = k.transpose(0, 1)?.contiguous()?;
+        let mut v = layer.v.forward(x)?.reshape((n, kvh, hd))?;
+        v = v.transpose(0, 1)?.contiguous()?;
         // In the cache's element type; attention then reads every key and value as stored (an
         // f16 cache's own rounding included, for the chunk's keys too), so full, chunked and
         // one-token runs see the same numbers.
-        let (k, v) = (kv_cache::to_cache_dtype(&k, dtype)?, kv_cache::to_cache_dtype(&v, dtype)?);
+        k = kv_cache::to_cache_dtype(&k, dtype)?;
+        v = kv_cache::to_cache_dtype(&v, dtype)?;
         // One query on an f16 CPU cache: attend straight from the f16 rows.
         let fused = n == 1 && dtype == KvDType::F16 && self.device.is_cpu();
 
-        let (keys, values, mask) = match kv {
+        // `seen`: which keys each query may attend to; None when it sees all of them.
+        let (keys, values, seen) = match kv {
             LayerKv::Global { k: kc, v: vc } => {
                 kc.slice_set(&k, 1, pos)?;
                 vc.slice_set(&v, 1, pos)?;
@@ -287,8 +306,8 @@ impl Model {
                 if fused {
                     return self.attend_one_f16(layer, &q, kc, vc, len);
                 }
-                let mask = (n > 1).then(|| causal_mask(n, pos, len, None));
-                (kv_cache::read_f32(kc, len)?, kv_cache::read_f32(vc, len)?, mask)
+                let seen = (n > 1).then(|| Visible { ring: Vec::new(), first: 0, window: None });
+                (kv_cache::read_f32(kc, len)?, kv_cache::read_f32(vc, len)?, seen)
             }
             LayerKv::Local { k: kc, v: vc } if n == 1 => {
                 // Position pos overwrites pos - window, which this query no longer sees: write
@@ -303,36 +322,55 @@ impl Model {
             }
             LayerKv::Local { k: kc, v: vc } => {
                 // A chunk's first queries still need positions its later keys would overwrite:
-                // attend over ring + chunk with an explicit mask, then write the chunk's tail.
+                // attend over ring + chunk, each key's position given, then write the chunk's tail.
                 let filled = pos.min(window);
-                let (k32, v32) = (kv_cache::read_f32(&k, n)?, kv_cache::read_f32(&v, n)?);
                 let (keys, values) = if filled == 0 {
-                    (k32, v32)
+                    (kv_cache::read_f32(&k, n)?, kv_cache::read_f32(&v, n)?)
                 } else {
                     (
-                        Tensor::cat(&[&kv_cache::read_f32(kc, filled)?, &k32], 1)?,
-                        Tensor::cat(&[&kv_cache::read_f32(vc, filled)?, &v32], 1)?,
+                        Tensor::cat(&[&kv_cache::read_f32(kc, filled)?, &kv_cache::read_f32(&k, n)?], 1)?,
+                        Tensor::cat(&[&kv_cache::read_f32(vc, filled)?, &kv_cache::read_f32(&v, n)?], 1)?,
                     )
                 };
-                let slot_pos: Vec<usize> = (0..filled).map(|s| ring_slot_position(s, pos, window)).collect();
-                let mask = local_mask(n, pos, &slot_pos, window);
+                let ring = (0..filled).map(|s| ring_slot_position(s, pos, window)).collect();
                 let keep = n.min(window);
                 ring_write(kc, &k.narrow(1, n - keep, keep)?, pos + n - keep, window)?;
                 ring_write(vc, &v.narrow(1, n - keep, keep)?, pos + n - keep, window)?;
-                (keys, values, Some(mask))
+                (keys, values, Some(Visible { ring, first: pos, window: Some(window) }))
             }
         };
+        drop((k, v));
         let len = keys.dim(1)?;
-        let scores = q.matmul(&keys.t()?)?;
-        let scores = match mask {
-            Some(mask) => {
-                let mask = mask?.to_device(&self.device)?;
-                scores.reshape((kvh, groups, n, len))?.broadcast_add(&mask)?.reshape((kvh, groups * n, len))?
+        let (keys_t, values) = (keys.t()?, values.contiguous()?);
+        let out = if self.device.is_cpu() {
+            // Query rows in blocks of about SCORE_BLOCK scores per kv head, each block's scores
+            // turned into probabilities in place: a 512-token chunk never holds all of its
+            // [heads, n, len] scores, nor a mask or a second copy of them.
+            let rows = groups * n;
+            let block = (SCORE_BLOCK / len).max(16).min(rows);
+            let mut outs = Vec::with_capacity(rows.div_ceil(block));
+            for r0 in (0..rows).step_by(block) {
+                let scores = q.narrow(1, r0, block.min(rows - r0))?.contiguous()?.matmul(&keys_t)?;
+                scores.inplace_op1(&MaskedSoftmax { seen: seen.as_ref(), n, pos, row0: r0 })?;
+                outs.push(scores.matmul(&values)?);
             }
-            None => scores,
-        };
-        let probs = softmax_last_dim(&scores)?;
-        let out = probs.matmul(&values.contiguous()?)?; // [kvh, groups*n, hd]
+            drop(q);
+            if outs.len() == 1 {
+                outs.pop().expect("one block")
+            } else {
+                Tensor::cat(&outs, 1)?
+            }
+        } else {
+            let scores = q.matmul(&keys_t)?;
+            let scores = match &seen {
+                Some(seen) => {
+                    let mask = seen.mask(n, pos, len)?.to_device(&self.device)?;
+                    scores.reshape((kvh, groups, n, len))?.broadcast_add(&mask)?.reshape((kvh, groups * n, len))?
+                }
+                None => scores,
+            };
+            softmax_last_dim(&scores)?.matmul(&values)?
+        }; // [kvh, groups*n, hd]
         let out = out.reshape((h, n, hd))?.transpose(0, 1)?.contiguous()?.reshape((n, h * hd))?;
         layer.o.forward(&out)
     }
@@ -376,42 +414,132 @@ fn ring_write(ring: &Tensor, src: &Tensor, start: usize, window: usize) -> Resul
 
 const MASKED: f32 = f32::NEG_INFINITY;
 
-/// `[n, len]` additive mask: query i (position pos+i) sees key positions `<= pos+i`, and only
-/// the last `window` of them when a window is given. Keys are positions `0..len`.
-fn causal_mask(n: usize, pos: usize, len: usize, window: Option<usize>) -> Result<Tensor> {
-    let mut m = vec![0f32; n * len];
-    for i in 0..n {
-        let qp = pos + i;
-        for (j, v) in m[i * len..(i + 1) * len].iter_mut().enumerate() {
-            let visible = j <= qp && window.is_none_or(|w| qp - j < w);
-            if !visible {
-                *v = MASKED;
-            }
-        }
-    }
-    Ok(Tensor::from_vec(m, (n, len), &Device::Cpu)?)
+/// Scores per kv head computed at once in a prompt chunk's attention (f32: 1 MiB).
+const SCORE_BLOCK: usize = 1 << 18;
+
+/// Which keys a query sees. Keys are `ring.len()` keys at positions `ring`, then keys at
+/// consecutive positions from `first`. A query at position qp sees key position kp iff
+/// `kp <= qp` and, with a window, `qp - kp < window`.
+struct Visible {
+    ring: Vec<usize>,
+    first: usize,
+    window: Option<usize>,
 }
 
-/// Mask over `[ring slots (positions slot_pos), chunk keys (positions pos..pos+n)]`.
-fn local_mask(n: usize, pos: usize, slot_pos: &[usize], window: usize) -> Result<Tensor> {
-    let len = slot_pos.len() + n;
-    let mut m = vec![0f32; n * len];
-    for i in 0..n {
-        let qp = pos + i;
-        let row = &mut m[i * len..(i + 1) * len];
-        for (j, &kp) in slot_pos.iter().enumerate() {
-            if qp - kp >= window {
-                row[j] = MASKED;
+impl Visible {
+    fn sees(&self, qp: usize, kp: usize) -> bool {
+        kp <= qp && self.window.is_none_or(|w| qp - kp < w)
+    }
+
+    /// Sets the scores of the keys a query at position `qp` does not see to -inf.
+    fn mask_row(&self, qp: usize, row: &mut [f32]) {
+        let (ring, rest) = row.split_at_mut(self.ring.len());
+        for (x, &kp) in ring.iter_mut().zip(&self.ring) {
+            if !self.sees(qp, kp) {
+                *x = MASKED;
             }
         }
-        for j in 0..n {
-            let kp = pos + j;
-            if kp > qp || qp - kp >= window {
-                row[slot_pos.len() + j] = MASKED;
+        for (j, x) in rest.iter_mut().enumerate() {
+            if !self.sees(qp, self.first + j) {
+                *x = MASKED;
             }
         }
     }
-    Ok(Tensor::from_vec(m, (n, len), &Device::Cpu)?)
+
+    /// `[n, len]` additive mask for queries at positions `pos..pos+n`.
+    fn mask(&self, n: usize, pos: usize, len: usize) -> Result<Tensor> {
+        let mut m = vec![0f32; n * len];
+        for (i, row) in m.chunks_mut(len).enumerate() {
+            self.mask_row(pos + i, row);
+        }
+        Ok(Tensor::from_vec(m, (n, len), &Device::Cpu)?)
+    }
+}
+
+/// Softmax over the last dimension of `[kv_heads, rows, len]` f32 scores, in place, keys a
+/// query does not see masked first. Rows are rows `row0..` of `[groups * n]` query rows, row r
+/// being query `r % n` (position `pos + r % n`). Same arithmetic as candle's `softmax_last_dim`.
+struct MaskedSoftmax<'a> {
+    seen: Option<&'a Visible>,
+    n: usize,
+    pos: usize,
+    row0: usize,
+}
+
+impl InplaceOp1 for MaskedSoftmax<'_> {
+    fn name(&self) -> &'static str {
+        "masked-softmax"
+    }
+
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
+        let (CpuStorage::F32(data), Some((a, b)), &[_, rows, len]) =
+            (storage, layout.contiguous_offsets(), layout.dims())
+        else {
+            candle_core::bail!("masked softmax needs contiguous f32 [heads, rows, len] scores");
+        };
+        let data = &mut data[a..b];
+        let total = data.len() / len;
+        let tasks = (threads() * 4).min(total);
+        let per = total.div_ceil(tasks);
+        let ptr = SendPtr(data.as_mut_ptr());
+        par_for(tasks, |t| {
+            for r in t * per..((t + 1) * per).min(total) {
+                // SAFETY: task t alone touches rows t*per.., each `len` long, inside `data`.
+                let row = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(r * len), len) };
+                if let Some(seen) = self.seen {
+                    seen.mask_row(self.pos + (self.row0 + r % rows) % self.n, row);
+                }
+                let mut max = f32::NEG_INFINITY;
+                // SAFETY: `row` holds `len` values.
+                unsafe { f32::vec_reduce_max(row.as_ptr(), &mut max, len) };
+                for x in row.iter_mut() {
+                    *x = (*x - max).exp();
+                }
+                let mut sum = 0f32;
+                // SAFETY: as above.
+                unsafe { f32::vec_reduce_sum(row.as_ptr(), &mut sum, len) };
+                for x in row.iter_mut() {
+                    *x /= sum;
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+/// `gate = gelu(gate) * up` in place (tanh GELU, candle's formula), f32.
+struct GeluMul;
+
+impl InplaceOp2 for GeluMul {
+    fn name(&self) -> &'static str {
+        "gelu-mul"
+    }
+
+    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
+        const SQRT_TWO_OVER_PI: f32 = 0.797_884_560_802_865_4_f64 as f32;
+        let (CpuStorage::F32(g), CpuStorage::F32(u), Some((a1, b1)), Some((a2, b2))) =
+            (s1, s2, l1.contiguous_offsets(), l2.contiguous_offsets())
+        else {
+            candle_core::bail!("gelu-mul needs contiguous f32 tensors");
+        };
+        let (g, u) = (&mut g[a1..b1], &u[a2..b2]);
+        if g.len() != u.len() {
+            candle_core::bail!("gelu-mul of {} and {} elements", g.len(), u.len());
+        }
+        let chunk = g.len().div_ceil(threads() * 4).max(1 << 12);
+        let tasks = g.len().div_ceil(chunk);
+        let ptr = SendPtr(g.as_mut_ptr());
+        par_for(tasks, |t| {
+            let (s, e) = (t * chunk, ((t + 1) * chunk).min(u.len()));
+            // SAFETY: task t alone touches elements s..e of `g`.
+            let g = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(s), e - s) };
+            for (x, &y) in g.iter_mut().zip(&u[s..e]) {
+                let v = *x;
+                *x = 0.5 * v * (1.0 + f32::tanh(SQRT_TWO_OVER_PI * v * (1.0 + 0.044715 * v * v))) * y;
+            }
+        });
+        Ok(())
+    }
 }
 
 /// Every tensor a Gemma 3 text model needs, with its expected shape (candle order).
