@@ -2,6 +2,8 @@
 //! `x += post_norm(attn(pre_norm(x)))`, `x += post_norm(mlp(pre_norm(x)))` with QK-norm, RoPE per
 //! layer type and a GeGLU (tanh-GELU) feed-forward, then the final norm and the tied output.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::quantized::gguf_file::TensorInfo;
@@ -106,9 +108,15 @@ impl Model {
             }
         }
 
+        // Loading takes each shape from the plan, once: a tensor loaded but not in the plan, or
+        // in the plan but never loaded, is a bug that fails every load (below and in `t`).
+        let unloaded: RefCell<HashMap<&str, &[usize]>> =
+            RefCell::new(plan.iter().map(|(n, s)| (n.as_str(), s.as_slice())).collect());
         // Bytes read so far, for `progress`; a RefCell because both closures below report.
-        let done = std::cell::RefCell::new((0u64, progress));
-        let t = |name: &str, shape: &[usize]| -> Result<_> {
+        let done = RefCell::new((0u64, progress));
+        let t = |name: &str| -> Result<_> {
+            let shape = unloaded.borrow_mut().remove(name);
+            let shape = shape.unwrap_or_else(|| panic!("tensor `{name}` is not in `tensor_plan`, or loaded twice"));
             let tensor = gguf.tensor(name, shape, device)?;
             if let Some(info) = gguf.tensor_info(name) {
                 let mut d = done.borrow_mut();
@@ -118,36 +126,39 @@ impl Model {
             }
             Ok(tensor)
         };
-        let norm = |name: &str, shape: &[usize]| -> Result<Tensor> { Ok(t(name, shape)?.dequantize(device)?) };
-        let (h, kvh, hd, hid, ffn) = (cfg.heads, cfg.kv_heads, cfg.head_dim, cfg.hidden, cfg.ffn);
+        let norm = |name: &str| -> Result<Tensor> { Ok(t(name)?.dequantize(device)?) };
         // The embedding first: it is the largest tensor, read while memory is still empty.
-        let embd = t("token_embd.weight", &[vocab, hid])?;
+        let embd = t("token_embd.weight")?;
         let output = match gguf.tensor_info("output.weight") {
-            Some(_) => Linear::new(t("output.weight", &[vocab, hid])?)?,
+            Some(_) => Linear::new(t("output.weight")?)?,
             None => Linear::new(embd.clone())?,
         };
         let embed = Embedding::new(embd)?;
         let mut layers = Vec::with_capacity(cfg.layers);
         for i in 0..cfg.layers {
-            let n = |s: &str| format!("blk.{i}.{s}.weight");
+            let n = |s: &str| layer_tensor_name(i, s);
+            let lin = |s: &str| -> Result<Linear> { Linear::new(t(&n(s))?) };
             layers.push(Layer {
-                attn_norm: norm(&n("attn_norm"), &[hid])?,
-                q: Linear::new(t(&n("attn_q"), &[h * hd, hid])?)?,
-                k: Linear::new(t(&n("attn_k"), &[kvh * hd, hid])?)?,
-                v: Linear::new(t(&n("attn_v"), &[kvh * hd, hid])?)?,
-                o: Linear::new(t(&n("attn_output"), &[hid, h * hd])?)?,
-                q_norm: norm(&n("attn_q_norm"), &[hd])?,
-                k_norm: norm(&n("attn_k_norm"), &[hd])?,
-                post_attn_norm: norm(&n("post_attention_norm"), &[hid])?,
-                ffn_norm: norm(&n("ffn_norm"), &[hid])?,
-                gate: Linear::new(t(&n("ffn_gate"), &[ffn, hid])?)?,
-                up: Linear::new(t(&n("ffn_up"), &[ffn, hid])?)?,
-                down: Linear::new(t(&n("ffn_down"), &[hid, ffn])?)?,
-                post_ffn_norm: norm(&n("post_ffw_norm"), &[hid])?,
+                attn_norm: norm(&n("attn_norm"))?,
+                q: lin("attn_q")?,
+                k: lin("attn_k")?,
+                v: lin("attn_v")?,
+                o: lin("attn_output")?,
+                q_norm: norm(&n("attn_q_norm"))?,
+                k_norm: norm(&n("attn_k_norm"))?,
+                post_attn_norm: norm(&n("post_attention_norm"))?,
+                ffn_norm: norm(&n("ffn_norm"))?,
+                gate: lin("ffn_gate")?,
+                up: lin("ffn_up")?,
+                down: lin("ffn_down")?,
+                post_ffn_norm: norm(&n("post_ffw_norm"))?,
                 global: cfg.is_global[i],
             });
         }
-        let output_norm = norm("output_norm.weight", &[hid])?;
+        let output_norm = norm("output_norm.weight")?;
+        let left = unloaded.borrow();
+        assert!(left.is_empty(), "tensors in `tensor_plan` but never loaded: {:?}", left.keys());
+        let hd = cfg.head_dim;
         let inv_freq = |base: f32, scale: f32| -> Vec<f64> {
             (0..hd / 2).map(|i| (base as f64).powf(-((2 * i) as f64) / hd as f64) / scale as f64).collect()
         };
@@ -542,7 +553,8 @@ impl InplaceOp2 for GeluMul {
     }
 }
 
-/// Every tensor a Gemma 3 text model needs, with its expected shape (candle order).
+/// Every tensor a Gemma 3 text model needs, with its expected shape (candle order): the one
+/// list both the pre-load check and the loading read (`from_gguf_with_progress`).
 fn tensor_plan(cfg: &Config, has_output: bool) -> Vec<(String, Vec<usize>)> {
     let (h, kvh, hd, hid, ffn, vocab) = (cfg.heads, cfg.kv_heads, cfg.head_dim, cfg.hidden, cfg.ffn, cfg.vocab_size);
     let mut plan = vec![
@@ -553,24 +565,29 @@ fn tensor_plan(cfg: &Config, has_output: bool) -> Vec<(String, Vec<usize>)> {
         plan.push(("output.weight".into(), vec![vocab, hid]));
     }
     for i in 0..cfg.layers {
-        let n = |s: &str| format!("blk.{i}.{s}.weight");
-        plan.extend([
-            (n("attn_norm"), vec![hid]),
-            (n("attn_q"), vec![h * hd, hid]),
-            (n("attn_k"), vec![kvh * hd, hid]),
-            (n("attn_v"), vec![kvh * hd, hid]),
-            (n("attn_output"), vec![hid, h * hd]),
-            (n("attn_q_norm"), vec![hd]),
-            (n("attn_k_norm"), vec![hd]),
-            (n("post_attention_norm"), vec![hid]),
-            (n("ffn_norm"), vec![hid]),
-            (n("ffn_gate"), vec![ffn, hid]),
-            (n("ffn_up"), vec![ffn, hid]),
-            (n("ffn_down"), vec![hid, ffn]),
-            (n("post_ffw_norm"), vec![hid]),
-        ]);
+        let layer = [
+            ("attn_norm", vec![hid]),
+            ("attn_q", vec![h * hd, hid]),
+            ("attn_k", vec![kvh * hd, hid]),
+            ("attn_v", vec![kvh * hd, hid]),
+            ("attn_output", vec![hid, h * hd]),
+            ("attn_q_norm", vec![hd]),
+            ("attn_k_norm", vec![hd]),
+            ("post_attention_norm", vec![hid]),
+            ("ffn_norm", vec![hid]),
+            ("ffn_gate", vec![ffn, hid]),
+            ("ffn_up", vec![ffn, hid]),
+            ("ffn_down", vec![hid, ffn]),
+            ("post_ffw_norm", vec![hid]),
+        ];
+        plan.extend(layer.into_iter().map(|(s, shape)| (layer_tensor_name(i, s), shape)));
     }
     plan
+}
+
+/// The GGUF name of layer `i`'s tensor `s`.
+fn layer_tensor_name(i: usize, s: &str) -> String {
+    format!("blk.{i}.{s}.weight")
 }
 
 fn tensor_bytes(info: &TensorInfo) -> u64 {
