@@ -1,22 +1,13 @@
 // Accessibility: axe-core finds no serious or critical problems on the main screens in both
 // themes and languages, and the chat can be driven by keyboard alone.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { readFile } from 'node:fs/promises';
-import { startServer, launch, openApp, chatSeed, mock, uiRoot, CATALOG } from './helpers.mjs';
+import { useApp, openApp, chatSeed, mock, uiRoot, CATALOG } from './helpers.mjs';
 
 const axePath = path.join(uiRoot, 'node_modules', 'axe-core', 'axe.min.js');
-let server;
-let browser;
-before(async () => {
-  server = await startServer();
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const env = useApp();
 
 async function axe(page) {
   // evaluate() is not subject to the page's CSP (script-src 'self'), unlike an injected <script>.
@@ -27,9 +18,9 @@ async function axe(page) {
 
 for (const [theme, language] of [['light', 'en'], ['dark', 'ko']]) {
   test(`no serious axe violations on chat, models, settings and first run (${theme}, ${language})`, async () => {
-    const context = await browser.newContext(server.url);
+    const context = await env.browser.newContext(env.server.url);
     try {
-      const page = await openApp(context, server.url, chatSeed({ settings: { theme, language } }));
+      const page = await openApp(context, env.server.url, chatSeed({ settings: { theme, language } }));
       await page.locator('.conv-open').nth(1).click();
       await page.waitForSelector('.msg-assistant');
       assert.deepEqual(await axe(page), [], 'chat');
@@ -39,7 +30,7 @@ for (const [theme, language] of [['light', 'en'], ['dark', 'ko']]) {
       await page.locator('.nav-btn').nth(2).click();
       await page.waitForSelector('.settings-page');
       assert.deepEqual(await axe(page), [], 'settings');
-      const fresh = await openApp(context, server.url, { catalog: CATALOG, settings: { theme, language } });
+      const fresh = await openApp(context, env.server.url, { catalog: CATALOG, settings: { theme, language } });
       await fresh.waitForSelector('.first-run');
       assert.deepEqual(await axe(fresh), [], 'first run');
     } finally {
@@ -49,9 +40,9 @@ for (const [theme, language] of [['light', 'en'], ['dark', 'ko']]) {
 }
 
 test('keyboard alone: open a chat from the sidebar, send, stop, regenerate', async () => {
-  const context = await browser.newContext(server.url);
+  const context = await env.browser.newContext(env.server.url);
   try {
-    const page = await openApp(context, server.url, chatSeed());
+    const page = await openApp(context, env.server.url, chatSeed());
     // Tab from the search box into the conversation list and open the first chat with Enter.
     await page.keyboard.press('Control+k');
     await page.keyboard.press('Tab');

@@ -1,29 +1,9 @@
 // Sidebar, search, settings, language, themes and the model pages in headless Chromium.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launch, openApp, chatSeed, mock, screenshot, CATALOG } from './helpers.mjs';
+import { useApp, chatSeed, mock, screenshot, CATALOG } from './helpers.mjs';
 
-let server;
-let browser;
-before(async () => {
-  server = await startServer();
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
-
-async function withApp(seed, fn) {
-  const context = await browser.newContext(server.url);
-  try {
-    const page = await openApp(context, server.url, seed);
-    await fn(page, context);
-    assert.deepEqual(page.pageErrors.map(String), [], 'no uncaught page errors');
-  } finally {
-    await context.close();
-  }
-}
+const { withApp } = useApp();
 
 const sidebarTitles = (page) => page.$$eval('.conv-nav .conv-title', (els) => els.map((e) => e.textContent));
 

@@ -1,30 +1,10 @@
 // Chat behaviour in headless Chromium against the mock backend: streaming, stop, regenerate,
 // edit-branch, keyboard shortcuts, attachments, errors, context meter.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launch, openApp, chatSeed, mock, screenshot } from './helpers.mjs';
+import { useApp, chatSeed, mock, screenshot } from './helpers.mjs';
 
-let server;
-let browser;
-before(async () => {
-  server = await startServer();
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
-
-async function withApp(seed, fn) {
-  const context = await browser.newContext(server.url);
-  try {
-    const page = await openApp(context, server.url, seed);
-    await fn(page);
-    assert.deepEqual(page.pageErrors.map(String), [], 'no uncaught page errors');
-  } finally {
-    await context.close();
-  }
-}
+const { withApp } = useApp();
 
 async function openConv(page, title) {
   await page.getByRole('button', { name: title, exact: true }).click();

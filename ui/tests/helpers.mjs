@@ -5,6 +5,8 @@ import { readFile, mkdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { before, after } from 'node:test';
+import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -104,3 +106,31 @@ export async function screenshot(page, name) {
 }
 
 export const mock = (page, fn, ...args) => page.evaluate(([f, a]) => window.__hearthMock[f](...a), [fn, args]);
+
+/**
+ * A test file's browser and dist/ server, started before its tests and closed after them, and
+ * `withApp(seed, fn)`: a fresh context with the app opened on `seed`, `fn(page, context)`, and
+ * (unless `failOnPageErrors` is false) a failure on any uncaught page error.
+ */
+export function useApp({ failOnPageErrors = true } = {}) {
+  const env = { server: null, browser: null };
+  before(async () => {
+    env.server = await startServer();
+    env.browser = await launch();
+  });
+  after(async () => {
+    await env.browser?.close();
+    await env.server?.close();
+  });
+  env.withApp = async (seed, fn) => {
+    const context = await env.browser.newContext(env.server.url);
+    try {
+      const page = await openApp(context, env.server.url, seed);
+      await fn(page, context);
+      if (failOnPageErrors) assert.deepEqual(page.pageErrors.map(String), [], 'no uncaught page errors');
+    } finally {
+      await context.close();
+    }
+  };
+  return env;
+}

@@ -1,30 +1,11 @@
 // Untrusted text (model output, conversation titles, search snippets, file names) must render inert.
 // Each attack sets window.__pwned if it ever runs; the DOM is also checked directly, so these tests
 // fail on a sanitizer regression even though the page's CSP would block inline handlers as well.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launch, openApp, chatSeed, mock } from './helpers.mjs';
+import { useApp, chatSeed, mock } from './helpers.mjs';
 
-let server;
-let browser;
-before(async () => {
-  server = await startServer();
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
-
-async function withApp(seed, fn) {
-  const context = await browser.newContext(server.url);
-  try {
-    const page = await openApp(context, server.url, seed);
-    await fn(page);
-  } finally {
-    await context.close();
-  }
-}
+const { withApp } = useApp({ failOnPageErrors: false });
 
 /** Everything that would show an attack got through, anywhere in the document. */
 async function inertness(page) {
