@@ -46,7 +46,7 @@ const GEMMA3_TEMPLATE: &str = r#"{{ bos_token }}
 {%- endif -%}
 "#;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     System,
@@ -61,6 +61,16 @@ impl Role {
             Role::System => "system",
             Role::User => "user",
             Role::Assistant => "assistant",
+        }
+    }
+
+    /// The inverse of [`Role::as_str`] (stored messages keep their role as this text).
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "system" => Some(Role::System),
+            "user" => Some(Role::User),
+            "assistant" => Some(Role::Assistant),
+            _ => None,
         }
     }
 }

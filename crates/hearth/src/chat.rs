@@ -110,12 +110,7 @@ pub fn history_to_chat(system_prompt: Option<&str>, messages: &[Message]) -> Vec
         if m.content.is_empty() || m.state == MessageState::Error {
             continue;
         }
-        let role = match m.role {
-            Role::System => EngineRole::System,
-            Role::User => EngineRole::User,
-            Role::Assistant => EngineRole::Assistant,
-        };
-        out.push(ChatMessage::new(role, m.content.clone()));
+        out.push(ChatMessage::new(m.role, m.content.clone()));
     }
     out
 }

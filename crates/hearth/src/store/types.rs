@@ -79,31 +79,8 @@ pub struct ConversationPage {
     pub next_offset: Option<u32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    System,
-    User,
-    Assistant,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::System => "system",
-            Role::User => "user",
-            Role::Assistant => "assistant",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "system" => Some(Role::System),
-            "user" => Some(Role::User),
-            "assistant" => Some(Role::Assistant),
-            _ => None,
-        }
-    }
-}
+/// A message's author: the same roles the chat template renders, stored as their text.
+pub use engine::chat_template::Role;
 
 /// Where a message stands. `Streaming` is only ever seen while its writer is alive: a crash
 /// leaves it to be marked `Interrupted` at the next start.
