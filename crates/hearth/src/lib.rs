@@ -3,3 +3,4 @@ pub mod models;
 pub mod chat;
 pub mod store;
 pub mod app_api;
+mod utc;
