@@ -1,5 +1,5 @@
 // Every user-visible string goes through this table so the language setting can switch live.
-import type { Language } from './ipc';
+import type { ErrorCode, ErrorDetails, Language } from './ipc';
 
 const en = {
   'app.name': 'Hearth',
@@ -47,7 +47,7 @@ const en = {
   'chat.interrupted': 'Interrupted',
   'chat.contextFull': 'Context full',
   'chat.maxTokens': 'Length limit reached',
-  'chat.error': 'Generation failed: {message}',
+  'chat.error': 'Generation failed',
   'chat.generating': 'Generating…',
   'chat.messages': 'Messages',
   'composer.label': 'Message',
@@ -124,7 +124,9 @@ const en = {
   'settings.language': 'Language',
   'settings.saved': 'Saved',
   'settings.invalid': 'Invalid value',
-  'error.title': 'Error ({code})',
+  'error.title': 'Something went wrong',
+  'error.details': 'Details',
+  'error.code': 'Code',
   'link.open': 'Open link in your browser: {url}',
   'shortcuts.hint': 'Enter send · Shift+Enter new line · Esc stop · Ctrl+N new chat · Ctrl+K search',
   'units.B': 'B',
@@ -185,7 +187,7 @@ const ko: Record<Key, string> = {
   'chat.interrupted': '중단됨',
   'chat.contextFull': '컨텍스트 가득 참',
   'chat.maxTokens': '길이 제한 도달',
-  'chat.error': '생성 실패: {message}',
+  'chat.error': '생성 실패',
   'chat.generating': '생성 중…',
   'chat.messages': '메시지',
   'composer.label': '메시지',
@@ -262,7 +264,9 @@ const ko: Record<Key, string> = {
   'settings.language': '언어',
   'settings.saved': '저장됨',
   'settings.invalid': '잘못된 값',
-  'error.title': '오류 ({code})',
+  'error.title': '문제가 발생했습니다',
+  'error.details': '자세히',
+  'error.code': '코드',
   'link.open': '브라우저에서 링크 열기: {url}',
   'shortcuts.hint': 'Enter 전송 · Shift+Enter 줄바꿈 · Esc 중지 · Ctrl+N 새 대화 · Ctrl+K 검색',
   'units.B': 'B',
@@ -325,4 +329,182 @@ export function formatDuration(seconds: number | null): string {
 
 export function formatNumber(n: number): string {
   return new Intl.NumberFormat(current === 'ko' ? 'ko-KR' : 'en-US').format(n);
+}
+
+// ---------- error sentences ----------
+// One sentence per ErrorCode and language, with the error's details filled in. Record<ErrorCode, ...>
+// makes a code without a sentence a type error. The backend's English `message` is never part of
+// these: the UI shows it only inside a collapsed "details" element (see errors.ts).
+// No sentence may tell the user to run a command: this is a desktop app.
+
+type Sentence = (d: ErrorDetails) => string;
+
+const bytes = (n: number | undefined) => (n === undefined ? '' : formatBytes(n));
+const num = (n: number | undefined) => (n === undefined ? '' : formatNumber(n));
+
+const SETTING_LABELS: Record<string, Key> = {
+  systemPrompt: 'settings.systemPrompt',
+  temperature: 'settings.temperature',
+  topP: 'settings.topP',
+  topK: 'settings.topK',
+  minP: 'settings.minP',
+  repeatPenalty: 'settings.repeatPenalty',
+  seed: 'settings.seed',
+  contextSize: 'settings.contextSize',
+  threads: 'settings.threads',
+  device: 'settings.device',
+  theme: 'settings.theme',
+  language: 'settings.language',
+};
+
+/** A settings field's label in the current language, without its parenthesised hint. */
+function settingLabel(field: string): string {
+  const key = SETTING_LABELS[field];
+  return key ? t(key).replace(/\s*\(.*\)\s*$/, '') : field;
+}
+
+const errorsEn: Record<ErrorCode, Sentence> = {
+  not_found: (d) => {
+    if (d.model && d.path) return `Hugging Face has no file ${d.path} in ${d.model}. The catalog may be out of date.`;
+    switch (d.field) {
+      case 'conversation':
+        return 'This conversation no longer exists. It may have been deleted.';
+      case 'message':
+        return 'This message no longer exists. It may have been deleted.';
+      case 'attachment':
+        return d.path ? `The attached file ${d.path} could not be found.` : 'The attached file could not be found.';
+      case 'model':
+        return d.model ? `There is no model ${d.model}, installed or in the catalog.` : 'That model is not installed or in the catalog.';
+      case 'download':
+        return d.model ? `No download of ${d.model} is running.` : 'That download is not running.';
+    }
+    if (d.path) return `There is no file at ${d.path}.`;
+    if (d.model) return `There is no model ${d.model}, installed or in the catalog.`;
+    return 'What you asked for no longer exists.';
+  },
+  invalid_id: () => 'Hearth does not recognise this item. Go back to the list and try again.',
+  invalid_title: () => 'A title cannot be empty.',
+  invalid_url: () => 'Only web (http, https) and email links can be opened.',
+  invalid_message: () => 'This message cannot be used for that: it is empty, or it is the wrong kind of message.',
+  invalid_setting: (d) => {
+    const f = d.field ? settingLabel(d.field) : null;
+    if (f && d.min !== undefined && d.max !== undefined) return `${f} must be between ${num(d.min)} and ${num(d.max)}.`;
+    if (f && d.min !== undefined) return `${f} must be at least ${num(d.min)}.`;
+    if (f && d.max !== undefined) return `${f} must be at most ${num(d.max)}.`;
+    if (f) return `That value is not allowed for ${f}.`;
+    return 'That value is not allowed for this setting.';
+  },
+  invalid_query: () => 'Type a word to search for.',
+  busy: () => 'Hearth is busy writing a reply or loading a model. Try again once it has finished.',
+  no_model: () => 'No model is loaded. Load one on the Models page to start chatting.',
+  model_in_use: (d) => (d.model ? `${d.model} is loaded right now, so it cannot be removed. Load another model first.` : 'This model is loaded right now, so it cannot be removed. Load another model first.'),
+  context_full: (d) =>
+    d.needed !== undefined && d.limit !== undefined
+      ? `This conversation no longer fits in the model's context: it needs ${num(d.needed)} tokens and the context holds ${num(d.limit)}. Start a new chat, or raise the context size in Settings.`
+      : "This conversation no longer fits in the model's context. Start a new chat, or raise the context size in Settings.",
+  context_too_long: (d) =>
+    `${d.model ?? 'This model'} supports a context of at most ${d.limit !== undefined ? `${num(d.limit)} tokens` : 'a smaller size'}${d.needed !== undefined ? `, not ${num(d.needed)}` : ''}. Lower the context size in Settings.`,
+  not_gguf: (d) => `${d.path ? `${d.path} is` : 'This file is'} not a GGUF model Hearth can read. It may be incomplete or damaged.`,
+  unsupported_model: (d) => `${d.path ? `${d.path} is` : 'This is'} a model Hearth does not support yet. Hearth runs Gemma 3 models.`,
+  out_of_memory: (d) =>
+    d.needed !== undefined && d.available !== undefined
+      ? `There is not enough free memory for this model: it needs ${bytes(d.needed)} and ${bytes(d.available)} is free. Close other programs or choose a smaller model.`
+      : 'There is not enough free memory for this model. Close other programs or choose a smaller model.',
+  already_installed: (d) => `${d.model ?? 'This model'} is already installed.`,
+  download_running: (d) => `${d.model ?? 'This model'} is already downloading.`,
+  disk_full: (d) =>
+    `The disk is full${d.path ? ` at ${d.path}` : ''}${d.needed !== undefined && d.available !== undefined ? `: ${bytes(d.needed)} is needed and only ${bytes(d.available)} is free` : ''}. Free up some space and try again.`,
+  io: (d) => (d.path ? `Hearth could not read or write ${d.path}. Check that it exists and that you may use it.` : 'Hearth could not read or write a file. Check the disk and try again.'),
+  locked: (d) => `Another program is using Hearth's database${d.path ? ` (${d.path})` : ''}, perhaps another Hearth window. Close it and try again.`,
+  read_only: (d) => `Hearth cannot save changes: ${d.path ?? 'its database'} is read-only. Check the file's permissions.`,
+  database_corrupt: (d) => `Hearth's database${d.path ? ` at ${d.path}` : ''} is damaged or is not a Hearth database. Hearth left it untouched.`,
+  newer_schema: (d) => `The database${d.path ? ` at ${d.path}` : ''} was written by a newer version of Hearth. Update Hearth to open it.`,
+  network: () => 'The network connection failed. Check your internet connection and try again; a download continues where it stopped.',
+  gated: (d) => `Hugging Face refused access to ${d.model ?? 'this model'}. Accept the model's licence on its Hugging Face page and add a read token in Settings.`,
+  checksum: (d) => `The downloaded file${d.path ? ` ${d.path}` : ''} was damaged (its checksum did not match) and has been deleted. Download it again.`,
+  bad_download: () => 'The download server sent an answer Hearth did not expect. Try again later.',
+  catalog: () => 'The model catalog could not be read. Updating Hearth should fix this.',
+  attachment_missing: (d) => `The attached file${d.path ? ` ${d.path}` : ''} no longer exists. Remove it and attach it again.`,
+  attachment_unreadable: (d) => `The attached file${d.path ? ` ${d.path}` : ''} cannot be read. It may be a folder, or you may not have permission to open it.`,
+  attachment_too_large: (d) =>
+    `The attached file${d.path ? ` ${d.path}` : ''} is too large${d.size !== undefined && d.limit !== undefined ? ` (${bytes(d.size)}; the limit is ${bytes(d.limit)})` : ''}. Attach a smaller file.`,
+  engine: () => 'The model failed while writing the reply. Try again, or load the model again.',
+  internal: () => 'Something unexpected went wrong inside Hearth. Please try again.',
+};
+
+const errorsKo: Record<ErrorCode, Sentence> = {
+  not_found: (d) => {
+    if (d.model && d.path) return `Hugging Face의 ${d.model} 저장소에 ${d.path} 파일이 없습니다. 카탈로그가 오래되었을 수 있습니다.`;
+    switch (d.field) {
+      case 'conversation':
+        return '이 대화는 더 이상 없습니다. 삭제되었을 수 있습니다.';
+      case 'message':
+        return '이 메시지는 더 이상 없습니다. 삭제되었을 수 있습니다.';
+      case 'attachment':
+        return d.path ? `첨부한 파일(${d.path})을 찾을 수 없습니다.` : '첨부한 파일을 찾을 수 없습니다.';
+      case 'model':
+        return d.model ? `${d.model} 모델은 설치되어 있지 않고 카탈로그에도 없습니다.` : '그 모델은 설치되어 있지 않고 카탈로그에도 없습니다.';
+      case 'download':
+        return d.model ? `${d.model} 모델을 내려받는 중이 아닙니다.` : '진행 중인 내려받기가 아닙니다.';
+    }
+    if (d.path) return `${d.path} 경로에 파일이 없습니다.`;
+    if (d.model) return `${d.model} 모델은 설치되어 있지 않고 카탈로그에도 없습니다.`;
+    return '요청한 항목이 더 이상 없습니다.';
+  },
+  invalid_id: () => 'Hearth가 알 수 없는 항목입니다. 목록으로 돌아가 다시 시도하세요.',
+  invalid_title: () => '제목은 비워 둘 수 없습니다.',
+  invalid_url: () => '웹(http, https) 링크와 이메일 링크만 열 수 있습니다.',
+  invalid_message: () => '이 메시지로는 그 작업을 할 수 없습니다. 메시지가 비어 있거나 종류가 맞지 않습니다.',
+  invalid_setting: (d) => {
+    const f = d.field ? settingLabel(d.field) : null;
+    if (f && d.min !== undefined && d.max !== undefined) return `${f} 값은 ${num(d.min)}에서 ${num(d.max)} 사이여야 합니다.`;
+    if (f && d.min !== undefined) return `${f} 값은 ${num(d.min)} 이상이어야 합니다.`;
+    if (f && d.max !== undefined) return `${f} 값은 ${num(d.max)} 이하여야 합니다.`;
+    if (f) return `${f}에 쓸 수 없는 값입니다.`;
+    return '이 설정에 쓸 수 없는 값입니다.';
+  },
+  invalid_query: () => '검색할 단어를 입력하세요.',
+  busy: () => 'Hearth가 답변을 생성하거나 모델을 불러오는 중입니다. 끝난 뒤에 다시 시도하세요.',
+  no_model: () => '불러온 모델이 없습니다. 대화를 시작하려면 모델 페이지에서 모델을 불러오세요.',
+  model_in_use: (d) => `${d.model ? `${d.model} 모델은` : '이 모델은'} 지금 사용 중이라 제거할 수 없습니다. 먼저 다른 모델을 불러오세요.`,
+  context_full: (d) =>
+    d.needed !== undefined && d.limit !== undefined
+      ? `대화가 모델의 컨텍스트를 넘었습니다. 토큰이 ${num(d.needed)}개 필요한데 컨텍스트에는 ${num(d.limit)}개까지만 들어갑니다. 새 대화를 시작하거나 설정에서 컨텍스트 크기를 늘리세요.`
+      : '대화가 모델의 컨텍스트를 넘었습니다. 새 대화를 시작하거나 설정에서 컨텍스트 크기를 늘리세요.',
+  context_too_long: (d) =>
+    `${d.model ? `${d.model} 모델은` : '이 모델은'} 컨텍스트를 ${d.limit !== undefined ? `최대 ${num(d.limit)}토큰까지` : '그만큼 길게'} 지원하지 않습니다${d.needed !== undefined ? `(요청: ${num(d.needed)}토큰)` : ''}. 설정에서 컨텍스트 크기를 줄이세요.`,
+  not_gguf: (d) => `${d.path ? `${d.path} 파일은` : '이 파일은'} Hearth가 읽을 수 있는 GGUF 모델이 아닙니다. 파일이 불완전하거나 손상되었을 수 있습니다.`,
+  unsupported_model: (d) => `${d.path ? `${d.path} 파일은` : '이 파일은'} Hearth가 아직 지원하지 않는 모델입니다. Hearth는 Gemma 3 모델을 실행합니다.`,
+  out_of_memory: (d) =>
+    d.needed !== undefined && d.available !== undefined
+      ? `이 모델을 불러오기에는 메모리가 부족합니다. 필요한 메모리는 ${bytes(d.needed)}인데 사용 가능한 메모리는 ${bytes(d.available)}입니다. 다른 프로그램을 닫거나 더 작은 모델을 선택하세요.`
+      : '이 모델을 불러오기에는 메모리가 부족합니다. 다른 프로그램을 닫거나 더 작은 모델을 선택하세요.',
+  already_installed: (d) => `${d.model ? `${d.model} 모델은` : '이 모델은'} 이미 설치되어 있습니다.`,
+  download_running: (d) => `${d.model ? `${d.model} 모델을` : '이 모델을'} 이미 내려받고 있습니다.`,
+  disk_full: (d) =>
+    `디스크 공간이 부족합니다${d.path ? `(${d.path})` : ''}.${d.needed !== undefined && d.available !== undefined ? ` 필요한 공간은 ${bytes(d.needed)}인데 남은 공간은 ${bytes(d.available)}입니다.` : ''} 공간을 확보한 뒤 다시 시도하세요.`,
+  io: (d) => (d.path ? `${d.path} 경로를 읽거나 쓸 수 없습니다. 파일이 있는지, 사용할 권한이 있는지 확인하세요.` : '파일을 읽거나 쓸 수 없습니다. 디스크를 확인한 뒤 다시 시도하세요.'),
+  locked: (d) => `다른 프로그램이 Hearth 데이터베이스${d.path ? `(${d.path})` : ''}를 사용하고 있습니다. 다른 Hearth 창이 열려 있다면 닫고 다시 시도하세요.`,
+  read_only: (d) => `${d.path ? `${d.path} 파일이` : '데이터베이스가'} 읽기 전용이라 변경 내용을 저장할 수 없습니다. 파일 권한을 확인하세요.`,
+  database_corrupt: (d) => `Hearth 데이터베이스${d.path ? `(${d.path})` : ''}가 손상되었거나 Hearth 데이터베이스가 아닙니다. 파일은 건드리지 않았습니다.`,
+  newer_schema: (d) => `데이터베이스${d.path ? `(${d.path})` : ''}가 더 새로운 버전의 Hearth에서 만들어졌습니다. 열려면 Hearth를 업데이트하세요.`,
+  network: () => '네트워크 연결에 실패했습니다. 인터넷 연결을 확인한 뒤 다시 시도하세요. 내려받기는 멈춘 곳부터 이어집니다.',
+  gated: (d) => `Hugging Face가 ${d.model ?? '이 모델'}에 대한 접근을 거부했습니다. Hugging Face의 모델 페이지에서 라이선스에 동의하고 설정에서 읽기 토큰을 추가하세요.`,
+  checksum: (d) => `내려받은 파일${d.path ? `(${d.path})` : ''}이 손상되어(체크섬 불일치) 삭제했습니다. 다시 내려받으세요.`,
+  bad_download: () => '내려받기 서버가 예상하지 못한 응답을 보냈습니다. 잠시 후 다시 시도하세요.',
+  catalog: () => '모델 카탈로그를 읽을 수 없습니다. Hearth를 업데이트하면 해결됩니다.',
+  attachment_missing: (d) => `첨부한 파일${d.path ? `(${d.path})` : ''}이 더 이상 없습니다. 첨부를 지우고 다시 첨부하세요.`,
+  attachment_unreadable: (d) => `첨부한 파일${d.path ? `(${d.path})` : ''}을 읽을 수 없습니다. 폴더이거나 열 권한이 없을 수 있습니다.`,
+  attachment_too_large: (d) =>
+    `첨부한 파일${d.path ? `(${d.path})` : ''}이 너무 큽니다${d.size !== undefined && d.limit !== undefined ? `(${bytes(d.size)}, 최대 ${bytes(d.limit)})` : ''}. 더 작은 파일을 첨부하세요.`,
+  engine: () => '답변을 생성하는 중에 모델에 문제가 생겼습니다. 다시 시도하거나 모델을 다시 불러오세요.',
+  internal: () => 'Hearth 내부에서 예상하지 못한 문제가 발생했습니다. 다시 시도해 주세요.',
+};
+
+const errorTables: Record<Language, Record<ErrorCode, Sentence>> = { en: errorsEn, ko: errorsKo };
+
+/** The sentence for an error code in the current language, with its details filled in. */
+export function errorText(code: ErrorCode, details: ErrorDetails | null | undefined): string {
+  const table = errorTables[current];
+  return (table[code] ?? table.internal)(details ?? {});
 }

@@ -7,27 +7,115 @@ export { Channel };
 
 // ---------- errors ----------
 
-/** Every command rejects with this shape; `code` is stable and machine-readable. */
-export interface IpcErrorPayload {
-  code: string;
-  message: string;
+/**
+ * What went wrong, as the shell's `hearth::error::ErrorCode` serialises it. Every code has a
+ * translated sentence in i18n.ts (a `Record<ErrorCode, ...>`, so a new code fails the type check).
+ * Written by hand until ui/src/generated/ipc.ts (ts-rs) takes over; keep the two identical.
+ */
+export type ErrorCode =
+  | 'not_found'
+  | 'invalid_id'
+  | 'invalid_title'
+  | 'invalid_url'
+  | 'invalid_message'
+  | 'invalid_setting'
+  | 'invalid_query'
+  | 'busy'
+  | 'no_model'
+  | 'model_in_use'
+  | 'context_full'
+  | 'context_too_long'
+  | 'not_gguf'
+  | 'unsupported_model'
+  | 'out_of_memory'
+  | 'already_installed'
+  | 'download_running'
+  | 'disk_full'
+  | 'io'
+  | 'locked'
+  | 'read_only'
+  | 'database_corrupt'
+  | 'newer_schema'
+  | 'network'
+  | 'gated'
+  | 'checksum'
+  | 'bad_download'
+  | 'catalog'
+  | 'attachment_missing'
+  | 'attachment_unreadable'
+  | 'attachment_too_large'
+  | 'engine'
+  | 'internal';
+
+/** The facts a translated sentence needs; each code fills the ones it documents. Sizes are bytes. */
+export interface ErrorDetails {
+  /** A file or folder. */
+  path?: string;
+  /** A model id, name or Hugging Face repository. */
+  model?: string;
+  /** A settings field, or what was not found (`conversation`, `message`, `model`, ...). */
+  field?: string;
+  size?: number;
+  limit?: number;
+  needed?: number;
+  available?: number;
+  /** A range's bounds (settings). */
+  min?: number;
+  max?: number;
 }
 
-export class HearthError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
+/** The wire shape every command rejects with (and a failed message's `error`). */
+export interface HearthErrorPayload {
+  code: ErrorCode;
+  /** The underlying error in English: shown only behind "details", never as the main text. */
+  message: string;
+  details: ErrorDetails;
+}
+
+const CODES: ReadonlySet<string> = new Set<ErrorCode>([
+  'not_found', 'invalid_id', 'invalid_title', 'invalid_url', 'invalid_message', 'invalid_setting', 'invalid_query',
+  'busy', 'no_model', 'model_in_use', 'context_full', 'context_too_long', 'not_gguf', 'unsupported_model',
+  'out_of_memory', 'already_installed', 'download_running', 'disk_full', 'io', 'locked', 'read_only',
+  'database_corrupt', 'newer_schema', 'network', 'gated', 'checksum', 'bad_download', 'catalog',
+  'attachment_missing', 'attachment_unreadable', 'attachment_too_large', 'engine', 'internal',
+]);
+
+export function isErrorCode(s: unknown): s is ErrorCode {
+  return typeof s === 'string' && CODES.has(s);
+}
+
+export class HearthError extends Error implements HearthErrorPayload {
+  readonly code: ErrorCode;
+  readonly details: ErrorDetails;
+  constructor(code: ErrorCode, message: string, details: ErrorDetails = {}) {
     super(message);
     this.code = code;
+    this.details = details;
     this.name = 'HearthError';
   }
 }
 
-/** Normalises whatever a rejected invoke gave us into a HearthError (the shell may also send plain strings). */
+function detailsOf(v: unknown): ErrorDetails {
+  if (!v || typeof v !== 'object') return {};
+  const o = v as Record<string, unknown>;
+  const out: ErrorDetails = {};
+  for (const k of ['path', 'model', 'field'] as const) if (typeof o[k] === 'string') out[k] = o[k] as string;
+  for (const k of ['size', 'limit', 'needed', 'available', 'min', 'max'] as const) if (typeof o[k] === 'number' && Number.isFinite(o[k])) out[k] = o[k] as number;
+  return out;
+}
+
+/**
+ * Normalises whatever a rejected invoke (or a stream's flattened `{kind: 'error', code, message,
+ * details}` event, or a stored Message.error) gave us into a HearthError. A code this UI does not
+ * know becomes `internal`, keeping the original code in front of the message.
+ */
 export function toHearthError(e: unknown): HearthError {
   if (e instanceof HearthError) return e;
   if (e && typeof e === 'object' && 'code' in e && 'message' in e) {
-    const o = e as { code: unknown; message: unknown };
-    return new HearthError(String(o.code), String(o.message));
+    const o = e as { code: unknown; message: unknown; details?: unknown };
+    const message = String(o.message);
+    if (isErrorCode(o.code)) return new HearthError(o.code, message, detailsOf(o.details));
+    return new HearthError('internal', `${String(o.code)}: ${message}`, detailsOf(o.details));
   }
   if (e instanceof Error) return new HearthError('internal', e.message);
   return new HearthError('internal', String(e));
@@ -102,7 +190,7 @@ export interface Message {
   text: string;
   state: MessageState;
   /** Set when state is 'error'. */
-  error?: IpcErrorPayload | null;
+  error?: HearthErrorPayload | null;
   stats?: GenerationStats | null;
   /** Names of the files attached to a user message (send_message takes their paths). */
   attachments?: string[];
@@ -124,7 +212,7 @@ export interface MessageList {
 export type StreamEvent =
   | { kind: 'token'; text: string }
   | { kind: 'done'; stats: GenerationStats }
-  | { kind: 'error'; message: string; code?: string };
+  | ({ kind: 'error' } & HearthErrorPayload);
 
 /** What send/regenerate/edit resolve with: the ids the backend assigned. Tokens arrive on the channel. */
 export interface GenerationStarted {
@@ -195,9 +283,9 @@ export type DownloadEvent =
   | ({ kind: 'progress' } & DownloadProgress)
   | { kind: 'done'; model: InstalledModel }
   | { kind: 'cancelled' }
-  | { kind: 'error'; message: string; code?: string };
+  | ({ kind: 'error' } & HearthErrorPayload);
 
-export type LoadEvent = { kind: 'progress'; fraction: number } | { kind: 'done' } | { kind: 'error'; message: string; code?: string };
+export type LoadEvent = { kind: 'progress'; fraction: number } | { kind: 'done' } | ({ kind: 'error' } & HearthErrorPayload);
 
 export interface ModelState {
   state: 'none' | 'loading' | 'ready' | 'error';
@@ -207,7 +295,7 @@ export interface ModelState {
   contextSize: number | null;
   /** While loading: the fraction read so far (0..1). */
   loadFraction?: number | null;
-  error?: IpcErrorPayload | null;
+  error?: HearthErrorPayload | null;
 }
 
 export const modelCatalog = () => call<CatalogEntry[]>('model_catalog');

@@ -1,6 +1,6 @@
 // The app's single state object and the hooks views register to redraw themselves.
 import { focusKey, restoreFocus } from './focus';
-import type { CatalogEntry, Conversation, DownloadProgress, InstalledModel, Message, ModelState, SearchHit, Settings } from './ipc';
+import type { CatalogEntry, Conversation, DownloadProgress, HearthError, InstalledModel, Message, ModelState, SearchHit, Settings } from './ipc';
 
 export type View = 'chat' | 'models' | 'settings';
 
@@ -15,6 +15,8 @@ export interface Streaming {
 
 export interface DownloadView extends DownloadProgress {
   state: 'running' | 'paused' | 'failed';
+  /** Why it failed, when this window saw it fail (a restart only knows that it did). */
+  error?: HearthError | null;
 }
 
 export const state = {

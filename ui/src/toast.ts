@@ -1,5 +1,6 @@
 // Transient notices at the bottom of the window: errors, confirmations and undo offers.
 import { h, icon } from './dom';
+import { errorDetailsEl, errorSentence } from './errors';
 import { t } from './i18n';
 import { toHearthError } from './ipc';
 
@@ -19,7 +20,7 @@ export function toastRegion(): HTMLElement {
   return region;
 }
 
-export function showToast(title: string, body: string | null, opts: ToastOptions = {}): () => void {
+export function showToast(title: string, body: string | Node | null, opts: ToastOptions = {}): () => void {
   let closed = false;
   const close = (viaAction: boolean) => {
     if (closed) return;
@@ -31,7 +32,7 @@ export function showToast(title: string, body: string | null, opts: ToastOptions
   const el = h(
     'div',
     { class: `toast toast-${opts.kind ?? 'info'}`, role: opts.kind === 'error' ? 'alert' : null },
-    h('div', { class: 'toast-text' }, h('strong', null, title), body ? h('span', null, body) : null),
+    h('div', { class: 'toast-text' }, h('strong', null, title), body === null ? null : typeof body === 'string' ? h('span', null, body) : body),
     opts.action
       ? h('button', { type: 'button', class: 'btn btn-small', onclick: () => { close(true); opts.action!.run(); } }, opts.action.label)
       : null,
@@ -39,11 +40,17 @@ export function showToast(title: string, body: string | null, opts: ToastOptions
   );
   toastRegion().append(el);
   const timer = opts.timeout === 0 ? undefined : setTimeout(() => close(false), opts.timeout ?? (opts.kind === 'error' ? 10000 : 4000));
+  // Someone reading an error's details keeps the toast until they dismiss it ('toggle' does not
+  // bubble, so listen in the capture phase).
+  el.addEventListener('toggle', () => clearTimeout(timer), true);
   return () => close(false);
 }
 
-/** Shows a structured backend error ({code, message}) to the user. */
+/**
+ * Shows a backend error (a rejection, a stream's error event, a stored error) to the user: the
+ * translated sentence, with the code and raw message only in a collapsed details element.
+ */
 export function showError(e: unknown): void {
   const err = toHearthError(e);
-  showToast(t('error.title', { code: err.code }), err.message, { kind: 'error' });
+  showToast(errorSentence(err), errorDetailsEl(err), { kind: 'error' });
 }

@@ -82,9 +82,11 @@ test('settings save through set_settings and persist across a reload', async () 
     // A value the backend rejects is shown next to the field, and nothing else changes.
     await page.getByLabel('Temperature').fill('5');
     await page.getByLabel('Temperature').press('Tab');
-    await page.waitForSelector('.field-error >> text=temperature must be between 0 and 2');
+    // It is shown as a sentence made from the error's details; the backend's words only behind "Details".
+    await page.waitForSelector('.field-error >> text=Temperature must be between 0 and 2.');
     assert.equal(await page.getByLabel('Temperature').getAttribute('aria-invalid'), 'true');
-    await page.waitForSelector('.toast-error >> text=invalid_setting');
+    await page.waitForSelector('.toast-error >> text=Temperature must be between 0 and 2.');
+    assert.equal(await page.locator('.field-error details .error-raw').textContent(), 'temperature must be between 0 and 2');
 
     await page.reload();
     await page.waitForSelector('html[data-ready="1"]');
@@ -178,7 +180,7 @@ test('import a local GGUF by path, by file dialog, and reject a wrong path clear
     assert.equal((await mock(page, 'callsOf', 'import_model')).length, 0, 'bad paths never reach the backend');
     await field.fill('/home/me/missing.gguf');
     await field.press('Enter');
-    await page.waitForSelector('#import-error >> text=no file at /home/me/missing.gguf (not_found)');
+    await page.waitForSelector('#import-error >> text=There is no file at /home/me/missing.gguf.');
     await field.fill('/home/me/models/my-gemma.gguf');
     await field.press('Enter');
     await page.waitForSelector('.row >> text=my-gemma');
@@ -257,7 +259,7 @@ test('a failed download can be retried, and copy puts a message on the clipboard
     await page.getByRole('button', { name: 'Models' }).click();
     await mock(page, 'fail', 'download_model', 'network', 'connection reset by peer');
     await page.getByRole('button', { name: 'Download: Gemma 3 4B' }).click();
-    await page.waitForSelector('.toast-error >> text=connection reset by peer');
+    await page.waitForSelector('.toast-error >> text=The network connection failed.');
     await page.waitForSelector('.card[data-model="gemma-3-4b"] >> text=Download failed');
     await page.getByRole('button', { name: 'Retry: Gemma 3 4B' }).click();
     await page.waitForFunction(() => window.__hearthMock.callsOf('resume_download').length === 1);

@@ -213,22 +213,29 @@ test('keyboard: Ctrl+N starts a new chat, Ctrl+K focuses search, a new chat is c
   });
 });
 
-test('a failed command shows its structured error code and message', async () => {
+test('a failed command shows the sentence for its code, with the raw message behind details', async () => {
   await withApp(chatSeed(), async (page) => {
-    await mock(page, 'fail', 'send_message', 'context_full', 'the conversation no longer fits the context');
+    await mock(page, 'fail', 'send_message', 'context_full', 'the conversation no longer fits the context', { needed: 5000, limit: 4096 });
     await openConv(page, 'Rust lifetimes');
     const box = page.getByRole('textbox', { name: 'Message' });
     await box.fill('one more');
     await box.press('Enter');
     const toast = page.locator('.toast-error');
     await toast.waitFor();
-    assert.match(await toast.textContent(), /Error \(context_full\).*the conversation no longer fits the context/);
+    assert.match(await toast.locator('strong').textContent(), /^This conversation no longer fits in the model's context: it needs 5,000 tokens and the context holds 4,096\./);
+    assert.equal(await toast.locator('details').getAttribute('open'), null, 'details start collapsed');
+    assert.equal(await toast.locator('details .error-raw').textContent(), 'the conversation no longer fits the context');
     assert.equal(await page.locator('#send-btn').count(), 1, 'composer usable again');
     // A stream that ends with an error event is shown too.
     await sendText(page, 'try again');
     await mock(page, 'token', 'half');
-    await mock(page, 'error', 'out of memory');
-    await page.waitForSelector('.toast-error >> text=out of memory');
+    await mock(page, 'error', 'tokenizer failed: bad byte');
+    await page.waitForSelector('.toast-error >> text=The model failed while writing the reply.');
+    // The failed reply keeps its error: the sentence under the message, the raw text behind details.
+    const failed = page.locator('.msg-assistant.state-error');
+    await failed.locator('.msg-error .error-sentence >> text=The model failed while writing the reply.').waitFor();
+    assert.equal(await failed.locator('.badge-error').textContent(), 'Generation failed');
+    assert.equal(await failed.locator('.msg-error .error-raw').textContent(), 'tokenizer failed: bad byte');
   });
 });
 

@@ -4,6 +4,7 @@ import { basename, h, icon } from '../dom';
 import { formatNumber, t } from '../i18n';
 import * as ipc from '../ipc';
 import { Channel, type Message, type StreamEvent } from '../ipc';
+import { errorBlock } from '../errors';
 import { codeText, renderMarkdown, StreamRenderer, typesetMath } from '../markdown';
 import { render, state } from '../state';
 import { showError, showToast } from '../toast';
@@ -200,11 +201,13 @@ function messageEl(m: Message, isLastAssistant: boolean): HTMLElement {
     !isUser && isLastAssistant ? h('button', { type: 'button', class: 'icon-btn', 'data-action': 'regenerate', 'aria-label': t('chat.regenerate'), title: t('chat.regenerate'), onclick: () => void regenerate(m) }, icon('refresh')) : null,
   );
   meta.push(actions);
-  return h('article', { class: `msg ${isUser ? 'msg-user' : 'msg-assistant'} state-${m.state}`, 'aria-label': isUser ? t('chat.you') : t('chat.assistant'), 'data-id': m.id }, attachmentList(m.attachments), body, h('div', { class: 'msg-meta' }, meta));
+  // Why a reply failed: the translated sentence, the backend's own words behind "details".
+  const failure = m.state === 'error' && m.error ? errorBlock(m.error, { class: 'error-block msg-error' }) : null;
+  return h('article', { class: `msg ${isUser ? 'msg-user' : 'msg-assistant'} state-${m.state}`, 'aria-label': isUser ? t('chat.you') : t('chat.assistant'), 'data-id': m.id }, attachmentList(m.attachments), body, failure, h('div', { class: 'msg-meta' }, meta));
 }
 
 function stateLabel(m: Message): string | null {
-  if (m.state === 'error') return t('chat.error', { message: m.error?.message ?? '' });
+  if (m.state === 'error') return t('chat.error');
   if (m.state === 'interrupted') return t('chat.interrupted');
   switch (m.stats?.stopReason) {
     case 'stopped':
@@ -340,7 +343,7 @@ function makeChannel(conversationId: string): Channel<StreamEvent> {
     } else if (ev.kind === 'done') {
       void finishStream(conversationId);
     } else if (ev.kind === 'error') {
-      showToast(t('error.title', { code: ev.code ?? 'generation' }), ev.message, { kind: 'error' });
+      showError(ev);
       void finishStream(conversationId);
     }
   };

@@ -4,11 +4,13 @@ import { basename, h, icon } from '../dom';
 import { formatBytes, formatDuration, formatNumber, t } from '../i18n';
 import * as ipc from '../ipc';
 import { Channel, type CatalogEntry, type DownloadEvent, type InstalledModel, type LoadEvent, type ModelState } from '../ipc';
+import { errorBlock } from '../errors';
 import { render, state } from '../state';
 import { showError, showToast } from '../toast';
 
 let pathInput: HTMLInputElement | null = null;
-let importError: string | null = null;
+/** A check made here (a plain sentence) or the backend's refusal (shown as its translated sentence). */
+let importError: string | ipc.HearthError | null = null;
 /** The installed model whose Remove button is asking for confirmation (inline, no native dialog). */
 let confirmingRemove: string | null = null;
 
@@ -54,7 +56,7 @@ export async function followModelLoading(intervalMs = 400): Promise<void> {
         state.loadFraction = Math.max(0, Math.min(1, m.loadFraction ?? 0));
         render('header');
       } else {
-        if (m.state === 'error' && m.error) showToast(t('error.title', { code: m.error.code }), m.error.message, { kind: 'error' });
+        if (m.state === 'error' && m.error) showError(m.error);
         render('header', 'main', 'composer');
       }
     }
@@ -78,24 +80,35 @@ async function loadHere(id: string): Promise<void> {
   state.loadFraction = 0;
   render('header', 'main');
   const ch = new Channel<LoadEvent>();
+  // A failed load ends its channel with an error event and rejects the call with the same error:
+  // show it once.
+  let streamError: ipc.HearthError | null = null;
   ch.onmessage = (ev) => {
     if (ev.kind === 'progress') {
       state.loadFraction = Math.max(0, Math.min(1, ev.fraction));
       render('header');
       if (state.view === 'models') render('main');
     } else if (ev.kind === 'error') {
-      showToast(t('error.title', { code: ev.code ?? 'load' }), ev.message, { kind: 'error' });
+      streamError = ipc.toHearthError(ev);
     }
   };
+  let failure: ipc.HearthError | null = null;
   try {
     state.model = await ipc.loadModel(id, ch);
+    if (state.model.state === 'error') failure = state.model.error ? ipc.toHearthError(state.model.error) : streamError;
   } catch (e) {
-    showError(e);
+    failure = ipc.toHearthError(e);
     try {
       state.model = await ipc.currentModel();
     } catch {
       state.model = { state: 'error', modelId: id, name: im?.name ?? id, contextSize: null };
     }
+  }
+  failure ??= streamError;
+  if (failure) {
+    // The Models page shows why next to the model; keep it even if current_model forgot.
+    if (state.model.state === 'error' && state.model.modelId === id && !state.model.error) state.model = { ...state.model, error: failure };
+    showError(failure);
   }
   render('header', 'main', 'composer');
 }
@@ -134,10 +147,12 @@ function installedList(): HTMLElement {
     state.installed.map((m: InstalledModel) => {
       const loaded = state.model.modelId === m.id && state.model.state === 'ready';
       const loading = state.model.modelId === m.id && state.model.state === 'loading';
+      const failed = state.model.modelId === m.id && state.model.state === 'error' ? state.model.error : null;
       return h(
         'li',
         { class: 'row', 'data-model': m.id },
-        h('div', { class: 'row-main' }, h('strong', null, m.name), h('span', { class: 'muted small' }, `${m.quant} · ${formatBytes(m.sizeBytes)} · ${t('models.context', { n: formatNumber(m.contextLength) })}`), h('span', { class: 'muted small path', title: m.path }, m.path)),
+        h('div', { class: 'row-main' }, h('strong', null, m.name), h('span', { class: 'muted small' }, `${m.quant} · ${formatBytes(m.sizeBytes)} · ${t('models.context', { n: formatNumber(m.contextLength) })}`), h('span', { class: 'muted small path', title: m.path }, m.path),
+          failed ? h('div', { class: 'row-error' }, h('span', { class: 'badge badge-error' }, t('picker.error')), errorBlock(failed)) : null),
         loading ? h('progress', { max: 1, value: state.loadFraction, 'aria-label': t('picker.loading', { name: m.name, percent: Math.round(state.loadFraction * 100) }) }) : null,
         h('div', { class: 'row-actions' },
           loaded
@@ -196,6 +211,7 @@ function catalogCard(c: CatalogEntry): HTMLElement {
     h('p', { class: 'card-desc' }, c.description),
     h('p', { class: 'small' }, `${t('models.size', { size: formatBytes(c.sizeBytes) })} · ${t('models.needs', { required: formatBytes(c.requiredBytes), available: formatBytes(c.availableBytes) })}`),
     h('div', { class: 'card-controls' }, controls),
+    dl?.state === 'failed' && dl.error ? errorBlock(dl.error, { class: 'error-block card-error' }) : null,
   );
 }
 
@@ -216,20 +232,20 @@ async function startDownload(c: CatalogEntry, resume: boolean): Promise<void> {
       state.downloads.delete(c.id);
       void refreshModels();
     } else if (ev.kind === 'error') {
-      const d = state.downloads.get(c.id);
-      state.downloads.set(c.id, { state: 'failed', bytes: d?.bytes ?? 0, total: d?.total ?? c.sizeBytes, rate: 0, eta: null });
-      showToast(t('error.title', { code: ev.code ?? 'download' }), ev.message, { kind: 'error' });
-      render('main');
+      failed(ipc.toHearthError(ev));
     }
+  };
+  const failed = (err: ipc.HearthError) => {
+    const d = state.downloads.get(c.id);
+    state.downloads.set(c.id, { state: 'failed', bytes: d?.bytes ?? 0, total: d?.total ?? c.sizeBytes, rate: 0, eta: null, error: err });
+    showError(err);
+    render('main');
   };
   try {
     if (resume) await ipc.resumeDownload(c.id, ch);
     else await ipc.downloadModel(c.id, ch);
   } catch (e) {
-    showError(e);
-    const d = state.downloads.get(c.id);
-    state.downloads.set(c.id, { state: 'failed', bytes: d?.bytes ?? 0, total: d?.total ?? c.sizeBytes, rate: 0, eta: null });
-    render('main');
+    failed(ipc.toHearthError(e));
   }
 }
 
@@ -261,7 +277,9 @@ function importSection(): HTMLElement {
       { class: 'import-form', onsubmit: (e: Event) => { e.preventDefault(); void importPath(pathInput?.value ?? ''); } },
       h('label', { for: 'import-path', class: 'field-label' }, t('models.importPath')),
       h('div', { class: 'inline' }, pathInput, h('button', { type: 'submit', class: 'btn btn-primary', id: 'import-btn' }, t('models.importButton')), h('button', { type: 'button', class: 'btn', id: 'browse-btn', onclick: () => void browse() }, t('models.browse'))),
-      importError ? h('p', { class: 'field-error', id: 'import-error', role: 'alert' }, importError) : null,
+      importError === null ? null
+        : typeof importError === 'string' ? h('p', { class: 'field-error', id: 'import-error', role: 'alert' }, importError)
+        : errorBlock(importError, { class: 'error-block field-error', id: 'import-error', role: 'alert' }),
       drop,
     ),
   );
@@ -292,8 +310,7 @@ export async function importPath(raw: string): Promise<void> {
     showToast(t('models.imported', { name: m.name || basename(path) }), null);
     if (pathInput) pathInput.value = '';
   } catch (e) {
-    const err = ipc.toHearthError(e);
-    importError = `${err.message} (${err.code})`;
+    importError = ipc.toHearthError(e);
   }
   await refreshModels();
 }

@@ -1,12 +1,14 @@
 // The settings page. Each field saves on change through set_settings; theme and language apply live.
 import { h } from '../dom';
+import { errorDetailsEl, errorSentence } from '../errors';
 import { t, type Key } from '../i18n';
 import * as ipc from '../ipc';
 import type { Settings } from '../ipc';
 import { state } from '../state';
 import { showError } from '../toast';
 
-const fieldErrors = new Map<keyof Settings, string>();
+/** A field's problem: a check made here (a sentence) or the backend's refusal. */
+const fieldErrors = new Map<keyof Settings, string | ipc.HearthError>();
 let applyHook: (s: Settings) => void = () => {};
 
 /** main.ts registers how settings take effect (theme, language, redraw). */
@@ -22,8 +24,10 @@ async function save(key: keyof Settings, value: Settings[keyof Settings], status
     status.textContent = t('settings.saved');
     applyHook(updated);
   } catch (e) {
-    const err = ipc.toHearthError(e);
-    fieldErrors.set(key, err.message);
+    let err = ipc.toHearthError(e);
+    // The backend's message names the field; the sentence needs it as a detail.
+    if (err.code === 'invalid_setting' && !err.details.field) err = new ipc.HearthError(err.code, err.message, { ...err.details, field: key });
+    fieldErrors.set(key, err);
     showError(err);
     applyHook(state.settings!);
   }
@@ -36,7 +40,12 @@ export function settingsPage(): HTMLElement {
   const status = h('p', { class: 'save-status small muted', role: 'status', 'aria-live': 'polite' });
   if (!s) return h('div', { class: 'page' }, h('h1', { class: 'page-title' }, t('settings.title')));
 
-  const errorFor = (key: keyof Settings) => (fieldErrors.has(key) ? h('p', { class: 'field-error', id: `err-${key}` }, fieldErrors.get(key)!) : null);
+  const errorFor = (key: keyof Settings) => {
+    const e = fieldErrors.get(key);
+    if (e === undefined) return null;
+    if (typeof e === 'string') return h('p', { class: 'field-error', id: `err-${key}` }, e);
+    return h('div', { class: 'field-error error-block', 'data-error-code': e.code }, h('p', { class: 'error-sentence', id: `err-${key}` }, errorSentence(e)), errorDetailsEl(e));
+  };
 
   const numberField = (key: NumberKey, label: Key, opts: { step: string; min?: number; max?: number; nullable?: boolean }) => {
     const id = `set-${key}`;

@@ -2,8 +2,12 @@
 // It follows IPC.md (branching tree of messages, paged conversations, channels) so the tests
 // exercise the same contract the real shell implements. Tests drive streams through
 // window.__hearthMock (token/done/error) and read back every command in `calls`.
+// Failures have the shell's one shape: commands reject with {code, message, details} and streams
+// end with a flattened {kind: 'error', code, message, details} event. Tests make the mock fail
+// with fail() (any command's next call), error() (the reply stream), failDownload() (a running
+// download), failNextLoad() (the next load_model) and busy() (the next send_message refused).
 import { mockIPC } from '@tauri-apps/api/mocks';
-import type { CatalogEntry, Conversation, GenerationStats, InstalledModel, Message, ModelState, SearchHit, Settings, StreamEvent } from '../../src/ipc';
+import type { CatalogEntry, Conversation, DownloadEvent, ErrorCode, ErrorDetails, GenerationStats, HearthErrorPayload, InstalledModel, LoadEvent, Message, ModelState, SearchHit, Settings, StreamEvent } from '../../src/ipc';
 
 interface StoredMessage {
   id: string;
@@ -15,6 +19,7 @@ interface StoredMessage {
   stats: GenerationStats | null;
   attachments: string[];
   createdAt: string;
+  error: HearthErrorPayload | null;
 }
 
 interface Seed {
@@ -53,7 +58,9 @@ let catalog: CatalogEntry[] = [];
 let model: ModelState = { state: 'none', modelId: null, name: null, contextSize: null };
 let pickResult: string | null = null;
 const calls: Call[] = [];
-const failNext = new Map<string, { code: string; message: string }>();
+const failNext = new Map<string, HearthErrorPayload>();
+/** The next load_model fails this way: progress to half, an error event, then the rejection. */
+let loadFailure: HearthErrorPayload | null = null;
 
 interface ActiveStream { conversationId: string; assistantId: string; channelId: number; index: number }
 let stream: ActiveStream | null = null;
@@ -88,7 +95,7 @@ function activePath(conversationId: string): StoredMessage[] {
 }
 function toMessage(m: StoredMessage): Message {
   const sibs = children(parentKey(m));
-  return { id: m.id, conversationId: m.conversationId, role: m.role, text: m.text, state: m.state, stats: m.stats, attachments: m.attachments, createdAt: m.createdAt, error: null, branch: { index: sibs.indexOf(m), count: sibs.length, siblingIds: sibs.map((s) => s.id) } };
+  return { id: m.id, conversationId: m.conversationId, role: m.role, text: m.text, state: m.state, stats: m.stats, attachments: m.attachments, createdAt: m.createdAt, error: m.error, branch: { index: sibs.indexOf(m), count: sibs.length, siblingIds: sibs.map((s) => s.id) } };
 }
 const tokensOf = (s: string) => Math.ceil(s.length / 4);
 function messageList(conversationId: string) {
@@ -96,7 +103,7 @@ function messageList(conversationId: string) {
   return { messages: path.map(toMessage), contextTokens: path.reduce((n, m) => n + tokensOf(m.text), 0) };
 }
 function addMessage(conversationId: string, parentId: string | null, role: 'user' | 'assistant', text: string, st: Message['state'] = 'complete', attachments: string[] = []): StoredMessage {
-  const m: StoredMessage = { id: newId('m'), conversationId, parentId, role, text, state: st, stats: role === 'assistant' && st === 'complete' ? { tokens: tokensOf(text), tokensPerS: 42.5, stopReason: 'eos' } : null, attachments, createdAt: now() };
+  const m: StoredMessage = { id: newId('m'), conversationId, parentId, role, text, state: st, stats: role === 'assistant' && st === 'complete' ? { tokens: tokensOf(text), tokensPerS: 42.5, stopReason: 'eos' } : null, attachments, createdAt: now(), error: null };
   messages.set(m.id, m);
   selected.set(parentKey(m), m.id);
   const c = conversations.get(conversationId);
@@ -110,13 +117,17 @@ function createConv(title: string, pinned = false): Conversation {
   return c;
 }
 
-function err(code: string, message: string): never {
-  throw { code, message };
+function failure(code: ErrorCode, message: string, details: ErrorDetails = {}): HearthErrorPayload {
+  return { code, message, details };
+}
+
+function err(code: ErrorCode, message: string, details: ErrorDetails = {}): never {
+  throw failure(code, message, details);
 }
 
 function channelId(arg: unknown): number {
   const id = (arg as { id?: number } | undefined)?.id;
-  if (typeof id !== 'number') err('bad_channel', 'expected a Channel');
+  if (typeof id !== 'number') err('internal', 'expected a Channel');
   return id;
 }
 
@@ -159,8 +170,8 @@ function handle(cmd: string, args: Record<string, unknown>): unknown {
       return loadSettings();
     case 'set_settings': {
       const patch = (args.patch ?? {}) as Partial<Settings>;
-      if (patch.temperature !== undefined && (patch.temperature < 0 || patch.temperature > 2)) err('invalid_setting', 'temperature must be between 0 and 2');
-      if (patch.contextSize !== undefined && patch.contextSize < 256) err('invalid_setting', 'context size must be at least 256 tokens');
+      if (patch.temperature !== undefined && (patch.temperature < 0 || patch.temperature > 2)) err('invalid_setting', 'temperature must be between 0 and 2', { field: 'temperature', min: 0, max: 2 });
+      if (patch.contextSize !== undefined && patch.contextSize < 256) err('invalid_setting', 'context size must be at least 256 tokens', { field: 'contextSize', min: 256 });
       const s = { ...loadSettings(), ...patch };
       storeSettings(s);
       return s;
@@ -175,23 +186,23 @@ function handle(cmd: string, args: Record<string, unknown>): unknown {
     case 'create_conversation':
       return createConv((args.title as string | null) ?? '');
     case 'rename_conversation': {
-      const c = conversations.get(str('id')) ?? err('not_found', 'no such conversation');
+      const c = conversations.get(str('id')) ?? err('not_found', 'no such conversation', { field: 'conversation' });
       if (str('title').trim() === '') err('invalid_title', 'title must not be empty');
       c.title = str('title');
       return c;
     }
     case 'pin_conversation': {
-      const c = conversations.get(str('id')) ?? err('not_found', 'no such conversation');
+      const c = conversations.get(str('id')) ?? err('not_found', 'no such conversation', { field: 'conversation' });
       c.pinned = Boolean(args.pinned);
       return c;
     }
     case 'archive_conversation': {
-      const c = conversations.get(str('id')) ?? err('not_found', 'no such conversation');
+      const c = conversations.get(str('id')) ?? err('not_found', 'no such conversation', { field: 'conversation' });
       c.archived = Boolean(args.archived);
       return c;
     }
     case 'delete_conversation':
-      if (!conversations.delete(str('id'))) err('not_found', 'no such conversation');
+      if (!conversations.delete(str('id'))) err('not_found', 'no such conversation', { field: 'conversation' });
       for (const [id, m] of messages) if (m.conversationId === str('id')) messages.delete(id);
       return null;
     case 'search_conversations': {
@@ -208,13 +219,13 @@ function handle(cmd: string, args: Record<string, unknown>): unknown {
       return hits.slice(0, Number(args.limit ?? 20));
     }
     case 'list_messages':
-      if (!conversations.has(str('conversationId'))) err('not_found', 'no such conversation');
+      if (!conversations.has(str('conversationId'))) err('not_found', 'no such conversation', { field: 'conversation' });
       return messageList(str('conversationId'));
     case 'send_message': {
       const cid = str('conversationId');
-      if (!conversations.has(cid)) err('not_found', 'no such conversation');
+      if (!conversations.has(cid)) err('not_found', 'no such conversation', { field: 'conversation' });
       if (model.state !== 'ready') err('no_model', 'no model is loaded');
-      if (stream) err('busy', 'a reply is already being generated');
+      if (stream) err('busy', 'a reply is being generated or a model is loading');
       const path = activePath(cid);
       const u = addMessage(cid, path.length ? path[path.length - 1].id : null, 'user', str('text'), 'complete', (args.attachments as string[]) ?? []);
       const c = conversations.get(cid)!;
@@ -222,18 +233,18 @@ function handle(cmd: string, args: Record<string, unknown>): unknown {
       return { userMessageId: u.id, assistantMessageId: startStream(cid, u.id, args.onEvent) };
     }
     case 'regenerate': {
-      const a = messages.get(str('messageId')) ?? err('not_found', 'no such message');
+      const a = messages.get(str('messageId')) ?? err('not_found', 'no such message', { field: 'message' });
       if (a.role !== 'assistant' || !a.parentId) err('invalid_message', 'only a reply can be regenerated');
       return { userMessageId: null, assistantMessageId: startStream(a.conversationId, a.parentId, args.onEvent) };
     }
     case 'edit_message': {
-      const u = messages.get(str('messageId')) ?? err('not_found', 'no such message');
+      const u = messages.get(str('messageId')) ?? err('not_found', 'no such message', { field: 'message' });
       if (u.role !== 'user') err('invalid_message', 'only your own messages can be edited');
       const edited = addMessage(u.conversationId, u.parentId, 'user', str('text'), 'complete', u.attachments);
       return { userMessageId: edited.id, assistantMessageId: startStream(u.conversationId, edited.id, args.onEvent) };
     }
     case 'select_branch': {
-      const m = messages.get(str('messageId')) ?? err('not_found', 'no such message');
+      const m = messages.get(str('messageId')) ?? err('not_found', 'no such message', { field: 'message' });
       selected.set(parentKey(m), m.id);
       return messageList(m.conversationId);
     }
@@ -248,20 +259,21 @@ function handle(cmd: string, args: Record<string, unknown>): unknown {
       return model;
     case 'download_model':
     case 'resume_download': {
-      const c = catalog.find((x) => x.id === str('modelId')) ?? err('not_found', 'no such catalog entry');
+      const c = catalog.find((x) => x.id === str('modelId')) ?? err('not_found', `no catalog entry ${str('modelId')}`, { field: 'model', model: str('modelId') });
+      if (downloads.has(c.id)) err('download_running', `${c.id} is already downloading`, { model: c.id });
       downloads.set(c.id, { channelId: channelId(args.onProgress), index: 0 });
       return null;
     }
     case 'cancel_download': {
-      const d = downloads.get(str('modelId')) ?? err('not_found', 'no download running');
+      const d = downloads.get(str('modelId')) ?? err('not_found', `no download of ${str('modelId')} is running`, { field: 'download', model: str('modelId') });
       send(d.channelId, d.index++, { kind: 'cancelled' });
       downloads.delete(str('modelId'));
       return null;
     }
     case 'import_model': {
       const path = str('path');
-      if (!path.toLowerCase().endsWith('.gguf')) err('not_gguf', 'not a GGUF file');
-      if (path.includes('missing')) err('not_found', `no file at ${path}`);
+      if (!path.toLowerCase().endsWith('.gguf')) err('not_gguf', `${path}: not a GGUF file`, { path });
+      if (path.includes('missing')) err('not_found', `no file at ${path}`, { field: 'file', path });
       const name = path.split(/[\\/]/).pop()!.replace(/\.gguf$/i, '');
       const m: InstalledModel = { id: newId('model'), name, path, sizeBytes: 253_000_000, quant: 'Q4_K_M', contextLength: 32768 };
       installed.push(m);
@@ -273,10 +285,17 @@ function handle(cmd: string, args: Record<string, unknown>): unknown {
       installed = installed.filter((m) => m.id !== str('modelId'));
       return null;
     case 'load_model': {
-      const m = installed.find((x) => x.id === str('modelId')) ?? err('not_found', 'model is not installed');
+      const m = installed.find((x) => x.id === str('modelId')) ?? err('not_found', `model ${str('modelId')} is not installed`, { field: 'model', model: str('modelId') });
       const id = channelId(args.onProgress);
       model = { state: 'loading', modelId: m.id, name: m.name, contextSize: null };
-      send(id, 0, { kind: 'progress', fraction: 0.5 });
+      send(id, 0, { kind: 'progress', fraction: 0.5 } satisfies LoadEvent);
+      if (loadFailure) {
+        const f = loadFailure;
+        loadFailure = null;
+        model = { state: 'error', modelId: m.id, name: m.name, contextSize: null, error: f };
+        send(id, 1, { kind: 'error', ...f } satisfies LoadEvent);
+        throw f;
+      }
       const finishLoad = () => {
         send(id, 1, { kind: 'progress', fraction: 1 });
         send(id, 2, { kind: 'done' });
@@ -290,7 +309,7 @@ function handle(cmd: string, args: Record<string, unknown>): unknown {
     case 'open_external':
       return null;
     default:
-      err('unknown_command', `mock has no command ${cmd}`);
+      err('internal', `mock has no command ${cmd}`);
   }
 }
 
@@ -325,11 +344,13 @@ const control = {
   done(tokensPerS?: number): void {
     finish('eos', tokensPerS);
   },
-  error(message: string): void {
+  /** Ends the reply in progress with an error: the message is stored failed, then the event is sent. */
+  error(message: string, code: ErrorCode = 'engine', details: ErrorDetails = {}): void {
     if (!stream) return;
     const m = messages.get(stream.assistantId)!;
     m.state = 'error';
-    send(stream.channelId, stream.index++, { kind: 'error', message, code: 'engine' } satisfies StreamEvent);
+    m.error = failure(code, message, details);
+    send(stream.channelId, stream.index++, { kind: 'error', ...m.error } satisfies StreamEvent);
     stream = null;
   },
   streaming: () => stream !== null,
@@ -353,7 +374,7 @@ const control = {
   downloadProgress(modelId: string, bytes: number, total: number, rate: number, eta: number | null): void {
     const d = downloads.get(modelId);
     if (!d) throw new Error(`no download for ${modelId}`);
-    send(d.channelId, d.index++, { kind: 'progress', bytes, total, rate, eta });
+    send(d.channelId, d.index++, { kind: 'progress', bytes, total, rate, eta } satisfies DownloadEvent);
   },
   downloadDone(modelId: string): void {
     const d = downloads.get(modelId);
@@ -364,8 +385,24 @@ const control = {
     downloads.delete(modelId);
     send(d.channelId, d.index++, { kind: 'done', model: m });
   },
-  fail(cmd: string, code: string, message: string): void {
-    failNext.set(cmd, { code, message });
+  /** Ends a running download with an error event (e.g. `gated` with details.model, `network`). */
+  failDownload(modelId: string, code: ErrorCode, message: string, details: ErrorDetails = {}): void {
+    const d = downloads.get(modelId);
+    if (!d) throw new Error(`no download for ${modelId}`);
+    downloads.delete(modelId);
+    send(d.channelId, d.index++, { kind: 'error', ...failure(code, message, details) } satisfies DownloadEvent);
+  },
+  /** Makes the next load_model fail (e.g. `not_gguf` with details.path, `out_of_memory` with needed/available). */
+  failNextLoad(code: ErrorCode, message: string, details: ErrorDetails = {}): void {
+    loadFailure = failure(code, message, details);
+  },
+  /** The next call of `cmd` rejects with this error. */
+  fail(cmd: string, code: ErrorCode, message: string, details: ErrorDetails = {}): void {
+    failNext.set(cmd, failure(code, message, details));
+  },
+  /** The next send_message is refused with `busy`, as while another reply streams or a model loads. */
+  busy(cmd = 'send_message'): void {
+    failNext.set(cmd, failure('busy', 'a reply is being generated or a model is loading'));
   },
   messageTexts: (conversationId: string) => activePath(conversationId).map((m) => m.text),
   conversationIds: () => [...conversations.keys()],
