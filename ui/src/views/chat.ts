@@ -378,16 +378,19 @@ async function reloadMessages(): Promise<void> {
   render('messages', 'header');
 }
 
-async function runGeneration(conversationId: string, userText: string | null, attachments: string[], start: (ch: Channel<StreamEvent>) => Promise<unknown>): Promise<void> {
+/** Starts a reply; false when the backend refused to start it (the error is shown). */
+async function runGeneration(conversationId: string, userText: string | null, attachments: string[], start: (ch: Channel<StreamEvent>) => Promise<unknown>): Promise<boolean> {
   state.streaming = { conversationId, text: '', userText, attachments, error: null };
   state.editingId = null;
   renderMessages();
   renderComposer();
   try {
     await start(makeChannel(conversationId));
+    return true;
   } catch (e) {
     showError(e);
     if (state.streaming?.conversationId === conversationId) await finishStream(conversationId);
+    return false;
   }
 }
 
@@ -418,7 +421,14 @@ async function send(): Promise<void> {
   autosize();
   state.attachments = [];
   const id = convId;
-  await runGeneration(id, text, attachments, (ch) => ipc.sendMessage(id, text, attachments, ch));
+  const started = await runGeneration(id, text, attachments, (ch) => ipc.sendMessage(id, text, attachments, ch));
+  // Refused (busy, a missing attachment, ...): nothing was stored, so give the draft back.
+  if (!started && state.activeId === id && textarea.value === '' && state.attachments.length === 0) {
+    textarea.value = text;
+    autosize();
+    state.attachments = attachments;
+    renderComposer();
+  }
 }
 
 async function regenerate(m: Message): Promise<void> {
