@@ -2,10 +2,13 @@
 //! ids are strings; timestamps RFC 3339.
 
 use hearth::app_api::rfc3339_utc;
+use hearth::error::HearthError;
+use hearth::runtime::ReplyStats;
 use hearth::store;
 use serde::Serialize;
+use ts_rs::TS;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct Conversation {
     pub id: String,
@@ -29,14 +32,14 @@ impl From<&store::Conversation> for Conversation {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct ConversationPage {
     pub items: Vec<Conversation>,
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct SearchHit {
     pub conversation_id: String,
@@ -56,34 +59,36 @@ impl From<store::SearchHit> for SearchHit {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GenerationStats {
-    pub tokens: u64,
-    pub tokens_per_s: f64,
-    pub stop_reason: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub prompt_tokens: Option<u64>,
+/// Who wrote a message, as the window shows it (the system prompt is never listed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageRole {
+    User,
+    Assistant,
 }
 
-/// The engine's stop reasons in the UI's words: a user's stop is `stopped`; a stop string
-/// ends a reply as naturally as end-of-sequence.
-pub fn stop_reason(engine_reason: &str) -> &'static str {
-    match engine_reason {
-        "max_tokens" => "max_tokens",
-        "cancelled" => "stopped",
-        "context_full" => "context_full",
-        _ => "eos",
+/// A message's state, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageState {
+    Complete,
+    Streaming,
+    Interrupted,
+    Error,
+}
+
+impl From<store::MessageState> for MessageState {
+    fn from(s: store::MessageState) -> Self {
+        match s {
+            store::MessageState::Complete => Self::Complete,
+            store::MessageState::Streaming => Self::Streaming,
+            store::MessageState::Interrupted => Self::Interrupted,
+            store::MessageState::Error => Self::Error,
+        }
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct ErrorPayload {
-    pub code: &'static str,
-    pub message: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct Branch {
     pub index: usize,
@@ -91,16 +96,16 @@ pub struct Branch {
     pub sibling_ids: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct Message {
     pub id: String,
     pub conversation_id: String,
-    pub role: &'static str,
+    pub role: MessageRole,
     pub text: String,
-    pub state: &'static str,
-    pub error: Option<ErrorPayload>,
-    pub stats: Option<GenerationStats>,
+    pub state: MessageState,
+    pub error: Option<HearthError>,
+    pub stats: Option<ReplyStats>,
     pub attachments: Vec<String>,
     pub created_at: String,
     pub branch: Branch,
@@ -123,25 +128,19 @@ pub fn branch_of(id: store::MessageId, siblings: &[store::MessageId]) -> Branch 
 impl Message {
     /// `m` with its place among `siblings` (see [`branch_of`]).
     pub fn new(m: &store::Message, siblings: &[store::MessageId]) -> Self {
-        let stats = m.stats.stop_reason.as_deref().map(|r| GenerationStats {
-            tokens: m.token_count.unwrap_or(0).max(0) as u64,
-            tokens_per_s: m.stats.gen_tokens_per_s.unwrap_or(0.0),
-            stop_reason: stop_reason(r),
-            prompt_tokens: None,
-        });
         Self {
             id: m.id.to_string(),
             conversation_id: m.conversation_id.to_string(),
             // The store's system role never reaches the UI's list (see list_messages).
-            role: if m.role == store::Role::User { "user" } else { "assistant" },
+            role: if m.role == store::Role::User { MessageRole::User } else { MessageRole::Assistant },
             text: m.content.clone(),
-            state: m.state.as_str(),
+            state: m.state.into(),
             error: m
                 .error
-                .as_ref()
+                .as_deref()
                 .filter(|_| m.state == store::MessageState::Error)
-                .map(|e| ErrorPayload { code: "generation", message: e.clone() }),
-            stats,
+                .map(HearthError::from_stored),
+            stats: ReplyStats::from_stored(m),
             attachments: m.attachments.iter().map(|a| a.file_name.clone()).collect(),
             created_at: rfc3339_utc(m.created_at),
             branch: branch_of(m.id, siblings),
@@ -149,37 +148,32 @@ impl Message {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageList {
     pub messages: Vec<Message>,
     pub context_tokens: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct GenerationStarted {
     pub user_message_id: Option<String>,
     pub assistant_message_id: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "kind", rename_all = "camelCase")]
-pub enum StreamEvent {
-    Token { text: String },
-    Done { stats: GenerationStats },
-    Error { message: String, code: &'static str },
-}
-
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, TS)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum LoadEvent {
     Progress { fraction: f64 },
     Done,
-    Error { message: String, code: &'static str },
+    Error {
+        #[serde(flatten)]
+        error: HearthError,
+    },
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct InstalledModel {
     pub id: String,
@@ -190,7 +184,7 @@ pub struct InstalledModel {
     pub context_length: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct CatalogEntry {
     pub id: String,
@@ -200,66 +194,76 @@ pub struct CatalogEntry {
     pub size_bytes: u64,
     pub required_bytes: u64,
     pub available_bytes: u64,
-    pub fit: &'static str,
+    pub fit: Fit,
     pub description: String,
     pub installed: bool,
     pub download: Option<DownloadStatus>,
 }
 
+/// Whether a catalog model fits this machine's memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum Fit {
+    Fits,
+    Tight,
+    TooBig,
+}
+
+/// An unfinished download's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "lowercase")]
+pub enum DownloadPhase {
+    Running,
+    Paused,
+    Failed,
+}
+
 /// `CatalogEntry.download`: an unfinished download of this model.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct DownloadStatus {
-    pub state: &'static str,
+    pub state: DownloadPhase,
     pub bytes: u64,
     pub total: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, TS)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum DownloadEvent {
     /// `rate` in bytes/s, `eta` in seconds.
     Progress { bytes: u64, total: u64, rate: f64, eta: Option<f64> },
     Done { model: InstalledModel },
     Cancelled,
-    Error { message: String, code: &'static str },
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ModelState {
-    pub state: &'static str,
-    pub model_id: Option<String>,
-    pub name: Option<String>,
-    pub context_size: Option<usize>,
-    /// While `loading`: the fraction read so far (0..=1).
-    pub load_fraction: Option<f64>,
-    pub error: Option<ErrorPayload>,
+    Error {
+        #[serde(flatten)]
+        error: HearthError,
+    },
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The UI's types are generated from these: a stale ui/src/generated/ipc.ts fails here
+    /// (and `UPDATE_BINDINGS=1` rewrites it).
+    #[test]
+    fn bindings_are_up_to_date() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/src/generated/ipc.ts");
+        let text = hearth::bindings::render(&declarations());
+        if let Err(e) = hearth::bindings::check_or_update(&path, &text) {
+            panic!("{e}");
+        }
+    }
+
     #[test]
     fn stream_events_have_the_ipc_shape() {
-        let v = serde_json::to_value(StreamEvent::Token { text: "hi".into() }).unwrap();
-        assert_eq!(v, serde_json::json!({"kind": "token", "text": "hi"}));
-        let v = serde_json::to_value(StreamEvent::Done {
-            stats: GenerationStats { tokens: 3, tokens_per_s: 1.5, stop_reason: "stopped", prompt_tokens: Some(9) },
-        })
-        .unwrap();
-        assert_eq!(
-            v,
-            serde_json::json!({"kind": "done", "stats": {"tokens": 3, "tokensPerS": 1.5, "stopReason": "stopped", "promptTokens": 9}})
-        );
         let v = serde_json::to_value(LoadEvent::Progress { fraction: 0.5 }).unwrap();
         assert_eq!(v, serde_json::json!({"kind": "progress", "fraction": 0.5}));
         let v = serde_json::to_value(DownloadEvent::Progress { bytes: 5, total: 10, rate: 2.5, eta: Some(2.0) }).unwrap();
         assert_eq!(v, serde_json::json!({"kind": "progress", "bytes": 5, "total": 10, "rate": 2.5, "eta": 2.0}));
         let v = serde_json::to_value(DownloadEvent::Cancelled).unwrap();
         assert_eq!(v, serde_json::json!({"kind": "cancelled"}));
-        let v = serde_json::to_value(DownloadStatus { state: "paused", bytes: 1, total: 2 }).unwrap();
+        let v = serde_json::to_value(DownloadStatus { state: DownloadPhase::Paused, bytes: 1, total: 2 }).unwrap();
         assert_eq!(v, serde_json::json!({"state": "paused", "bytes": 1, "total": 2}));
     }
 
@@ -274,13 +278,30 @@ mod tests {
         let b = branch_of(5, &[3, 7]);
         assert_eq!((b.index, b.count, b.sibling_ids), (0, 1, vec!["5".to_string()]));
     }
+}
 
-    #[test]
-    fn stop_reasons_use_the_ui_names() {
-        assert_eq!(stop_reason("cancelled"), "stopped");
-        assert_eq!(stop_reason("stop_string"), "eos");
-        assert_eq!(stop_reason("eos"), "eos");
-        assert_eq!(stop_reason("max_tokens"), "max_tokens");
-        assert_eq!(stop_reason("context_full"), "context_full");
-    }
+/// Every DTO's TypeScript declaration, after the runtime's (`hearth::bindings`), in an order
+/// where each type is declared before the types that use it.
+pub fn declarations() -> Vec<String> {
+    use hearth::bindings::decl;
+    let mut d = hearth::bindings::declarations();
+    d.extend([
+        decl::<Conversation>(),
+        decl::<ConversationPage>(),
+        decl::<SearchHit>(),
+        decl::<MessageRole>(),
+        decl::<MessageState>(),
+        decl::<Branch>(),
+        decl::<Message>(),
+        decl::<MessageList>(),
+        decl::<GenerationStarted>(),
+        decl::<LoadEvent>(),
+        decl::<InstalledModel>(),
+        decl::<Fit>(),
+        decl::<DownloadPhase>(),
+        decl::<DownloadStatus>(),
+        decl::<CatalogEntry>(),
+        decl::<DownloadEvent>(),
+    ]);
+    d
 }

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use hearth::runtime::Runtime;
 use hearth::store::Store;
 use tauri::Manager;
 
@@ -57,9 +58,10 @@ fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the data folder {}", data_dir.display()))?;
     log::info!("data folder: {}", data_dir.display());
 
-    let state = AppState::new(store, data_dir, rt.handle().clone());
+    let runtime = Runtime::new(store, data_dir, rt.handle().clone());
     // A quick database read; the model itself loads in the background once the window is up.
-    let startup_model = rt.block_on(commands::models::startup_model(&state));
+    let startup_model = rt.block_on(runtime.startup_model());
+    let state = AppState::new(runtime, rt.handle().clone());
 
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_dialog::init())
@@ -71,7 +73,7 @@ fn main() -> anyhow::Result<()> {
                 tauri::async_runtime::spawn(async move {
                     let state = handle.state::<AppState>();
                     let id = model.id.clone();
-                    match commands::models::finish_load(&state, model, |_| {}).await {
+                    match state.runtime.finish_load(model, |_| {}).await {
                         Ok(_) => log::info!("last-used model {id} is ready"),
                         Err(e) => log::warn!("cannot load the last-used model {id}: {e}"),
                     }
@@ -114,10 +116,10 @@ fn main() -> anyhow::Result<()> {
         if let tauri::RunEvent::Exit = event {
             let state = handle.state::<AppState>();
             // A reply cut off by quitting is stored as interrupted, and the database closed cleanly.
-            state.stop_all(QUIT_WAIT);
+            state.runtime.shutdown(QUIT_WAIT);
             // Downloads stop with their partial files intact, to resume at the next start.
             state.rt.block_on(state.downloads.shutdown(QUIT_WAIT));
-            state.rt.block_on(state.store.close());
+            state.rt.block_on(state.store().close());
         }
     });
     Ok(())

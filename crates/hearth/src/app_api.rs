@@ -3,6 +3,7 @@
 
 use engine::sampler::SamplingParams;
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
 use crate::store::settings::SettingKey;
 use crate::store::{Store, StoreError};
@@ -10,7 +11,7 @@ use crate::store::{Store, StoreError};
 /// The app's settings live in one row so a patch is applied and stored atomically.
 pub const APP_SETTINGS: SettingKey<AppSettings> = SettingKey::new("app_settings");
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceChoice {
     Auto,
@@ -18,7 +19,7 @@ pub enum DeviceChoice {
     Gpu,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "lowercase")]
 pub enum Theme {
     Light,
@@ -26,7 +27,7 @@ pub enum Theme {
     System,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "lowercase")]
 pub enum Language {
     Ko,
@@ -34,7 +35,7 @@ pub enum Language {
 }
 
 /// The settings page's fields (ui/IPC.md `Settings`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct AppSettings {
     pub system_prompt: String,
@@ -177,9 +178,6 @@ impl AppSettings {
     }
 }
 
-/// Longest reply the app asks for; the context limit usually ends a reply before this.
-pub const MAX_REPLY_TOKENS: usize = 2048;
-
 /// Unix milliseconds as an RFC 3339 UTC timestamp (`2026-11-27T12:25:10.123Z`), the form the
 /// app's front end parses.
 pub fn rfc3339_utc(ms: i64) -> String {
@@ -188,23 +186,6 @@ pub fn rfc3339_utc(ms: i64) -> String {
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
         t.year, t.month, t.day, t.hour, t.minute, t.second, t.millis
     )
-}
-
-/// A reply the user stopped is kept as a finished message (the UI shows it like any other);
-/// [`crate::chat::ChatService::turn`] stores it as interrupted, which is kept for crashes.
-pub async fn keep_stopped_reply(store: &Store, id: crate::store::MessageId) -> Result<crate::store::Message, StoreError> {
-    let m = store.message(id).await?;
-    if m.state != crate::store::MessageState::Interrupted {
-        return Ok(m);
-    }
-    let fin = crate::store::MessageFinish {
-        content: m.content,
-        state: crate::store::MessageState::Complete,
-        token_count: m.token_count,
-        stats: m.stats,
-        error: None,
-    };
-    store.finish_message(id, &fin).await
 }
 
 #[cfg(test)]
@@ -255,28 +236,6 @@ mod tests {
         assert_eq!(rfc3339_utc(951_782_400_123), "2000-02-29T00:00:00.123Z");
         assert_eq!(rfc3339_utc(1_795_782_310_000), "2026-11-27T12:25:10.000Z");
         assert_eq!(rfc3339_utc(-1), "1969-12-31T23:59:59.999Z");
-    }
-
-    #[tokio::test]
-    async fn a_stopped_reply_is_kept_as_complete_with_its_text() {
-        use crate::store::{MessageFinish, MessageState, NewConversation, NewMessage, Role};
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).await.unwrap();
-        let c = store.create_conversation(&NewConversation::default()).await.unwrap();
-        let m = store.append_message(c.id, &NewMessage::streaming(Role::Assistant)).await.unwrap();
-        let fin = MessageFinish {
-            content: "half a rep".into(),
-            state: MessageState::Interrupted,
-            token_count: Some(3),
-            stats: Default::default(),
-            error: None,
-        };
-        store.finish_message(m.id, &fin).await.unwrap();
-        let kept = keep_stopped_reply(&store, m.id).await.unwrap();
-        assert_eq!(kept.state, MessageState::Complete);
-        assert_eq!(kept.content, "half a rep");
-        assert_eq!(kept.token_count, Some(3));
-        assert!(keep_stopped_reply(&store, m.id + 100).await.is_err());
     }
 
     #[tokio::test]

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use engine::chat_template::{ChatMessage, Role as EngineRole};
 use engine::sampler::SamplingParams;
-use engine::session::{GenerateOptions, GenerationResult, Session, StopReason};
+use engine::session::{GenerateOptions, GenerationResult, Session};
+pub use engine::session::StopReason;
 use serde::Serialize;
 use tokio::runtime::Handle;
 
@@ -91,12 +92,23 @@ pub struct TurnOutcome {
     pub assistant_message_id: MessageId,
     pub reply: String,
     pub state: MessageState,
-    pub stop_reason: String,
+    pub stop_reason: StopReason,
     pub gen_tokens_per_s: f64,
     pub prompt_tokens_per_s: f64,
     pub prompt_tokens: usize,
     pub reused_tokens: usize,
     pub generated_tokens: usize,
+}
+
+/// The messages a turn stored, reported before its reply streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredTurn {
+    /// The user message the reply answers (for a regenerate, the existing one).
+    pub user_message_id: MessageId,
+    /// Whether this turn stored that user message (send, edit) or reused it (regenerate).
+    pub new_user_message: bool,
+    /// The reply, stored as `streaming`.
+    pub assistant_message_id: MessageId,
 }
 
 /// The stored history as the engine's chat messages: the conversation's system prompt first,
@@ -224,6 +236,19 @@ impl ChatService {
         cancel: Arc<AtomicBool>,
         on_text: &mut dyn FnMut(&str),
     ) -> Result<TurnOutcome, ChatError> {
+        self.turn_observed(session, req, cancel, &mut |_| {}, on_text)
+    }
+
+    /// [`ChatService::turn`], also telling `on_stored` which messages it stored, once, before
+    /// the first piece of text (so a front end learns the ids without reading them back).
+    pub fn turn_observed(
+        &self,
+        session: &mut Session,
+        req: &TurnRequest,
+        cancel: Arc<AtomicBool>,
+        on_stored: &mut dyn FnMut(&StoredTurn),
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<TurnOutcome, ChatError> {
         let store = &self.store;
         let conv = self.rt.block_on(store.conversation(req.conversation_id))?;
         let plan = self.plan(&req.input, conv.id)?;
@@ -257,6 +282,11 @@ impl ChatService {
             &NewMessage::streaming(Role::Assistant),
             &[],
         ))?;
+        on_stored(&StoredTurn {
+            user_message_id: user_id,
+            new_user_message,
+            assistant_message_id: reply.id,
+        });
 
         let opts = GenerateOptions {
             max_tokens: req.max_tokens,
@@ -298,7 +328,7 @@ impl ChatService {
                         model: Some(req.model_label.clone()),
                         ..Default::default()
                     },
-                    error: Some(e.to_string()),
+                    error: Some(crate::error::HearthError::of_engine(&e).to_stored()),
                 };
                 if let Err(store_err) = self.rt.block_on(store.finish_message(reply.id, &fin)) {
                     log::warn!("could not record the failed reply: {store_err}");
@@ -434,7 +464,7 @@ impl ChatService {
             assistant_message_id: reply_id,
             reply: r.text,
             state,
-            stop_reason: r.stop.as_str().to_string(),
+            stop_reason: r.stop,
             gen_tokens_per_s: r.gen_tokens_per_s,
             prompt_tokens_per_s: r.prompt_tokens_per_s,
             prompt_tokens: r.prompt_tokens,

@@ -1,6 +1,10 @@
-//! Hearth's services without a window: models, store, documents, chat.
-pub mod models;
-pub mod chat;
-pub mod store;
+//! Hearth's services without a window: the runtime (the one owner of the loaded model and the
+//! running turn), models, store, chat turns, and the error codes every front end shares.
 pub mod app_api;
+pub mod bindings;
+pub mod chat;
+pub mod error;
+pub mod models;
+pub mod runtime;
+pub mod store;
 mod utc;

@@ -7,6 +7,9 @@ fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     if let Err(e) = cli::run() {
         eprintln!("error: {e:#}");
+        if let Some(hint) = cli::hint(&e) {
+            eprintln!("hint: {hint}");
+        }
         std::process::exit(1);
     }
 }

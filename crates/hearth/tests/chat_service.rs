@@ -86,7 +86,7 @@ fn turns_reuse_the_cache_and_cancel_keeps_the_partial_reply() {
         "cache reused: {second:?}"
     );
     assert_eq!(second.state, MessageState::Interrupted);
-    assert_eq!(second.stop_reason, "cancelled");
+    assert_eq!(second.stop_reason, hearth::chat::StopReason::Cancelled);
     let msgs = rt.block_on(store.messages(conv.id)).unwrap();
     assert_eq!(msgs.len(), 4);
     assert_eq!(msgs[3].state, MessageState::Interrupted);

@@ -5,7 +5,7 @@ use hearth::store::{ArchiveFilter, ListOptions, NewConversation, SearchOptions};
 use tauri::State;
 
 use crate::dto::{Conversation, ConversationPage, SearchHit};
-use crate::error::{parse_id, AppError, AppResult};
+use crate::error::{parse_id, AppError, AppResult, ErrorCode};
 use crate::state::AppState;
 
 /// Most rows one page may ask for; the UI asks for 50.
@@ -23,14 +23,14 @@ pub async fn list_conversations(
         None | Some("") => 0,
         Some(c) => c
             .parse::<u32>()
-            .map_err(|_| AppError::new("invalid_cursor", format!("not a page cursor: {c:?}")))?,
+            .map_err(|_| AppError::new(ErrorCode::InvalidId, format!("not a page cursor: {c:?}")))?,
     };
     let opts = ListOptions {
         filter: if archived { ArchiveFilter::Archived } else { ArchiveFilter::Active },
         limit: limit.clamp(1, MAX_PAGE),
         offset,
     };
-    let page = state.store.list_conversations(&opts).await?;
+    let page = state.store().list_conversations(&opts).await?;
     Ok(ConversationPage {
         items: page.items.iter().map(Conversation::from).collect(),
         next_cursor: page.next_offset.map(|o| o.to_string()),
@@ -39,13 +39,13 @@ pub async fn list_conversations(
 
 #[tauri::command]
 pub async fn create_conversation(state: State<'_, AppState>, title: Option<String>) -> AppResult<Conversation> {
-    let settings = AppSettings::load(&state.store).await?;
+    let settings = AppSettings::load(state.store()).await?;
     let new = NewConversation {
         title: title.unwrap_or_default().trim().to_string(),
         system_prompt: Some(settings.system_prompt).filter(|s| !s.trim().is_empty()),
         ..Default::default()
     };
-    Ok((&state.store.create_conversation(&new).await?).into())
+    Ok((&state.store().create_conversation(&new).await?).into())
 }
 
 #[tauri::command]
@@ -53,37 +53,29 @@ pub async fn rename_conversation(state: State<'_, AppState>, id: String, title: 
     let id = parse_id(&id)?;
     let title = title.trim();
     if title.is_empty() {
-        return Err(AppError::new("invalid_title", "A title cannot be empty."));
+        return Err(AppError::new(ErrorCode::InvalidTitle, "a title cannot be empty"));
     }
-    state.store.rename_conversation(id, title).await?;
-    Ok((&state.store.conversation(id).await?).into())
+    state.store().rename_conversation(id, title).await?;
+    Ok((&state.store().conversation(id).await?).into())
 }
 
 #[tauri::command]
 pub async fn pin_conversation(state: State<'_, AppState>, id: String, pinned: bool) -> AppResult<Conversation> {
     let id = parse_id(&id)?;
-    state.store.set_pinned(id, pinned).await?;
-    Ok((&state.store.conversation(id).await?).into())
+    state.store().set_pinned(id, pinned).await?;
+    Ok((&state.store().conversation(id).await?).into())
 }
 
 #[tauri::command]
 pub async fn archive_conversation(state: State<'_, AppState>, id: String, archived: bool) -> AppResult<Conversation> {
     let id = parse_id(&id)?;
-    state.store.set_archived(id, archived).await?;
-    Ok((&state.store.conversation(id).await?).into())
+    state.store().set_archived(id, archived).await?;
+    Ok((&state.store().conversation(id).await?).into())
 }
 
 #[tauri::command]
 pub async fn delete_conversation(state: State<'_, AppState>, id: String) -> AppResult<()> {
-    let id = parse_id(&id)?;
-    if lock_conv_running(&state, id) {
-        return Err(AppError::busy());
-    }
-    Ok(state.store.delete_conversation(id).await?)
-}
-
-fn lock_conv_running(state: &AppState, id: i64) -> bool {
-    crate::state::lock(&state.generation).as_ref().is_some_and(|r| r.conversation_id == id)
+    state.runtime.delete_conversation(parse_id(&id)?).await
 }
 
 #[tauri::command]
@@ -98,5 +90,5 @@ pub async fn search_conversations(state: State<'_, AppState>, query: String, lim
         highlight_close: "\u{3}".into(),
         ..Default::default()
     };
-    Ok(state.store.search(&query, &opts).await?.into_iter().map(SearchHit::from).collect())
+    Ok(state.store().search(&query, &opts).await?.into_iter().map(SearchHit::from).collect())
 }

@@ -8,10 +8,10 @@ use crate::state::AppState;
 
 #[tauri::command]
 pub async fn get_settings(state: State<'_, AppState>) -> AppResult<AppSettings> {
-    Ok(AppSettings::load(&state.store).await?)
+    Ok(AppSettings::load(state.store()).await?)
 }
 
 #[tauri::command]
 pub async fn set_settings(state: State<'_, AppState>, patch: serde_json::Value) -> AppResult<AppSettings> {
-    Ok(AppSettings::update(&state.store, &patch).await?)
+    Ok(AppSettings::update(state.store(), &patch).await?)
 }

@@ -5,7 +5,7 @@ use tauri::AppHandle;
 use tauri_plugin_dialog::{DialogExt, MessageDialogButtons, MessageDialogKind};
 use tauri_plugin_opener::OpenerExt;
 
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorCode};
 
 /// Only web and mail links open; `file:`, `javascript:`, custom schemes and the like never do.
 pub fn check_external_url(url: &str) -> AppResult<&str> {
@@ -16,8 +16,8 @@ pub fn check_external_url(url: &str) -> AppResult<&str> {
         .any(|p| lower.starts_with(p) && lower.len() > p.len());
     if !allowed || url.chars().any(char::is_control) {
         return Err(AppError::new(
-            "invalid_url",
-            "Only http, https and mailto links can be opened.",
+            ErrorCode::InvalidUrl,
+            "only http, https and mailto links can be opened",
         ));
     }
     Ok(url)
@@ -45,7 +45,7 @@ pub async fn open_external(app: AppHandle, url: String) -> AppResult<()> {
     }
     app.opener()
         .open_url(url, None::<&str>)
-        .map_err(|e| AppError::new("io", format!("cannot open the link: {e}")))
+        .map_err(|e| AppError::new(ErrorCode::Io, format!("cannot open the link: {e}")))
 }
 
 #[cfg(test)]
@@ -58,7 +58,7 @@ mod tests {
         assert!(check_external_url("HTTP://x.org").is_ok());
         assert!(check_external_url("mailto:a@b.c").is_ok());
         for bad in ["javascript:alert(1)", "file:///etc/passwd", "https://", "ftp://x", "tauri://x", "", "https://a\nb"] {
-            assert_eq!(check_external_url(bad).unwrap_err().code, "invalid_url", "{bad:?}");
+            assert_eq!(check_external_url(bad).unwrap_err().code, ErrorCode::InvalidUrl, "{bad:?}");
         }
     }
 }

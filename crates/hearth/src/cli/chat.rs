@@ -174,7 +174,7 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
             println!();
             eprintln!(
                 "[conversation {} · {} · {:.1} tok/s]",
-                out.conversation_id, out.stop_reason, out.gen_tokens_per_s
+                out.conversation_id, out.stop_reason.as_str(), out.gen_tokens_per_s
             );
         }
         rt.block_on(store.close());
@@ -220,7 +220,7 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
         generating.store(false, Ordering::SeqCst);
         println!();
         match result {
-            Ok(out) if out.stop_reason == "cancelled" => {
+            Ok(out) if out.stop_reason == hearth::chat::StopReason::Cancelled => {
                 eprintln!("[stopped; the partial reply is saved]")
             }
             Ok(_) => {}

@@ -75,3 +75,18 @@ pub fn resolve_model(arg: &str, data_dir: &Path) -> anyhow::Result<PathBuf> {
 pub fn tokenizer_cache(data_dir: &Path) -> PathBuf {
     data_dir.join("cache").join("tokenizers")
 }
+
+/// What to type next, for errors whose way out is a `hearth` command. The services' messages
+/// are written for any front end (a window cannot run commands); the CLI adds its own.
+pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
+    use hearth::models::{DownloadError, ModelsError};
+    use hearth::store::StoreError;
+    e.chain().find_map(|cause| {
+        if let Some(StoreError::Corrupt { .. }) = cause.downcast_ref::<StoreError>() {
+            return Some("`hearth history recover` moves the damaged database aside and starts a fresh one");
+        }
+        let gated = matches!(cause.downcast_ref::<ModelsError>(), Some(ModelsError::Unauthorized { .. }))
+            || matches!(cause.downcast_ref::<DownloadError>(), Some(DownloadError::Gated { .. }));
+        gated.then_some("add a Hugging Face read token with `hearth models login` (or set HF_TOKEN)")
+    })
+}

@@ -44,7 +44,7 @@ pub enum DownloadError {
 
     #[error("{repo} is gated: Hugging Face refused access (HTTP {status}). {}",
         if *has_token { "Your Hugging Face token was sent: accept the model's licence on its Hugging Face page with that account, or check that the token is still valid." }
-        else { "Accept the model's licence on its Hugging Face page, then add a Hugging Face read token (run `hearth models login`, or set HF_TOKEN) and try again." })]
+        else { "Accept the model's licence on its Hugging Face page, then add a Hugging Face read token and try again." })]
     Gated { repo: String, status: u16, has_token: bool },
 
     #[error("not found on Hugging Face (HTTP 404): {repo}/{file}")]

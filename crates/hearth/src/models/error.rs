@@ -39,7 +39,7 @@ pub enum ModelsError {
 
     #[error("access to {repo} was refused (HTTP {status}): the repo is gated or private. {}",
         if *has_token { "Your Hugging Face token was sent: accept the model's licence on its Hugging Face page with that account, or check that the token is valid." }
-        else { "Accept the licence on its Hugging Face page, then set HF_TOKEN or run `hearth models login` with a read token." })]
+        else { "Accept the licence on its Hugging Face page, then add a Hugging Face read token." })]
     Unauthorized { repo: String, status: u16, has_token: bool },
 
     #[error("not found on the Hub (HTTP 404): {repo}/{file}")]

@@ -13,7 +13,7 @@ pub enum StoreError {
 
     #[error(
         "the database {path} is damaged or is not a Hearth database ({detail}); it has been left \
-         untouched. Move it aside and start a fresh one with `hearth history recover`"
+         untouched. Move it aside to start a fresh one"
     )]
     Corrupt { path: PathBuf, detail: String },
 

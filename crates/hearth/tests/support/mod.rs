@@ -19,3 +19,4 @@ pub fn test_model() -> std::path::PathBuf {
     );
     p
 }
+pub mod runtime;

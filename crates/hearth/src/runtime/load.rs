@@ -1,0 +1,162 @@
+//! Loading a model into the runtime's slot, with progress, behind the panic boundary.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+
+use engine::device::DevicePreference;
+use engine::session::{Engine, LoadOptions, Session};
+
+use super::{lock, Runtime, Slot};
+use crate::app_api::{AppSettings, DeviceChoice};
+use crate::error::{HearthError, HearthResult};
+use crate::models::last_used::{self, LastUsed};
+use crate::models::registry::InstalledModel;
+
+/// What a caller hears while a model loads: fractions in 0..=1, at most about one per percent,
+/// never decreasing, and exactly `1.0` once it is ready.
+pub type LoadProgress = dyn Fn(f64) + Send + Sync;
+
+/// The text of a caught panic, for the `internal` error that replaces it.
+pub(super) fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+impl Runtime {
+    /// Loads the installed model `model_id` (dropping the one loaded before), reporting
+    /// progress, and remembers it for the next start. Refused with `busy` while a reply
+    /// streams or another model loads.
+    pub async fn load(&self, model_id: &str, on_progress: impl Fn(f64) + Send + Sync + 'static) -> HearthResult<super::ModelStatus> {
+        let model = self.installed(model_id).await?;
+        self.begin_load(&model)?;
+        self.finish_load(model, on_progress).await
+    }
+
+    /// Marks `model` as loading (what [`Runtime::status`] reports from now on) and drops the
+    /// old model: one model in memory at a time. Refused while a reply streams (loading
+    /// replaces the session it uses) or another model loads (two loads would hold two models).
+    pub fn begin_load(&self, model: &InstalledModel) -> HearthResult<()> {
+        let running = lock(&self.inner.running);
+        let mut slot = lock(&self.inner.slot);
+        if running.is_some() || matches!(*slot, Slot::Loading { .. }) {
+            return Err(HearthError::busy());
+        }
+        *slot = Slot::Loading { id: model.id.clone(), name: model.display_name.clone(), fraction: 0.0 };
+        Ok(())
+    }
+
+    /// Reads the model that [`Runtime::begin_load`] marked, off the async workers, and puts it
+    /// in the slot (`ready`, or `error` with the reason). A panic while reading is caught: the
+    /// slot says `error` (`internal`) and the next load works.
+    pub async fn finish_load(
+        &self,
+        model: InstalledModel,
+        on_progress: impl Fn(f64) + Send + Sync + 'static,
+    ) -> HearthResult<super::ModelStatus> {
+        let on_progress: Arc<LoadProgress> = Arc::new(on_progress);
+        let loaded = match AppSettings::load(&self.inner.store).await {
+            Ok(settings) => self.read_model(&model, &settings, on_progress.clone()).await,
+            Err(e) => Err(e.into()),
+        };
+        {
+            let mut slot = lock(&self.inner.slot);
+            *slot = match loaded {
+                Ok(session) => Slot::Ready {
+                    id: model.id.clone(),
+                    name: model.display_name.clone(),
+                    session: Arc::new(Mutex::new(session)),
+                },
+                Err(ref e) => Slot::Failed { id: model.id.clone(), name: model.display_name.clone(), error: e.clone() },
+            };
+        }
+        let status = self.status();
+        match status.error.clone() {
+            None => {
+                if let Err(e) = last_used::remember(&self.inner.store, &model.id).await {
+                    log::warn!("cannot remember {} as the last-used model: {e}", model.id);
+                }
+                on_progress(1.0);
+                Ok(status)
+            }
+            Some(e) => {
+                log::warn!("loading {} failed: {} ({})", model.id, e.message, e.code);
+                Err(e)
+            }
+        }
+    }
+
+    async fn read_model(
+        &self,
+        model: &InstalledModel,
+        settings: &AppSettings,
+        report: Arc<LoadProgress>,
+    ) -> HearthResult<Session> {
+        report(0.0);
+        if let Some(t) = settings.threads {
+            engine::device::set_threads(t as usize);
+        }
+        let opts = LoadOptions {
+            device: match settings.device {
+                DeviceChoice::Cpu => DevicePreference::Cpu,
+                DeviceChoice::Auto | DeviceChoice::Gpu => DevicePreference::Auto,
+            },
+            tokenizer_cache_dir: Some(self.inner.data_dir.join("cache").join("tokenizers")),
+        };
+        let path = model.path.clone();
+        let ctx = settings.context_size.max(1) as usize;
+        let inner = self.inner.clone();
+        // Reading weights takes seconds: a blocking thread keeps the async workers free.
+        let joined = tokio::task::spawn_blocking(move || {
+            std::panic::catch_unwind(AssertUnwindSafe(|| -> HearthResult<Session> {
+                // The engine reports per tensor (hundreds of times); a step per percent is enough.
+                let mut last = 0.0f32;
+                let engine = Engine::load_with_progress(&path, &opts, &mut |f| {
+                    if f - last >= 0.01 && f < 1.0 {
+                        last = f;
+                        if let Slot::Loading { fraction, .. } = &mut *lock(&inner.slot) {
+                            *fraction = f64::from(f);
+                        }
+                        report(f64::from(f));
+                        fail::fail_point!("runtime::load::progress");
+                    }
+                })?;
+                Ok(Session::new(engine, ctx)?)
+            }))
+        })
+        .await;
+        match joined {
+            Ok(Ok(result)) => result,
+            Ok(Err(panic)) => Err(HearthError::internal(format!("loading the model crashed: {}", panic_text(&*panic)))),
+            Err(e) => Err(HearthError::internal(format!("loading the model stopped: {e}"))),
+        }
+    }
+
+    /// At start-up: the last-used model, if it is still installed with its file, marked as
+    /// loading (so a window's first status already says so); [`Runtime::finish_load`] then
+    /// reads it in the background. A model that is gone is forgotten, and the log says why.
+    pub async fn startup_model(&self) -> Option<InstalledModel> {
+        match last_used::remembered(&self.inner.store).await {
+            Ok(LastUsed::Installed(m)) => match self.begin_load(&m) {
+                Ok(()) => {
+                    log::info!("loading the last-used model {} in the background", m.id);
+                    Some(m)
+                }
+                Err(e) => {
+                    log::warn!("not reloading {}: {e}", m.id);
+                    None
+                }
+            },
+            Ok(LastUsed::Forgotten { id, reason }) => {
+                log::info!("not reloading the last-used model {id:?}: {reason}; it is forgotten");
+                None
+            }
+            Ok(LastUsed::None) => None,
+            Err(e) => {
+                log::warn!("cannot read the last-used model: {e}");
+                None
+            }
+        }
+    }
+}

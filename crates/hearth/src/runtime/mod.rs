@@ -1,0 +1,297 @@
+//! The assistant runtime: the one owner of the loaded model and of the running turn.
+//!
+//! Every front end (the desktop shell, the CLI, a later local API server) goes through a
+//! [`Runtime`]; none of them holds a model, a session or a "busy" flag of its own. One runtime
+//! per process, cheap to clone (an `Arc` inside).
+//!
+//! Rules kept here and nowhere else:
+//! - One model in memory at a time: loading drops the old one first.
+//! - One reply at a time: a turn while another streams, or while a model loads, is refused
+//!   with [`ErrorCode::Busy`]; so is a load while a reply streams.
+//! - A panic inside a turn or a load stops at the runtime's boundary: the turn ends as
+//!   `internal` with its partial text stored, the model slot is reset (turn) or marked failed
+//!   (load), and the next request works.
+//!
+//! Threads: a load runs on a blocking task of the async runtime, a turn on its own thread; the
+//! store is async and reached through the `tokio` handle given to [`Runtime::new`]. Locks are
+//! std mutexes held only for quick reads and swaps, never across a model call or an await,
+//! except the session's own lock, which the turn's thread holds while it generates.
+
+mod load;
+mod turn;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use engine::session::Session;
+use serde::Serialize;
+use tokio::runtime::Handle;
+use ts_rs::TS;
+
+use crate::chat::ChatService;
+use crate::error::{ErrorCode, HearthError, HearthResult};
+use crate::models::registry::InstalledModel;
+use crate::store::{ConversationId, Store};
+
+pub use turn::{ReplyStats, ReplyStop, TurnEvent, TurnStarted};
+
+/// Longest reply a turn asks for; the context limit usually ends a reply before this.
+pub const MAX_REPLY_TOKENS: usize = 2048;
+
+/// Where the model slot stands, as front ends show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelPhase {
+    None,
+    Loading,
+    Ready,
+    Error,
+}
+
+/// The model slot as a front end sees it (`current_model` in the app).
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelStatus {
+    pub state: ModelPhase,
+    pub model_id: Option<String>,
+    pub name: Option<String>,
+    /// The context the loaded model was given (tokens), once ready.
+    pub context_size: Option<usize>,
+    /// While loading: the fraction read so far (0..=1).
+    pub load_fraction: Option<f64>,
+    /// Why the last load failed.
+    pub error: Option<HearthError>,
+}
+
+/// The loaded model. Invariant: at most one model is in memory; `Loading` holds none (the old
+/// one was dropped when the load began).
+enum Slot {
+    None,
+    Loading { id: String, name: String, fraction: f64 },
+    Ready { id: String, name: String, session: Arc<Mutex<Session>> },
+    Failed { id: String, name: String, error: HearthError },
+}
+
+/// The reply being generated. Invariant: present from the moment a turn is accepted until its
+/// thread has stored the reply's final state (a drop guard clears it even if that thread
+/// panics), so `busy` never outlives the turn.
+struct Running {
+    conversation_id: ConversationId,
+    /// Identifies this turn (several turns of one conversation follow each other).
+    cancel: Arc<AtomicBool>,
+    /// Set by [`Runtime::stop`], so a stopped reply is kept as a finished message.
+    stopped_by_user: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+struct Inner {
+    store: Store,
+    data_dir: PathBuf,
+    rt: Handle,
+    chat: ChatService,
+    slot: Mutex<Slot>,
+    running: Mutex<Option<Running>>,
+    /// The longest reply a turn asks for ([`MAX_REPLY_TOKENS`] unless a front end sets less).
+    reply_limit: std::sync::atomic::AtomicUsize,
+}
+
+/// See the module docs.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+/// A poisoned lock only means a thread panicked while holding it; these are plain slots whose
+/// every write is a single assignment, so the data is consistent.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Runtime {
+    /// `rt` runs the store's queries; the runtime must not be driven from a thread that is
+    /// blocked inside `rt` (turns and loads block on it from their own threads).
+    pub fn new(store: Store, data_dir: PathBuf, rt: Handle) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                chat: ChatService::new(store.clone(), rt.clone()),
+                store,
+                data_dir,
+                rt,
+                slot: Mutex::new(Slot::None),
+                running: Mutex::new(None),
+                reply_limit: std::sync::atomic::AtomicUsize::new(MAX_REPLY_TOKENS),
+            }),
+        }
+    }
+
+    /// Caps the length of every later reply (at least one token).
+    pub fn set_reply_limit(&self, tokens: usize) {
+        self.inner.reply_limit.store(tokens.max(1), Ordering::Relaxed);
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.data_dir
+    }
+
+    /// The model slot now.
+    pub fn status(&self) -> ModelStatus {
+        let slot = lock(&self.inner.slot);
+        let none = ModelStatus {
+            state: ModelPhase::None,
+            model_id: None,
+            name: None,
+            context_size: None,
+            load_fraction: None,
+            error: None,
+        };
+        match &*slot {
+            Slot::None => none,
+            Slot::Loading { id, name, fraction } => ModelStatus {
+                state: ModelPhase::Loading,
+                model_id: Some(id.clone()),
+                name: Some(name.clone()),
+                load_fraction: Some(*fraction),
+                ..none
+            },
+            Slot::Ready { id, name, session } => ModelStatus {
+                state: ModelPhase::Ready,
+                model_id: Some(id.clone()),
+                name: Some(name.clone()),
+                // A reply holds the session's lock while it streams; the context is fixed at
+                // load, so asking again later gives the same answer.
+                context_size: session.try_lock().map(|s| s.context()).ok(),
+                ..none
+            },
+            Slot::Failed { id, name, error } => ModelStatus {
+                state: ModelPhase::Error,
+                model_id: Some(id.clone()),
+                name: Some(name.clone()),
+                error: Some(error.clone()),
+                ..none
+            },
+        }
+    }
+
+    /// The loaded model's id and session, or `no_model` (`busy` while one loads).
+    fn session(&self) -> HearthResult<(String, Arc<Mutex<Session>>)> {
+        match &*lock(&self.inner.slot) {
+            Slot::Ready { id, session, .. } => Ok((id.clone(), session.clone())),
+            Slot::Loading { .. } => Err(HearthError::busy()),
+            Slot::None | Slot::Failed { .. } => Err(HearthError::no_model()),
+        }
+    }
+
+    /// Whether a reply streams in `conversation_id` right now.
+    pub fn is_streaming(&self, conversation_id: ConversationId) -> bool {
+        lock(&self.inner.running).as_ref().is_some_and(|r| r.conversation_id == conversation_id)
+    }
+
+    /// Whether any reply streams right now.
+    pub fn is_generating(&self) -> bool {
+        lock(&self.inner.running).is_some()
+    }
+
+    /// Refuses with `model_in_use` while `model_id` is loaded or loading.
+    pub fn ensure_not_in_use(&self, model_id: &str) -> HearthResult<()> {
+        let in_use = matches!(&*lock(&self.inner.slot),
+            Slot::Ready { id, .. } | Slot::Loading { id, .. } if id == model_id);
+        if in_use {
+            return Err(HearthError::new(ErrorCode::ModelInUse, format!("{model_id} is loaded"))
+                .with(crate::error::ErrorDetails::model(model_id)));
+        }
+        Ok(())
+    }
+
+    /// Deletes a conversation; refused with `busy` while a reply streams in it.
+    pub async fn delete_conversation(&self, conversation_id: ConversationId) -> HearthResult<()> {
+        if self.is_streaming(conversation_id) {
+            return Err(HearthError::busy());
+        }
+        Ok(self.inner.store.delete_conversation(conversation_id).await?)
+    }
+
+    /// Removes an installed model (and the files Hearth put on disk); refused while loaded.
+    pub async fn remove_model(&self, model_id: &str) -> HearthResult<()> {
+        self.ensure_not_in_use(model_id)?;
+        crate::models::remove(&self.inner.store, &self.inner.data_dir, model_id, true).await?;
+        Ok(())
+    }
+
+    /// Asks the reply in `conversation_id` to stop; it is kept as a finished message. Stopping
+    /// a reply that already ended is not an error: the click and the end can cross.
+    pub fn stop(&self, conversation_id: ConversationId) {
+        if let Some(r) = lock(&self.inner.running).as_ref().filter(|r| r.conversation_id == conversation_id) {
+            r.stopped_by_user.store(true, Ordering::SeqCst);
+            r.cancel.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Cancels the running reply and waits up to `wait` for its thread to store it (as
+    /// interrupted), so a quitting app leaves no reply marked `streaming`.
+    pub fn shutdown(&self, wait: Duration) {
+        let running = lock(&self.inner.running).take();
+        if let Some(mut r) = running {
+            r.cancel.store(true, Ordering::SeqCst);
+            if let Some(t) = r.thread.take() {
+                let deadline = Instant::now() + wait;
+                while !t.is_finished() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                if t.is_finished() {
+                    let _ = t.join();
+                }
+            }
+        }
+    }
+
+    /// How many tokens the active branch of `conversation_id` takes in the loaded model's
+    /// context, by its own template and tokenizer; 0 with no model, or while a reply holds the
+    /// session (front ends ask again after it ends).
+    pub async fn context_tokens(&self, conversation_id: ConversationId) -> HearthResult<usize> {
+        let Ok((_, session)) = self.session() else { return Ok(0) };
+        let conv = self.inner.store.conversation(conversation_id).await?;
+        let messages = self.inner.store.messages(conversation_id).await?;
+        let chat = crate::chat::history_to_chat(conv.system_prompt.as_deref(), &messages);
+        if chat.is_empty() {
+            return Ok(0);
+        }
+        let Ok(s) = session.try_lock() else { return Ok(0) };
+        Ok(s.chat_prompt(&chat).map(|p| p.len()).unwrap_or(0))
+    }
+
+    /// The installed model `model_id`, or `not_found`.
+    pub async fn installed(&self, model_id: &str) -> HearthResult<InstalledModel> {
+        crate::models::registry::get(&self.inner.store, model_id)
+            .await?
+            .ok_or_else(|| HearthError::not_found("model", model_id).with(crate::error::ErrorDetails {
+                field: Some("model".into()),
+                ..crate::error::ErrorDetails::model(model_id)
+            }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_empty_runtime_has_no_model_and_refuses_turns_with_no_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let rt = Runtime::new(store.clone(), dir.path().to_path_buf(), Handle::current());
+        assert_eq!(rt.status().state, ModelPhase::None);
+        let conv = store.create_conversation(&Default::default()).await.unwrap();
+        let e = rt.send(conv.id, "hello".into(), Vec::new(), |_| {}).await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::NoModel);
+        assert!(!rt.is_generating());
+        assert_eq!(rt.context_tokens(conv.id).await.unwrap(), 0);
+        rt.ensure_not_in_use("anything").unwrap();
+    }
+}

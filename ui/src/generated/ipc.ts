@@ -1,0 +1,106 @@
+// Generated from the Rust types by `hearth::bindings` (src-tauri's bindings test). Do not edit:
+// run `UPDATE_BINDINGS=1 cargo test -p hearth-app bindings` after changing a Rust type.
+
+export type ErrorCode = "not_found" | "invalid_id" | "invalid_title" | "invalid_url" | "invalid_message" | "invalid_setting" | "invalid_query" | "busy" | "no_model" | "model_in_use" | "context_full" | "context_too_long" | "not_gguf" | "unsupported_model" | "out_of_memory" | "already_installed" | "download_running" | "disk_full" | "io" | "locked" | "read_only" | "database_corrupt" | "newer_schema" | "network" | "gated" | "checksum" | "bad_download" | "catalog" | "attachment_missing" | "attachment_unreadable" | "attachment_too_large" | "engine" | "internal";
+
+export type ErrorDetails = { 
+/**
+ * A file or folder.
+ */
+path?: string, 
+/**
+ * A model id, name or Hugging Face repository.
+ */
+model?: string, 
+/**
+ * A settings field, or what was not found (`conversation`, `message`, `model`, ...).
+ */
+field?: string, size?: number, limit?: number, needed?: number, available?: number, 
+/**
+ * A range's bounds (settings) or a count's maximum (context).
+ */
+min?: number, max?: number, };
+
+export type HearthError = { code: ErrorCode, 
+/**
+ * The underlying error in English (the CLI prints it; the window shows it under
+ * "details"). Never instructions for the CLI.
+ */
+message: string, details: ErrorDetails, };
+
+export type ModelPhase = "none" | "loading" | "ready" | "error";
+
+export type ModelStatus = { state: ModelPhase, modelId: string | null, name: string | null, 
+/**
+ * The context the loaded model was given (tokens), once ready.
+ */
+contextSize: number | null, 
+/**
+ * While loading: the fraction read so far (0..=1).
+ */
+loadFraction: number | null, 
+/**
+ * Why the last load failed.
+ */
+error: HearthError | null, };
+
+export type ReplyStop = "eos" | "max_tokens" | "stopped" | "context_full";
+
+export type ReplyStats = { tokens: number, tokensPerS: number, stopReason: ReplyStop, promptTokens?: number, };
+
+export type TurnEvent = { "kind": "token", text: string, } | { "kind": "done", stats: ReplyStats, } | { "kind": "error", code: ErrorCode, 
+/**
+ * The underlying error in English (the CLI prints it; the window shows it under
+ * "details"). Never instructions for the CLI.
+ */
+message: string, details: ErrorDetails, };
+
+export type DeviceChoice = "auto" | "cpu" | "gpu";
+
+export type Theme = "light" | "dark" | "system";
+
+export type Language = "ko" | "en";
+
+export type AppSettings = { systemPrompt: string, temperature: number, topP: number, topK: number, minP: number, repeatPenalty: number, seed: number | null, contextSize: number, threads: number | null, device: DeviceChoice, theme: Theme, language: Language, };
+
+export type Conversation = { id: string, title: string, pinned: boolean, archived: boolean, createdAt: string, updatedAt: string, };
+
+export type ConversationPage = { items: Array<Conversation>, nextCursor: string | null, };
+
+export type SearchHit = { conversationId: string, messageId: string | null, title: string, snippet: string, };
+
+export type MessageRole = "user" | "assistant";
+
+export type MessageState = "complete" | "streaming" | "interrupted" | "error";
+
+export type Branch = { index: number, count: number, siblingIds: Array<string>, };
+
+export type Message = { id: string, conversationId: string, role: MessageRole, text: string, state: MessageState, error: HearthError | null, stats: ReplyStats | null, attachments: Array<string>, createdAt: string, branch: Branch, };
+
+export type MessageList = { messages: Array<Message>, contextTokens: number, };
+
+export type GenerationStarted = { userMessageId: string | null, assistantMessageId: string, };
+
+export type LoadEvent = { "kind": "progress", fraction: number, } | { "kind": "done" } | { "kind": "error", code: ErrorCode, 
+/**
+ * The underlying error in English (the CLI prints it; the window shows it under
+ * "details"). Never instructions for the CLI.
+ */
+message: string, details: ErrorDetails, };
+
+export type InstalledModel = { id: string, name: string, path: string, sizeBytes: number, quant: string, contextLength: number, };
+
+export type Fit = "fits" | "tight" | "too_big";
+
+export type DownloadPhase = "running" | "paused" | "failed";
+
+export type DownloadStatus = { state: DownloadPhase, bytes: number, total: number, };
+
+export type CatalogEntry = { id: string, name: string, family: string, quant: string, sizeBytes: number, requiredBytes: number, availableBytes: number, fit: Fit, description: string, installed: boolean, download: DownloadStatus | null, };
+
+export type DownloadEvent = { "kind": "progress", bytes: number, total: number, rate: number, eta: number | null, } | { "kind": "done", model: InstalledModel, } | { "kind": "cancelled" } | { "kind": "error", code: ErrorCode, 
+/**
+ * The underlying error in English (the CLI prints it; the window shows it under
+ * "details"). Never instructions for the CLI.
+ */
+message: string, details: ErrorDetails, };
