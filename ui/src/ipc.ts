@@ -161,7 +161,10 @@ export interface CatalogEntry {
   /** Memory the machine has free for a model. */
   availableBytes: number;
   fit: Fit;
-  description: string;
+  /** Parameter count as the catalog writes it, e.g. "270M", "4B" (the UI words it per language). */
+  params: string;
+  /** The model's longest context, in tokens. */
+  contextLength: number;
   installed: boolean;
   /** Present when a download exists (running, paused or failed). */
   download?: DownloadStatus | null;

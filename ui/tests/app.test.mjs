@@ -132,6 +132,33 @@ test('language switches live between English and Korean', async () => {
   });
 });
 
+test('catalog cards describe each model from its parameters and context, in English and Korean', async () => {
+  await withApp({ catalog: CATALOG, settings: { theme: 'light', language: 'en' } }, async (page) => {
+    await page.getByRole('button', { name: 'Get a model' }).click();
+    const descs = () => page.$$eval('.card .card-desc', (e) => e.map((x) => x.textContent));
+    await page.waitForSelector('.card');
+    assert.deepEqual(await descs(), [
+      '1B parameters, up to 32,768 tokens of context',
+      '4B parameters, up to 131,072 tokens of context',
+      '12B parameters, up to 131,072 tokens of context',
+      '27B parameters, up to 131,072 tokens of context',
+    ]);
+    // Nothing reads images yet: no card may say so.
+    assert.doesNotMatch(await page.locator('.models-page').textContent(), /image/i);
+    await page.getByRole('button', { name: 'Settings' }).click();
+    await page.getByLabel('Language').selectOption('ko');
+    await page.waitForFunction(() => document.documentElement.lang === 'ko');
+    await page.getByRole('button', { name: '모델', exact: true }).click();
+    await page.waitForSelector('.card');
+    assert.deepEqual(await descs(), [
+      '매개변수 10억개, 최대 32,768토큰 컨텍스트',
+      '매개변수 40억개, 최대 131,072토큰 컨텍스트',
+      '매개변수 120억개, 최대 131,072토큰 컨텍스트',
+      '매개변수 270억개, 최대 131,072토큰 컨텍스트',
+    ]);
+  });
+});
+
 test('first run leads to the model page: catalog fit badges, download with cancel and resume, load', async () => {
   await withApp({ catalog: CATALOG, settings: { theme: 'light', language: 'en' } }, async (page) => {
     await page.waitForSelector('#first-run-title >> text=Welcome to Hearth');
