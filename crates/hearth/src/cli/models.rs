@@ -198,7 +198,7 @@ fn catalog(data_dir: &Path, json: bool) -> anyhow::Result<()> {
             m.id,
             m.display_name,
             m.context_length / 1024,
-            if m.vision { ", vision" } else { "" }
+            if m.reads_images() { ", vision" } else { "" }
         );
         for v in &m.variants {
             println!(
@@ -211,7 +211,7 @@ fn catalog(data_dir: &Path, json: bool) -> anyhow::Result<()> {
                 if v.sha256.is_some() { "  [sha256 pinned]" } else { "" },
             );
         }
-        if let Some(mm) = &m.mmproj {
+        if let Some(mm) = m.mmproj.as_ref().filter(|_| m.reads_images()) {
             println!("    {:<12} {:>10}  {}/{}", "mmproj", human(mm.size_bytes), mm.repo, mm.file);
         }
     }
