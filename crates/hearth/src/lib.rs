@@ -3,4 +3,5 @@ pub mod models;
 pub mod chat;
 pub mod store;
 pub mod app_api;
+pub mod logging;
 mod utc;
