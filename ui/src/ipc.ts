@@ -248,7 +248,18 @@ export interface Settings {
   language: Language;
 }
 
+/** One numeric setting's allowed values (the backend's validation table, one row per field). */
+export interface SettingRange {
+  field: keyof Settings;
+  min: number;
+  max: number;
+  step: number;
+  integer: boolean;
+  nullable: boolean;
+}
+
 export const getSettings = () => call<Settings>('get_settings');
+export const settingsRanges = () => call<SettingRange[]>('settings_ranges');
 /** Applies a partial update and returns the full stored settings; rejects with code 'invalid_setting' on a bad value. */
 export const setSettings = (patch: Partial<Settings>) => call<Settings>('set_settings', { patch });
 

@@ -159,6 +159,32 @@ test('catalog cards describe each model from its parameters and context, in Engl
   });
 });
 
+test('the settings page takes each number\'s limits from the backend\'s ranges table', async () => {
+  await withApp(chatSeed(), async (page) => {
+    await page.getByRole('button', { name: 'Settings' }).click();
+    const limits = (label) => page.getByLabel(label).evaluate((el) => [el.min, el.max, el.step]);
+    const ranges = await page.evaluate(() => window.__hearthMock.callsOf('settings_ranges').length);
+    assert.equal(ranges, 1, 'asked once at start-up');
+    // Exactly the backend's rows (ui/tests/mock/settings-ranges.json is checked against the Rust table).
+    assert.deepEqual(await limits('Temperature'), ['0', '2', '0.05']);
+    assert.deepEqual(await limits('Top K'), ['0', '1000', '1']);
+    assert.deepEqual(await limits('Repeat penalty'), ['0.5', '2', '0.05']);
+    assert.deepEqual(await limits('Context size (tokens)'), ['256', '131072', '256']);
+    assert.deepEqual(await limits('Threads (empty = automatic)'), ['1', '256', '1']);
+    // A nullable field may be emptied; the backend's row says which ones are.
+    for (const value of ['5', '']) {
+      await page.getByLabel('Seed (empty = random)').fill(value);
+      await page.getByLabel('Seed (empty = random)').press('Tab');
+    }
+    await page.waitForFunction(() => window.__hearthMock.callsOf('set_settings').length === 2);
+    assert.deepEqual((await mock(page, 'callsOf', 'set_settings')).map((c) => c.args.patch), [{ seed: 5 }, { seed: null }]);
+    // Out of the backend's range: rejected with its message.
+    await page.getByLabel('Repeat penalty').fill('0.2');
+    await page.getByLabel('Repeat penalty').press('Tab');
+    await page.waitForSelector('.field-error >> text=repeatPenalty must be between 0.5 and 2');
+  });
+});
+
 test('first run leads to the model page: catalog fit badges, download with cancel and resume, load', async () => {
   await withApp({ catalog: CATALOG, settings: { theme: 'light', language: 'en' } }, async (page) => {
     await page.waitForSelector('#first-run-title >> text=Welcome to Hearth');

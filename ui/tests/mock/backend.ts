@@ -3,7 +3,11 @@
 // exercise the same contract the real shell implements. Tests drive streams through
 // window.__hearthMock (token/done/error) and read back every command in `calls`.
 import { mockIPC } from '@tauri-apps/api/mocks';
-import type { CatalogEntry, Conversation, GenerationStats, InstalledModel, Message, ModelState, SearchHit, Settings, StreamEvent } from '../../src/ipc';
+import type { CatalogEntry, Conversation, GenerationStats, InstalledModel, Message, ModelState, SearchHit, SettingRange, Settings, StreamEvent } from '../../src/ipc';
+// The backend's ranges table; a Rust test (app_api) fails when this copy differs from it.
+import rangesJson from './settings-ranges.json';
+
+const RANGES = rangesJson as SettingRange[];
 
 interface StoredMessage {
   id: string;
@@ -157,10 +161,18 @@ function handle(cmd: string, args: Record<string, unknown>): unknown {
   switch (cmd) {
     case 'get_settings':
       return loadSettings();
+    case 'settings_ranges':
+      return RANGES;
     case 'set_settings': {
       const patch = (args.patch ?? {}) as Partial<Settings>;
-      if (patch.temperature !== undefined && (patch.temperature < 0 || patch.temperature > 2)) err('invalid_setting', 'temperature must be between 0 and 2');
-      if (patch.contextSize !== undefined && patch.contextSize < 256) err('invalid_setting', 'context size must be at least 256 tokens');
+      // As the backend validates: every numeric field against its row, the message naming it.
+      for (const r of RANGES) {
+        if (!(r.field in patch)) continue;
+        const v = patch[r.field];
+        if (v === null && r.nullable) continue;
+        if (typeof v !== 'number' || (r.integer && !Number.isInteger(v))) err('invalid_setting', `${r.field} has the wrong type of value`);
+        if (!(Number.isFinite(v) && v >= r.min && v <= r.max)) err('invalid_setting', `${r.field} must be between ${r.min} and ${r.max}`);
+      }
       const s = { ...loadSettings(), ...patch };
       storeSettings(s);
       return s;
