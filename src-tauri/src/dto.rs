@@ -195,7 +195,10 @@ pub struct CatalogEntry {
     pub required_bytes: u64,
     pub available_bytes: u64,
     pub fit: Fit,
-    pub description: String,
+    /// The catalog's parameter count as written there ("270M", "4B"); the UI words the
+    /// description from it and `context_length` in the user's language.
+    pub params: String,
+    pub context_length: u64,
     pub installed: bool,
     pub download: Option<DownloadStatus>,
 }

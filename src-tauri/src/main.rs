@@ -42,9 +42,19 @@ fn data_dir_from(args: &[String], env: Option<PathBuf>) -> anyhow::Result<PathBu
 }
 
 fn main() -> anyhow::Result<()> {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let data_dir = data_dir_from(&args, std::env::var_os("HEARTH_DATA_DIR").map(PathBuf::from))?;
+    // A window started from a menu has no terminal: the log also goes to <data>/logs (rotated).
+    // The guard lives until main returns. Without a usable folder the log stays on stderr and the
+    // store reports the folder's problem just below.
+    let _log = match hearth::logging::init(&data_dir, log::LevelFilter::Info) {
+        Ok(guard) => Some(guard),
+        Err(e) => {
+            let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).try_init();
+            log::warn!("no log file: {e}");
+            None
+        }
+    };
 
     // One runtime for the store and Tauri's async commands; generation runs on its own thread.
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -107,6 +117,7 @@ fn main() -> anyhow::Result<()> {
             commands::models::current_model,
             commands::settings::get_settings,
             commands::settings::set_settings,
+            commands::settings::settings_ranges,
             commands::shell::open_external,
         ])
         .build(tauri::generate_context!())

@@ -100,6 +100,7 @@ const en = {
   'models.emptyPath': 'Enter a path to a .gguf file',
   'models.notGguf': 'Only .gguf files can be imported',
   'models.context': '{n} context',
+  'models.desc': '{params} parameters, up to {context} tokens of context',
   'settings.title': 'Settings',
   'settings.generation': 'Generation',
   'settings.appearance': 'Appearance',
@@ -239,6 +240,7 @@ const ko: Record<Key, string> = {
   'models.emptyPath': '.gguf 파일 경로를 입력하세요',
   'models.notGguf': '.gguf 파일만 가져올 수 있습니다',
   'models.context': '컨텍스트 {n}',
+  'models.desc': '매개변수 {params}개, 최대 {context}토큰 컨텍스트',
   'settings.title': '설정',
   'settings.generation': '생성',
   'settings.appearance': '모양',
@@ -323,6 +325,17 @@ export function formatDuration(seconds: number | null): string {
   if (s < 60) return t('time.s', { n: s });
   if (s < 3600) return t('time.m', { m: Math.floor(s / 60), s: s % 60 });
   return t('time.h', { h: Math.floor(s / 3600), m: Math.floor((s % 3600) / 60) });
+}
+
+/**
+ * A parameter count as the catalog writes it ("270M", "4B") in the current language: "4B" in
+ * English, "40억" in Korean. Anything else is shown as it came.
+ */
+export function formatParams(params: string): string {
+  const m = /^(\d+(?:\.\d+)?)\s*([KMB])$/i.exec(params.trim());
+  if (!m) return params;
+  const scale = { K: 1e3, M: 1e6, B: 1e9 }[m[2].toUpperCase() as 'K' | 'M' | 'B'];
+  return new Intl.NumberFormat(current === 'ko' ? 'ko-KR' : 'en-US', { notation: 'compact', maximumFractionDigits: 1 }).format(Number(m[1]) * scale);
 }
 
 export function formatNumber(n: number): string {

@@ -5,80 +5,35 @@ import { invoke, Channel } from '@tauri-apps/api/core';
 
 export { Channel };
 
+// ---------- types ----------
+// Every wire type comes from ./generated/ipc.ts, generated from the Rust types (ts-rs; a Rust
+// test fails when it is stale). This file adds the commands and the UI's own names for them.
+import type * as G from './generated/ipc';
+import { ERROR_CODES } from './generated/ipc';
+
+export type {
+  ErrorCode, ErrorDetails, Conversation, ConversationPage, SearchHit, MessageRole, MessageState, Message, MessageList,
+  GenerationStarted, CatalogEntry, DownloadStatus, InstalledModel, DownloadEvent, LoadEvent, Fit, Theme, Language,
+  SettingRange,
+} from './generated/ipc';
+import type {
+  ErrorCode, ErrorDetails, Conversation, ConversationPage, SearchHit, MessageList, GenerationStarted, CatalogEntry,
+  InstalledModel, DownloadEvent, LoadEvent, SettingRange,
+} from './generated/ipc';
+/** The wire shape every command rejects with (and a failed message's `error`). */
+export type HearthErrorPayload = G.HearthError;
+export type StopReason = G.ReplyStop;
+export type GenerationStats = G.ReplyStats;
+/** A reply's stream: tokens, then exactly one `done` or (flattened) `error`. */
+export type StreamEvent = G.TurnEvent;
+export type ModelState = G.ModelStatus;
+export type Settings = G.AppSettings;
+export type Device = G.DeviceChoice;
+export type DownloadProgress = Omit<Extract<G.DownloadEvent, { kind: 'progress' }>, 'kind'>;
+
 // ---------- errors ----------
 
-/**
- * What went wrong, as the shell's `hearth::error::ErrorCode` serialises it. Every code has a
- * translated sentence in i18n.ts (a `Record<ErrorCode, ...>`, so a new code fails the type check).
- * Written by hand until ui/src/generated/ipc.ts (ts-rs) takes over; keep the two identical.
- */
-export type ErrorCode =
-  | 'not_found'
-  | 'invalid_id'
-  | 'invalid_title'
-  | 'invalid_url'
-  | 'invalid_message'
-  | 'invalid_setting'
-  | 'invalid_query'
-  | 'busy'
-  | 'no_model'
-  | 'model_in_use'
-  | 'context_full'
-  | 'context_too_long'
-  | 'not_gguf'
-  | 'unsupported_model'
-  | 'out_of_memory'
-  | 'already_installed'
-  | 'download_running'
-  | 'disk_full'
-  | 'io'
-  | 'locked'
-  | 'read_only'
-  | 'database_corrupt'
-  | 'newer_schema'
-  | 'network'
-  | 'gated'
-  | 'checksum'
-  | 'bad_download'
-  | 'catalog'
-  | 'attachment_missing'
-  | 'attachment_unreadable'
-  | 'attachment_too_large'
-  | 'engine'
-  | 'internal';
-
-/** The facts a translated sentence needs; each code fills the ones it documents. Sizes are bytes. */
-export interface ErrorDetails {
-  /** A file or folder. */
-  path?: string;
-  /** A model id, name or Hugging Face repository. */
-  model?: string;
-  /** A settings field, or what was not found (`conversation`, `message`, `model`, ...). */
-  field?: string;
-  size?: number;
-  limit?: number;
-  needed?: number;
-  available?: number;
-  /** A range's bounds (settings). */
-  min?: number;
-  max?: number;
-}
-
-/** The wire shape every command rejects with (and a failed message's `error`). */
-export interface HearthErrorPayload {
-  code: ErrorCode;
-  /** The underlying error in English: shown only behind "details", never as the main text. */
-  message: string;
-  details: ErrorDetails;
-}
-
-const CODES: ReadonlySet<string> = new Set<ErrorCode>([
-  'not_found', 'invalid_id', 'invalid_title', 'invalid_url', 'invalid_message', 'invalid_setting', 'invalid_query',
-  'busy', 'no_model', 'model_in_use', 'context_full', 'context_too_long', 'not_gguf', 'unsupported_model',
-  'out_of_memory', 'already_installed', 'download_running', 'disk_full', 'io', 'locked', 'read_only',
-  'database_corrupt', 'newer_schema', 'network', 'gated', 'checksum', 'bad_download', 'catalog',
-  'attachment_missing', 'attachment_unreadable', 'attachment_too_large', 'engine', 'internal',
-]);
+const CODES: ReadonlySet<string> = new Set<ErrorCode>(ERROR_CODES);
 
 export function isErrorCode(s: unknown): s is ErrorCode {
   return typeof s === 'string' && CODES.has(s);
@@ -131,33 +86,9 @@ async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> 
 
 // ---------- conversations ----------
 
-export interface Conversation {
-  id: string;
-  title: string;
-  pinned: boolean;
-  archived: boolean;
-  /** RFC 3339 timestamps. */
-  createdAt: string;
-  updatedAt: string;
-}
-
-export interface ConversationPage {
-  items: Conversation[];
-  /** Opaque cursor for the next page; null when there is none. */
-  nextCursor: string | null;
-}
-
 /** Start and end of a highlighted match inside a search snippet. */
 export const SNIPPET_MARK_START = '\u0002';
 export const SNIPPET_MARK_END = '\u0003';
-
-export interface SearchHit {
-  conversationId: string;
-  messageId: string | null;
-  title: string;
-  /** Plain text; matched spans are wrapped in \u0002 ... \u0003 (FTS5 snippet() markers). Never HTML. */
-  snippet: string;
-}
 
 export const listConversations = (args: { cursor?: string | null; limit?: number; archived?: boolean } = {}) =>
   call<ConversationPage>('list_conversations', { cursor: args.cursor ?? null, limit: args.limit ?? 50, archived: args.archived ?? false });
@@ -169,56 +100,6 @@ export const deleteConversation = (id: string) => call<void>('delete_conversatio
 export const searchConversations = (query: string, limit = 20) => call<SearchHit[]>('search_conversations', { query, limit });
 
 // ---------- messages and generation ----------
-
-export type MessageRole = 'user' | 'assistant';
-export type MessageState = 'complete' | 'streaming' | 'interrupted' | 'error';
-export type StopReason = 'eos' | 'max_tokens' | 'stopped' | 'context_full';
-
-export interface GenerationStats {
-  /** Tokens generated for this reply. */
-  tokens: number;
-  tokensPerS: number;
-  stopReason: StopReason;
-  /** Prompt tokens processed for this reply, when known. */
-  promptTokens?: number;
-}
-
-export interface Message {
-  id: string;
-  conversationId: string;
-  role: MessageRole;
-  text: string;
-  state: MessageState;
-  /** Set when state is 'error'. */
-  error?: HearthErrorPayload | null;
-  stats?: GenerationStats | null;
-  /** Names of the files attached to a user message (send_message takes their paths). */
-  attachments?: string[];
-  createdAt: string;
-  /**
-   * Position among siblings (edits and regenerations create siblings): index counts from 0 and
-   * siblingIds lists every sibling in order, this message included, for select_branch.
-   */
-  branch: { index: number; count: number; siblingIds: string[] };
-}
-
-export interface MessageList {
-  /** The active branch, oldest first. */
-  messages: Message[];
-  /** Tokens the active branch occupies in the model's context. */
-  contextTokens: number;
-}
-
-export type StreamEvent =
-  | { kind: 'token'; text: string }
-  | { kind: 'done'; stats: GenerationStats }
-  | ({ kind: 'error' } & HearthErrorPayload);
-
-/** What send/regenerate/edit resolve with: the ids the backend assigned. Tokens arrive on the channel. */
-export interface GenerationStarted {
-  userMessageId: string | null;
-  assistantMessageId: string;
-}
 
 export const listMessages = (conversationId: string) => call<MessageList>('list_messages', { conversationId });
 
@@ -235,69 +116,6 @@ export const selectBranch = (messageId: string) => call<MessageList>('select_bra
 
 // ---------- models ----------
 
-export type Fit = 'fits' | 'tight' | 'too_big';
-
-export interface CatalogEntry {
-  id: string;
-  name: string;
-  /** e.g. "Gemma 3 4B". */
-  family: string;
-  quant: string;
-  sizeBytes: number;
-  /** Estimated memory to run at the default context size. */
-  requiredBytes: number;
-  /** Memory the machine has free for a model. */
-  availableBytes: number;
-  fit: Fit;
-  description: string;
-  installed: boolean;
-  /** Present when a download exists (running, paused or failed). */
-  download?: DownloadStatus | null;
-}
-
-export interface DownloadStatus {
-  state: 'running' | 'paused' | 'failed';
-  bytes: number;
-  total: number;
-}
-
-export interface InstalledModel {
-  id: string;
-  name: string;
-  path: string;
-  sizeBytes: number;
-  quant: string;
-  contextLength: number;
-}
-
-export interface DownloadProgress {
-  bytes: number;
-  total: number;
-  /** Bytes per second. */
-  rate: number;
-  /** Seconds remaining, null when unknown. */
-  eta: number | null;
-}
-
-export type DownloadEvent =
-  | ({ kind: 'progress' } & DownloadProgress)
-  | { kind: 'done'; model: InstalledModel }
-  | { kind: 'cancelled' }
-  | ({ kind: 'error' } & HearthErrorPayload);
-
-export type LoadEvent = { kind: 'progress'; fraction: number } | { kind: 'done' } | ({ kind: 'error' } & HearthErrorPayload);
-
-export interface ModelState {
-  state: 'none' | 'loading' | 'ready' | 'error';
-  modelId: string | null;
-  name: string | null;
-  /** Context size the loaded model runs with. */
-  contextSize: number | null;
-  /** While loading: the fraction read so far (0..1). */
-  loadFraction?: number | null;
-  error?: HearthErrorPayload | null;
-}
-
 export const modelCatalog = () => call<CatalogEntry[]>('model_catalog');
 export const listInstalledModels = () => call<InstalledModel[]>('list_installed_models');
 export const downloadModel = (modelId: string, onProgress: Channel<DownloadEvent>) => call<void>('download_model', { modelId, onProgress });
@@ -312,28 +130,8 @@ export const currentModel = () => call<ModelState>('current_model');
 
 // ---------- settings ----------
 
-export type Theme = 'light' | 'dark' | 'system';
-export type Language = 'ko' | 'en';
-export type Device = 'auto' | 'cpu' | 'gpu';
-
-export interface Settings {
-  systemPrompt: string;
-  temperature: number;
-  topP: number;
-  topK: number;
-  minP: number;
-  repeatPenalty: number;
-  /** null = random seed each time. */
-  seed: number | null;
-  contextSize: number;
-  /** null = automatic. */
-  threads: number | null;
-  device: Device;
-  theme: Theme;
-  language: Language;
-}
-
 export const getSettings = () => call<Settings>('get_settings');
+export const settingsRanges = () => call<SettingRange[]>('settings_ranges');
 /** Applies a partial update and returns the full stored settings; rejects with code 'invalid_setting' on a bad value. */
 export const setSettings = (patch: Partial<Settings>) => call<Settings>('set_settings', { patch });
 

@@ -114,6 +114,12 @@ async function start(): Promise<void> {
     applyTheme('system');
     showError(e);
   }
+  try {
+    // The settings page takes each number's min, max and step from the backend's own table.
+    state.settingsRanges = await ipc.settingsRanges();
+  } catch (e) {
+    showError(e);
+  }
   document.title = t('app.name');
   await Promise.all([refreshModels(), refreshConversations()]);
   render('main', 'sidebar');

@@ -1,6 +1,6 @@
 // The app's single state object and the hooks views register to redraw themselves.
 import { focusKey, restoreFocus } from './focus';
-import type { CatalogEntry, Conversation, DownloadProgress, HearthError, InstalledModel, Message, ModelState, SearchHit, Settings } from './ipc';
+import type { CatalogEntry, Conversation, DownloadProgress, HearthError, InstalledModel, Message, ModelState, SearchHit, SettingRange, Settings } from './ipc';
 
 export type View = 'chat' | 'models' | 'settings';
 
@@ -32,6 +32,8 @@ export const state = {
   searchHits: null as SearchHit[] | null,
   pendingDelete: new Set<string>(),
   settings: null as Settings | null,
+  /** The backend's table of numeric settings' ranges (settings_ranges); empty until it answers. */
+  settingsRanges: [] as SettingRange[],
   model: { state: 'none', modelId: null, name: null, contextSize: null } as ModelState,
   loadFraction: 0,
   installed: [] as InstalledModel[],

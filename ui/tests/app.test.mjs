@@ -134,6 +134,60 @@ test('language switches live between English and Korean', async () => {
   });
 });
 
+test('catalog cards describe each model from its parameters and context, in English and Korean', async () => {
+  await withApp({ catalog: CATALOG, settings: { theme: 'light', language: 'en' } }, async (page) => {
+    await page.getByRole('button', { name: 'Get a model' }).click();
+    const descs = () => page.$$eval('.card .card-desc', (e) => e.map((x) => x.textContent));
+    await page.waitForSelector('.card');
+    assert.deepEqual(await descs(), [
+      '1B parameters, up to 32,768 tokens of context',
+      '4B parameters, up to 131,072 tokens of context',
+      '12B parameters, up to 131,072 tokens of context',
+      '27B parameters, up to 131,072 tokens of context',
+    ]);
+    // Nothing reads images yet: no card may say so.
+    assert.doesNotMatch(await page.locator('.models-page').textContent(), /image/i);
+    await page.getByRole('button', { name: 'Settings' }).click();
+    await page.getByLabel('Language').selectOption('ko');
+    await page.waitForFunction(() => document.documentElement.lang === 'ko');
+    await page.getByRole('button', { name: '모델', exact: true }).click();
+    await page.waitForSelector('.card');
+    assert.deepEqual(await descs(), [
+      '매개변수 10억개, 최대 32,768토큰 컨텍스트',
+      '매개변수 40억개, 최대 131,072토큰 컨텍스트',
+      '매개변수 120억개, 최대 131,072토큰 컨텍스트',
+      '매개변수 270억개, 최대 131,072토큰 컨텍스트',
+    ]);
+  });
+});
+
+test('the settings page takes each number\'s limits from the backend\'s ranges table', async () => {
+  await withApp(chatSeed(), async (page) => {
+    await page.getByRole('button', { name: 'Settings' }).click();
+    const limits = (label) => page.getByLabel(label).evaluate((el) => [el.min, el.max, el.step]);
+    const ranges = await page.evaluate(() => window.__hearthMock.callsOf('settings_ranges').length);
+    assert.equal(ranges, 1, 'asked once at start-up');
+    // Exactly the backend's rows (ui/tests/mock/settings-ranges.json is checked against the Rust table).
+    assert.deepEqual(await limits('Temperature'), ['0', '2', '0.05']);
+    assert.deepEqual(await limits('Top K'), ['0', '1000', '1']);
+    assert.deepEqual(await limits('Repeat penalty'), ['0.5', '2', '0.05']);
+    assert.deepEqual(await limits('Context size (tokens)'), ['256', '131072', '256']);
+    assert.deepEqual(await limits('Threads (empty = automatic)'), ['1', '256', '1']);
+    // A nullable field may be emptied; the backend's row says which ones are.
+    for (const value of ['5', '']) {
+      await page.getByLabel('Seed (empty = random)').fill(value);
+      await page.getByLabel('Seed (empty = random)').press('Tab');
+    }
+    await page.waitForFunction(() => window.__hearthMock.callsOf('set_settings').length === 2);
+    assert.deepEqual((await mock(page, 'callsOf', 'set_settings')).map((c) => c.args.patch), [{ seed: 5 }, { seed: null }]);
+    // Out of the backend's range: rejected, in a sentence built from the error's details
+    // (the raw message only behind "details").
+    await page.getByLabel('Repeat penalty').fill('0.2');
+    await page.getByLabel('Repeat penalty').press('Tab');
+    await page.waitForSelector('.field-error >> text=Repeat penalty must be between 0.5 and 2.');
+  });
+});
+
 test('first run leads to the model page: catalog fit badges, download with cancel and resume, load', async () => {
   await withApp({ catalog: CATALOG, settings: { theme: 'light', language: 'en' } }, async (page) => {
     await page.waitForSelector('#first-run-title >> text=Welcome to Hearth');

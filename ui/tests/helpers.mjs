@@ -65,10 +65,10 @@ export async function launch() {
 export const MODEL = { id: 'gemma-3-270m', name: 'Gemma 3 270M', path: '/models/gemma-3-270m-q4_k_m.gguf', sizeBytes: 253_000_000, quant: 'Q4_K_M', contextLength: 32768 };
 
 export const CATALOG = [
-  { id: 'gemma-3-1b', name: 'Gemma 3 1B', family: 'Gemma 3 1B', quant: 'Q4_K_M', sizeBytes: 806_000_000, requiredBytes: 1_300_000_000, availableBytes: 16_000_000_000, fit: 'fits', description: 'Fast and small; good for quick questions.', installed: false },
-  { id: 'gemma-3-4b', name: 'Gemma 3 4B', family: 'Gemma 3 4B', quant: 'Q4_K_M', sizeBytes: 2_490_000_000, requiredBytes: 4_100_000_000, availableBytes: 16_000_000_000, fit: 'fits', description: 'Balanced quality and speed. Understands images.', installed: false },
-  { id: 'gemma-3-12b', name: 'Gemma 3 12B', family: 'Gemma 3 12B', quant: 'Q4_K_M', sizeBytes: 7_300_000_000, requiredBytes: 11_000_000_000, availableBytes: 16_000_000_000, fit: 'tight', description: 'Stronger reasoning; needs a lot of memory.', installed: false },
-  { id: 'gemma-3-27b', name: 'Gemma 3 27B', family: 'Gemma 3 27B', quant: 'Q4_K_M', sizeBytes: 16_500_000_000, requiredBytes: 22_000_000_000, availableBytes: 16_000_000_000, fit: 'too_big', description: 'The largest Gemma 3; too big for this computer.', installed: false },
+  { id: 'gemma-3-1b', name: 'Gemma 3 1B', family: 'Gemma 3 1B', quant: 'Q4_K_M', sizeBytes: 806_000_000, requiredBytes: 1_300_000_000, availableBytes: 16_000_000_000, fit: 'fits', params: '1B', contextLength: 32768, installed: false },
+  { id: 'gemma-3-4b', name: 'Gemma 3 4B', family: 'Gemma 3 4B', quant: 'Q4_K_M', sizeBytes: 2_490_000_000, requiredBytes: 4_100_000_000, availableBytes: 16_000_000_000, fit: 'fits', params: '4B', contextLength: 131072, installed: false },
+  { id: 'gemma-3-12b', name: 'Gemma 3 12B', family: 'Gemma 3 12B', quant: 'Q4_K_M', sizeBytes: 7_300_000_000, requiredBytes: 11_000_000_000, availableBytes: 16_000_000_000, fit: 'tight', params: '12B', contextLength: 131072, installed: false },
+  { id: 'gemma-3-27b', name: 'Gemma 3 27B', family: 'Gemma 3 27B', quant: 'Q4_K_M', sizeBytes: 16_500_000_000, requiredBytes: 22_000_000_000, availableBytes: 16_000_000_000, fit: 'too_big', params: '27B', contextLength: 131072, installed: false },
 ];
 
 /** A ready-to-chat seed: one model loaded and a few conversations. */

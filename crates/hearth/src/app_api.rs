@@ -78,6 +78,9 @@ pub enum SettingsError {
     /// A field out of range or of the wrong type; the message names the field and what is allowed.
     #[error("{0}")]
     Invalid(String),
+    /// A number outside its field's range (the row of [`SETTING_RANGES`]).
+    #[error("{field} must be between {min} and {max}")]
+    OutOfRange { field: &'static str, min: f64, max: f64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -87,35 +90,87 @@ pub const MAX_CONTEXT: i64 = 131_072;
 /// Upper bound for the thread count: more than this is never useful on a desktop.
 pub const MAX_THREADS: i64 = 256;
 
-fn range_f(name: &str, v: f64, lo: f64, hi: f64) -> Result<(), SettingsError> {
-    if v.is_finite() && v >= lo && v <= hi {
-        Ok(())
-    } else {
-        Err(SettingsError::Invalid(format!("{name} must be between {lo} and {hi}")))
-    }
+/// The allowed values of one numeric setting. `field` is its JSON name (as in [`AppSettings`]);
+/// `step` is what the settings page steps by (a hint: values between steps are accepted).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct SettingRange {
+    #[ts(type = "keyof AppSettings")]
+    pub field: &'static str,
+    pub min: f64,
+    pub max: f64,
+    pub step: f64,
+    /// Whole numbers only.
+    pub integer: bool,
+    /// `null` is allowed (a random seed, automatic threads).
+    pub nullable: bool,
 }
 
-fn range_i(name: &str, v: i64, lo: i64, hi: i64) -> Result<(), SettingsError> {
-    if (lo..=hi).contains(&v) {
-        Ok(())
-    } else {
-        Err(SettingsError::Invalid(format!("{name} must be between {lo} and {hi}")))
+const fn real(field: &'static str, min: f64, max: f64, step: f64) -> SettingRange {
+    SettingRange { field, min, max, step, integer: false, nullable: false }
+}
+
+const fn whole(field: &'static str, min: i64, max: i64, step: i64, nullable: bool) -> SettingRange {
+    SettingRange { field, min: min as f64, max: max as f64, step: step as f64, integer: true, nullable }
+}
+
+/// Every numeric setting's range: what `validate` enforces and what the settings page offers
+/// (the shell sends this table to the UI; the CLI checks its flags against it).
+pub const SETTING_RANGES: &[SettingRange] = &[
+    real("temperature", 0.0, 2.0, 0.05),
+    real("topP", 0.0, 1.0, 0.01),
+    whole("topK", 0, 1000, 1, false),
+    real("minP", 0.0, 1.0, 0.01),
+    real("repeatPenalty", 0.5, 2.0, 0.05),
+    whole("seed", 0, u32::MAX as i64, 1, true),
+    whole("contextSize", 256, MAX_CONTEXT, 256, false),
+    whole("threads", 1, MAX_THREADS, 1, true),
+];
+
+impl SettingRange {
+    /// `Ok` when `v` is a finite number within the range; the error names the field and range.
+    pub fn check(&self, v: f64) -> Result<(), SettingsError> {
+        if v.is_finite() && v >= self.min && v <= self.max {
+            Ok(())
+        } else {
+            Err(SettingsError::OutOfRange { field: self.field, min: self.min, max: self.max })
+        }
     }
 }
 
 impl AppSettings {
+    /// The numeric settings' ranges ([`SETTING_RANGES`]).
+    pub fn ranges() -> &'static [SettingRange] {
+        SETTING_RANGES
+    }
+
+    /// The range of the numeric setting `field` (its JSON name).
+    pub fn range(field: &str) -> Option<&'static SettingRange> {
+        SETTING_RANGES.iter().find(|r| r.field == field)
+    }
+
+    /// Each numeric field's JSON name and value (None: unset, which a nullable field allows).
+    fn numbers(&self) -> [(&'static str, Option<f64>); 8] {
+        [
+            ("temperature", Some(self.temperature)),
+            ("topP", Some(self.top_p)),
+            ("topK", Some(self.top_k as f64)),
+            ("minP", Some(self.min_p)),
+            ("repeatPenalty", Some(self.repeat_penalty)),
+            ("seed", self.seed.map(|v| v as f64)),
+            ("contextSize", Some(self.context_size as f64)),
+            ("threads", self.threads.map(|v| v as f64)),
+        ]
+    }
+
     pub fn validate(&self) -> Result<(), SettingsError> {
-        range_f("temperature", self.temperature, 0.0, 2.0)?;
-        range_f("topP", self.top_p, 0.0, 1.0)?;
-        range_i("topK", self.top_k, 0, 1000)?;
-        range_f("minP", self.min_p, 0.0, 1.0)?;
-        range_f("repeatPenalty", self.repeat_penalty, 0.5, 2.0)?;
-        if let Some(seed) = self.seed {
-            range_i("seed", seed, 0, i64::from(u32::MAX))?;
-        }
-        range_i("contextSize", self.context_size, 256, MAX_CONTEXT)?;
-        if let Some(t) = self.threads {
-            range_i("threads", t, 1, MAX_THREADS)?;
+        for (field, value) in self.numbers() {
+            let range = Self::range(field).ok_or_else(|| SettingsError::Invalid(format!("{field} has no range")))?;
+            match value {
+                Some(v) => range.check(v)?,
+                None if range.nullable => {}
+                None => return Err(SettingsError::Invalid(format!("{field} must be set"))),
+            }
         }
         Ok(())
     }
@@ -231,6 +286,36 @@ mod tests {
     }
 
     #[test]
+    fn the_ranges_table_covers_every_numeric_field_by_its_json_name() {
+        let json = serde_json::to_value(AppSettings::default()).unwrap();
+        let names: Vec<&str> = AppSettings::ranges().iter().map(|r| r.field).collect();
+        let numeric: Vec<&str> = AppSettings::default().numbers().iter().map(|(f, _)| *f).collect();
+        assert_eq!(names, numeric);
+        for r in AppSettings::ranges() {
+            assert!(json.get(r.field).is_some(), "{} is not a settings field", r.field);
+            assert!(r.min < r.max && r.step > 0.0, "{r:?}");
+        }
+        // The ranges validate enforces are the table's, at both ends.
+        let r = AppSettings::range("repeatPenalty").unwrap();
+        assert!(AppSettings::default().patched(&json!({"repeatPenalty": r.min})).is_ok());
+        assert!(AppSettings::default().patched(&json!({"repeatPenalty": r.min - 0.01})).is_err());
+        let k = AppSettings::range("topK").unwrap();
+        assert!(AppSettings::default().patched(&json!({"topK": k.max as i64})).is_ok());
+        assert!(AppSettings::default().patched(&json!({"topK": k.max as i64 + 1})).is_err());
+        assert!(AppSettings::default().patched(&json!({"seed": null, "threads": null})).is_ok());
+    }
+
+    #[test]
+    fn the_ui_mock_serves_the_same_ranges() {
+        // ui/tests/mock answers `settings_ranges` with this file: it must be this table.
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../ui/tests/mock/settings-ranges.json");
+        let text = std::fs::read_to_string(path).unwrap();
+        let mock: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let ours = serde_json::to_value(AppSettings::ranges()).unwrap();
+        assert_eq!(mock, ours, "update {path} to:\n{}", serde_json::to_string_pretty(&ours).unwrap());
+    }
+
+    #[test]
     fn timestamps_are_rfc3339_utc() {
         assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339_utc(951_782_400_123), "2000-02-29T00:00:00.123Z");
@@ -245,7 +330,7 @@ mod tests {
         assert_eq!(AppSettings::load(&store).await.unwrap(), AppSettings::default());
         AppSettings::update(&store, &json!({"theme": "dark"})).await.unwrap();
         let bad = AppSettings::update(&store, &json!({"topP": 2})).await;
-        assert!(matches!(bad, Err(SettingsError::Invalid(_))));
+        assert!(matches!(bad, Err(SettingsError::OutOfRange { field: "topP", .. })), "{bad:?}");
         let again = AppSettings::load(&store).await.unwrap();
         assert_eq!(again.theme, Theme::Dark);
         assert_eq!(again.top_p, AppSettings::default().top_p);

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use ts_rs::{Config, TS};
 
-use crate::app_api::{AppSettings, DeviceChoice, Language, Theme};
+use crate::app_api::{AppSettings, DeviceChoice, Language, SettingRange, Theme};
 use crate::error::{ErrorCode, ErrorDetails, HearthError};
 use crate::runtime::{ModelPhase, ModelStatus, ReplyStats, ReplyStop, TurnEvent};
 
@@ -36,10 +36,17 @@ pub fn declarations() -> Vec<String> {
         decl::<Theme>(),
         decl::<Language>(),
         decl::<AppSettings>(),
+        decl::<SettingRange>(),
     ]
 }
 
-/// The generated file: a header, then `declarations`.
+/// Every error code as a value, for front ends that check a code they received.
+fn error_codes() -> String {
+    let names: Vec<String> = ErrorCode::ALL.iter().map(|c| format!("\"{}\"", c.as_str())).collect();
+    format!("export const ERROR_CODES: readonly ErrorCode[] = [{}];", names.join(", "))
+}
+
+/// The generated file: a header, then `declarations`, then the error codes as a value.
 pub fn render(declarations: &[String]) -> String {
     let mut out = String::from(
         "// Generated from the Rust types by `hearth::bindings` (src-tauri's bindings test). Do not edit:\n\
@@ -49,7 +56,7 @@ pub fn render(declarations: &[String]) -> String {
         out.push_str(d.trim_end());
         out.push_str("\n\n");
     }
-    out.truncate(out.trim_end().len());
+    out.push_str(&error_codes());
     out.push('\n');
     out
 }

@@ -413,7 +413,12 @@ impl From<crate::app_api::SettingsError> for HearthError {
     fn from(e: crate::app_api::SettingsError) -> Self {
         use crate::app_api::SettingsError as S;
         match e {
-            S::Invalid(m) => Self::new(ErrorCode::InvalidSetting, m),
+            S::Invalid(ref m) => Self::new(ErrorCode::InvalidSetting, m.clone()),
+            S::OutOfRange { field, min, max } => Self::new(ErrorCode::InvalidSetting, e.to_string()).with(ErrorDetails {
+                min: Some(min),
+                max: Some(max),
+                ..ErrorDetails::field(field)
+            }),
             S::Store(s) => s.into(),
         }
     }

@@ -255,6 +255,35 @@ async fn install_registers_a_verified_download() {
 }
 
 #[tokio::test]
+async fn a_vision_model_downloads_no_projector_until_image_input_is_on() {
+    let server = FakeHub::start();
+    let bytes = model_bytes();
+    const MMPROJ: &str = "mmproj-test-f16.gguf";
+    let mut cat = Catalog::builtin().unwrap();
+    cat.models.retain(|m| m.id == "gemma-3-4b-it");
+    let entry = &mut cat.models[0];
+    assert!(entry.vision);
+    // Model and projector both served: only the engine's lack of image input keeps the projector out.
+    let v = entry.variants.iter_mut().find(|v| v.name == "Q4_0").unwrap();
+    (v.repo, v.file, v.sha256) = (REPO.into(), FILE.into(), None);
+    let mm = entry.mmproj.as_mut().unwrap();
+    (mm.repo, mm.file, mm.sha256) = (REPO.into(), MMPROJ.into(), None);
+    server.add(REPO, FILE, FileSpec::new(bytes.clone()));
+    server.add(REPO, MMPROJ, FileSpec::new(gguf_gen::gemma3(16)));
+    let data = tempfile::tempdir().unwrap();
+    let store = Store::open(data.path()).await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let hub = Hub::new(server.hub_config(cache.path())).unwrap();
+
+    // with_mmproj = true, as the app's download manager asks.
+    let m = models::install(&store, &hub, &cat.models[0], Some("Q4_0"), true, &mut |_| {}, &CancelToken::new()).await.unwrap();
+    assert_eq!(m.mmproj_path, None);
+    let asked: Vec<String> = server.log().into_iter().map(|r| r.path).collect();
+    assert!(asked.iter().any(|p| p.ends_with(FILE)), "{asked:?}");
+    assert!(!asked.iter().any(|p| p.contains("mmproj")), "a projector was requested: {asked:?}");
+}
+
+#[tokio::test]
 async fn corrupted_bytes_are_rejected_and_nothing_is_registered() {
     let server = FakeHub::start();
     let bytes = model_bytes();
@@ -407,7 +436,8 @@ async fn catalog_refresh_makes_sizes_exact_and_marks_missing_files() {
     let e = cat.get("gemma-3-270m-it").unwrap();
     let q4 = e.variant(Some("Q4_0")).unwrap();
     let q8 = e.variant(Some("Q8_0")).unwrap();
-    let google = e.variant(Some("Q4_0-google")).unwrap();
+    // Google has no 270M QAT GGUF: its gated repos start at 1B.
+    let google = cat.get("gemma-3-1b-it").unwrap().variant(Some("Q4_0-google")).unwrap();
     let bytes = gguf_gen::gemma3(1000);
     server.add(&q4.repo, &q4.file, FileSpec::new(bytes.clone()));
     // Q8_0 has a pinned sha; the Hub announcing another one must be reported.
@@ -420,7 +450,7 @@ async fn catalog_refresh_makes_sizes_exact_and_marks_missing_files() {
     let note = |m: &str, v: &str| notes.iter().find(|n| n.model == m && n.variant == v).unwrap().outcome.clone();
     assert_eq!(note("gemma-3-270m-it", "Q4_0"), "ok");
     assert!(note("gemma-3-270m-it", "Q8_0").contains("differs from the pinned one"));
-    assert_eq!(note("gemma-3-270m-it", "Q4_0-google"), "gated");
+    assert_eq!(note("gemma-3-1b-it", "Q4_0-google"), "gated");
     assert_eq!(note("gemma-3-1b-it", "Q4_K_M"), "not found");
     assert_eq!(note("gemma-3-4b-it", "mmproj"), "not found");
     let f = fresh.get("gemma-3-270m-it").unwrap().variant(Some("Q4_0")).unwrap();

@@ -346,23 +346,26 @@ async fn branching_keeps_the_old_branch() {
     ));
 }
 
+/// A key of this test's own: the store's typed keys, not any particular setting, are under test.
+const CONTEXT_LENGTH: SettingKey<u32> = SettingKey::new("context_length");
+
 #[tokio::test]
 async fn settings_are_typed() {
     let (_dir, store) = fresh().await;
     assert_eq!(
-        store.get_setting(&settings::CONTEXT_LENGTH).await.unwrap(),
+        store.get_setting(&CONTEXT_LENGTH).await.unwrap(),
         None
     );
     store
-        .set_setting(&settings::CONTEXT_LENGTH, &4096)
+        .set_setting(&CONTEXT_LENGTH, &4096)
         .await
         .unwrap();
     store
-        .set_setting(&settings::CONTEXT_LENGTH, &8192)
+        .set_setting(&CONTEXT_LENGTH, &8192)
         .await
         .unwrap();
     assert_eq!(
-        store.get_setting(&settings::CONTEXT_LENGTH).await.unwrap(),
+        store.get_setting(&CONTEXT_LENGTH).await.unwrap(),
         Some(8192)
     );
     // The same row read as another type is a clear error, not a silent default.
@@ -372,11 +375,11 @@ async fn settings_are_typed() {
         Err(StoreError::SettingType { .. })
     ));
     store
-        .remove_setting(&settings::CONTEXT_LENGTH)
+        .remove_setting(&CONTEXT_LENGTH)
         .await
         .unwrap();
     assert_eq!(
-        store.get_setting(&settings::CONTEXT_LENGTH).await.unwrap(),
+        store.get_setting(&CONTEXT_LENGTH).await.unwrap(),
         None
     );
 }

@@ -73,12 +73,8 @@ pub async fn model_catalog(state: State<'_, AppState>) -> AppResult<Vec<CatalogE
             required_bytes: est.total_bytes,
             available_bytes: memory.budget(),
             fit,
-            description: format!(
-                "{} parameters, up to {} tokens of context{}",
-                entry.params,
-                entry.context_length,
-                if entry.vision { ", reads images" } else { "" }
-            ),
+            params: entry.params.clone(),
+            context_length: entry.context_length,
             installed: installed.contains(&entry.installed_id(variant)),
             download: state.downloads.status(&entry.id).await.map(|d| DownloadStatus {
                 state: match d.state {

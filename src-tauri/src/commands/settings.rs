@@ -15,3 +15,10 @@ pub async fn get_settings(state: State<'_, AppState>) -> AppResult<AppSettings> 
 pub async fn set_settings(state: State<'_, AppState>, patch: serde_json::Value) -> AppResult<AppSettings> {
     Ok(AppSettings::update(state.store(), &patch).await?)
 }
+
+/// The numeric settings' ranges, the same table `set_settings` validates with: the settings page
+/// takes its limits from here.
+#[tauri::command]
+pub fn settings_ranges() -> Vec<hearth::app_api::SettingRange> {
+    AppSettings::ranges().to_vec()
+}

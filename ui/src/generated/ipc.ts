@@ -63,6 +63,16 @@ export type Language = "ko" | "en";
 
 export type AppSettings = { systemPrompt: string, temperature: number, topP: number, topK: number, minP: number, repeatPenalty: number, seed: number | null, contextSize: number, threads: number | null, device: DeviceChoice, theme: Theme, language: Language, };
 
+export type SettingRange = { field: keyof AppSettings, min: number, max: number, step: number, 
+/**
+ * Whole numbers only.
+ */
+integer: boolean, 
+/**
+ * `null` is allowed (a random seed, automatic threads).
+ */
+nullable: boolean, };
+
 export type Conversation = { id: string, title: string, pinned: boolean, archived: boolean, createdAt: string, updatedAt: string, };
 
 export type ConversationPage = { items: Array<Conversation>, nextCursor: string | null, };
@@ -96,7 +106,12 @@ export type DownloadPhase = "running" | "paused" | "failed";
 
 export type DownloadStatus = { state: DownloadPhase, bytes: number, total: number, };
 
-export type CatalogEntry = { id: string, name: string, family: string, quant: string, sizeBytes: number, requiredBytes: number, availableBytes: number, fit: Fit, description: string, installed: boolean, download: DownloadStatus | null, };
+export type CatalogEntry = { id: string, name: string, family: string, quant: string, sizeBytes: number, requiredBytes: number, availableBytes: number, fit: Fit, 
+/**
+ * The catalog's parameter count as written there ("270M", "4B"); the UI words the
+ * description from it and `context_length` in the user's language.
+ */
+params: string, contextLength: number, installed: boolean, download: DownloadStatus | null, };
 
 export type DownloadEvent = { "kind": "progress", bytes: number, total: number, rate: number, eta: number | null, } | { "kind": "done", model: InstalledModel, } | { "kind": "cancelled" } | { "kind": "error", code: ErrorCode, 
 /**
@@ -104,3 +119,5 @@ export type DownloadEvent = { "kind": "progress", bytes: number, total: number, 
  * "details"). Never instructions for the CLI.
  */
 message: string, details: ErrorDetails, };
+
+export const ERROR_CODES: readonly ErrorCode[] = ["not_found", "invalid_id", "invalid_title", "invalid_url", "invalid_message", "invalid_setting", "invalid_query", "busy", "no_model", "model_in_use", "context_full", "context_too_long", "not_gguf", "unsupported_model", "out_of_memory", "already_installed", "download_running", "disk_full", "io", "locked", "read_only", "database_corrupt", "newer_schema", "network", "gated", "checksum", "bad_download", "catalog", "attachment_missing", "attachment_unreadable", "attachment_too_large", "engine", "internal"];

@@ -1,7 +1,7 @@
 // The models page (installed models, catalog with fit badges and downloads, GGUF import),
 // the first-run screen, and model loading with progress.
 import { basename, h, icon } from '../dom';
-import { formatBytes, formatDuration, formatNumber, t } from '../i18n';
+import { formatBytes, formatDuration, formatNumber, formatParams, t } from '../i18n';
 import * as ipc from '../ipc';
 import { Channel, type CatalogEntry, type DownloadEvent, type InstalledModel, type LoadEvent, type ModelState } from '../ipc';
 import { errorBlock } from '../errors';
@@ -76,7 +76,7 @@ export async function loadModelById(id: string): Promise<void> {
 
 async function loadHere(id: string): Promise<void> {
   const im = state.installed.find((m) => m.id === id);
-  state.model = { state: 'loading', modelId: id, name: im?.name ?? id, contextSize: null };
+  state.model = { state: 'loading', modelId: id, name: im?.name ?? id, contextSize: null, loadFraction: 0, error: null };
   state.loadFraction = 0;
   render('header', 'main');
   const ch = new Channel<LoadEvent>();
@@ -101,7 +101,7 @@ async function loadHere(id: string): Promise<void> {
     try {
       state.model = await ipc.currentModel();
     } catch {
-      state.model = { state: 'error', modelId: id, name: im?.name ?? id, contextSize: null };
+      state.model = { state: 'error', modelId: id, name: im?.name ?? id, contextSize: null, loadFraction: null, error: failure };
     }
   }
   failure ??= streamError;
@@ -208,7 +208,7 @@ function catalogCard(c: CatalogEntry): HTMLElement {
     { class: 'card', 'data-model': c.id },
     h('div', { class: 'card-head' }, h('h3', null, c.name), h('span', { class: `fit fit-${c.fit}`, 'aria-label': fitLabel, title: fitLabel }, fitLabel)),
     h('p', { class: 'muted small' }, `${c.family} · ${c.quant}`),
-    h('p', { class: 'card-desc' }, c.description),
+    h('p', { class: 'card-desc' }, t('models.desc', { params: formatParams(c.params), context: formatNumber(c.contextLength) })),
     h('p', { class: 'small' }, `${t('models.size', { size: formatBytes(c.sizeBytes) })} · ${t('models.needs', { required: formatBytes(c.requiredBytes), available: formatBytes(c.availableBytes) })}`),
     h('div', { class: 'card-controls' }, controls),
     dl?.state === 'failed' && dl.error ? errorBlock(dl.error, { class: 'error-block card-error' }) : null,

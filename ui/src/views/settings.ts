@@ -47,8 +47,11 @@ export function settingsPage(): HTMLElement {
     return h('div', { class: 'field-error error-block', 'data-error-code': e.code }, h('p', { class: 'error-sentence', id: `err-${key}` }, errorSentence(e)), errorDetailsEl(e));
   };
 
-  const numberField = (key: NumberKey, label: Key, opts: { step: string; min?: number; max?: number; nullable?: boolean }) => {
+  const numberField = (key: NumberKey, label: Key) => {
     const id = `set-${key}`;
+    // Limits come from the backend (settings_ranges), the same table its validation uses.
+    const range = state.settingsRanges.find((r) => r.field === key);
+    const opts = { step: range ? String(range.step) : 'any', min: range?.min, max: range?.max, nullable: range?.nullable ?? false };
     const input = h('input', { type: 'number', id, class: 'text-input', step: opts.step, min: opts.min ?? null, max: opts.max ?? null, value: s[key] === null ? '' : String(s[key]), 'aria-invalid': fieldErrors.has(key) ? 'true' : null, 'aria-describedby': fieldErrors.has(key) ? `err-${key}` : null });
     input.addEventListener('change', () => {
       const raw = input.value.trim();
@@ -95,12 +98,12 @@ export function settingsPage(): HTMLElement {
       h('h2', { id: 'set-generation' }, t('settings.generation')),
       h('div', { class: 'field' }, h('label', { for: 'set-systemPrompt', class: 'field-label' }, t('settings.systemPrompt')), prompt, errorFor('systemPrompt')),
       h('div', { class: 'grid' },
-        numberField('temperature', 'settings.temperature', { step: '0.05', min: 0, max: 2 }),
-        numberField('topP', 'settings.topP', { step: '0.01', min: 0, max: 1 }),
-        numberField('topK', 'settings.topK', { step: '1', min: 0 }),
-        numberField('minP', 'settings.minP', { step: '0.01', min: 0, max: 1 }),
-        numberField('repeatPenalty', 'settings.repeatPenalty', { step: '0.05', min: 0 }),
-        numberField('seed', 'settings.seed', { step: '1', min: 0, nullable: true }),
+        numberField('temperature', 'settings.temperature'),
+        numberField('topP', 'settings.topP'),
+        numberField('topK', 'settings.topK'),
+        numberField('minP', 'settings.minP'),
+        numberField('repeatPenalty', 'settings.repeatPenalty'),
+        numberField('seed', 'settings.seed'),
       ),
     ),
     h(
@@ -108,8 +111,8 @@ export function settingsPage(): HTMLElement {
       { class: 'page-section', 'aria-labelledby': 'set-performance' },
       h('h2', { id: 'set-performance' }, t('settings.performance')),
       h('div', { class: 'grid' },
-        numberField('contextSize', 'settings.contextSize', { step: '256', min: 256 }),
-        numberField('threads', 'settings.threads', { step: '1', min: 1, nullable: true }),
+        numberField('contextSize', 'settings.contextSize'),
+        numberField('threads', 'settings.threads'),
         selectField('device', 'settings.device', [['auto', t('settings.device.auto')], ['cpu', t('settings.device.cpu')], ['gpu', t('settings.device.gpu')]]),
       ),
     ),

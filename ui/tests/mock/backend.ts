@@ -7,7 +7,11 @@
 // with fail() (any command's next call), error() (the reply stream), failDownload() (a running
 // download), failNextLoad() (the next load_model) and busy() (the next send_message refused).
 import { mockIPC } from '@tauri-apps/api/mocks';
-import type { CatalogEntry, Conversation, DownloadEvent, ErrorCode, ErrorDetails, GenerationStats, HearthErrorPayload, InstalledModel, LoadEvent, Message, ModelState, SearchHit, Settings, StreamEvent } from '../../src/ipc';
+import type { CatalogEntry, Conversation, DownloadEvent, ErrorCode, ErrorDetails, GenerationStats, HearthErrorPayload, InstalledModel, LoadEvent, Message, ModelState, SearchHit, SettingRange, Settings, StreamEvent } from '../../src/ipc';
+// The backend's ranges table; a Rust test (app_api) fails when this copy differs from it.
+import rangesJson from './settings-ranges.json';
+
+const RANGES = rangesJson as SettingRange[];
 
 interface StoredMessage {
   id: string;
@@ -55,7 +59,7 @@ const messages = new Map<string, StoredMessage>();
 const selected = new Map<string, string>();
 let installed: InstalledModel[] = [];
 let catalog: CatalogEntry[] = [];
-let model: ModelState = { state: 'none', modelId: null, name: null, contextSize: null };
+let model: ModelState = { state: 'none', modelId: null, name: null, contextSize: null, loadFraction: null, error: null };
 let pickResult: string | null = null;
 const calls: Call[] = [];
 const failNext = new Map<string, HearthErrorPayload>();
@@ -168,10 +172,18 @@ function handle(cmd: string, args: Record<string, unknown>): unknown {
   switch (cmd) {
     case 'get_settings':
       return loadSettings();
+    case 'settings_ranges':
+      return RANGES;
     case 'set_settings': {
       const patch = (args.patch ?? {}) as Partial<Settings>;
-      if (patch.temperature !== undefined && (patch.temperature < 0 || patch.temperature > 2)) err('invalid_setting', 'temperature must be between 0 and 2', { field: 'temperature', min: 0, max: 2 });
-      if (patch.contextSize !== undefined && patch.contextSize < 256) err('invalid_setting', 'context size must be at least 256 tokens', { field: 'contextSize', min: 256 });
+      // As the backend validates: every numeric field against its row, the message naming it.
+      for (const r of RANGES) {
+        if (!(r.field in patch)) continue;
+        const v = patch[r.field];
+        if (v === null && r.nullable) continue;
+        if (typeof v !== 'number' || (r.integer && !Number.isInteger(v))) err('invalid_setting', `${r.field} has the wrong type of value`, { field: r.field });
+        if (!(Number.isFinite(v) && v >= r.min && v <= r.max)) err('invalid_setting', `${r.field} must be between ${r.min} and ${r.max}`, { field: r.field, min: r.min, max: r.max });
+      }
       const s = { ...loadSettings(), ...patch };
       storeSettings(s);
       return s;
@@ -287,19 +299,19 @@ function handle(cmd: string, args: Record<string, unknown>): unknown {
     case 'load_model': {
       const m = installed.find((x) => x.id === str('modelId')) ?? err('not_found', `model ${str('modelId')} is not installed`, { field: 'model', model: str('modelId') });
       const id = channelId(args.onProgress);
-      model = { state: 'loading', modelId: m.id, name: m.name, contextSize: null };
+      model = { state: 'loading', modelId: m.id, name: m.name, contextSize: null, loadFraction: 0, error: null };
       send(id, 0, { kind: 'progress', fraction: 0.5 } satisfies LoadEvent);
       if (loadFailure) {
         const f = loadFailure;
         loadFailure = null;
-        model = { state: 'error', modelId: m.id, name: m.name, contextSize: null, error: f };
+        model = { state: 'error', modelId: m.id, name: m.name, contextSize: null, loadFraction: null, error: f };
         send(id, 1, { kind: 'error', ...f } satisfies LoadEvent);
         throw f;
       }
       const finishLoad = () => {
         send(id, 1, { kind: 'progress', fraction: 1 });
         send(id, 2, { kind: 'done' });
-        model = { state: 'ready', modelId: m.id, name: m.name, contextSize: loadSettings().contextSize };
+        model = { state: 'ready', modelId: m.id, name: m.name, contextSize: loadSettings().contextSize, loadFraction: null, error: null };
         return model;
       };
       // With holdLoads set, the load stays half done until the test calls releaseLoad().
@@ -322,9 +334,9 @@ const control = {
     catalog = seed.catalog ?? [];
     pickResult = seed.pickResult ?? null;
     const loaded = installed.find((m) => m.id === seed.loaded);
-    if (loaded) model = { state: 'ready', modelId: loaded.id, name: loaded.name, contextSize: loadSettings().contextSize };
+    if (loaded) model = { state: 'ready', modelId: loaded.id, name: loaded.name, contextSize: loadSettings().contextSize, loadFraction: null, error: null };
     const loading = installed.find((m) => m.id === seed.loadingAtStart);
-    if (loading) model = { state: 'loading', modelId: loading.id, name: loading.name, contextSize: null };
+    if (loading) model = { state: 'loading', modelId: loading.id, name: loading.name, contextSize: null, loadFraction: 0, error: null };
     for (const sc of seed.conversations ?? []) {
       const c = createConv(sc.title, sc.pinned);
       let parent: string | null = null;

@@ -13,13 +13,15 @@ use anyhow::{bail, Context};
 use engine::kv_cache::KvDType;
 use engine::sampler::SamplingParams;
 use engine::session::{Engine, LoadOptions, Session};
+use hearth::app_api::AppSettings;
 use hearth::chat::{ChatService, TurnInput, TurnRequest};
-use hearth::store::{settings, Conversation, NewConversation, SamplingSettings, Store};
+use hearth::models::last_used::{self, LastUsed};
+use hearth::store::{Conversation, NewConversation, SamplingSettings, Store};
 
 #[derive(clap::Args, Debug)]
 pub struct ChatArgs {
-    /// GGUF file or installed model id (default: the conversation's model, then the default
-    /// model setting).
+    /// GGUF file or installed model id (default: the conversation's model, then the model the
+    /// app loaded last).
     #[arg(long)]
     pub model: Option<String>,
     /// Continue this conversation.
@@ -43,23 +45,25 @@ pub struct ChatArgs {
     /// Sampling seed.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// CPU threads for the model.
+    /// CPU threads for the model (default: the app's setting, else automatic).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// System prompt for a new conversation (or to replace an existing one's).
+    /// System prompt for a new conversation (or to replace an existing one's); a new
+    /// conversation gets the app's system prompt otherwise.
     #[arg(long)]
     pub system: Option<String>,
-    /// Context length in tokens.
-    #[arg(long, default_value_t = 4096)]
-    pub context: usize,
+    /// Context length in tokens (default: the app's context size setting).
+    #[arg(long)]
+    pub context: Option<usize>,
     /// Element type of the KV cache: f16 (half the memory) or f32.
     #[arg(long, default_value = "f16")]
     pub kv_type: KvDType,
 }
 
-/// The sampling parameters of a conversation: Gemma's defaults overridden by what was saved.
-fn sampling_for(s: &SamplingSettings) -> SamplingParams {
-    let mut p = SamplingParams::default();
+/// The sampling parameters of a conversation: the app's settings (the same ones the desktop app
+/// uses) overridden by what was saved with the conversation.
+fn sampling_for(s: &SamplingSettings, app: &AppSettings) -> SamplingParams {
+    let mut p = app.sampling();
     if let Some(t) = s.temperature {
         p.temperature = t as f32;
     }
@@ -81,9 +85,28 @@ fn sampling_for(s: &SamplingSettings) -> SamplingParams {
     p
 }
 
+/// A flag's value checked against the app's range for `field` (one table: `SETTING_RANGES`).
+fn in_range(field: &str, flag: &str, v: f64) -> anyhow::Result<()> {
+    if let Some(r) = AppSettings::range(field) {
+        if r.check(v).is_err() {
+            bail!("{flag} must be between {} and {}", r.min, r.max);
+        }
+    }
+    Ok(())
+}
+
 pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
+    if let Some(t) = args.temperature {
+        in_range("temperature", "--temperature", f64::from(t))?;
+    }
+    if let Some(seed) = args.seed {
+        in_range("seed", "--seed", seed as f64)?;
+    }
+    if let Some(c) = args.context {
+        in_range("contextSize", "--context", c as f64)?;
+    }
     if let Some(n) = args.threads {
-        engine::device::set_threads(n);
+        in_range("threads", "--threads", n as f64)?;
     }
     // The store is async; the engine runs on this thread. One worker is plenty for the store.
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -92,13 +115,20 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     let store = rt.block_on(Store::open(data_dir))?;
+    let app = rt.block_on(AppSettings::load(&store))?;
+    if let Some(n) = args.threads.or(app.threads.map(|t| t.max(1) as usize)) {
+        engine::device::set_threads(n);
+    }
+    let context = args.context.unwrap_or(app.context_size.max(1) as usize);
 
-    let conv = rt.block_on(prepare_conversation(&store, &args))?;
+    let conv = rt.block_on(prepare_conversation(&store, &args, &app))?;
     let model_arg = match (&args.model, &conv.model) {
         (Some(m), _) | (None, Some(m)) => m.clone(),
-        (None, None) => match rt.block_on(store.get_setting(&settings::DEFAULT_MODEL))? {
-            Some(m) => m,
-            None => bail!("no model given: pass --model PATH|ID (see `hearth models list`)"),
+        (None, None) => match rt.block_on(last_used::remembered(&store))? {
+            LastUsed::Installed(m) => m.id,
+            LastUsed::None | LastUsed::Forgotten { .. } => {
+                bail!("no model given: pass --model PATH|ID (see `hearth models list`)")
+            }
         },
     };
     let model_path: PathBuf = rt.block_on(hearth::models::resolve_model_arg(&store, &model_arg))?;
@@ -117,13 +147,13 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
     };
     let engine = Engine::load(&model_path, &load)
         .with_context(|| format!("cannot load the model {}", model_path.display()))?;
-    let mut session = Session::with_kv_dtype(engine, args.context, args.kv_type)?;
+    let mut session = Session::with_kv_dtype(engine, context, args.kv_type)?;
     let service = ChatService::new(store.clone(), rt.handle().clone());
     let request = |text: String| TurnRequest {
         conversation_id: conv.id,
         input: TurnInput::send(text),
         max_tokens: args.max_tokens,
-        sampling: sampling_for(&conv.sampling),
+        sampling: sampling_for(&conv.sampling, &app),
         model_label: model_arg.clone(),
     };
 
@@ -233,7 +263,7 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
 }
 
 /// The conversation to talk in: the one asked for (updated with any new settings), or a new one.
-async fn prepare_conversation(store: &Store, args: &ChatArgs) -> anyhow::Result<Conversation> {
+async fn prepare_conversation(store: &Store, args: &ChatArgs, app: &AppSettings) -> anyhow::Result<Conversation> {
     let override_sampling = |mut s: SamplingSettings| {
         if let Some(t) = args.temperature {
             s.temperature = Some(f64::from(t));
@@ -261,10 +291,8 @@ async fn prepare_conversation(store: &Store, args: &ChatArgs) -> anyhow::Result<
             Ok(store.conversation(id).await?)
         }
         None => {
-            let system = match &args.system {
-                Some(s) => Some(s.clone()),
-                None => store.get_setting(&settings::DEFAULT_SYSTEM_PROMPT).await?,
-            };
+            // As the app does for a new conversation: its system prompt unless it is blank.
+            let system = args.system.clone().or_else(|| Some(app.system_prompt.clone()).filter(|s| !s.trim().is_empty()));
             let new = NewConversation {
                 title: String::new(),
                 model: args.model.clone(),

@@ -4,6 +4,7 @@ pub mod chat;
 mod engine_cmds;
 pub mod history;
 pub mod models;
+pub mod settings;
 
 use std::path::{Path, PathBuf};
 
@@ -36,6 +37,8 @@ enum Cmd {
     History(history::HistoryArgs),
     /// The model catalog, downloads, imports and installed models.
     Models(models::ModelsArgs),
+    /// The app's settings (shared with the desktop app): show, set, ranges.
+    Settings(settings::SettingsArgs),
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -52,6 +55,7 @@ pub fn run() -> anyhow::Result<()> {
         Cmd::Chat(a) => chat::run(a, &data_dir),
         Cmd::History(a) => runtime()?.block_on(history::run(a, &data_dir)),
         Cmd::Models(a) => runtime()?.block_on(models::run(a, &data_dir)),
+        Cmd::Settings(a) => runtime()?.block_on(settings::run(a, &data_dir)),
     }
 }
 

@@ -52,7 +52,8 @@ pub enum ModelsCmd {
         /// Variant, e.g. Q4_0 (default: the recommended one), Q4_K_M, Q8_0.
         #[arg(long)]
         quant: Option<String>,
-        /// Skip the vision projector of multimodal models.
+        /// Skip the vision projector of multimodal models (none is fetched anyway until Hearth
+        /// reads images: `catalog::IMAGE_INPUT`).
         #[arg(long)]
         no_mmproj: bool,
         /// Print JSON lines (progress events, then the installed model).
@@ -198,7 +199,7 @@ fn catalog(data_dir: &Path, json: bool) -> anyhow::Result<()> {
             m.id,
             m.display_name,
             m.context_length / 1024,
-            if m.vision { ", vision" } else { "" }
+            if m.reads_images() { ", vision" } else { "" }
         );
         for v in &m.variants {
             println!(
@@ -211,7 +212,7 @@ fn catalog(data_dir: &Path, json: bool) -> anyhow::Result<()> {
                 if v.sha256.is_some() { "  [sha256 pinned]" } else { "" },
             );
         }
-        if let Some(mm) = &m.mmproj {
+        if let Some(mm) = m.mmproj.as_ref().filter(|_| m.reads_images()) {
             println!("    {:<12} {:>10}  {}/{}", "mmproj", human(mm.size_bytes), mm.repo, mm.file);
         }
     }

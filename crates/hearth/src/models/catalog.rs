@@ -8,6 +8,11 @@ use super::ModelsError;
 /// The catalog shipped with this build.
 const BUILTIN: &str = include_str!("../../../../assets/catalog.json");
 
+/// Whether the engine reads images. Until it does, a vision model is offered as a text model:
+/// no projector (mmproj) is downloaded, counted in the memory estimate or mentioned to the user.
+/// The catalog keeps the projector data so the vision work only has to turn this on.
+pub const IMAGE_INPUT: bool = false;
+
 /// Shape numbers the KV-cache formula needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Architecture {
@@ -109,9 +114,14 @@ impl CatalogEntry {
         }
     }
 
-    /// The projector to fetch with `variant`, if this is a vision model.
+    /// Whether Hearth can give this model images (a vision model, and [`IMAGE_INPUT`] is on).
+    pub fn reads_images(&self) -> bool {
+        IMAGE_INPUT && self.vision
+    }
+
+    /// The projector to fetch with `variant`: none unless this model [reads images](Self::reads_images).
     pub fn mmproj_for(&self, variant: &Variant) -> Option<HubFile> {
-        if !self.vision {
+        if !self.reads_images() {
             return None;
         }
         variant.mmproj.clone().or_else(|| self.mmproj.clone())
@@ -224,4 +234,64 @@ impl Catalog {
 
 pub(crate) fn is_sha256(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Facts checked against public sources (docs: /work/shared/notes/platform-facts.md,
+    /// "Catalog, from public sources", 2026-11-29). A change here must be a re-checked fact.
+    #[test]
+    fn builtin_catalog_matches_the_verified_hub_facts() {
+        let cat = Catalog::builtin().unwrap();
+        // ggml-org's ungated QAT Q4_0 files: exact sizes, the recommended variant of every size.
+        let qat = [
+            ("gemma-3-270m-it", "ggml-org/gemma-3-270m-it-qat-GGUF", "gemma-3-270m-it-qat-Q4_0.gguf", 241_410_624),
+            ("gemma-3-1b-it", "ggml-org/gemma-3-1b-it-qat-GGUF", "gemma-3-1b-it-qat-Q4_0.gguf", 720_425_600),
+            ("gemma-3-4b-it", "ggml-org/gemma-3-4b-it-qat-GGUF", "gemma-3-4b-it-qat-Q4_0.gguf", 2_526_080_992),
+            ("gemma-3-12b-it", "ggml-org/gemma-3-12b-it-qat-GGUF", "gemma-3-12b-it-qat-Q4_0.gguf", 7_131_017_792),
+            ("gemma-3-27b-it", "ggml-org/gemma-3-27b-it-qat-GGUF", "gemma-3-27b-it-qat-Q4_0.gguf", 15_908_791_488),
+        ];
+        for (id, repo, file, size) in qat {
+            let m = cat.get(id).unwrap();
+            let v = m.variant(Some("Q4_0")).unwrap();
+            assert_eq!((v.repo.as_str(), v.file.as_str(), v.size_bytes), (repo, file, size), "{id}");
+            assert!(v.size_exact && v.verified && v.qat && !v.gated, "{id}");
+            assert_eq!(m.recommended, "Q4_0", "{id}");
+        }
+        // Google's gated QAT repos: 1B, 4B, 12B, 27B only, file gemma-3-{size}-it-q4_0.gguf.
+        for size in ["1b", "4b", "12b", "27b"] {
+            let v = cat.get(&format!("gemma-3-{size}-it")).unwrap().variant(Some("Q4_0-google")).unwrap();
+            assert_eq!(v.repo, format!("google/gemma-3-{size}-it-qat-q4_0-gguf"));
+            assert_eq!(v.file, format!("gemma-3-{size}-it-q4_0.gguf"));
+            assert!(v.gated, "{size}");
+        }
+        // No Google 270M QAT GGUF exists: nothing may point at one.
+        let m270 = cat.get("gemma-3-270m-it").unwrap();
+        assert!(m270.variant(Some("Q4_0-google")).is_err());
+        assert!(cat.models.iter().flat_map(|m| &m.variants).all(|v| !v.repo.starts_with("google/gemma-3-270m")));
+        // Their projectors, kept as data for the vision work.
+        for (size, file) in [("4b", "mmproj-model-f16-4B.gguf"), ("12b", "mmproj-model-f16-12B.gguf"), ("27b", "mmproj-model-f16-27B.gguf")] {
+            let v = cat.get(&format!("gemma-3-{size}-it")).unwrap().variant(Some("Q4_0-google")).unwrap();
+            assert_eq!(v.mmproj.as_ref().map(|m| m.file.as_str()), Some(file));
+        }
+        // Exact sizes are exact: the ggml-org 4B Q4_K_M and its projector.
+        let m4 = cat.get("gemma-3-4b-it").unwrap();
+        assert_eq!(m4.variant(Some("Q4_K_M")).unwrap().size_bytes, 2_489_757_856);
+        assert_eq!(m4.mmproj.as_ref().map(|m| (m.file.as_str(), m.size_bytes)), Some(("mmproj-model-f16.gguf", 851_251_104)));
+    }
+
+    #[test]
+    fn no_model_reads_images_or_fetches_a_projector_while_image_input_is_off() {
+        assert!(!IMAGE_INPUT, "turning image input on needs the engine to read images first");
+        let cat = Catalog::builtin().unwrap();
+        assert!(cat.models.iter().any(|m| m.vision && m.mmproj.is_some()), "the projector data is kept");
+        for m in &cat.models {
+            assert!(!m.reads_images(), "{}", m.id);
+            for v in &m.variants {
+                assert_eq!(m.mmproj_for(v), None, "{} {}", m.id, v.name);
+            }
+        }
+    }
 }

@@ -218,8 +218,8 @@ impl DownloadManager {
         self.inner.data_dir.join("downloads").join(format!("{id}.json"))
     }
 
-    /// Starts downloading catalog model `id` (its recommended variant, with the vision projector
-    /// of a vision model) on a task of the current Tokio runtime, and returns at once. Refused
+    /// Starts downloading catalog model `id` (its recommended variant, and the projector a vision
+    /// model has once `catalog::IMAGE_INPUT` is on) on a task of the current Tokio runtime, and returns at once. Refused
     /// with [`DownloadError::Busy`] while that model is already downloading. A partial file from
     /// an earlier attempt is continued, not started over.
     pub fn start(&self, id: &str, on_update: UpdateSink) -> Result<(), DownloadError> {
@@ -418,7 +418,7 @@ struct Progress {
     /// The current file's size and bytes so far.
     current_total: u64,
     current: u64,
-    /// Estimated size of the file still to come (the projector of a vision model).
+    /// Estimated size of the file still to come (a projector, once `catalog::IMAGE_INPUT` is on).
     pending: u64,
     every: Duration,
     last: Option<Instant>,

@@ -23,12 +23,8 @@ impl<T> SettingKey<T> {
     }
 }
 
-/// Model id (or path) used for new conversations.
-pub const DEFAULT_MODEL: SettingKey<String> = SettingKey::new("default_model");
-/// System prompt for new conversations.
-pub const DEFAULT_SYSTEM_PROMPT: SettingKey<String> = SettingKey::new("default_system_prompt");
-/// Context length in tokens for chat sessions.
-pub const CONTEXT_LENGTH: SettingKey<u32> = SettingKey::new("context_length");
+// The keys live with their owners: the app's settings (`app_api::APP_SETTINGS`, one record that
+// the CLI reads and writes too) and the last-used model (`models::last_used`).
 
 impl Store {
     pub async fn get_setting<T: Serialize + DeserializeOwned>(
