@@ -5,6 +5,7 @@
 //! (a ring buffer of `window` positions on local layers), `model` runs the forward pass,
 //! `tokenizer`/`chat_template` turn text into ids, `sampler` picks tokens and `session` drives
 //! generation with streaming, stop conditions, cancel and cache reuse across turns.
+//! `memory` measures the machine's RAM.
 //! No async, no database, no window.
 
 pub mod chat_template;
@@ -15,6 +16,7 @@ pub mod gguf;
 pub mod kv_cache;
 mod kv_kernels;
 pub mod linear;
+pub mod memory;
 pub mod model;
 pub mod sampler;
 pub mod session;
