@@ -211,7 +211,7 @@ fn header_error(e: candle_core::Error) -> String {
 /// tensors are read into, so this cannot disagree with what loading reads.
 pub fn tensor_bytes(dtype: GgmlDType, elems: u64) -> Option<u64> {
     let block = dtype.block_size() as u64;
-    if elems % block != 0 {
+    if !elems.is_multiple_of(block) {
         return None;
     }
     (elems / block).checked_mul(dtype.type_size() as u64)
