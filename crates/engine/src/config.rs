@@ -86,7 +86,7 @@ impl Config {
                 return Err(EngineError::Metadata { key: k(name), reason: format!("absurd value {v}") });
             }
         }
-        if heads % kv_heads != 0 {
+        if !heads.is_multiple_of(kv_heads) {
             return Err(EngineError::Metadata {
                 key: k("attention.head_count_kv"),
                 reason: format!("{heads} heads are not a multiple of {kv_heads} kv heads"),
@@ -177,17 +177,65 @@ impl Config {
         self.layers - self.n_global()
     }
 
-    /// Bytes of K and V for one position of one layer in a cache of element type `dtype`.
-    pub fn kv_bytes_per_token_layer(&self, dtype: KvDType) -> usize {
-        2 * self.kv_heads * self.head_dim * dtype.size_in_bytes()
+    /// What the KV-cache size depends on.
+    pub fn kv_shape(&self) -> KvShape {
+        KvShape {
+            n_global: self.n_global(),
+            n_local: self.n_local(),
+            kv_heads: self.kv_heads,
+            head_dim: self.head_dim,
+            sliding_window: self.sliding_window,
+        }
     }
 
-    /// The KV-cache size the sliding-window design allows for a context of `ctx` positions:
-    /// global layers hold all of it, local layers at most `sliding_window`. Exactly what
-    /// `KvCache::new` allocates for the same `ctx` and `dtype`.
+    /// Bytes of K and V for one position of one layer in a cache of element type `dtype`.
+    pub fn kv_bytes_per_token_layer(&self, dtype: KvDType) -> usize {
+        self.kv_shape().bytes_per_token_layer(dtype) as usize
+    }
+
+    /// The KV-cache size the sliding-window design allows for a context of `ctx` positions
+    /// (see `KvShape::bytes`). Exactly what `KvCache::new` allocates for the same `ctx` and
+    /// `dtype`.
     pub fn kv_bytes(&self, ctx: usize, dtype: KvDType) -> usize {
-        self.kv_bytes_per_token_layer(dtype)
-            * (self.n_global() * ctx + self.n_local() * ctx.min(self.sliding_window))
+        self.kv_shape().bytes(ctx as u64, dtype) as usize
+    }
+}
+
+/// Gemma 3's layer pattern when a GGUF does not state one: every sixth layer (i + 1 divisible by
+/// 6) is global, the rest are local (sliding-window).
+pub const GEMMA3_GLOBAL_PERIOD: usize = 6;
+
+/// The numbers a Gemma 3 KV cache's size depends on. `Config::kv_shape` gives them for a loaded
+/// file; `KvShape::gemma3` for shape numbers from elsewhere (the model catalog), so
+/// `hearth models fit` and the engine's allocation share one formula.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct KvShape {
+    pub n_global: usize,
+    pub n_local: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub sliding_window: usize,
+}
+
+impl KvShape {
+    /// A model with Gemma 3's default layer pattern (`GEMMA3_GLOBAL_PERIOD`).
+    pub fn gemma3(layers: usize, kv_heads: usize, head_dim: usize, sliding_window: usize) -> Self {
+        let n_global = layers / GEMMA3_GLOBAL_PERIOD;
+        Self { n_global, n_local: layers - n_global, kv_heads, head_dim, sliding_window }
+    }
+
+    /// Bytes of K and V for one position of one layer.
+    pub fn bytes_per_token_layer(&self, dtype: KvDType) -> u64 {
+        2 * self.kv_heads as u64 * self.head_dim as u64 * dtype.size_in_bytes() as u64
+    }
+
+    /// The cache for `ctx` positions: global layers hold all of them, local layers at most
+    /// `sliding_window` (a ring buffer of exactly that many; llama.cpp pads its local part to
+    /// window + ubatch rounded up to 256 cells, so its figures are larger). u64 so a 27B at
+    /// 128K (about 11 GB) cannot overflow on any target.
+    pub fn bytes(&self, ctx: u64, dtype: KvDType) -> u64 {
+        let cells = self.n_global as u64 * ctx + self.n_local as u64 * ctx.min(self.sliding_window as u64);
+        self.bytes_per_token_layer(dtype) * cells
     }
 }
 
@@ -214,7 +262,7 @@ fn layer_pattern(md: &impl MetadataExt, key: &str, layers: usize) -> Result<Vec<
                 .collect()
         }
         _ => {
-            let period = md.u32_opt(key)?.unwrap_or(6).max(1) as usize;
+            let period = md.u32_opt(key)?.map_or(GEMMA3_GLOBAL_PERIOD, |p| p.max(1) as usize);
             Ok((0..layers).map(|i| (i + 1) % period == 0).collect())
         }
     }

@@ -1,5 +1,10 @@
 //! Reading GGUF files: header and metadata through candle's reader, every tensor checked against
 //! the file before anything large is allocated, tensors read straight into their final buffers.
+//!
+//! This is Hearth's only GGUF parser. Besides loading, it answers the model manager's questions
+//! from the header alone (`Summary`: architecture, name, size, quantization, context length,
+//! Gemma 3 or vision projector), and it is the one place for the size of a tensor of each GGML
+//! type (`tensor_bytes`, from candle's block types, which are what the bytes are read into).
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -12,6 +17,7 @@ use candle_core::quantized::k_quants::{self, GgmlType};
 use candle_core::quantized::{GgmlDType, QStorage, QTensor};
 use candle_core::Device;
 
+use crate::config::Config;
 use crate::{EngineError, Result};
 
 /// Smallest possible GGUF: magic, version, two counts.
@@ -22,6 +28,7 @@ const MIN_HEADER_BYTES: u64 = 4 + 4 + 8 + 8;
 pub struct GgufFile {
     path: PathBuf,
     file: File,
+    file_size: u64,
     content: Content,
 }
 
@@ -51,14 +58,56 @@ impl GgufFile {
         // candle's reader bounds every count and string by the bytes left in the file, so a
         // hostile header cannot make it allocate more than the file's size.
         let mut reader = BufReader::with_capacity(1 << 20, &file);
-        let content = Content::read(&mut reader).map_err(|e| invalid(e.to_string()))?;
+        let content = Content::read(&mut reader).map_err(|e| invalid(header_error(e)))?;
         drop(reader);
         check_tensor_table(&content, file_size).map_err(invalid)?;
-        Ok(Self { path: path.to_owned(), file, content })
+        Ok(Self { path: path.to_owned(), file, file_size, content })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The header's answers to the model manager's questions (see `Summary`).
+    pub fn summary(&self) -> Result<Summary> {
+        // Informational keys of an unexpected type are treated as absent, as llama.cpp does;
+        // only what decides how the file is used (architecture, Gemma 3 parameters) must parse.
+        let text = |key: &str| self.str_opt(key).ok().flatten().map(str::to_string);
+        let arch = self.str_opt("general.architecture")?.map(str::to_string);
+        let mut tensors: Vec<TensorSummary> = self
+            .content
+            .tensor_infos
+            .iter()
+            .map(|(name, info)| TensorSummary {
+                name: name.clone(),
+                dims: info.shape.dims().to_vec(),
+                dtype: info.ggml_dtype,
+                // Checked at open: every tensor is a whole number of blocks.
+                bytes: tensor_bytes(info.ggml_dtype, info.shape.elem_count() as u64).unwrap_or(0),
+            })
+            .collect();
+        tensors.sort_by(|a, b| a.name.cmp(&b.name));
+        let gemma3 = (arch.as_deref() == Some("gemma3")).then(|| {
+            // The vocabulary is the embedding's row count; a file without one is refused by
+            // `check_gemma3` before this is looked at.
+            let vocab = self.tensor_info("token_embd.weight").and_then(|e| e.shape.dims().first().copied());
+            Config::from_metadata(self, vocab.unwrap_or(0)).map_err(|e| e.to_string())
+        });
+        let stated_context_length = arch
+            .as_ref()
+            .and_then(|a| self.get_value(&format!("{a}.context_length")))
+            .and_then(to_u64);
+        Ok(Summary {
+            path: self.path.clone(),
+            file_size: self.file_size,
+            name: text("general.name"),
+            file_type: self.u32_opt("general.file_type").ok().flatten(),
+            projector_type: text("clip.projector_type").or_else(|| text("clip.vision.projector_type")),
+            architecture: arch,
+            stated_context_length,
+            tensors,
+            gemma3,
+        })
     }
 
     pub fn content(&self) -> &Content {
@@ -113,14 +162,13 @@ fn check_tensor_table(content: &Content, file_size: u64) -> std::result::Result<
             .iter()
             .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
             .ok_or_else(|| format!("tensor `{name}` has an absurd shape {:?}", info.shape.dims()))?;
-        let block = info.ggml_dtype.block_size() as u64;
-        if elems % block != 0 {
-            return Err(format!(
-                "tensor `{name}` has {elems} elements, not a multiple of the {:?} block size {block}",
-                info.ggml_dtype
-            ));
-        }
-        let bytes = elems / block * info.ggml_dtype.type_size() as u64;
+        let bytes = tensor_bytes(info.ggml_dtype, elems).ok_or_else(|| {
+            format!(
+                "tensor `{name}` has {elems} elements, not a multiple of the {} block size {}",
+                ggml_type_name(info.ggml_dtype),
+                info.ggml_dtype.block_size()
+            )
+        })?;
         let start = content.tensor_data_offset.checked_add(info.offset);
         let end = start.and_then(|s| s.checked_add(bytes));
         match end {
@@ -134,6 +182,225 @@ fn check_tensor_table(content: &Content, file_size: u64) -> std::result::Result<
         }
     }
     Ok(())
+}
+
+/// What candle's header reader said, as a reason for `InvalidGguf`: running out of bytes is
+/// called truncation (candle reports it as a bare "failed to fill whole buffer"), and a
+/// backtrace candle may attach is left out of a message meant for users.
+fn header_error(e: candle_core::Error) -> String {
+    match e {
+        candle_core::Error::WithBacktrace { inner, .. } => header_error(*inner),
+        candle_core::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "truncated: the file ends inside its header".into()
+        }
+        other => {
+            let msg = other.to_string();
+            // candle's checks of counts and lengths against the bytes left in the file: either
+            // the file was cut short or a count is corrupt, and only the user can tell which.
+            if msg.contains("remaining") {
+                format!("truncated or corrupt header: {msg}")
+            } else {
+                msg
+            }
+        }
+    }
+}
+
+/// Bytes of a tensor of `elems` elements stored as `dtype`; `None` when that is not a whole
+/// number of blocks (or overflows). The block sizes come from candle's block types, the structs
+/// tensors are read into, so this cannot disagree with what loading reads.
+pub fn tensor_bytes(dtype: GgmlDType, elems: u64) -> Option<u64> {
+    let block = dtype.block_size() as u64;
+    if !elems.is_multiple_of(block) {
+        return None;
+    }
+    (elems / block).checked_mul(dtype.type_size() as u64)
+}
+
+/// ggml's name of a tensor type, as llama.cpp prints it (`Q4_K`, not candle's `Q4K`).
+pub fn ggml_type_name(dtype: GgmlDType) -> &'static str {
+    use GgmlDType as T;
+    match dtype {
+        T::F32 => "F32",
+        T::F16 => "F16",
+        T::BF16 => "BF16",
+        T::Q4_0 => "Q4_0",
+        T::Q4_1 => "Q4_1",
+        T::Q5_0 => "Q5_0",
+        T::Q5_1 => "Q5_1",
+        T::Q8_0 => "Q8_0",
+        T::Q8_1 => "Q8_1",
+        T::Q2K => "Q2_K",
+        T::Q3K => "Q3_K",
+        T::Q4K => "Q4_K",
+        T::Q5K => "Q5_K",
+        T::Q6K => "Q6_K",
+        T::Q8K => "Q8_K",
+    }
+}
+
+/// llama.cpp's name for a `general.file_type` (its `llama_ftype`): the quantization mix a file
+/// was made with, e.g. `Q4_K_M`, which is what model cards and catalogs call it.
+pub fn file_type_name(file_type: u32) -> Option<&'static str> {
+    Some(match file_type {
+        0 => "F32",
+        1 => "F16",
+        2 => "Q4_0",
+        3 => "Q4_1",
+        7 => "Q8_0",
+        8 => "Q5_0",
+        9 => "Q5_1",
+        10 => "Q2_K",
+        11 => "Q3_K_S",
+        12 => "Q3_K_M",
+        13 => "Q3_K_L",
+        14 => "Q4_K_S",
+        15 => "Q4_K_M",
+        16 => "Q5_K_S",
+        17 => "Q5_K_M",
+        18 => "Q6_K",
+        32 => "BF16",
+        _ => return None,
+    })
+}
+
+/// One tensor of a `Summary`.
+#[derive(Debug, Clone)]
+pub struct TensorSummary {
+    pub name: String,
+    /// Candle order: the GGUF dimensions reversed.
+    pub dims: Vec<usize>,
+    pub dtype: GgmlDType,
+    pub bytes: u64,
+}
+
+/// What the model manager needs to know of a GGUF, from its header alone (no tensor data is
+/// read, but every tensor is checked to lie inside the file, so a truncated download shows).
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub path: PathBuf,
+    pub file_size: u64,
+    /// `general.architecture`: `gemma3` for a Gemma 3 text model, `clip` for a vision projector.
+    pub architecture: Option<String>,
+    /// `general.name`.
+    pub name: Option<String>,
+    /// `general.file_type` (see `file_type_name`).
+    pub file_type: Option<u32>,
+    /// `clip.projector_type` (or `clip.vision.projector_type`) of a vision projector.
+    pub projector_type: Option<String>,
+    /// `{architecture}.context_length` as the file states it.
+    pub stated_context_length: Option<u64>,
+    pub tensors: Vec<TensorSummary>,
+    /// For a `gemma3` file, the hyper-parameters the engine would run it with (its defaults and
+    /// corrections applied) or why they do not parse; `None` for other architectures. Kept
+    /// apart from reading so a bad value is a Gemma 3 refusal, not an unreadable file.
+    gemma3: Option<std::result::Result<Config, String>>,
+}
+
+/// Why a readable GGUF is not the kind of file a caller needs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Mismatch {
+    #[error("no general.architecture in its metadata")]
+    NoArchitecture,
+    #[error("a '{0}' model, not Gemma 3 (general.architecture must be 'gemma3')")]
+    NotGemma3(String),
+    #[error("a gemma3 model must have tensor '{0}'")]
+    MissingTensor(&'static str),
+    /// The engine's reason, e.g. "metadata key `gemma3.block_count`: missing".
+    #[error("{0}")]
+    BadGemma3Metadata(String),
+    #[error("general.architecture is {0:?}, expected 'clip'")]
+    NotClip(String),
+    #[error("projector type is {0:?}, expected 'gemma3'")]
+    NotGemma3Projector(String),
+    #[error("it has no vision tensors (v.*)")]
+    NoVisionTensors,
+}
+
+impl Summary {
+    /// Reads `path`'s header (see `GgufFile::open` for what is checked) and summarises it.
+    pub fn read(path: &Path) -> Result<Self> {
+        GgufFile::open(path)?.summary()
+    }
+
+    /// The quantization: llama.cpp's name for `general.file_type` when the file states a known
+    /// one (`Q4_K_M`), else the type holding the most bytes of weights (`Q4_K`).
+    pub fn quant(&self) -> Option<&'static str> {
+        self.file_type.and_then(file_type_name).or_else(|| self.dominant_type().map(ggml_type_name))
+    }
+
+    /// The tensor type that holds the most bytes.
+    pub fn dominant_type(&self) -> Option<GgmlDType> {
+        let mut by_type: Vec<(GgmlDType, u64)> = Vec::new();
+        for t in &self.tensors {
+            match by_type.iter_mut().find(|(d, _)| *d == t.dtype) {
+                Some((_, b)) => *b += t.bytes,
+                None => by_type.push((t.dtype, t.bytes)),
+            }
+        }
+        by_type.into_iter().max_by_key(|&(_, b)| b).map(|(d, _)| d)
+    }
+
+    /// The context the model was trained for: for Gemma 3 what the engine uses (the file's value,
+    /// or Gemma 3's default when it has none), else whatever the file states.
+    pub fn context_length(&self) -> Option<u64> {
+        match self.gemma3() {
+            Some(c) => Some(c.context_length as u64),
+            None => self.stated_context_length,
+        }
+    }
+
+    /// The Gemma 3 hyper-parameters, when this is a `gemma3` file whose metadata parses (see
+    /// `check_gemma3` for why not).
+    pub fn gemma3(&self) -> Option<&Config> {
+        self.gemma3.as_ref().and_then(|c| c.as_ref().ok())
+    }
+
+    pub fn has_tensor(&self, name: &str) -> bool {
+        self.tensors.iter().any(|t| t.name == name)
+    }
+
+    /// A Gemma 3 text model: architecture `gemma3`, with embeddings, at least one block and
+    /// hyper-parameters the engine accepts. Returns them. (Loading checks more: every tensor's
+    /// shape.)
+    pub fn check_gemma3(&self) -> std::result::Result<&Config, Mismatch> {
+        match self.architecture.as_deref() {
+            Some("gemma3") => {}
+            Some(other) => return Err(Mismatch::NotGemma3(other.to_string())),
+            None => return Err(Mismatch::NoArchitecture),
+        }
+        for needed in ["token_embd.weight", "blk.0.attn_q.weight"] {
+            if !self.has_tensor(needed) {
+                return Err(Mismatch::MissingTensor(needed));
+            }
+        }
+        match &self.gemma3 {
+            Some(Ok(c)) => Ok(c),
+            Some(Err(reason)) => Err(Mismatch::BadGemma3Metadata(reason.clone())),
+            // Unreachable: a gemma3 file always has the field (set in `GgufFile::summary`).
+            None => Err(Mismatch::NoArchitecture),
+        }
+    }
+
+    /// A Gemma 3 vision projector in llama.cpp's clip format.
+    pub fn check_mmproj(&self) -> std::result::Result<(), Mismatch> {
+        match self.architecture.as_deref() {
+            Some("clip") => {}
+            other => return Err(Mismatch::NotClip(other.unwrap_or("missing").to_string())),
+        }
+        match self.projector_type.as_deref() {
+            Some("gemma3") => {}
+            other => return Err(Mismatch::NotGemma3Projector(other.unwrap_or("missing").to_string())),
+        }
+        if !self.tensors.iter().any(|t| t.name.starts_with("v.")) {
+            return Err(Mismatch::NoVisionTensors);
+        }
+        Ok(())
+    }
+
+    pub fn is_mmproj(&self) -> bool {
+        self.check_mmproj().is_ok()
+    }
 }
 
 fn read_tensor(file: &File, path: &Path, offset: u64, info: &TensorInfo, device: &Device) -> Result<QTensor> {

@@ -1,10 +1,12 @@
 //! Gemma 3 inference on candle-core.
 //!
-//! Layers, from the bottom: `gguf` reads and validates the file, `config` turns its metadata into
-//! hyper-parameters, `linear` multiplies by quantized weights, `kv_cache` keeps keys and values
+//! Layers, from the bottom: `gguf` reads and validates the file (and summarises its header for
+//! the model manager), `config` turns its metadata into hyper-parameters (and has the one KV
+//! size formula), `linear` multiplies by quantized weights, `kv_cache` keeps keys and values
 //! (a ring buffer of `window` positions on local layers), `model` runs the forward pass,
 //! `tokenizer`/`chat_template` turn text into ids, `sampler` picks tokens and `session` drives
 //! generation with streaming, stop conditions, cancel and cache reuse across turns.
+//! `memory` measures the machine's RAM.
 //! No async, no database, no window.
 
 pub mod chat_template;
@@ -15,6 +17,7 @@ pub mod gguf;
 pub mod kv_cache;
 mod kv_kernels;
 pub mod linear;
+pub mod memory;
 pub mod model;
 pub mod sampler;
 pub mod session;

@@ -96,13 +96,13 @@ fn truncated_model() {
     let p = dir.path().join("tiny.gguf");
     Tiny::default().write(&p);
     let full = std::fs::read(&p).unwrap();
-    // Cut in the tensor data, and cut in the metadata.
-    for keep in [full.len() - 100, full.len() / 2, 200] {
+    // Cut in the tensor data, in the metadata, and in the middle of a number.
+    for keep in [full.len() - 100, full.len() / 2, 200, 30] {
         let t = dir.path().join(format!("cut{keep}.gguf"));
         write(&t, &full[..keep]);
         let e = load_err(&t);
         assert!(e.contains("invalid GGUF"), "cut at {keep}: {e}");
-        if keep == full.len() - 100 {
+        if keep == full.len() - 100 || keep == 30 {
             assert!(e.contains("truncated"), "cut at {keep}: {e}");
         }
     }

@@ -51,6 +51,9 @@ async fn fit_prints_a_table_and_refuses_a_context_too_long() {
     assert!(err.to_string().contains("beyond gemma-3-1b-it's maximum of 32768"), "{err}");
     let err = cli_models::run(parse(&["fit", "--kv-type", "f8"]).unwrap(), data.path()).await.unwrap_err();
     assert!(err.to_string().contains("unknown --kv-type 'f8'"), "{err}");
+    // Only the engine's cache types: it has no q8_0 cache to fit.
+    let err = cli_models::run(parse(&["fit", "--kv-type", "q8_0"]).unwrap(), data.path()).await.unwrap_err();
+    assert!(err.to_string().contains("use f16 or f32"), "{err}");
     cli_models::run(parse(&["catalog"]).unwrap(), data.path()).await.unwrap();
 
     // A GGUF outside the catalog is measured from its header; its maximum context holds too.

@@ -6,7 +6,8 @@ use support::test_model;
 use std::path::Path;
 
 use hearth::models::catalog::{Architecture, Catalog};
-use hearth::models::fit::{self, KvType, Memory, Verdict};
+use engine::kv_cache::KvDType;
+use hearth::models::fit::{self, Memory, Verdict};
 use hearth::models::ModelsError;
 
 const MIB: u64 = 1024 * 1024;
@@ -21,14 +22,14 @@ fn arch(id: &str) -> Architecture {
 #[test]
 fn kv_1b_at_8k_and_32k() {
     let a = arch("gemma-3-1b-it");
-    assert_eq!(fit::layer_split(&a), (4, 22));
+    assert_eq!((fit::kv_shape(&a).n_global, fit::kv_shape(&a).n_local), (4, 22));
     // 8K: (4 x 8192 + 22 x 512) x 1024 = 44 032 x 1024 = 45 088 768 bytes = 43 MiB.
-    assert_eq!(fit::kv_cache_bytes(&a, 8192, KvType::F16), 45_088_768);
-    assert_eq!(fit::kv_cache_bytes(&a, 8192, KvType::F16), 43 * MIB);
+    assert_eq!(fit::kv_cache_bytes(&a, 8192, KvDType::F16), 45_088_768);
+    assert_eq!(fit::kv_cache_bytes(&a, 8192, KvDType::F16), 43 * MIB);
     // 32K: (4 x 32768 + 22 x 512) x 1024 = 142 336 x 1024 = 145 752 064 bytes = 139 MiB.
-    assert_eq!(fit::kv_cache_bytes(&a, 32768, KvType::F16), 145_752_064);
+    assert_eq!(fit::kv_cache_bytes(&a, 32768, KvDType::F16), 145_752_064);
     // f32 doubles it.
-    assert_eq!(fit::kv_cache_bytes(&a, 32768, KvType::F32), 2 * 145_752_064);
+    assert_eq!(fit::kv_cache_bytes(&a, 32768, KvDType::F32), 2 * 145_752_064);
 }
 
 // Gemma 3 27B: 62 layers -> 10 global + 52 local; 16 KV heads x 128 dims; window 1024.
@@ -36,35 +37,32 @@ fn kv_1b_at_8k_and_32k() {
 #[test]
 fn kv_27b_at_8k_and_128k() {
     let a = arch("gemma-3-27b-it");
-    assert_eq!(fit::layer_split(&a), (10, 52));
+    assert_eq!((fit::kv_shape(&a).n_global, fit::kv_shape(&a).n_local), (10, 52));
     // 8K: (10 x 8192 + 52 x 1024) x 8192 = 135 168 x 8192 = 1 107 296 256 bytes = 1056 MiB.
-    assert_eq!(fit::kv_cache_bytes(&a, 8192, KvType::F16), 1_107_296_256);
+    assert_eq!(fit::kv_cache_bytes(&a, 8192, KvDType::F16), 1_107_296_256);
     // 128K: (10 x 131072 + 52 x 1024) x 8192 = 1 363 968 x 8192 = 11 173 625 856 bytes = 10 656 MiB.
-    assert_eq!(fit::kv_cache_bytes(&a, 131_072, KvType::F16), 11_173_625_856);
-    assert_eq!(fit::kv_cache_bytes(&a, 131_072, KvType::F16), 10_656 * MIB);
+    assert_eq!(fit::kv_cache_bytes(&a, 131_072, KvDType::F16), 11_173_625_856);
+    assert_eq!(fit::kv_cache_bytes(&a, 131_072, KvDType::F16), 10_656 * MIB);
 }
 
 // llama.cpp's published numbers for 27B f16 at 64K: 31 744 MiB without the sliding window and
-// 6 368 MiB with it (ubatch 2048: local part = pad256(1024 + 2048) = 3072 cells).
+// 6 368 MiB with it. llama.cpp's local layers hold pad256(window + ubatch) cells, at ubatch 2048
+// pad256(1024 + 2048) = 3072, where Hearth's hold exactly the window's 1024: the published figure
+// is Hearth's plus 52 local layers x 2048 cells.
 #[test]
 fn kv_matches_llama_cpp_published_27b_64k() {
     let a = arch("gemma-3-27b-it");
     let full = 62 * 65_536 * 8192;
     assert_eq!(full, 31_744 * MIB);
-    assert_eq!(fit::kv_cache_bytes_llama_cpp(&a, 65_536, KvType::F16, 2048), 6_368 * MIB);
-}
-
-#[test]
-fn q8_kv_is_34_over_32_bytes_per_value() {
-    let a = arch("gemma-3-1b-it");
-    assert_eq!(fit::kv_cache_bytes(&a, 8192, KvType::Q8_0), 45_088_768 / 2 * 34 / 32);
+    let hearth = fit::kv_cache_bytes(&a, 65_536, KvDType::F16);
+    assert_eq!(hearth + 52 * (3072 - 1024) * 8192, 6_368 * MIB);
 }
 
 #[test]
 fn context_beyond_maximum_is_refused() {
     let cat = Catalog::builtin().unwrap();
     let e = cat.get("gemma-3-1b-it").unwrap();
-    let err = fit::estimate(e, e.recommended_variant(), 131_072, KvType::F16).unwrap_err();
+    let err = fit::estimate(e, e.recommended_variant(), 131_072, KvDType::F16).unwrap_err();
     match &err {
         ModelsError::ContextTooLong { model, requested, max } => {
             assert_eq!((model.as_str(), *requested, *max), ("gemma-3-1b-it", 131_072, 32_768));
@@ -74,8 +72,8 @@ fn context_beyond_maximum_is_refused() {
     assert_eq!(err.to_string(), "context 131072 is beyond gemma-3-1b-it's maximum of 32768 tokens");
     // The 27B takes 128K.
     let big = cat.get("gemma-3-27b-it").unwrap();
-    assert!(fit::estimate(big, big.recommended_variant(), 131_072, KvType::F16).is_ok());
-    assert!(matches!(fit::estimate(e, e.recommended_variant(), 0, KvType::F16), Err(ModelsError::ZeroContext)));
+    assert!(fit::estimate(big, big.recommended_variant(), 131_072, KvDType::F16).is_ok());
+    assert!(matches!(fit::estimate(e, e.recommended_variant(), 0, KvDType::F16), Err(ModelsError::ZeroContext)));
 }
 
 #[test]
@@ -83,7 +81,7 @@ fn estimate_adds_weights_projector_kv_and_overhead() {
     let cat = Catalog::builtin().unwrap();
     let e = cat.get("gemma-3-4b-it").unwrap();
     let v = e.variant(Some("q4_k_m")).unwrap();
-    let est = fit::estimate(e, v, 8192, KvType::F16).unwrap();
+    let est = fit::estimate(e, v, 8192, KvDType::F16).unwrap();
     // 4B: 34 layers -> 5 global + 29 local; 2 x 4 x 256 x 2 = 4096 bytes per layer-token.
     // (5 x 8192 + 29 x 1024) x 4096 = 70 656 x 4096 = 289 406 976.
     assert_eq!(est.kv_bytes, 289_406_976);
@@ -115,20 +113,20 @@ fn verdict_thresholds() {
 fn recommendation_is_the_largest_model_that_fits() {
     let cat = Catalog::builtin().unwrap();
     // 8 GiB free: the 4B Q4_0 (~2.5 GB + KV) fits, the 12B (~7.1 GB + KV) does not.
-    let r = fit::fit_catalog(&cat, &memory(16 * GIB, 8 * GIB), 8192, KvType::F16).unwrap();
+    let r = fit::fit_catalog(&cat, &memory(16 * GIB, 8 * GIB), 8192, KvDType::F16).unwrap();
     assert_eq!(r.recommended, Some(("gemma-3-4b-it".to_string(), "Q4_0".to_string())));
     assert_eq!(r.rows.len(), cat.models.iter().map(|m| m.variants.len()).sum::<usize>());
     let row = |m: &str, v: &str| r.rows.iter().find(|x| x.model == m && x.variant == v).unwrap();
     assert_eq!(row("gemma-3-27b-it", "Q8_0").verdict, Verdict::TooBig);
     assert_eq!(row("gemma-3-270m-it", "Q4_0").verdict, Verdict::Fits);
     // 64 GiB: the 27B fits.
-    let r = fit::fit_catalog(&cat, &memory(64 * GIB, 60 * GIB), 8192, KvType::F16).unwrap();
+    let r = fit::fit_catalog(&cat, &memory(64 * GIB, 60 * GIB), 8192, KvDType::F16).unwrap();
     assert_eq!(r.recommended, Some(("gemma-3-27b-it".to_string(), "Q4_0".to_string())));
     // Nothing fits in 100 MiB.
-    let r = fit::fit_catalog(&cat, &memory(120 * MIB, 100 * MIB), 8192, KvType::F16).unwrap();
+    let r = fit::fit_catalog(&cat, &memory(120 * MIB, 100 * MIB), 8192, KvDType::F16).unwrap();
     assert_eq!(r.recommended, None);
     // At 128K the small models are marked, not estimated.
-    let r = fit::fit_catalog(&cat, &memory(64 * GIB, 60 * GIB), 131_072, KvType::F16).unwrap();
+    let r = fit::fit_catalog(&cat, &memory(64 * GIB, 60 * GIB), 131_072, KvDType::F16).unwrap();
     let small = r.rows.iter().find(|x| x.model == "gemma-3-1b-it").unwrap();
     assert_eq!(small.verdict, Verdict::ContextTooLong);
     assert!(small.estimate.is_none());
@@ -188,45 +186,44 @@ fn nvidia_smi_output_is_parsed_per_gpu() {
 // The real 270M GGUF: 18 layers -> 3 global + 15 local; 1 KV head x 256; window 512.
 #[test]
 fn fit_of_a_gguf_file_reads_its_header() {
-    let s = hearth::models::gguf_check::check_gemma3(&test_model()).unwrap();
+    let s = hearth::models::check_gemma3(&test_model()).unwrap();
     let (a, max) = fit::architecture_from_gguf(&s).unwrap();
     // The catalog's shape numbers for 270M agree with the real file's header.
     assert_eq!(a, arch("gemma-3-270m-it"));
     assert_eq!(max, 32_768);
-    let e = fit::estimate_file("t", &s, 0, 8192, KvType::F16).unwrap();
+    let e = fit::estimate_file("t", &s, 0, 8192, KvDType::F16).unwrap();
     // (3 x 8192 + 15 x 512) x 1024 = 32 256 x 1024.
     assert_eq!(e.kv_bytes, 33_030_144);
     assert_eq!(e.weights_bytes, s.file_size);
     assert_eq!(e.quant, "Q4_K_M");
     // (3 x 32768 + 15 x 512) x 1024 = 105 984 x 1024.
-    assert_eq!(fit::estimate_file("t", &s, 0, 32_768, KvType::F16).unwrap().kv_bytes, 108_527_616);
-    let err = fit::estimate_file("t", &s, 0, 65_536, KvType::F16).unwrap_err();
+    assert_eq!(fit::estimate_file("t", &s, 0, 32_768, KvDType::F16).unwrap().kv_bytes, 108_527_616);
+    let err = fit::estimate_file("t", &s, 0, 65_536, KvDType::F16).unwrap_err();
     assert!(matches!(err, ModelsError::ContextTooLong { max: 32_768, .. }), "{err:?}");
 }
 
 // What `hearth models fit` promises for the KV cache is what the engine allocates: the fit
-// arithmetic (f16, Hearth's layout) against the engine's `Config::kv_bytes` (which `KvCache::new`
-// allocates exactly) for the real 270M file, below, at and beyond the 512-token window. Both
-// keep exactly `window` positions in a local layer; llama.cpp pads that part to window + ubatch
-// rounded up to 256 cells, which `kv_cache_bytes_llama_cpp` models and the engine does not.
+// arithmetic, from the catalog's shape numbers and from the file's header, against the engine's
+// `Config::kv_bytes` (which `KvCache::new` allocates exactly) for the real 270M file, below, at
+// and beyond the 512-token window.
 #[test]
 fn fit_kv_arithmetic_is_the_engines_allocation() {
-    use engine::kv_cache::KvDType;
     let gguf = engine::gguf::GgufFile::open(&test_model()).unwrap();
     let vocab = gguf.tensor_info("token_embd.weight").unwrap().shape.dims()[0];
     let cfg = engine::config::Config::from_metadata(&gguf, vocab).unwrap();
-    let s = hearth::models::gguf_check::check_gemma3(&test_model()).unwrap();
+    let s = hearth::models::check_gemma3(&test_model()).unwrap();
     let (from_file, _) = fit::architecture_from_gguf(&s).unwrap();
     let from_catalog = arch("gemma-3-270m-it");
     assert_eq!((cfg.n_global(), cfg.n_local()), (3, 15));
     for ctx in [1u64, 100, 512, 513, 4096, 8192, 32_768] {
         let engine_f16 = cfg.kv_bytes(ctx as usize, KvDType::F16) as u64;
-        assert_eq!(fit::kv_cache_bytes(&from_file, ctx, KvType::F16), engine_f16, "ctx {ctx}");
-        assert_eq!(fit::kv_cache_bytes(&from_catalog, ctx, KvType::F16), engine_f16, "ctx {ctx}");
-        assert_eq!(fit::kv_cache_bytes(&from_file, ctx, KvType::F32), cfg.kv_bytes(ctx as usize, KvDType::F32) as u64);
+        assert_eq!(fit::kv_cache_bytes(&from_file, ctx, KvDType::F16), engine_f16, "ctx {ctx}");
+        assert_eq!(fit::kv_cache_bytes(&from_catalog, ctx, KvDType::F16), engine_f16, "ctx {ctx}");
+        assert_eq!(fit::kv_cache_bytes(&from_file, ctx, KvDType::F32), cfg.kv_bytes(ctx as usize, KvDType::F32) as u64);
     }
     // (3 x 8192 + 15 x 512) x 1024, as in `fit_of_a_gguf_file_reads_its_header`.
     assert_eq!(cfg.kv_bytes(8192, KvDType::F16), 33_030_144);
-    // llama.cpp at ubatch 512 holds pad256(512 + 512) = 1024 cells per local layer: more.
-    assert_eq!(fit::kv_cache_bytes_llama_cpp(&from_file, 8192, KvType::F16, 512), (3 * 8192 + 15 * 1024) * 1024);
+    // A file's estimate is the engine's number too.
+    let e = fit::estimate_file("t", &s, 0, 4096, KvDType::F32).unwrap();
+    assert_eq!(e.kv_bytes, cfg.kv_bytes(4096, KvDType::F32) as u64);
 }

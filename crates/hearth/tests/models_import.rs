@@ -6,7 +6,6 @@ use support::test_model;
 
 use std::path::{Path, PathBuf};
 
-use hearth::models::gguf_check;
 use hearth::models::{self, registry, ImportOptions, ModelsError, Source};
 use hearth::store::Store;
 use support::gguf_gen;
@@ -33,10 +32,12 @@ async fn real_270m_model_imports_by_reference() {
     assert_eq!(registry::list(&store).await.unwrap(), vec![m.clone()]);
 
     // Its header really is Gemma 3 with the expected tensors.
-    let s = gguf_check::check_gemma3(&path).unwrap();
-    assert_eq!(s.architecture(), Some("gemma3"));
-    assert!(s.tensors.iter().any(|t| t.name == "blk.17.ffn_down.weight"));
-    assert!(!s.tensors.iter().any(|t| t.name == "blk.18.ffn_down.weight"));
+    let s = models::check_gemma3(&path).unwrap();
+    assert_eq!(s.architecture.as_deref(), Some("gemma3"));
+    assert!(s.has_tensor("blk.17.ffn_down.weight"));
+    assert!(!s.has_tensor("blk.18.ffn_down.weight"));
+    assert_eq!(s.context_length(), Some(32_768));
+    assert!(!s.is_mmproj());
 
     // `--model` takes the id as well as the path.
     assert_eq!(models::resolve_model_arg(&store, &m.id).await.unwrap(), m.path);
@@ -111,7 +112,7 @@ async fn truncated_real_model_is_refused() {
     let err = models::import_gguf(&store, data.path(), &p, &ImportOptions::default()).await.unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, ModelsError::InvalidGguf { .. }), "{err:?}");
-    assert!(msg.contains("truncated") && msg.contains("needs bytes up to"), "{msg}");
+    assert!(msg.contains("truncated") && msg.contains("but the file has 50000000 bytes"), "{msg}");
     assert!(registry::list(&store).await.unwrap().is_empty());
 }
 
@@ -139,15 +140,30 @@ fn absurd_header_counts_are_refused_without_allocating() {
     // tensor count := 2^60
     bytes[8..16].copy_from_slice(&(1u64 << 60).to_le_bytes());
     let p = write_tmp(dir.path(), "absurd.gguf", &bytes);
-    let err = gguf_check::read_summary(&p).unwrap_err();
-    assert!(err.to_string().contains("corrupt header: tensor count"), "{err}");
+    let err = models::read_summary(&p).unwrap_err();
+    assert!(matches!(err, ModelsError::InvalidGguf { .. }), "{err:?}");
+    assert!(err.to_string().contains("tensor_count 1152921504606846976"), "{err}");
 
     let mut bytes = gguf_gen::gemma3(0);
     // The first key's length := 2^40
     bytes[24..32].copy_from_slice(&(1u64 << 40).to_le_bytes());
     let p = write_tmp(dir.path(), "absurd2.gguf", &bytes);
-    let err = gguf_check::read_summary(&p).unwrap_err();
-    assert!(err.to_string().contains("corrupt header: string"), "{err}");
+    let err = models::read_summary(&p).unwrap_err();
+    assert!(matches!(err, ModelsError::InvalidGguf { .. }), "{err:?}");
+    assert!(err.to_string().contains("string length 1099511627776"), "{err}");
+}
+
+#[tokio::test]
+async fn a_gemma3_without_the_engines_hyper_parameters_is_refused() {
+    let (data, store) = store().await;
+    // The tiny model with gemma3.block_count removed (its key renamed, so offsets stay).
+    let mut bytes = gguf_gen::gemma3(0);
+    let at = bytes.windows(18).position(|w| w == b"gemma3.block_count").unwrap();
+    bytes[at..at + 18].copy_from_slice(b"gemma3.block_xxxxx");
+    let p = write_tmp(data.path(), "nolayers.gguf", &bytes);
+    let err = models::import_gguf(&store, data.path(), &p, &ImportOptions::default()).await.unwrap_err();
+    assert!(matches!(err, ModelsError::InvalidGguf { .. }), "{err:?}");
+    assert!(err.to_string().contains("gemma3.block_count"), "{err}");
 }
 
 #[tokio::test]

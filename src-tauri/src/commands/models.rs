@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 
 use hearth::app_api::AppSettings;
-use hearth::models::fit::{self, KvType, Memory};
+use hearth::models::fit::{self, KvDType, Memory};
 use hearth::models::downloads::UpdateSink;
-use hearth::models::{self, gguf_check, registry, Catalog, DownloadState, DownloadUpdate, ImportOptions};
+use hearth::models::{self, registry, Catalog, DownloadState, DownloadUpdate, ImportOptions};
 use hearth::runtime::ModelStatus;
 use tauri::ipc::Channel;
 use tauri::{AppHandle, State};
@@ -31,7 +31,7 @@ fn installed_dto(m: &registry::InstalledModel, context_length: u64) -> Installed
 /// models page then shows it as missing rather than failing the whole list).
 async fn context_length_of(path: PathBuf) -> u64 {
     tokio::task::spawn_blocking(move || {
-        gguf_check::read_summary(&path).ok().and_then(|s| s.context_length()).unwrap_or(0)
+        models::read_summary(&path).ok().and_then(|s| s.context_length()).unwrap_or(0)
     })
     .await
     .unwrap_or(0)
@@ -58,7 +58,7 @@ pub async fn model_catalog(state: State<'_, AppState>) -> AppResult<Vec<CatalogE
         let variant = entry.recommended_variant();
         // A context beyond this model's maximum is estimated at its maximum.
         let n_ctx = (settings.context_size.max(1) as u64).min(entry.context_length);
-        let est = fit::estimate(entry, variant, n_ctx, KvType::F16)?;
+        let est = fit::estimate(entry, variant, n_ctx, KvDType::F16)?;
         let fit = match fit::verdict(est.total_bytes, &memory) {
             fit::Verdict::Fits => Fit::Fits,
             fit::Verdict::Tight => Fit::Tight,
@@ -100,7 +100,7 @@ fn forward(on_progress: Channel<DownloadEvent>) -> UpdateSink {
             }
             DownloadUpdate::Done { model } => {
                 // The header read is a few kilobytes: fine on the download's task.
-                let ctx = gguf_check::read_summary(&model.path).ok().and_then(|s| s.context_length()).unwrap_or(0);
+                let ctx = models::read_summary(&model.path).ok().and_then(|s| s.context_length()).unwrap_or(0);
                 DownloadEvent::Done { model: installed_dto(&model, ctx) }
             }
             DownloadUpdate::Cancelled { .. } => DownloadEvent::Cancelled,

@@ -7,6 +7,9 @@
 //! to `x[j] = dx * q[j]` (Q8_0-style, see `acts.rs`) then become integer sums:
 //! `sum_j w[j] x[j] = dx * (sc_lo * (sum_lo v q - OFF * sum_lo q) + sc_hi * (...)) + mn * dx * sum q`.
 
+use std::mem::size_of;
+
+use candle_core::quantized::k_quants::{self as k, GgmlType};
 use candle_core::quantized::GgmlDType;
 
 /// The quantized weight types with native kernels.
@@ -22,8 +25,25 @@ pub(crate) enum WType {
     Q6K,
 }
 
-pub(crate) const QK: usize = 32;
-pub(crate) const QK_K: usize = 256;
+/// The unit every kernel here works in: 32 values (a legacy block, an eighth of a K super-block,
+/// an activation block).
+pub(crate) const QK: usize = k::QK8_0;
+pub(crate) const QK_K: usize = k::QK_K;
+
+// Bytes per storage block, from candle's block structs (what `gguf::tensor_bytes` counts and
+// loading reads into), so no size is written out twice.
+pub(crate) const Q4_0_BYTES: usize = size_of::<k::BlockQ4_0>();
+pub(crate) const Q4_1_BYTES: usize = size_of::<k::BlockQ4_1>();
+pub(crate) const Q5_0_BYTES: usize = size_of::<k::BlockQ5_0>();
+pub(crate) const Q5_1_BYTES: usize = size_of::<k::BlockQ5_1>();
+pub(crate) const Q8_0_BYTES: usize = size_of::<k::BlockQ8_0>();
+pub(crate) const Q4K_BYTES: usize = size_of::<k::BlockQ4K>();
+pub(crate) const Q5K_BYTES: usize = size_of::<k::BlockQ5K>();
+pub(crate) const Q6K_BYTES: usize = size_of::<k::BlockQ6K>();
+// QK and QK_K must be the block sizes of the types that use them.
+const _: () = assert!(
+    k::BlockQ4_0::BLCK_SIZE == QK && k::BlockQ8_0::BLCK_SIZE == QK && k::BlockQ4K::BLCK_SIZE == QK_K
+);
 
 impl WType {
     pub(crate) fn from_ggml(t: GgmlDType) -> Option<Self> {
@@ -51,14 +71,14 @@ impl WType {
     /// Bytes per storage block.
     pub(crate) fn block_bytes(self) -> usize {
         match self {
-            Self::Q4_0 => 18,
-            Self::Q4_1 => 20,
-            Self::Q5_0 => 22,
-            Self::Q5_1 => 24,
-            Self::Q8_0 => 34,
-            Self::Q4K => 144,
-            Self::Q5K => 176,
-            Self::Q6K => 210,
+            Self::Q4_0 => Q4_0_BYTES,
+            Self::Q4_1 => Q4_1_BYTES,
+            Self::Q5_0 => Q5_0_BYTES,
+            Self::Q5_1 => Q5_1_BYTES,
+            Self::Q8_0 => Q8_0_BYTES,
+            Self::Q4K => Q4K_BYTES,
+            Self::Q5K => Q5K_BYTES,
+            Self::Q6K => Q6K_BYTES,
         }
     }
 
@@ -146,7 +166,7 @@ pub(crate) fn unpack32(t: WType, row: &[u8], b: usize) -> Unpacked {
             };
         }
         WType::Q8_0 => {
-            let blk = &row[b * 34..(b + 1) * 34];
+            let blk = &row[b * Q8_0_BYTES..(b + 1) * Q8_0_BYTES];
             let d = f16_at(blk, 0);
             for j in 0..QK {
                 v[j] = (blk[2 + j] as i8 as i16 + 128) as u8;
@@ -180,7 +200,7 @@ pub(crate) fn unpack32(t: WType, row: &[u8], b: usize) -> Unpacked {
         }
         WType::Q6K => {
             let (sb, j) = (b / 8, b % 8);
-            let blk = &row[sb * 210..(sb + 1) * 210];
+            let blk = &row[sb * Q6K_BYTES..(sb + 1) * Q6K_BYTES];
             let (h, q) = (j / 4, j % 4);
             let ql = &blk[h * 64..h * 64 + 64];
             let qh = &blk[128 + h * 32..128 + h * 32 + 32];
@@ -208,9 +228,9 @@ pub(crate) fn dequantize_row(t: WType, row: &[u8], out: &mut [f32]) {
     let off = t.offset() as f32;
     if t == WType::Q8_0 {
         for (b, o) in out.chunks_exact_mut(QK).enumerate() {
-            let blk = &row[b * 34..(b + 1) * 34];
+            let blk = &row[b * Q8_0_BYTES..(b + 1) * Q8_0_BYTES];
             let d = f16_at(blk, 0);
-            for (o, &q) in o.iter_mut().zip(&blk[2..34]) {
+            for (o, &q) in o.iter_mut().zip(&blk[2..Q8_0_BYTES]) {
                 *o = d * (q as i8) as f32;
             }
         }

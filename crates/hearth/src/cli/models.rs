@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use engine::kv_cache::KvDType;
 use hearth::models::{
     self, catalog::Catalog, fit, registry, token, CancelToken, DownloadEvent, Hub, HubConfig, ImportOptions,
 };
@@ -35,7 +36,7 @@ pub enum ModelsCmd {
         /// Context length in tokens.
         #[arg(long, default_value_t = 8192)]
         context: u64,
-        /// KV-cache element type: f16, f32 or q8_0.
+        /// KV-cache element type: f16 or f32 (the engine's cache types).
         #[arg(long, default_value = "f16")]
         kv_type: String,
         /// Only this model: a catalog id, a registered id or a GGUF path (refuses a context
@@ -221,7 +222,9 @@ fn catalog(data_dir: &Path, json: bool) -> anyhow::Result<()> {
 }
 
 async fn fit_cmd(data_dir: &Path, context: u64, kv_type: &str, model: Option<&str>, json: bool) -> anyhow::Result<()> {
-    let kv = fit::KvType::parse(kv_type).with_context(|| format!("unknown --kv-type '{kv_type}'; use f16, f32 or q8_0"))?;
+    // The engine's cache types only: a fit for a cache the engine cannot allocate would promise
+    // nothing.
+    let kv: KvDType = kv_type.parse().map_err(|_| anyhow::anyhow!("unknown --kv-type '{kv_type}'; use f16 or f32"))?;
     let cat = Catalog::load(data_dir)?;
     let memory = fit::Memory::detect();
     let mut report = fit::fit_catalog(&cat, &memory, context, kv)?;
@@ -240,7 +243,7 @@ async fn fit_cmd(data_dir: &Path, context: u64, kv_type: &str, model: Option<&st
                 Some(m) => m.mmproj_path.and_then(|p| std::fs::metadata(p).ok()).map_or(0, |m| m.len()),
                 None => 0,
             };
-            let summary = hearth::models::gguf_check::check_gemma3(&path)?;
+            let summary = models::check_gemma3(&path)?;
             let estimate = fit::estimate_file(arg, &summary, mmproj, context, kv)?;
             report.rows = vec![fit::FitRow {
                 verdict: fit::verdict(estimate.total_bytes, &memory),

@@ -1,7 +1,10 @@
 //! The one error type of the model manager: every failure a user can cause or meet, with the
 //! context needed to act on it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use engine::gguf::Mismatch;
+use engine::EngineError;
 
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
@@ -98,6 +101,26 @@ pub enum ModelsError {
 }
 
 impl ModelsError {
+    /// The engine's refusal of a GGUF (it is Hearth's one GGUF reader), in the model manager's
+    /// terms: unreadable files stay I/O errors, everything else about the file is `InvalidGguf`.
+    pub(crate) fn gguf(path: &Path, e: EngineError) -> Self {
+        match e {
+            EngineError::Io { path, source } => ModelsError::Io { what: "cannot read", path, source },
+            EngineError::InvalidGguf { path, reason } | EngineError::UnsupportedModel { path, reason } => {
+                ModelsError::InvalidGguf { path, reason }
+            }
+            other => ModelsError::InvalidGguf { path: path.to_path_buf(), reason: other.to_string() },
+        }
+    }
+
+    /// A readable GGUF that is not a Gemma 3 text model.
+    pub(crate) fn gguf_mismatch(path: &Path, m: Mismatch) -> Self {
+        match m {
+            Mismatch::NotGemma3(architecture) => ModelsError::NotGemma3 { path: path.to_path_buf(), architecture },
+            other => ModelsError::InvalidGguf { path: path.to_path_buf(), reason: other.to_string() },
+        }
+    }
+
     pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |source| ModelsError::Io { what, path, source }

@@ -1,16 +1,19 @@
 //! Will a model run on this machine? Weights + Gemma 3's sliding-window KV cache + a runtime
 //! allowance, against the memory that is free now.
 //!
-//! KV formula (Hearth's engine keeps exactly `window` tokens in a local layer, so no padding):
-//!   per layer-token bytes = 2 (K and V) x kv_heads x head_dim x bytes(kv type)
-//!   KV = per layer-token x [n_global x n_ctx + n_local x min(n_ctx, window)]
-//! with n_global = layers / 6 (every sixth layer is global) and n_local = the rest.
-//! `kv_cache_bytes_llama_cpp` gives llama.cpp's padded variant for comparison with its numbers.
+//! The KV cache is counted by the engine's own formula (`engine::config::KvShape::bytes`, what
+//! `KvCache::new` allocates) for the engine's element types (`engine::kv_cache::KvDType`), and
+//! RAM is measured by the engine's probe (`engine::memory`), so what `hearth models fit`
+//! promises is what loading the model takes. A GGUF outside the catalog is measured through the
+//! engine's header summary (`engine::gguf::Summary`).
 
+use engine::config::KvShape;
+use engine::gguf::Summary;
+// Re-exported: front ends name the cache type without depending on the engine.
+pub use engine::kv_cache::KvDType;
 use serde::Serialize;
 
 use super::catalog::{Architecture, Catalog, CatalogEntry, Variant};
-use super::gguf_check::GgufSummary;
 use super::ModelsError;
 
 const MIB: u64 = 1024 * 1024;
@@ -20,57 +23,14 @@ pub const RUNTIME_OVERHEAD_BYTES: u64 = 256 * MIB;
 /// Below this fraction of available memory a model "fits"; up to all of it is "tight".
 pub const FIT_FRACTION: f64 = 0.8;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KvType {
-    F16,
-    F32,
-    Q8_0,
+/// The KV-cache shape of a catalog model (Gemma 3's layer pattern: every sixth layer global).
+pub fn kv_shape(arch: &Architecture) -> KvShape {
+    KvShape::gemma3(arch.layers as usize, arch.kv_heads as usize, arch.head_dim as usize, arch.sliding_window as usize)
 }
 
-impl KvType {
-    /// Bytes per element, as a fraction (Q8_0 is 34 bytes per 32 values).
-    fn bytes_num_den(self) -> (u64, u64) {
-        match self {
-            KvType::F16 => (2, 1),
-            KvType::F32 => (4, 1),
-            KvType::Q8_0 => (34, 32),
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "f16" => Some(KvType::F16),
-            "f32" => Some(KvType::F32),
-            "q8_0" => Some(KvType::Q8_0),
-            _ => None,
-        }
-    }
-}
-
-/// Number of (global, local) attention layers: layer i is global when (i + 1) % 6 == 0.
-pub fn layer_split(arch: &Architecture) -> (u64, u64) {
-    let global = u64::from(arch.layers / 6);
-    (global, u64::from(arch.layers) - global)
-}
-
-/// KV-cache bytes for one sequence of `n_ctx` tokens, Hearth's layout (see module docs).
-pub fn kv_cache_bytes(arch: &Architecture, n_ctx: u64, kv: KvType) -> u64 {
-    let (global, local) = layer_split(arch);
-    let cells = global * n_ctx + local * n_ctx.min(u64::from(arch.sliding_window));
-    per_cell_bytes(arch, cells, kv)
-}
-
-/// llama.cpp's iSWA layout: the local part holds window + ubatch cells, padded to 256.
-pub fn kv_cache_bytes_llama_cpp(arch: &Architecture, n_ctx: u64, kv: KvType, n_ubatch: u64) -> u64 {
-    let (global, local) = layer_split(arch);
-    let local_cells = n_ctx.min(u64::from(arch.sliding_window) + n_ubatch).div_ceil(256) * 256;
-    per_cell_bytes(arch, global * n_ctx + local * local_cells, kv)
-}
-
-fn per_cell_bytes(arch: &Architecture, layer_tokens: u64, kv: KvType) -> u64 {
-    let (num, den) = kv.bytes_num_den();
-    2 * u64::from(arch.kv_heads) * u64::from(arch.head_dim) * layer_tokens * num / den
+/// KV-cache bytes for one sequence of `n_ctx` tokens of a catalog model.
+pub fn kv_cache_bytes(arch: &Architecture, n_ctx: u64, kv: KvDType) -> u64 {
+    kv_shape(arch).bytes(n_ctx, kv)
 }
 
 /// Free memory of the largest NVIDIA GPU, asked of the driver through `nvidia-smi` (which ships
@@ -107,13 +67,10 @@ pub struct Memory {
 
 impl Memory {
     pub fn detect() -> Self {
-        let (total_ram, available_ram) = match sysinfo::System::new() {
-            Ok(mut sys) => {
-                sys.refresh_memory();
-                (sys.total_memory(), sys.available_memory())
-            }
-            Err(e) => {
-                log::warn!("cannot read memory information: {e}");
+        let (total_ram, available_ram) = match engine::memory::ram() {
+            Some(r) => (r.total, r.available),
+            None => {
+                log::warn!("cannot read memory information: every model will be judged too big");
                 (0, 0)
             }
         };
@@ -172,7 +129,7 @@ pub struct Estimate {
 }
 
 /// The estimate for `variant` at `n_ctx`; refuses a context beyond the model's maximum.
-pub fn estimate(entry: &CatalogEntry, variant: &Variant, n_ctx: u64, kv: KvType) -> Result<Estimate, ModelsError> {
+pub fn estimate(entry: &CatalogEntry, variant: &Variant, n_ctx: u64, kv: KvDType) -> Result<Estimate, ModelsError> {
     if n_ctx == 0 {
         return Err(ModelsError::ZeroContext);
     }
@@ -200,48 +157,46 @@ pub fn estimate(entry: &CatalogEntry, variant: &Variant, n_ctx: u64, kv: KvType)
     })
 }
 
-/// Shape numbers and maximum context from a Gemma 3 GGUF header (for models outside the
-/// catalog, e.g. imports).
-pub fn architecture_from_gguf(s: &GgufSummary) -> Result<(Architecture, u64), ModelsError> {
-    let get = |key: &str| {
-        s.metadata.get(&format!("gemma3.{key}")).and_then(|v| v.as_u64()).and_then(|v| u32::try_from(v).ok())
-    };
-    let need = |key: &str| {
-        get(key).ok_or_else(|| ModelsError::InvalidGguf {
-            path: s.path.clone(),
-            reason: format!("gemma3.{key} is missing from its metadata"),
-        })
-    };
-    let layers = need("block_count")?;
-    let heads = need("attention.head_count")?;
-    let arch = Architecture {
-        layers,
-        hidden: need("embedding_length")?,
-        heads,
-        kv_heads: get("attention.head_count_kv").unwrap_or(heads),
-        // Gemma 3's head size is 256 except the 27B's 128; GGUFs normally state it.
-        head_dim: need("attention.key_length")?,
-        // Early GGUFs may lack it: 512 for the two small sizes, 1024 from 4B (34 layers) up.
-        sliding_window: get("attention.sliding_window").unwrap_or(if layers <= 26 { 512 } else { 1024 }),
-    };
-    let max_ctx = s.context_length().unwrap_or(32_768);
-    Ok((arch, max_ctx))
+/// The Gemma 3 hyper-parameters the engine would run `s` with; refuses a file that is not a
+/// Gemma 3 text model.
+fn gemma3_config(s: &Summary) -> Result<&engine::config::Config, ModelsError> {
+    s.check_gemma3().map_err(|m| ModelsError::gguf_mismatch(&s.path, m))
 }
 
-/// The estimate for a GGUF file (plus an optional projector of `mmproj_bytes`).
-pub fn estimate_file(name: &str, s: &GgufSummary, mmproj_bytes: u64, n_ctx: u64, kv: KvType) -> Result<Estimate, ModelsError> {
-    let (arch, max) = architecture_from_gguf(s)?;
+/// Shape numbers and maximum context of a Gemma 3 GGUF, as the engine reads them (for
+/// comparison with the catalog's).
+pub fn architecture_from_gguf(s: &Summary) -> Result<(Architecture, u64), ModelsError> {
+    let c = gemma3_config(s)?;
+    // The engine bounds every one of these far below u32::MAX (they come from u32 keys).
+    let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+    let arch = Architecture {
+        layers: n(c.layers),
+        hidden: n(c.hidden),
+        heads: n(c.heads),
+        kv_heads: n(c.kv_heads),
+        head_dim: n(c.head_dim),
+        sliding_window: n(c.sliding_window),
+    };
+    Ok((arch, c.context_length as u64))
+}
+
+/// The estimate for a Gemma 3 GGUF file (plus an optional projector of `mmproj_bytes`), with
+/// the KV cache the engine would allocate for it.
+pub fn estimate_file(name: &str, s: &Summary, mmproj_bytes: u64, n_ctx: u64, kv: KvDType) -> Result<Estimate, ModelsError> {
+    let config = gemma3_config(s)?;
+    let max = config.context_length as u64;
     if n_ctx == 0 {
         return Err(ModelsError::ZeroContext);
     }
     if n_ctx > max {
         return Err(ModelsError::ContextTooLong { model: name.to_string(), requested: n_ctx, max });
     }
-    let kv_bytes = kv_cache_bytes(&arch, n_ctx, kv);
+    let kv_bytes = config.kv_shape().bytes(n_ctx, kv);
+    let quant = s.quant().unwrap_or("?").to_string();
     Ok(Estimate {
         model: name.to_string(),
-        variant: s.quant().unwrap_or("?").to_string(),
-        quant: s.quant().unwrap_or("?").to_string(),
+        variant: quant.clone(),
+        quant,
         context: n_ctx,
         max_context: max,
         weights_bytes: s.file_size,
@@ -281,7 +236,7 @@ pub struct FitRow {
 pub struct FitReport {
     pub memory: Memory,
     pub context: u64,
-    pub kv_type: KvType,
+    pub kv_type: KvDType,
     pub rows: Vec<FitRow>,
     /// `model` + `variant` of the recommendation, if anything fits.
     pub recommended: Option<(String, String)>,
@@ -289,7 +244,7 @@ pub struct FitReport {
 
 /// Every catalog variant at `n_ctx`, with a recommendation: the largest model whose recommended
 /// variant fits; failing that, the smallest whose recommended variant is tight.
-pub fn fit_catalog(catalog: &Catalog, memory: &Memory, n_ctx: u64, kv: KvType) -> Result<FitReport, ModelsError> {
+pub fn fit_catalog(catalog: &Catalog, memory: &Memory, n_ctx: u64, kv: KvDType) -> Result<FitReport, ModelsError> {
     if n_ctx == 0 {
         return Err(ModelsError::ZeroContext);
     }

@@ -1,12 +1,15 @@
 //! The model manager: the catalog of Gemma 3 downloads, the hardware fit, Hugging Face
 //! downloads, imports of local GGUFs and the registry of installed models. The CLI and the
 //! desktop app both drive it through the functions here.
+//!
+//! GGUF files are read by the engine (`engine::gguf`, Hearth's one GGUF parser): `read_summary`,
+//! `check_gemma3` and `check_mmproj` below only put its answers and refusals in `ModelsError`
+//! terms.
 
 pub mod catalog;
 pub mod downloads;
 mod error;
 pub mod fit;
-pub mod gguf_check;
 pub mod hub;
 pub mod last_used;
 pub mod registry;
@@ -21,8 +24,30 @@ pub use downloads::{DownloadError, DownloadManager, DownloadState, DownloadStatu
 pub use error::ModelsError;
 pub use hub::{CancelToken, DownloadEvent, FileRequest, Hub, HubConfig};
 pub use registry::{InstalledModel, Source};
+pub use engine::gguf::Summary;
 
 use crate::store::Store;
+
+/// The header of the GGUF at `path` (see `engine::gguf::Summary`): readable, a GGUF, every
+/// tensor inside the file.
+pub fn read_summary(path: &Path) -> Result<Summary, ModelsError> {
+    Summary::read(path).map_err(|e| ModelsError::gguf(path, e))
+}
+
+/// A Gemma 3 text model the engine can run: `NotGemma3` for another architecture,
+/// `InvalidGguf` for a broken file or one without the tensors or hyper-parameters it needs.
+pub fn check_gemma3(path: &Path) -> Result<Summary, ModelsError> {
+    let s = read_summary(path)?;
+    s.check_gemma3().map_err(|m| ModelsError::gguf_mismatch(path, m))?;
+    Ok(s)
+}
+
+/// A Gemma 3 vision projector (llama.cpp's clip format); `NotMmproj` says why not.
+pub fn check_mmproj(path: &Path) -> Result<Summary, ModelsError> {
+    let s = read_summary(path)?;
+    s.check_mmproj().map_err(|m| ModelsError::NotMmproj { path: path.to_path_buf(), reason: m.to_string() })?;
+    Ok(s)
+}
 
 /// For every `--model` argument: an existing file is used as is; otherwise a registered id
 /// gives its path; otherwise the error lists the registered ids.
@@ -81,12 +106,12 @@ pub async fn import_gguf(
         }
     }
     let p = path.clone();
-    let summary = blocking(move || gguf_check::check_gemma3(&p)).await?;
+    let summary = blocking(move || check_gemma3(&p)).await?;
     let mmproj = match &opts.mmproj {
         Some(m) => {
             let m = std::fs::canonicalize(m).map_err(ModelsError::io("cannot find", m))?;
             let mc = m.clone();
-            blocking(move || gguf_check::check_mmproj(&mc)).await?;
+            blocking(move || check_mmproj(&mc)).await?;
             Some(m)
         }
         None => None,
@@ -114,7 +139,7 @@ pub async fn import_gguf(
         display_name: opts
             .display_name
             .clone()
-            .or_else(|| summary.name().map(str::to_string))
+            .or_else(|| summary.name.clone())
             .unwrap_or_else(|| file.clone()),
         id,
         repo: None,
@@ -167,12 +192,12 @@ pub async fn install(
     };
     let model = hub.download(&request(&variant.hub_file()), on_event, cancel).await?;
     let mp = model.path.clone();
-    blocking(move || gguf_check::check_gemma3(&mp)).await?;
+    blocking(move || check_gemma3(&mp)).await?;
     let mmproj = match entry.mmproj_for(variant).filter(|_| with_mmproj) {
         Some(f) => {
             let d = hub.download(&request(&f), on_event, cancel).await?;
             let dp = d.path.clone();
-            blocking(move || gguf_check::check_mmproj(&dp)).await?;
+            blocking(move || check_mmproj(&dp)).await?;
             Some(d.path)
         }
         None => None,

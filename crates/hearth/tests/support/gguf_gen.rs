@@ -97,6 +97,13 @@ pub fn gemma3(big_elems: u64) -> Vec<u8> {
             ("general.name", Meta::Str("Test Gemma")),
             ("general.file_type", Meta::U32(0)),
             ("gemma3.context_length", Meta::U32(32768)),
+            // The hyper-parameters the engine needs (imports refuse a file without them).
+            ("gemma3.embedding_length", Meta::U32(8)),
+            ("gemma3.block_count", Meta::U32(1)),
+            ("gemma3.attention.head_count", Meta::U32(2)),
+            ("gemma3.attention.head_count_kv", Meta::U32(1)),
+            ("gemma3.attention.key_length", Meta::U32(4)),
+            ("gemma3.feed_forward_length", Meta::U32(16)),
             ("tokenizer.ggml.tokens", Meta::StrArray(vec!["<pad>", "<eos>", "a"])),
         ],
         &tensors,

@@ -1,0 +1,44 @@
+//! The machine's RAM, measured when asked, through sysinfo so it answers on Linux, macOS and
+//! Windows alike. `hearth models fit` judges models against it. The engine's load-time refusal
+//! (`EngineError::InsufficientMemory` in `model.rs`) still reads /proc/meminfo itself, which
+//! only Linux has; it is meant to call `available_bytes` here instead.
+
+/// Physical memory in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ram {
+    pub total: u64,
+    /// What new allocations can get without swapping: free memory plus reclaimable caches
+    /// (`MemAvailable` on Linux).
+    pub available: u64,
+}
+
+/// The RAM now; `None` where the OS does not tell (then callers skip their checks rather than
+/// refuse on a made-up number).
+pub fn ram() -> Option<Ram> {
+    let mut sys = match sysinfo::System::new() {
+        Ok(sys) => sys,
+        Err(e) => {
+            log::warn!("cannot read memory information: {e}");
+            return None;
+        }
+    };
+    sys.refresh_memory();
+    let total = sys.total_memory();
+    // sysinfo reports 0 where it could not read the numbers.
+    (total > 0).then(|| Ram { total, available: sys.available_memory() })
+}
+
+/// Available RAM in bytes (see `Ram::available`).
+pub fn available_bytes() -> Option<u64> {
+    ram().map(|r| r.available)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn this_machine_reports_plausible_memory() {
+        let r = super::ram().expect("sysinfo reads memory on the platforms Hearth supports");
+        assert!(r.total > 64 << 20, "total {}", r.total);
+        assert!(r.available > 0 && r.available <= r.total, "{r:?}");
+    }
+}
