@@ -7,6 +7,10 @@
 //! generation with streaming, stop conditions, cancel and cache reuse across turns.
 //! No async, no database, no window.
 
+// Every unsafe operation, also inside an `unsafe fn`, sits in its own `unsafe {}` block with a
+// `// SAFETY:` comment saying why it holds.
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub mod chat_template;
 pub mod config;
 pub mod device;

@@ -100,7 +100,10 @@ pub(crate) fn par_for(n: usize, f: impl Fn(usize) + Sync) {
 /// concurrent writes through it touch disjoint elements.
 #[derive(Clone, Copy)]
 pub(crate) struct SendPtr<T>(pub *mut T);
+// SAFETY: the pointer is only dereferenced inside `unsafe` blocks whose users guarantee that
+// concurrent accesses through it touch disjoint elements (see above).
 unsafe impl<T> Send for SendPtr<T> {}
+// SAFETY: as for `Send`.
 unsafe impl<T> Sync for SendPtr<T> {}
 impl<T> SendPtr<T> {
     pub fn get(self) -> *mut T {
