@@ -86,7 +86,7 @@ impl Config {
                 return Err(EngineError::Metadata { key: k(name), reason: format!("absurd value {v}") });
             }
         }
-        if heads % kv_heads != 0 {
+        if !heads.is_multiple_of(kv_heads) {
             return Err(EngineError::Metadata {
                 key: k("attention.head_count_kv"),
                 reason: format!("{heads} heads are not a multiple of {kv_heads} kv heads"),
