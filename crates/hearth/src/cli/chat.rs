@@ -82,9 +82,6 @@ fn sampling_for(s: &SamplingSettings) -> SamplingParams {
 }
 
 pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
-    if let Some(n) = args.threads {
-        engine::device::set_threads(n);
-    }
     // The store is async; the engine runs on this thread. One worker is plenty for the store.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -113,6 +110,7 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
 
     let load = LoadOptions {
         tokenizer_cache_dir: Some(data_dir.join("cache").join("tokenizers")),
+        threads: args.threads,
         ..Default::default()
     };
     let engine = Engine::load(&model_path, &load)
