@@ -1,6 +1,6 @@
 //! Choosing where the model runs, and how many CPU threads it uses.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use candle_core::Device;
 
@@ -64,6 +64,63 @@ pub fn select(pref: DevicePreference) -> Result<Device> {
     }
 }
 
+/// A kind of device a model can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    Cpu,
+    Cuda,
+    Metal,
+}
+
+impl DeviceKind {
+    /// The kind of a candle device.
+    pub fn of(device: &Device) -> Self {
+        match device {
+            Device::Cpu => Self::Cpu,
+            Device::Cuda(_) => Self::Cuda,
+            Device::Metal(_) => Self::Metal,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Cuda => "cuda",
+            Self::Metal => "metal",
+        }
+    }
+}
+
+impl From<DeviceKind> for DevicePreference {
+    fn from(kind: DeviceKind) -> Self {
+        match kind {
+            DeviceKind::Cpu => Self::Cpu,
+            DeviceKind::Cuda => Self::Cuda,
+            DeviceKind::Metal => Self::Metal,
+        }
+    }
+}
+
+/// The devices this build can run a model on, here and now: the CPU always; CUDA or Metal only
+/// when the build has the feature *and* a device answers (so a Settings list offers nothing
+/// that would fail to load). Probing opens device 0, so the answer is computed once.
+pub fn available() -> Vec<DeviceKind> {
+    static AVAILABLE: OnceLock<Vec<DeviceKind>> = OnceLock::new();
+    AVAILABLE
+        .get_or_init(|| {
+            let mut kinds = vec![DeviceKind::Cpu];
+            if candle_core::utils::cuda_is_available() && Device::new_cuda(0).is_ok() {
+                kinds.push(DeviceKind::Cuda);
+            }
+            if candle_core::utils::metal_is_available() && Device::new_metal(0).is_ok() {
+                kinds.push(DeviceKind::Metal);
+            }
+            kinds
+        })
+        .clone()
+}
+
 /// The default number of CPU threads: physical cores (hyper-threads don't speed up matmuls, which
 /// are bound by memory and SIMD units), but no more than this process may run on at once.
 pub fn default_threads() -> usize {
@@ -122,5 +179,38 @@ impl CpuThreads {
 impl std::fmt::Debug for CpuThreads {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CpuThreads").field("count", &self.count()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn available_lists_the_cpu_and_only_devices_that_load() {
+        let kinds = available();
+        assert_eq!(kinds.first(), Some(&DeviceKind::Cpu));
+        if !cfg!(feature = "cuda") {
+            assert!(!kinds.contains(&DeviceKind::Cuda), "{kinds:?} without the cuda feature");
+        }
+        if !cfg!(feature = "metal") {
+            assert!(!kinds.contains(&DeviceKind::Metal), "{kinds:?} without the metal feature");
+        }
+        for kind in kinds {
+            let device = select(kind.into()).unwrap();
+            assert_eq!(DeviceKind::of(&device), kind);
+        }
+        assert_eq!(serde_json::to_string(&DeviceKind::Cuda).unwrap(), "\"cuda\"");
+    }
+
+    #[test]
+    fn thread_pools_have_the_asked_count_and_refuse_zero() {
+        let pool = CpuThreads::new(3).unwrap();
+        assert_eq!(pool.count(), 3);
+        assert_eq!(pool.install(rayon::current_num_threads), 3);
+        assert!(CpuThreads::new(0).is_err());
+        let default = CpuThreads::with_count(None).unwrap().count();
+        assert_eq!(default, default_threads());
+        assert!(default >= 1);
     }
 }

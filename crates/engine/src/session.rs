@@ -10,7 +10,7 @@ use candle_core::{Device, Tensor};
 
 use crate::chat_template::{ChatMessage, ChatTemplate};
 use crate::config::Config;
-use crate::device::{self, CpuThreads, DevicePreference};
+use crate::device::{self, CpuThreads, DeviceKind, DevicePreference};
 use crate::gguf::GgufFile;
 use crate::kv_cache::{KvCache, KvDType};
 use crate::model::{Logits, Model};
@@ -79,6 +79,10 @@ impl Engine {
     }
     pub fn device(&self) -> &Device {
         self.model.device()
+    }
+    /// The kind of device the model runs on.
+    pub fn device_kind(&self) -> DeviceKind {
+        DeviceKind::of(self.model.device())
     }
 
     /// The CPU threads sessions use unless they chose their own (`Session::set_threads`).
@@ -213,6 +217,10 @@ impl Session {
     }
     pub fn kv_dtype(&self) -> KvDType {
         self.cache.dtype()
+    }
+    /// The kind of device the session's model runs on.
+    pub fn device_kind(&self) -> DeviceKind {
+        self.engine.device_kind()
     }
 
     /// The CPU threads this session's forward passes run on, as the pool itself reports it.

@@ -221,4 +221,5 @@ fn sessions_run_on_their_own_thread_counts_and_a_change_takes_effect_at_once() {
     assert_eq!(one.threads(), 3);
 
     assert!(one.set_threads(0).is_err() && engine.set_threads(0).is_err());
+    assert_eq!(engine.device_kind(), engine::device::DeviceKind::Cpu);
 }
