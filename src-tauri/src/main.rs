@@ -118,6 +118,7 @@ fn main() -> anyhow::Result<()> {
             commands::settings::get_settings,
             commands::settings::set_settings,
             commands::settings::settings_ranges,
+            commands::settings::available_devices,
             commands::shell::open_external,
         ])
         .build(tauri::generate_context!())

@@ -1,5 +1,7 @@
 //! Choosing where the model runs, and how many CPU threads it uses.
 
+use std::sync::{Arc, OnceLock};
+
 use candle_core::Device;
 
 use crate::{EngineError, Result};
@@ -62,17 +64,153 @@ pub fn select(pref: DevicePreference) -> Result<Device> {
     }
 }
 
-/// Sets the number of CPU threads for matmuls and the rest. Must run before the first tensor
-/// operation: candle and rayon read it once.
-pub fn set_threads(n: usize) {
-    let n = n.max(1);
-    // candle sizes its pools from these variables on first use.
-    std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-    std::env::set_var("CANDLE_NUM_THREADS", n.to_string());
-    let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+/// A kind of device a model can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    Cpu,
+    Cuda,
+    Metal,
 }
 
-/// Physical cores, the default thread count (hyper-threads don't speed up matmuls).
+impl DeviceKind {
+    /// The kind of a candle device.
+    pub fn of(device: &Device) -> Self {
+        match device {
+            Device::Cpu => Self::Cpu,
+            Device::Cuda(_) => Self::Cuda,
+            Device::Metal(_) => Self::Metal,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Cuda => "cuda",
+            Self::Metal => "metal",
+        }
+    }
+}
+
+impl From<DeviceKind> for DevicePreference {
+    fn from(kind: DeviceKind) -> Self {
+        match kind {
+            DeviceKind::Cpu => Self::Cpu,
+            DeviceKind::Cuda => Self::Cuda,
+            DeviceKind::Metal => Self::Metal,
+        }
+    }
+}
+
+/// The devices this build can run a model on, here and now: the CPU always; CUDA or Metal only
+/// when the build has the feature *and* a device answers (so a Settings list offers nothing
+/// that would fail to load). Probing opens device 0, so the answer is computed once.
+pub fn available() -> Vec<DeviceKind> {
+    static AVAILABLE: OnceLock<Vec<DeviceKind>> = OnceLock::new();
+    AVAILABLE
+        .get_or_init(|| {
+            let mut kinds = vec![DeviceKind::Cpu];
+            if candle_core::utils::cuda_is_available() && Device::new_cuda(0).is_ok() {
+                kinds.push(DeviceKind::Cuda);
+            }
+            if candle_core::utils::metal_is_available() && Device::new_metal(0).is_ok() {
+                kinds.push(DeviceKind::Metal);
+            }
+            kinds
+        })
+        .clone()
+}
+
+/// The default number of CPU threads: physical cores (hyper-threads don't speed up matmuls, which
+/// are bound by memory and SIMD units), but no more than this process may run on at once.
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    let allowed = std::thread::available_parallelism().map_or(1, |n| n.get());
+    num_cpus::get_physical().clamp(1, allowed)
+}
+
+/// The CPU threads a model's work runs on: a rayon pool of its own, never rayon's global one, so
+/// that two models (or sessions) can use different counts in one process and a count can change
+/// while a model is loaded.
+///
+/// Everything run through [`CpuThreads::install`] (the engine's kernels, and candle's CPU ops
+/// that use rayon: float matmuls such as a prompt's attention scores, RMS norms, rotary
+/// embeddings) splits its work across this
+/// pool's threads. candle 0.11 also keeps a process-wide "barrier pool" for element-wise ops on
+/// tensors of 64K+ elements (prompt chunks' residual adds, for instance); its size is fixed at
+/// its first use from `CANDLE_NUM_THREADS`, else `RAYON_NUM_THREADS`, else the physical cores, and
+/// no setting here can change it. candle's float matmuls also split into `RAYON_NUM_THREADS` (else
+/// physical-core) pieces, which then run on this pool's threads.
+#[derive(Clone)]
+pub struct CpuThreads {
+    pool: Arc<rayon::ThreadPool>,
+}
+
+impl CpuThreads {
+    /// A pool of `n` threads (named `hearth-cpu-N`).
+    pub fn new(n: usize) -> Result<Self> {
+        if n == 0 {
+            return Err(EngineError::InvalidArgument("the thread count must be at least 1".into()));
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .thread_name(|i| format!("hearth-cpu-{i}"))
+            .build()
+            .map_err(|e| EngineError::Device(format!("cannot start {n} CPU threads: {e}")))?;
+        Ok(Self { pool: Arc::new(pool) })
+    }
+
+    /// `n` threads, or [`default_threads`] for None.
+    pub fn with_count(n: Option<usize>) -> Result<Self> {
+        Self::new(n.unwrap_or_else(default_threads))
+    }
+
+    /// Threads in the pool.
+    pub fn count(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+
+    /// Runs `f` on one of the pool's threads (the caller waits), so that the parallel work it
+    /// starts runs on this pool.
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        self.pool.install(f)
+    }
+}
+
+impl std::fmt::Debug for CpuThreads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CpuThreads").field("count", &self.count()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn available_lists_the_cpu_and_only_devices_that_load() {
+        let kinds = available();
+        assert_eq!(kinds.first(), Some(&DeviceKind::Cpu));
+        if !cfg!(feature = "cuda") {
+            assert!(!kinds.contains(&DeviceKind::Cuda), "{kinds:?} without the cuda feature");
+        }
+        if !cfg!(feature = "metal") {
+            assert!(!kinds.contains(&DeviceKind::Metal), "{kinds:?} without the metal feature");
+        }
+        for kind in kinds {
+            let device = select(kind.into()).unwrap();
+            assert_eq!(DeviceKind::of(&device), kind);
+        }
+        assert_eq!(serde_json::to_string(&DeviceKind::Cuda).unwrap(), "\"cuda\"");
+    }
+
+    #[test]
+    fn thread_pools_have_the_asked_count_and_refuse_zero() {
+        let pool = CpuThreads::new(3).unwrap();
+        assert_eq!(pool.count(), 3);
+        assert_eq!(pool.install(rayon::current_num_threads), 3);
+        assert!(CpuThreads::new(0).is_err());
+        let default = CpuThreads::with_count(None).unwrap().count();
+        assert_eq!(default, default_threads());
+        assert!(default >= 1);
+    }
 }

@@ -10,7 +10,7 @@ use half::f16;
 use half::slice::HalfFloatSliceExt;
 
 use crate::linear::pool::{par_for, threads, SendPtr};
-use crate::linear::{kernel_level, Level};
+use crate::linear::{kernels, Isa};
 
 /// `dst[i] = src[i]` rounded to f16.
 pub(crate) fn f32_to_f16(src: &[f32], dst: &mut [f16]) {
@@ -43,11 +43,12 @@ pub(crate) fn attend_one(
     stride: usize,
     len: usize,
 ) -> Vec<f32> {
-    attend_one_at(q, k, v, kv_heads, groups, hd, stride, len, kernel_level())
+    attend_with(q, k, v, kv_heads, groups, hd, stride, len, kernels())
 }
 
 /// `attend_one` with the kernels of instruction-set level `level` (capped at what the CPU has).
-#[allow(clippy::too_many_arguments)]
+#[cfg(test)]
+#[allow(clippy::too_many_arguments)] // attend_one's arguments and the level
 fn attend_one_at(
     q: &[f32],
     k: &[f16],
@@ -57,9 +58,23 @@ fn attend_one_at(
     hd: usize,
     stride: usize,
     len: usize,
-    level: Level,
+    level: crate::linear::Level,
 ) -> Vec<f32> {
-    let level = level.min(kernel_level());
+    attend_with(q, k, v, kv_heads, groups, hd, stride, len, Isa::at_most(level))
+}
+
+#[allow(clippy::too_many_arguments)] // attend_one's arguments and the kernels
+fn attend_with(
+    q: &[f32],
+    k: &[f16],
+    v: &[f16],
+    kv_heads: usize,
+    groups: usize,
+    hd: usize,
+    stride: usize,
+    len: usize,
+    isa: Isa,
+) -> Vec<f32> {
     assert!(len > 0 && len <= stride && q.len() == kv_heads * groups * hd);
     assert!(k.len() >= kv_heads * stride * hd && v.len() >= kv_heads * stride * hd);
     // Split each head's positions when there are more threads than heads (Gemma 3 270M and 1B
@@ -81,7 +96,7 @@ fn attend_one_at(
             let qh = &q[h * groups * hd..][..groups * hd];
             let kh = &k[base + a * hd..base + b * hd];
             let vh = &v[base + a * hd..base + b * hd];
-            attend_part(qh, kh, vh, groups, hd, b - a, out, level);
+            attend_part(qh, kh, vh, groups, hd, b - a, out, isa);
         } else {
             // An empty part: no weight in the merge.
             out[..groups].fill(f32::NEG_INFINITY);
@@ -116,14 +131,14 @@ fn attend_one_at(
 /// Attention of `groups` query rows over `n` positions: writes maxima, sums of exp(score - max)
 /// and the unnormalised `sum_j exp(s_j - max) v_j` into `out` (laid out as in `attend_one`).
 #[allow(clippy::too_many_arguments)]
-fn attend_part(q: &[f32], k: &[f16], v: &[f16], groups: usize, hd: usize, n: usize, out: &mut [f32], level: Level) {
+fn attend_part(q: &[f32], k: &[f16], v: &[f16], groups: usize, hd: usize, n: usize, out: &mut [f32], isa: Isa) {
     let (maxes, rest) = out.split_at_mut(groups);
     let (sums, acc) = rest.split_at_mut(groups);
     let mut scores = vec![0f32; groups * n];
     for j in 0..n {
         let kj = &k[j * hd..][..hd];
         for g in 0..groups {
-            scores[g * n + j] = dot(&q[g * hd..][..hd], kj, level);
+            scores[g * n + j] = dot(&q[g * hd..][..hd], kj, isa);
         }
     }
     for g in 0..groups {
@@ -141,30 +156,30 @@ fn attend_part(q: &[f32], k: &[f16], v: &[f16], groups: usize, hd: usize, n: usi
     for j in 0..n {
         let vj = &v[j * hd..][..hd];
         for g in 0..groups {
-            axpy(&mut acc[g * hd..][..hd], scores[g * n + j], vj, level);
+            axpy(&mut acc[g * hd..][..hd], scores[g * n + j], vj, isa);
         }
     }
 }
 
 /// `sum_i a[i] * b[i]`.
-fn dot(a: &[f32], b: &[f16], level: Level) -> f32 {
+fn dot(a: &[f32], b: &[f16], isa: Isa) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if level >= Level::Avx2 {
-        // SAFETY: the level was detected on this CPU (AVX2, FMA, F16C).
+    if isa.avx2().is_some() {
+        // SAFETY: the `Isa` token proves AVX2, FMA and F16C.
         return unsafe { x86::dot(a, b) };
     }
-    let _ = level;
+    let _ = isa;
     a.iter().zip(b).map(|(x, y)| x * y.to_f32()).sum()
 }
 
 /// `acc[i] += w * b[i]`.
-fn axpy(acc: &mut [f32], w: f32, b: &[f16], level: Level) {
+fn axpy(acc: &mut [f32], w: f32, b: &[f16], isa: Isa) {
     #[cfg(target_arch = "x86_64")]
-    if level >= Level::Avx2 {
-        // SAFETY: as in `dot`.
+    if isa.avx2().is_some() {
+        // SAFETY: the `Isa` token proves AVX2, FMA and F16C.
         return unsafe { x86::axpy(acc, w, b) };
     }
-    let _ = level;
+    let _ = isa;
     for (a, y) in acc.iter_mut().zip(b) {
         *a += w * y.to_f32();
     }
@@ -176,6 +191,11 @@ mod x86 {
 
     use half::f16;
 
+    /// `super::dot` with AVX2 (over the shorter of the two slices).
+    ///
+    /// # Safety
+    ///
+    /// The CPU must have AVX2, FMA and F16C.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn dot(a: &[f32], b: &[f16]) -> f32 {
         let n = a.len().min(b.len());
@@ -184,10 +204,17 @@ mod x86 {
         let mut s1 = _mm256_setzero_ps();
         let mut i = 0;
         while i + 16 <= n {
-            let b0 = _mm256_cvtph_ps(_mm_loadu_si128(pb.add(i) as *const __m128i));
-            let b1 = _mm256_cvtph_ps(_mm_loadu_si128(pb.add(i + 8) as *const __m128i));
-            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), b0, s0);
-            s1 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 8)), b1, s1);
+            // SAFETY: elements i..i + 16 <= n of both slices.
+            let (a0, a1, b0, b1) = unsafe {
+                (
+                    _mm256_loadu_ps(pa.add(i)),
+                    _mm256_loadu_ps(pa.add(i + 8)),
+                    _mm_loadu_si128(pb.add(i) as *const __m128i),
+                    _mm_loadu_si128(pb.add(i + 8) as *const __m128i),
+                )
+            };
+            s0 = _mm256_fmadd_ps(a0, _mm256_cvtph_ps(b0), s0);
+            s1 = _mm256_fmadd_ps(a1, _mm256_cvtph_ps(b1), s1);
             i += 16;
         }
         let s = _mm256_add_ps(s0, s1);
@@ -195,13 +222,17 @@ mod x86 {
         let h = _mm_add_ps(h, _mm_movehl_ps(h, h));
         let h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
         let mut sum = _mm_cvtss_f32(h);
-        while i < n {
-            sum += *pa.add(i) * (*b.get_unchecked(i)).to_f32();
-            i += 1;
+        for (x, y) in a[i..n].iter().zip(&b[i..n]) {
+            sum += x * y.to_f32();
         }
         sum
     }
 
+    /// `super::axpy` with AVX2 (over the shorter of the two slices).
+    ///
+    /// # Safety
+    ///
+    /// The CPU must have AVX2, FMA and F16C.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn axpy(acc: &mut [f32], w: f32, b: &[f16]) {
         let n = acc.len().min(b.len());
@@ -209,13 +240,15 @@ mod x86 {
         let wv = _mm256_set1_ps(w);
         let mut i = 0;
         while i + 8 <= n {
-            let bv = _mm256_cvtph_ps(_mm_loadu_si128(pb.add(i) as *const __m128i));
-            _mm256_storeu_ps(pa.add(i), _mm256_fmadd_ps(wv, bv, _mm256_loadu_ps(pa.add(i))));
+            // SAFETY: elements i..i + 8 <= n of both slices.
+            unsafe {
+                let bv = _mm256_cvtph_ps(_mm_loadu_si128(pb.add(i) as *const __m128i));
+                _mm256_storeu_ps(pa.add(i), _mm256_fmadd_ps(wv, bv, _mm256_loadu_ps(pa.add(i))));
+            }
             i += 8;
         }
-        while i < n {
-            *pa.add(i) += w * (*b.get_unchecked(i)).to_f32();
-            i += 1;
+        for (x, y) in acc[i..n].iter_mut().zip(&b[i..n]) {
+            *x += w * y.to_f32();
         }
     }
 }
@@ -223,6 +256,7 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::linear::Level;
 
     fn random(n: usize, seed: u64) -> Vec<f32> {
         let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

@@ -9,6 +9,10 @@
 //! `memory` measures the machine's RAM.
 //! No async, no database, no window.
 
+// Every unsafe operation, also inside an `unsafe fn`, sits in its own `unsafe {}` block with a
+// `// SAFETY:` comment saying why it holds.
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub mod chat_template;
 pub mod config;
 pub mod device;

@@ -201,7 +201,8 @@ impl Model {
 
     /// Runs `ids` at positions `cache.len()..`, appends their keys and values to `cache`, and
     /// returns the requested logits (`[rows, vocab]` f32). Callers split long prompts into chunks
-    /// (any size works; about 512 is fastest).
+    /// (any size works; about 512 is fastest). Its parallel work runs on the rayon pool it is
+    /// called from: `Session` and `Engine::install` call it on the engine's CPU threads.
     pub fn forward(&self, ids: &[u32], cache: &mut KvCache, want: Logits) -> Result<Option<Tensor>> {
         let n = ids.len();
         if n == 0 {

@@ -3,14 +3,14 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 
 use crate::chat_template::{ChatMessage, ChatTemplate};
 use crate::config::Config;
-use crate::device::{self, DevicePreference};
+use crate::device::{self, CpuThreads, DeviceKind, DevicePreference};
 use crate::gguf::GgufFile;
 use crate::kv_cache::{KvCache, KvDType};
 use crate::model::{Logits, Model};
@@ -27,6 +27,9 @@ pub struct LoadOptions {
     pub device: DevicePreference,
     /// Where the built tokenizer is cached between runs; None builds it every time.
     pub tokenizer_cache_dir: Option<PathBuf>,
+    /// CPU threads for the model's forward passes (see `Engine::set_threads`); None: the
+    /// physical cores (`device::default_threads`).
+    pub threads: Option<usize>,
 }
 
 /// A model ready to serve sessions.
@@ -35,6 +38,9 @@ pub struct Engine {
     model: Model,
     tokenizer: Tokenizer,
     template: ChatTemplate,
+    /// The threads of sessions that have not chosen their own. Behind a lock so the count can
+    /// change while sessions share the engine; each forward pass takes the current pool.
+    threads: RwLock<CpuThreads>,
 }
 
 impl Engine {
@@ -47,6 +53,7 @@ impl Engine {
     pub fn load_with_progress(path: &Path, opts: &LoadOptions, progress: &mut dyn FnMut(f32)) -> Result<Arc<Self>> {
         const TOKENIZER_SHARE: f32 = 0.05;
         let device = device::select(opts.device)?;
+        let threads = CpuThreads::with_count(opts.threads)?;
         let mut gguf = GgufFile::open(path)?;
         progress(0.0);
         // Text side first, then free the vocabulary before the weights arrive: the two never
@@ -58,7 +65,7 @@ impl Engine {
         let model = Model::from_gguf_with_progress(&gguf, &device, &mut |f| {
             progress(TOKENIZER_SHARE + (1.0 - TOKENIZER_SHARE) * f)
         })?;
-        Ok(Arc::new(Self { path: path.to_owned(), model, tokenizer, template }))
+        Ok(Arc::new(Self { path: path.to_owned(), model, tokenizer, template, threads: RwLock::new(threads) }))
     }
 
     pub fn path(&self) -> &Path {
@@ -72,6 +79,34 @@ impl Engine {
     }
     pub fn device(&self) -> &Device {
         self.model.device()
+    }
+    /// The kind of device the model runs on.
+    pub fn device_kind(&self) -> DeviceKind {
+        DeviceKind::of(self.model.device())
+    }
+
+    /// The CPU threads sessions use unless they chose their own (`Session::set_threads`).
+    pub fn threads(&self) -> usize {
+        self.cpu_threads().count()
+    }
+
+    /// Changes the CPU thread count for this engine's sessions (those without their own count)
+    /// from their next forward pass on; a pass already running finishes on the old threads.
+    pub fn set_threads(&self, n: usize) -> Result<()> {
+        let pool = CpuThreads::new(n)?;
+        *self.threads.write().unwrap_or_else(|e| e.into_inner()) = pool;
+        Ok(())
+    }
+
+    fn cpu_threads(&self) -> CpuThreads {
+        // A panic elsewhere while the lock was held cannot leave a half-written pool handle.
+        self.threads.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Runs `f` on the engine's CPU threads, for callers that drive `model()` directly (the
+    /// `Model` runs its parallel work on whichever rayon pool it is called from).
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        self.cpu_threads().install(f)
     }
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer
@@ -145,6 +180,8 @@ pub struct Session {
     /// Invariant: `tokens.len() == cache.len()`, and `tokens[i]` is the token whose keys and
     /// values sit at position `i`.
     tokens: Vec<u32>,
+    /// This session's own CPU threads (`set_threads`); None: the engine's.
+    threads: Option<CpuThreads>,
 }
 
 impl Session {
@@ -162,7 +199,7 @@ impl Session {
             )));
         }
         let cache = engine.model().new_cache_with(context, kv_dtype)?;
-        Ok(Self { engine, cache, tokens: Vec::new() })
+        Ok(Self { engine, cache, tokens: Vec::new(), threads: None })
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
@@ -180,6 +217,39 @@ impl Session {
     }
     pub fn kv_dtype(&self) -> KvDType {
         self.cache.dtype()
+    }
+    /// The kind of device the session's model runs on.
+    pub fn device_kind(&self) -> DeviceKind {
+        self.engine.device_kind()
+    }
+
+    /// The CPU threads this session's forward passes run on, as the pool itself reports it.
+    pub fn threads(&self) -> usize {
+        let pool = self.cpu_threads();
+        pool.install(rayon::current_num_threads)
+    }
+
+    /// Gives this session `n` CPU threads of its own, from its next forward pass on, whatever
+    /// the engine's count (`Engine::set_threads`) is or becomes.
+    pub fn set_threads(&mut self, n: usize) -> Result<()> {
+        self.threads = Some(CpuThreads::new(n)?);
+        Ok(())
+    }
+
+    /// Follows the engine's thread count again (after `set_threads`).
+    pub fn use_engine_threads(&mut self) {
+        self.threads = None;
+    }
+
+    fn cpu_threads(&self) -> CpuThreads {
+        self.threads.clone().unwrap_or_else(|| self.engine.cpu_threads())
+    }
+
+    /// `Model::forward` on this session's cache, run on its CPU threads.
+    fn forward(&mut self, ids: &[u32], want: Logits) -> Result<Option<Tensor>> {
+        let pool = self.cpu_threads();
+        let (model, cache) = (self.engine.model(), &mut self.cache);
+        pool.install(|| model.forward(ids, cache, want))
     }
 
     /// The chat template applied to `messages`, ready to generate the model's turn.
@@ -204,7 +274,7 @@ impl Session {
         for (i, chunk) in rest.chunks(PREFILL_CHUNK).enumerate() {
             let last = (i + 1) * PREFILL_CHUNK >= rest.len();
             let want = if last { Logits::Last } else { Logits::None };
-            let out = self.engine.model().forward(chunk, &mut self.cache, want);
+            let out = self.forward(chunk, want);
             match out {
                 Ok(out) => {
                     self.tokens.extend_from_slice(chunk);
@@ -313,7 +383,7 @@ impl Session {
 
     /// Feeds one token and returns the next logits `[1, vocab]`.
     fn step(&mut self, id: u32) -> Result<Tensor> {
-        let out = self.engine.model().forward(&[id], &mut self.cache, Logits::Last)?;
+        let out = self.forward(&[id], Logits::Last)?;
         self.tokens.push(id);
         out.ok_or_else(|| EngineError::InvalidArgument("no logits".into()))
     }
@@ -329,7 +399,7 @@ impl Session {
         let mut out = Vec::with_capacity(ids.len());
         // Small chunks: all-position logits are [chunk, vocab] f32 (262k columns).
         for chunk in ids.chunks(64) {
-            let logits = self.engine.model().forward(chunk, &mut self.cache, Logits::All)?;
+            let logits = self.forward(chunk, Logits::All)?;
             self.tokens.extend_from_slice(chunk);
             let logits = logits.ok_or_else(|| EngineError::InvalidArgument("no logits".into()))?;
             for row in logits.to_vec2::<f32>()? {

@@ -184,3 +184,42 @@ fn load_reports_monotonic_progress_to_one() {
     assert!(seen.len() >= 18 * 13, "one report per tensor at least: {}", seen.len());
     assert!(engine.config().layers == 18);
 }
+
+#[test]
+fn sessions_run_on_their_own_thread_counts_and_a_change_takes_effect_at_once() {
+    let dir = std::env::temp_dir().join("hearth-test-tokenizers");
+    let opts = LoadOptions { tokenizer_cache_dir: Some(dir), threads: Some(2), ..Default::default() };
+    let engine = Engine::load(&common::test_model(), &opts).unwrap();
+    assert_eq!(engine.threads(), 2);
+    let prompt = engine.tokenizer().encode("The capital of France is", true).unwrap();
+
+    let mut one = Session::new(engine.clone(), 256).unwrap();
+    one.set_threads(1).unwrap();
+    let mut three = Session::new(engine.clone(), 256).unwrap();
+    three.set_threads(3).unwrap();
+    let mut follower = Session::new(engine.clone(), 256).unwrap();
+    assert_eq!((one.threads(), three.threads(), follower.threads()), (1, 3, 2));
+
+    // Greedy replies agree whatever the split of the work.
+    let a = one.generate(&prompt, &greedy(6), &mut |_| {}).unwrap();
+    let b = three.generate(&prompt, &greedy(6), &mut |_| {}).unwrap();
+    assert_eq!(a.ids, b.ids);
+
+    // On a loaded session, mid-conversation: the next turn runs on the new count.
+    one.set_threads(4).unwrap();
+    assert_eq!(one.threads(), 4);
+    let mut longer = prompt.clone();
+    longer.extend(&a.ids);
+    let c = one.generate(&longer, &greedy(4), &mut |_| {}).unwrap();
+    assert_eq!(c.reused_tokens, longer.len() - 1, "the cache survives the change");
+
+    // The engine's count moves the sessions that follow it, and only those.
+    engine.set_threads(3).unwrap();
+    assert_eq!((follower.threads(), one.threads()), (3, 4));
+    follower.generate(&prompt, &greedy(2), &mut |_| {}).unwrap();
+    one.use_engine_threads();
+    assert_eq!(one.threads(), 3);
+
+    assert!(one.set_threads(0).is_err() && engine.set_threads(0).is_err());
+    assert_eq!(engine.device_kind(), engine::device::DeviceKind::Cpu);
+}

@@ -9,7 +9,7 @@ use ts_rs::{Config, TS};
 
 use crate::app_api::{AppSettings, DeviceChoice, Language, SettingRange, Theme};
 use crate::error::{ErrorCode, ErrorDetails, HearthError};
-use crate::runtime::{ModelPhase, ModelStatus, ReplyStats, ReplyStop, TurnEvent};
+use crate::runtime::{Device, ModelPhase, ModelStatus, ReplyStats, ReplyStop, TurnEvent};
 
 /// Sizes and counts are plain JavaScript numbers: none comes near 2^53.
 pub fn config() -> Config {
@@ -28,6 +28,7 @@ pub fn declarations() -> Vec<String> {
         decl::<ErrorDetails>(),
         decl::<HearthError>(),
         decl::<ModelPhase>(),
+        decl::<Device>(),
         decl::<ModelStatus>(),
         decl::<ReplyStop>(),
         decl::<ReplyStats>(),

@@ -130,6 +130,8 @@ fn bench_kv_bytes_follow_the_kv_type() {
         assert!(r["gen_tokens_per_s"].as_f64().unwrap() > 0.0, "{name}");
     }
     assert_eq!(default["kv_type"], "f16");
+    // --threads reaches the engine's own pool (no longer an environment variable).
+    assert_eq!(default["threads"], 2, "{default}");
     assert_eq!(f32["kv_type"], "f32");
     let f16_bytes = f16["kv_bytes"].as_u64().unwrap();
     assert_eq!(f16_bytes, (3 * 1024 + 15 * 512) * 2 * 256 * 2);

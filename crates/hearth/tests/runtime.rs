@@ -169,3 +169,28 @@ fn the_last_loaded_model_is_loaded_again_at_start_up_and_a_missing_one_is_forgot
     assert_eq!(after.status().state, ModelPhase::None);
     assert_eq!(f.tokio.block_on(f.store.get_setting(&last_used::LAST_USED_MODEL)).unwrap(), None);
 }
+
+/// Settings take effect without a restart: threads at once on the loaded model, a new context
+/// by loading the model again.
+#[test]
+fn settings_take_effect_on_the_loaded_model() {
+    let f = Fixture::new(4);
+    let ready = f.load().unwrap();
+    assert_eq!(ready.device, Some(hearth::runtime::Device::Cpu));
+    assert!(hearth::runtime::available_devices().contains(&hearth::runtime::Device::Cpu));
+    f.tokio.block_on(f.runtime.update_settings(&serde_json::json!({"threads": 1}))).unwrap();
+    assert_eq!(f.runtime.status().threads, Some(1));
+    f.tokio.block_on(f.runtime.update_settings(&serde_json::json!({"threads": 2}))).unwrap();
+    assert_eq!(f.runtime.status().threads, Some(2));
+
+    f.tokio.block_on(f.runtime.update_settings(&serde_json::json!({"contextSize": 1024}))).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while f.runtime.status().context_size != Some(1024) {
+        assert!(std::time::Instant::now() < deadline, "not reloaded: {:?}", f.runtime.status());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A bad value changes nothing and names the field and its range.
+    let e = f.tokio.block_on(f.runtime.update_settings(&serde_json::json!({"threads": 0}))).unwrap_err();
+    assert_eq!((e.code, e.details.field.as_deref(), e.details.min), (ErrorCode::InvalidSetting, Some("threads"), Some(1.0)));
+    assert_eq!(f.runtime.status().threads, Some(2));
+}

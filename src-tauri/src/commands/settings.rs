@@ -13,7 +13,7 @@ pub async fn get_settings(state: State<'_, AppState>) -> AppResult<AppSettings> 
 
 #[tauri::command]
 pub async fn set_settings(state: State<'_, AppState>, patch: serde_json::Value) -> AppResult<AppSettings> {
-    Ok(AppSettings::update(state.store(), &patch).await?)
+    state.runtime.update_settings(&patch).await
 }
 
 /// The numeric settings' ranges, the same table `set_settings` validates with: the settings page
@@ -21,4 +21,10 @@ pub async fn set_settings(state: State<'_, AppState>, patch: serde_json::Value) 
 #[tauri::command]
 pub fn settings_ranges() -> Vec<hearth::app_api::SettingRange> {
     AppSettings::ranges().to_vec()
+}
+
+/// The devices this build can run a model on here; the settings page offers only these.
+#[tauri::command]
+pub fn available_devices() -> Vec<hearth::runtime::Device> {
+    hearth::runtime::available_devices()
 }

@@ -3,7 +3,7 @@
 
 use super::formats::QK;
 use super::pool::{par_for, SendPtr};
-use super::Level;
+use super::Isa;
 
 /// `m` rows of `k` activations. Per-block arrays are padded to `kbp` (a multiple of 8) blocks per
 /// row, the padding zeroed, so kernels may read whole groups of 8 blocks.
@@ -49,7 +49,7 @@ impl QActs {
     }
 
     /// Quantizes `x` (`m` rows of `k`, contiguous) into `self`, reusing its allocations.
-    pub fn quantize(&mut self, x: &[f32], m: usize, k: usize, level: Level) {
+    pub fn quantize(&mut self, x: &[f32], m: usize, k: usize, isa: Isa) {
         debug_assert_eq!(x.len(), m * k);
         debug_assert_eq!(k % QK, 0);
         let kb = k / QK;
@@ -63,7 +63,6 @@ impl QActs {
         resize(&mut self.s, m * kbp);
         resize(&mut self.s16, m * kbp * 2);
         resize(&mut self.ds, m * kbp);
-        let (x, level) = (x, level);
         let q = SendPtr(self.q.as_mut_ptr());
         let d = SendPtr(self.d.as_mut_ptr());
         let s = SendPtr(self.s.as_mut_ptr());
@@ -82,7 +81,7 @@ impl QActs {
                 )
             };
             let xr = &x[i * k..(i + 1) * k];
-            quantize_row(xr, q, &mut d[..kb], &mut s16[..2 * kb], level);
+            quantize_row(xr, q, &mut d[..kb], &mut s16[..2 * kb], isa);
             for b in 0..kb {
                 s[b] = s16[2 * b] + s16[2 * b + 1];
                 ds[b] = d[b] * s[b] as f32;
@@ -110,14 +109,16 @@ fn resize<T: Copy + Default>(v: &mut Vec<T>, n: usize) {
     }
 }
 
-fn quantize_row(x: &[f32], q: &mut [i8], d: &mut [f32], s16: &mut [i32], level: Level) {
+fn quantize_row(x: &[f32], q: &mut [i8], d: &mut [f32], s16: &mut [i32], isa: Isa) {
     #[cfg(target_arch = "x86_64")]
-    if level >= Level::Avx2 {
-        // SAFETY: `level` is only ever Avx2 or above when the CPU has AVX2, FMA and F16C.
+    if isa.avx2().is_some() {
+        // The AVX2 kernel stores through raw pointers: its bounds.
+        assert!(q.len() >= x.len(), "quantize_row: output shorter than input");
+        // SAFETY: the `Isa` token proves AVX2, FMA and F16C; `q` holds all of `x`'s blocks.
         unsafe { quantize_row_avx2(x, q, d, s16) };
         return;
     }
-    let _ = level;
+    let _ = isa;
     quantize_row_scalar(x, q, d, s16)
 }
 
@@ -138,6 +139,11 @@ pub(crate) fn quantize_row_scalar(x: &[f32], q: &mut [i8], d: &mut [f32], s16: &
     }
 }
 
+/// `quantize_row_scalar` with AVX2, bit for bit.
+///
+/// # Safety
+///
+/// The CPU must have AVX2, FMA and F16C, and `q.len() >= x.len()`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn quantize_row_avx2(x: &[f32], q: &mut [i8], d: &mut [f32], s16: &mut [i32]) {
@@ -147,11 +153,11 @@ unsafe fn quantize_row_avx2(x: &[f32], q: &mut [i8], d: &mut [f32], s16: &mut [i
     let xp = x.as_ptr();
     let qp = q.as_mut_ptr();
     for b in 0..kb {
-        let p = xp.add(b * QK);
-        let v0 = _mm256_loadu_ps(p);
-        let v1 = _mm256_loadu_ps(p.add(8));
-        let v2 = _mm256_loadu_ps(p.add(16));
-        let v3 = _mm256_loadu_ps(p.add(24));
+        // SAFETY: block b < x.len() / QK of `x`, 32 values.
+        let (v0, v1, v2, v3) = unsafe {
+            let p = xp.add(b * QK);
+            (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)), _mm256_loadu_ps(p.add(16)), _mm256_loadu_ps(p.add(24)))
+        };
         let mut m = _mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1));
         m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v2));
         m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v3));
@@ -182,6 +188,7 @@ unsafe fn quantize_row_avx2(x: &[f32], q: &mut [i8], d: &mut [f32], s16: &mut [i
         let e = _mm256_packs_epi16(a, c); // bytes in lane-interleaved order
         let perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
         let e = _mm256_permutevar8x32_epi32(e, perm);
-        _mm256_storeu_si256(qp.add(b * QK) as *mut __m256i, e);
+        // SAFETY: block b of `q`, which is at least as long as `x` (contract).
+        unsafe { _mm256_storeu_si256(qp.add(b * QK) as *mut __m256i, e) };
     }
 }

@@ -16,6 +16,7 @@
 
 mod acts;
 mod formats;
+mod isa;
 pub(crate) mod pool;
 #[cfg(target_arch = "x86_64")]
 mod x86;
@@ -29,68 +30,9 @@ use candle_core::{DType, Device, Module, Storage, Tensor};
 use crate::{EngineError, Result};
 use acts::QActs;
 use formats::{WType, QK};
+pub(crate) use isa::{kernels, Isa};
+pub use isa::{kernel_level, Level};
 use pool::{par_for, SendPtr};
-
-/// Instruction-set level of the native kernels.
-#[doc(hidden)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Level {
-    /// Portable Rust.
-    Scalar,
-    /// AVX2 + FMA + F16C.
-    Avx2,
-    /// AVX2 level plus AVX-512 F/BW/VL/VNNI (enables the many-row GEMM).
-    Avx512,
-}
-
-impl Level {
-    /// All levels this CPU can run, lowest first.
-    pub fn available() -> Vec<Level> {
-        [Level::Scalar, Level::Avx2, Level::Avx512]
-            .into_iter()
-            .filter(|l| *l <= detect())
-            .collect()
-    }
-}
-
-fn detect() -> Level {
-    static L: OnceLock<Level> = OnceLock::new();
-    *L.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let avx2 = is_x86_feature_detected!("avx2")
-                && is_x86_feature_detected!("fma")
-                && is_x86_feature_detected!("f16c");
-            let avx512 = avx2
-                && is_x86_feature_detected!("avx512f")
-                && is_x86_feature_detected!("avx512bw")
-                && is_x86_feature_detected!("avx512vl")
-                && is_x86_feature_detected!("avx512vnni");
-            if avx512 {
-                return Level::Avx512;
-            }
-            if avx2 {
-                return Level::Avx2;
-            }
-        }
-        Level::Scalar
-    })
-}
-
-/// The level `forward` uses: the best the CPU has, or lower if `HEARTH_KERNELS` says
-/// `scalar` or `avx2`.
-#[doc(hidden)]
-pub fn kernel_level() -> Level {
-    static L: OnceLock<Level> = OnceLock::new();
-    *L.get_or_init(|| {
-        let best = detect();
-        match std::env::var("HEARTH_KERNELS").as_deref() {
-            Ok("scalar") => Level::Scalar,
-            Ok("avx2") => best.min(Level::Avx2),
-            _ => best,
-        }
-    })
-}
 
 /// Activation rows from which the AVX-512 level uses the GEMM rather than per-row dot products
 /// (measured crossover; `HEARTH_GEMM_MIN_ROWS` overrides it, for experiments).
@@ -172,13 +114,17 @@ impl Linear {
 
     /// `x`: `[..., in]` f32 → `[..., out]` f32.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_at(x, kernel_level())
+        self.forward_with(x, kernels())
     }
 
     /// `forward` with the native kernels of instruction-set level `level` (capped at what the
     /// CPU has). For tests and benchmarks.
     #[doc(hidden)]
     pub fn forward_at(&self, x: &Tensor, level: Level) -> Result<Tensor> {
+        self.forward_with(x, Isa::at_most(level))
+    }
+
+    fn forward_with(&self, x: &Tensor, isa: Isa) -> Result<Tensor> {
         let dims = x.dims();
         if dims.last() != Some(&self.in_dim) {
             return Err(EngineError::InvalidArgument(format!(
@@ -187,7 +133,7 @@ impl Linear {
             )));
         }
         match &self.backend {
-            Backend::Native(t, w) => self.forward_native(*t, w, x, level.min(detect())),
+            Backend::Native(t, w) => self.forward_native(*t, w, x, isa),
             Backend::Dense(w) => {
                 let m = x.elem_count() / self.in_dim;
                 let x2 = x.to_dtype(w.dtype())?.reshape((m, self.in_dim))?;
@@ -200,7 +146,7 @@ impl Linear {
         }
     }
 
-    fn forward_native(&self, t: WType, w: &QTensor, x: &Tensor, level: Level) -> Result<Tensor> {
+    fn forward_native(&self, t: WType, w: &QTensor, x: &Tensor, isa: Isa) -> Result<Tensor> {
         let (k, n) = (self.in_dim, self.out_dim);
         let m = x.elem_count() / k;
         let mut out_dims = x.dims().to_vec();
@@ -225,10 +171,12 @@ impl Linear {
                         return Err(EngineError::InvalidArgument("expected a CPU tensor".into()));
                     };
                     let xs = &cpu.as_slice::<f32>()?[layout.start_offset()..][..m * k];
-                    acts.quantize(xs, m, k, level);
+                    acts.quantize(xs, m, k, isa);
                 }
                 let dp = SendPtr(dst.spare_capacity_mut().as_mut_ptr() as *mut f32);
-                matmul(t, &wdata, n, k, acts, dp, level);
+                // SAFETY: `dst` has capacity for m * n values and is not touched until `matmul`
+                // returns.
+                unsafe { matmul(t, &wdata, n, k, acts, dp, isa) };
                 Ok(())
             })?;
         }
@@ -267,50 +215,61 @@ fn with_acts<R>(f: impl FnOnce(&mut QActs) -> R) -> R {
 
 /// `dst[i, r] = sum_j x[i, j] * w[r, j]` for the `m` quantized rows in `acts` and the `n` rows
 /// of the `[n, k]` matrix `w` stored as `t`. Writes every element of `dst` (`m * n`).
-fn matmul(t: WType, w: &[u8], n: usize, k: usize, acts: &QActs, dst: SendPtr<f32>, level: Level) {
+///
+/// # Safety
+///
+/// `dst` must be valid for writes of `acts.m * n` f32 values, and nothing else may access them
+/// during the call.
+unsafe fn matmul(t: WType, w: &[u8], n: usize, k: usize, acts: &QActs, dst: SendPtr<f32>, isa: Isa) {
     let m = acts.m;
     let rb = t.row_bytes(k);
-    debug_assert!(w.len() >= n * rb);
+    // The kernels read whole rows through raw pointers: these are their bounds.
+    assert!(w.len() >= n * rb && acts.k == k, "weights or activations of the wrong size");
     let threads = pool::threads();
 
     #[cfg(target_arch = "x86_64")]
-    if level == Level::Avx512 && m >= gemm_min_rows(t) {
-        use x86::avx512::{tile_rows, Tile};
-        let ntiles = n.div_ceil(16);
-        let kb = k / QK;
-        // Work item: a group of up to 4 tiles (64 output columns), repacked once, then met by
-        // the activation rows in chunks small enough (about 128 KB) to stay in L2 across the
-        // group's tiles.
-        let group = ntiles.div_ceil(threads * 4).clamp(1, 4);
-        let ngroups = ntiles.div_ceil(group);
-        let rc = ((128 << 10) / (k + 16 * (k / QK))).clamp(16, 512) / 4 * 4;
-        thread_local! {
-            static TILES: RefCell<Vec<Tile>> = const { RefCell::new(Vec::new()) };
-        }
-        let run = |gi: usize| {
-            let mut tiles = TILES.with(|t| t.take());
-            tiles.retain(|t| t.kb() == kb);
-            let t0 = gi * group;
-            let nt = group.min(ntiles - t0);
-            tiles.resize_with(nt, || Tile::new(kb));
-            for (j, tile) in tiles.iter_mut().enumerate() {
-                let r0 = (t0 + j) * 16;
-                let nr = (n - r0).min(16);
-                tile.fill(t, &w[r0 * rb..(r0 + nr) * rb], rb, nr);
+    if let Isa::Avx512(avx512) = isa {
+        if m >= gemm_min_rows(t) {
+            use x86::avx512::{tile_rows, Tile};
+            let ntiles = n.div_ceil(16);
+            let kb = k / QK;
+            // Work item: a group of up to 4 tiles (64 output columns), repacked once, then met
+            // by the activation rows in chunks small enough (about 128 KB) to stay in L2 across
+            // the group's tiles.
+            let group = ntiles.div_ceil(threads * 4).clamp(1, 4);
+            let ngroups = ntiles.div_ceil(group);
+            let rc = ((128 << 10) / (k + 16 * (k / QK))).clamp(16, 512) / 4 * 4;
+            thread_local! {
+                static TILES: RefCell<Vec<Tile>> = const { RefCell::new(Vec::new()) };
             }
-            let mut i0 = 0;
-            while i0 < m {
-                let i1 = (i0 + rc).min(m);
-                for (j, tile) in tiles.iter().enumerate() {
-                    // SAFETY: level Avx512 was detected; groups write disjoint columns of dst.
-                    unsafe { tile_rows(t, tile, acts, i0..i1, dst.get(), n, (t0 + j) * 16) };
+            let run = |gi: usize| {
+                let mut tiles = TILES.with(|t| t.take());
+                tiles.retain(|t| t.kb() == kb);
+                let t0 = gi * group;
+                let nt = group.min(ntiles - t0);
+                tiles.resize_with(nt, || Tile::new(kb));
+                for (j, tile) in tiles.iter_mut().enumerate() {
+                    let r0 = (t0 + j) * 16;
+                    let nr = (n - r0).min(16);
+                    tile.fill(avx512, t, &w[r0 * rb..(r0 + nr) * rb], rb, nr);
                 }
-                i0 = i1;
-            }
-            TILES.with(|t| *t.borrow_mut() = tiles);
-        };
-        par_for(ngroups, run);
-        return;
+                let mut i0 = 0;
+                while i0 < m {
+                    let i1 = (i0 + rc).min(m);
+                    for (j, tile) in tiles.iter().enumerate() {
+                        // SAFETY: the `avx512` token proves the CPU features; rows i0..i1 < m
+                        // and the tile's 16 columns from (t0 + j) * 16 (the mask stops at n) lie
+                        // inside the m * n values `dst` may write (this fn's contract); groups
+                        // write disjoint columns.
+                        unsafe { tile_rows(t, tile, acts, i0..i1, dst.get(), n, (t0 + j) * 16) };
+                    }
+                    i0 = i1;
+                }
+                TILES.with(|t| *t.borrow_mut() = tiles);
+            };
+            par_for(ngroups, run);
+            return;
+        }
     }
 
     // Per-row kernels: split the weight rows into chunks; each chunk meets every activation row
@@ -328,35 +287,33 @@ fn matmul(t: WType, w: &[u8], n: usize, k: usize, acts: &QActs, dst: SendPtr<f32
         let nr = chunk.min(n - r0);
         let wc = &w[r0 * rb..(r0 + nr) * rb];
         for i in 0..m {
-            // SAFETY: chunk c owns columns r0..r0+nr of every output row.
+            // SAFETY: `dst` holds m * n values (this fn's contract) and chunk c alone owns
+            // columns r0..r0+nr of every output row.
             let out = unsafe { std::slice::from_raw_parts_mut(dst.get().add(i * n + r0), nr) };
-            rows(t, wc, rb, nr, acts, i, out, level);
+            rows(t, wc, rb, nr, acts, i, out, isa);
         }
     };
     par_for(nchunks, run);
 }
 
-/// `out[r] = w_r . x_i` for `nrows` rows of `w` (row stride `rb`).
-#[allow(clippy::too_many_arguments)]
-fn rows(
-    t: WType,
-    w: &[u8],
-    rb: usize,
-    nrows: usize,
-    a: &QActs,
-    i: usize,
-    out: &mut [f32],
-    level: Level,
-) {
+/// `out[r] = w_r . x_i` for `nrows` rows of `w` (row stride `rb`), with the kernels of `isa`.
+#[allow(clippy::too_many_arguments)] // the kernels' own arguments, passed straight through
+fn rows(t: WType, w: &[u8], rb: usize, nrows: usize, a: &QActs, i: usize, out: &mut [f32], isa: Isa) {
+    // The SIMD kernels read `nrows` rows of `rb` bytes and row i's activations through raw
+    // pointers: check what they rely on (per call, not per row).
+    assert!(
+        i < a.m && rb >= t.row_bytes(a.k) && w.len() >= nrows * rb && out.len() >= nrows,
+        "rows: buffers smaller than the kernel reads"
+    );
     #[cfg(target_arch = "x86_64")]
-    if level >= Level::Avx2 {
+    if isa.avx2().is_some() {
         use x86::*;
         let ar = ARow::new(a, i);
         let (wp, op) = (w.as_ptr(), out.as_mut_ptr());
-        // SAFETY: the level was detected; `w` holds nrows rows of `rb` bytes, `out` nrows values,
-        // and `a` pads its per-block arrays to whole groups of 8 blocks.
+        // SAFETY: the `Isa` token proves the level's CPU features; the bounds were asserted
+        // above, and `QActs` pads its per-block arrays to whole groups of 8 blocks.
         unsafe {
-            if level == Level::Avx512 {
+            if let Isa::Avx512(_) = isa {
                 use x86::avx512::*;
                 match t {
                     WType::Q4_0 => rows_legacy512::<T_Q4_0>(wp, rb, nrows, &ar, op),
@@ -384,7 +341,7 @@ fn rows(
         }
         return;
     }
-    let _ = level;
+    let _ = isa;
     rows_scalar(t, w, rb, nrows, a, i, out)
 }
 

@@ -1,7 +1,8 @@
 //! Splitting a kernel's work across threads.
 //!
 //! `par_for` shares numbered work items between the calling thread and helpers that run on the
-//! rayon global pool (sized by the engine's thread setting). The caller starts on the items at
+//! current rayon pool: the model's `device::CpuThreads`, which sessions install around each
+//! forward pass (rayon's global pool only for callers outside any pool). The caller starts on the items at
 //! once and never waits for a helper that has not started: helpers take items from a shared
 //! counter, and the caller waits only for items a helper has already taken. On a quiet machine
 //! all threads share the work; on a busy one, where a helper may be scheduled late, the caller
@@ -12,7 +13,7 @@ use std::any::Any;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// Threads the work may be split across.
+/// Threads the work may be split across: those of the pool the caller runs in.
 pub(crate) fn threads() -> usize {
     rayon::current_num_threads()
 }
@@ -100,10 +101,45 @@ pub(crate) fn par_for(n: usize, f: impl Fn(usize) + Sync) {
 /// concurrent writes through it touch disjoint elements.
 #[derive(Clone, Copy)]
 pub(crate) struct SendPtr<T>(pub *mut T);
+// SAFETY: the pointer is only dereferenced inside `unsafe` blocks whose users guarantee that
+// concurrent accesses through it touch disjoint elements (see above).
 unsafe impl<T> Send for SendPtr<T> {}
+// SAFETY: as for `Send`.
 unsafe impl<T> Sync for SendPtr<T> {}
 impl<T> SendPtr<T> {
     pub fn get(self) -> *mut T {
         self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::CpuThreads;
+
+    /// Kernels split their work by the pool they are called in: inside a pool of n threads
+    /// `threads()` is n and every item runs on one of that pool's threads.
+    #[test]
+    fn par_for_uses_the_installed_pool() {
+        for n in [1, 3] {
+            let pool = CpuThreads::new(n).unwrap();
+            let (seen, on_pool) = pool.install(|| {
+                let names = Mutex::new(std::collections::HashSet::new());
+                let on_pool = AtomicUsize::new(0);
+                par_for(64, |_| {
+                    let t = std::thread::current();
+                    names.lock().unwrap().insert(t.name().unwrap_or("").to_string());
+                    if t.name().is_some_and(|s| s.starts_with("hearth-cpu-")) {
+                        on_pool.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // Long enough that helpers, when there are any, get items.
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                });
+                assert_eq!(threads(), n);
+                (names.into_inner().unwrap(), on_pool.into_inner())
+            });
+            assert_eq!(on_pool, 64, "every item ran on the installed pool");
+            assert!(seen.len() <= n, "{n} threads, items ran on {seen:?}");
+        }
     }
 }

@@ -16,6 +16,7 @@ use std::arch::x86_64::*;
 
 use super::acts::QActs;
 use super::formats::{WType, QK};
+use super::isa::Avx512;
 
 /// One quantized activation row, as raw pointers (see `QActs`).
 pub(crate) struct ARow {
@@ -55,31 +56,41 @@ macro_rules! legacy_rows_body {
     ($step:ident, $w:ident, $rb:ident, $nrows:ident, $a:ident, $out:ident) => {{
         let kb = $a.kb;
         let full = kb / 8 * 8;
+        // SAFETY (every block below): the kernel's contract, stated on the fns that expand
+        // this macro: `w` holds `nrows` rows of `rb` bytes, each with `a.kb` blocks of type T,
+        // `a` one activation row padded to whole groups of 8 blocks, `out` room for `nrows`
+        // values; the CPU has the features the enclosing fn enables.
         let one = |row: *const u8| {
             let mut acc = _mm256_setzero_ps();
             let mut b0 = 0;
             while b0 < full {
-                acc = $step::<T>(row, $a, b0, 8, acc);
+                // SAFETY: blocks b0..b0+8 < kb of `row` (see above).
+                acc = unsafe { $step::<T>(row, $a, b0, 8, acc) };
                 b0 += 8;
             }
             if b0 + 4 <= kb {
-                acc = $step::<T>(row, $a, b0, 4, acc);
+                // SAFETY: blocks b0..b0+4 <= kb of `row`.
+                acc = unsafe { $step::<T>(row, $a, b0, 4, acc) };
                 b0 += 4;
             }
             if b0 < kb {
-                acc = legacy_step::<T>(row, $a, b0, kb - b0, acc);
+                // SAFETY: blocks b0..kb of `row`.
+                acc = unsafe { legacy_step::<T>(row, $a, b0, kb - b0, acc) };
             }
             acc
         };
         // Four rows share one horizontal reduction.
         let mut r = 0;
         while r + 4 <= $nrows {
-            let acc: [__m256; 4] = std::array::from_fn(|i| one($w.add((r + i) * $rb)));
-            _mm_storeu_ps($out.add(r), hsum4_ps(&acc));
+            // SAFETY: rows r..r+4 <= nrows of `w`.
+            let acc: [__m256; 4] = std::array::from_fn(|i| one(unsafe { $w.add((r + i) * $rb) }));
+            // SAFETY: out[r..r+4] is inside `out`.
+            unsafe { _mm_storeu_ps($out.add(r), hsum4_ps(&acc)) };
             r += 4;
         }
         for r in r..$nrows {
-            *$out.add(r) = hsum_ps(one($w.add(r * $rb)));
+            // SAFETY: row r < nrows of `w`, out[r] inside `out`.
+            unsafe { *$out.add(r) = hsum_ps(one($w.add(r * $rb))) };
         }
     }};
 }
@@ -91,7 +102,7 @@ macro_rules! row_kernels {
     ($feat:literal) => {
         #[inline]
         #[target_feature(enable = $feat)]
-        unsafe fn hsum8(p: &[__m256i; 8]) -> __m256i {
+        fn hsum8(p: &[__m256i; 8]) -> __m256i {
             let t0 = _mm256_hadd_epi32(p[0], p[1]);
             let t1 = _mm256_hadd_epi32(p[2], p[3]);
             let t2 = _mm256_hadd_epi32(p[4], p[5]);
@@ -106,7 +117,7 @@ macro_rules! row_kernels {
         /// Sums of the two 16-value halves: `([b0lo..b3lo, b0hi..b3hi], [b4lo..b7lo, b4hi..b7hi])`.
         #[inline]
         #[target_feature(enable = $feat)]
-        unsafe fn hsum8_halves(p: &[__m256i; 8]) -> (__m256i, __m256i) {
+        fn hsum8_halves(p: &[__m256i; 8]) -> (__m256i, __m256i) {
             let t0 = _mm256_hadd_epi32(p[0], p[1]);
             let t1 = _mm256_hadd_epi32(p[2], p[3]);
             let t2 = _mm256_hadd_epi32(p[4], p[5]);
@@ -116,7 +127,7 @@ macro_rules! row_kernels {
 
         #[inline]
         #[target_feature(enable = $feat)]
-        unsafe fn hsum_ps(v: __m256) -> f32 {
+        fn hsum_ps(v: __m256) -> f32 {
             let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
             let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
             let s = _mm_add_ss(s, _mm_movehdup_ps(s));
@@ -126,7 +137,7 @@ macro_rules! row_kernels {
         /// The horizontal sums of four vectors.
         #[inline]
         #[target_feature(enable = $feat)]
-        unsafe fn hsum4_ps(v: &[__m256; 4]) -> __m128 {
+        fn hsum4_ps(v: &[__m256; 4]) -> __m128 {
             let t0 = _mm256_hadd_ps(v[0], v[1]);
             let t1 = _mm256_hadd_ps(v[2], v[3]);
             let u = _mm256_hadd_ps(t0, t1); // [v0a v1a v2a v3a | v0b v1b v2b v3b]
@@ -134,40 +145,54 @@ macro_rules! row_kernels {
         }
 
         /// Up to 8 f16 values at `p`, `p + stride`, ... as f32; lanes from `n` on are zero.
+        ///
+        /// # Safety
+        ///
+        /// The CPU must have the features this fn enables, and the 2 bytes at `p + j * stride`
+        /// must be readable for every `j < n.min(8)`.
         #[inline]
         #[target_feature(enable = $feat)]
         unsafe fn load_f16x8(p: *const u8, stride: usize, n: usize) -> __m256 {
-            let ld = |j: usize| std::ptr::read_unaligned(p.add(j * stride) as *const u16) as i32;
+            // SAFETY: callers pass only j < n.min(8) (the contract above).
+            let ld = |j: usize| unsafe { std::ptr::read_unaligned(p.add(j * stride) as *const u16) };
             let mut v = _mm_setzero_si128();
             if n >= 4 {
-                v = _mm_insert_epi16::<0>(v, ld(0));
-                v = _mm_insert_epi16::<1>(v, ld(1));
-                v = _mm_insert_epi16::<2>(v, ld(2));
-                v = _mm_insert_epi16::<3>(v, ld(3));
+                v = _mm_insert_epi16::<0>(v, ld(0) as i32);
+                v = _mm_insert_epi16::<1>(v, ld(1) as i32);
+                v = _mm_insert_epi16::<2>(v, ld(2) as i32);
+                v = _mm_insert_epi16::<3>(v, ld(3) as i32);
                 if n >= 8 {
-                    v = _mm_insert_epi16::<4>(v, ld(4));
-                    v = _mm_insert_epi16::<5>(v, ld(5));
-                    v = _mm_insert_epi16::<6>(v, ld(6));
-                    v = _mm_insert_epi16::<7>(v, ld(7));
+                    v = _mm_insert_epi16::<4>(v, ld(4) as i32);
+                    v = _mm_insert_epi16::<5>(v, ld(5) as i32);
+                    v = _mm_insert_epi16::<6>(v, ld(6) as i32);
+                    v = _mm_insert_epi16::<7>(v, ld(7) as i32);
                 } else {
                     for j in 4..n {
                         let mut a = [0u16; 8];
-                        _mm_storeu_si128(a.as_mut_ptr() as *mut __m128i, v);
-                        a[j] = ld(j) as u16;
-                        v = _mm_loadu_si128(a.as_ptr() as *const __m128i);
+                        // SAFETY: `a` is 16 writable bytes.
+                        unsafe { _mm_storeu_si128(a.as_mut_ptr() as *mut __m128i, v) };
+                        a[j] = ld(j);
+                        // SAFETY: as above.
+                        v = unsafe { _mm_loadu_si128(a.as_ptr() as *const __m128i) };
                     }
                 }
             } else {
                 let mut a = [0u16; 8];
                 for (j, a) in a.iter_mut().enumerate().take(n) {
-                    *a = ld(j) as u16;
+                    *a = ld(j);
                 }
-                v = _mm_loadu_si128(a.as_ptr() as *const __m128i);
+                // SAFETY: `a` is 16 readable bytes.
+                v = unsafe { _mm_loadu_si128(a.as_ptr() as *const __m128i) };
             }
             _mm256_cvtph_ps(v)
         }
 
         /// Dot products of the 32-value blocks `b0..b0+n` (n <= 8) of one legacy-type row.
+        ///
+        /// # Safety
+        ///
+        /// The CPU must have the features this fn enables; `row` must hold blocks `b0..b0+n`
+        /// of type `T` and `a` that many activation blocks.
         #[inline]
         #[target_feature(enable = $feat)]
         unsafe fn legacy_group<const T: u8>(
@@ -187,10 +212,14 @@ macro_rules! row_kernels {
             let m10 = _mm256_set1_epi8(0x10);
             let mut p = [_mm256_setzero_si256(); 8];
             for (j, p) in p.iter_mut().enumerate().take(n) {
-                let blk = row.add((b0 + j) * bb);
-                let x = _mm256_loadu_si256(a.q.add((b0 + j) * QK) as *const __m256i);
+                // SAFETY: block b0 + j < b0 + n of `row`, and its 32 activations (contract).
+                let (blk, x) = unsafe {
+                    let blk = row.add((b0 + j) * bb);
+                    (blk, _mm256_loadu_si256(a.q.add((b0 + j) * QK) as *const __m256i))
+                };
                 *p = if T == T_Q8_0 {
-                    let w = _mm256_loadu_si256(blk.add(2) as *const __m256i);
+                    // SAFETY: a Q8_0 block is a 2-byte scale and 32 values.
+                    let w = unsafe { _mm256_loadu_si256(blk.add(2) as *const __m256i) };
                     dot(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w))
                 } else {
                     let qo = match T {
@@ -199,10 +228,12 @@ macro_rules! row_kernels {
                         T_Q5_0 => 6,
                         _ => 8,
                     };
-                    let q = _mm_loadu_si128(blk.add(qo) as *const __m128i);
+                    // SAFETY: the block's 16 bytes of nibbles end it, from offset qo.
+                    let q = unsafe { _mm_loadu_si128(blk.add(qo) as *const __m128i) };
                     let mut v = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16::<4>(q), q), m0f);
                     if T == T_Q5_0 || T == T_Q5_1 {
-                        let qh = std::ptr::read_unaligned(blk.add(qo - 4) as *const u32);
+                        // SAFETY: Q5 blocks keep 4 bytes of high bits just before the nibbles.
+                        let qh = unsafe { std::ptr::read_unaligned(blk.add(qo - 4) as *const u32) };
                         v = _mm256_or_si256(v, _mm256_and_si256(bits32(qh), m10));
                     }
                     dot(v, x)
@@ -211,6 +242,12 @@ macro_rules! row_kernels {
             p
         }
 
+        /// `acc` plus the dot products of blocks `b0..b0+n` (n <= 8) of one legacy-type row.
+        ///
+        /// # Safety
+        ///
+        /// As for `legacy_group`; `a`'s per-block arrays must also be readable for 8 blocks
+        /// from `b0` (`QActs` pads them to whole groups of 8).
         #[inline]
         #[target_feature(enable = $feat)]
         unsafe fn legacy_step<const T: u8>(
@@ -227,26 +264,34 @@ macro_rules! row_kernels {
                 T_Q5_1 => 24,
                 _ => 34,
             };
-            let p = legacy_group::<T>(row, a, b0, n);
+            // SAFETY: this fn's contract is `legacy_group`'s.
+            let p = unsafe { legacy_group::<T>(row, a, b0, n) };
             let mut isum = hsum8(&p);
-            if T == T_Q4_0 {
-                let s = _mm256_loadu_si256(a.s.add(b0) as *const __m256i);
-                isum = _mm256_sub_epi32(isum, _mm256_slli_epi32::<3>(s));
-            } else if T == T_Q5_0 {
-                let s = _mm256_loadu_si256(a.s.add(b0) as *const __m256i);
-                isum = _mm256_sub_epi32(isum, _mm256_slli_epi32::<4>(s));
+            if T == T_Q4_0 || T == T_Q5_0 {
+                // SAFETY: 8 block sums from b0 (padded, per the contract).
+                let s = unsafe { _mm256_loadu_si256(a.s.add(b0) as *const __m256i) };
+                let s = if T == T_Q4_0 { _mm256_slli_epi32::<3>(s) } else { _mm256_slli_epi32::<4>(s) };
+                isum = _mm256_sub_epi32(isum, s);
             }
-            let dw = load_f16x8(row.add(b0 * bb), bb, n);
-            let dx = _mm256_loadu_ps(a.d.add(b0));
+            // SAFETY: the n blocks' f16 scales open each block; 8 padded activation scales.
+            let (dw, dx) = unsafe { (load_f16x8(row.add(b0 * bb), bb, n), _mm256_loadu_ps(a.d.add(b0))) };
             let mut acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, dx), acc);
             if T == T_Q4_1 || T == T_Q5_1 {
-                let mw = load_f16x8(row.add(b0 * bb + 2), bb, n);
-                acc = _mm256_fmadd_ps(mw, _mm256_loadu_ps(a.ds.add(b0)), acc);
+                // SAFETY: the f16 minimum follows each block's scale; 8 padded `ds` values.
+                let (mw, ds) = unsafe { (load_f16x8(row.add(b0 * bb + 2), bb, n), _mm256_loadu_ps(a.ds.add(b0))) };
+                acc = _mm256_fmadd_ps(mw, ds, acc);
             }
             acc
         }
 
         /// `out[r] = row r . x` for `nrows` rows of a legacy-type matrix (row stride `rb` bytes).
+        ///
+        /// # Safety
+        ///
+        /// The CPU must have the features this fn enables; `w` must hold `nrows` rows of `rb`
+        /// bytes, each at least `a.kb` blocks of type `T`; `a` must point into a `QActs` row
+        /// (per-block arrays padded to groups of 8); `out` must be writable for `nrows` values.
+        // The AVX-512 level has its own `rows_legacy512`, so its expansion of this one is unused.
         #[allow(dead_code)]
         #[target_feature(enable = $feat)]
         pub(crate) unsafe fn rows_legacy<const T: u8>(
@@ -260,15 +305,24 @@ macro_rules! row_kernels {
         }
 
         /// Scales (8 bytes) and mins (8 bytes) of a Q4_K/Q5_K super-block, unpacked from 12 bytes.
+        ///
+        /// # Safety
+        ///
+        /// The CPU must have the features this fn enables; `p` must point to 12 readable bytes.
         #[inline]
         #[target_feature(enable = $feat)]
         unsafe fn k4_scales(p: *const u8) -> (__m256, __m256) {
             const KM1: u32 = 0x3f3f3f3f;
             const KM2: u32 = 0x0f0f0f0f;
             const KM3: u32 = 0x03030303;
-            let u0 = std::ptr::read_unaligned(p as *const u32);
-            let u1 = std::ptr::read_unaligned(p.add(4) as *const u32);
-            let u2 = std::ptr::read_unaligned(p.add(8) as *const u32);
+            // SAFETY: 12 readable bytes at p (contract).
+            let (u0, u1, u2) = unsafe {
+                (
+                    std::ptr::read_unaligned(p as *const u32),
+                    std::ptr::read_unaligned(p.add(4) as *const u32),
+                    std::ptr::read_unaligned(p.add(8) as *const u32),
+                )
+            };
             let sc_lo = u0 & KM1;
             let sc_hi = (u2 & KM2) | (((u0 >> 6) & KM3) << 4);
             let mn_lo = u1 & KM1;
@@ -282,6 +336,10 @@ macro_rules! row_kernels {
         }
 
         /// Q4_K (`Q5 == false`) or Q5_K rows.
+        ///
+        /// # Safety
+        ///
+        /// As for `rows_legacy`, with Q4_K (Q5_K) super-blocks of 8 blocks.
         #[target_feature(enable = $feat)]
         pub(crate) unsafe fn rows_k45<const Q5: bool>(
             w: *const u8,
@@ -296,20 +354,30 @@ macro_rules! row_kernels {
             let m0f = _mm256_set1_epi8(0x0F);
             let m10 = _mm256_set1_epi8(0x10);
             for r in 0..nrows {
-                let row = w.add(r * rb);
+                // SAFETY: row r < nrows of `w` (contract).
+                let row = unsafe { w.add(r * rb) };
                 let mut acc = _mm256_setzero_ps();
                 let mut accm = _mm256_setzero_ps();
                 for sb in 0..nsb {
-                    let blk = row.add(sb * bb);
-                    let xq = a.q.add(sb * 256);
+                    // SAFETY: super-block sb < a.kb / 8 of the row, and its 256 activations.
+                    let (blk, xq) = unsafe { (row.add(sb * bb), a.q.add(sb * 256)) };
                     let mut p = [_mm256_setzero_si256(); 8];
                     let hb = if Q5 {
-                        _mm256_loadu_si256(blk.add(16) as *const __m256i)
+                        // SAFETY: a Q5_K super-block's 32 bytes of high bits sit at offset 16.
+                        unsafe { _mm256_loadu_si256(blk.add(16) as *const __m256i) }
                     } else {
                         m0f
                     };
                     for c in 0..4 {
-                        let q = _mm256_loadu_si256(blk.add(qo + c * 32) as *const __m256i);
+                        // SAFETY: the super-block's 128 bytes of nibbles from offset qo, and
+                        // its activations 64c..64c+64.
+                        let (q, x0, x1) = unsafe {
+                            (
+                                _mm256_loadu_si256(blk.add(qo + c * 32) as *const __m256i),
+                                _mm256_loadu_si256(xq.add(64 * c) as *const __m256i),
+                                _mm256_loadu_si256(xq.add(64 * c + 32) as *const __m256i),
+                            )
+                        };
                         let mut lo = _mm256_and_si256(q, m0f);
                         let mut hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m0f);
                         if Q5 {
@@ -320,21 +388,20 @@ macro_rules! row_kernels {
                             lo = _mm256_or_si256(lo, _mm256_and_si256(h_lo, m10));
                             hi = _mm256_or_si256(hi, _mm256_and_si256(h_hi, m10));
                         }
-                        p[2 * c] = dot(lo, _mm256_loadu_si256(xq.add(64 * c) as *const __m256i));
-                        p[2 * c + 1] = dot(
-                            hi,
-                            _mm256_loadu_si256(xq.add(64 * c + 32) as *const __m256i),
-                        );
+                        p[2 * c] = dot(lo, x0);
+                        p[2 * c + 1] = dot(hi, x1);
                     }
                     let sums = hsum8(&p);
-                    let (sc, mn) = k4_scales(blk.add(4));
-                    let dd = _mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(
-                        blk as *const i32,
-                    )));
+                    // SAFETY: the super-block opens with f16 d and dmin, then 12 bytes of
+                    // scales; the 8 activation scales and `ds` of super-block sb.
+                    let (sc, mn, dm, dx, ds) = unsafe {
+                        let (sc, mn) = k4_scales(blk.add(4));
+                        let dm = std::ptr::read_unaligned(blk as *const i32);
+                        (sc, mn, dm, _mm256_loadu_ps(a.d.add(sb * 8)), _mm256_loadu_ps(a.ds.add(sb * 8)))
+                    };
+                    let dd = _mm_cvtph_ps(_mm_cvtsi32_si128(dm));
                     let d = _mm256_broadcastss_ps(dd);
                     let dmin = _mm256_broadcastss_ps(_mm_movehdup_ps(dd));
-                    let dx = _mm256_loadu_ps(a.d.add(sb * 8));
-                    let ds = _mm256_loadu_ps(a.ds.add(sb * 8));
                     acc = _mm256_fmadd_ps(
                         _mm256_mul_ps(_mm256_cvtepi32_ps(sums), sc),
                         _mm256_mul_ps(d, dx),
@@ -342,11 +409,16 @@ macro_rules! row_kernels {
                     );
                     accm = _mm256_fmadd_ps(_mm256_mul_ps(mn, dmin), ds, accm);
                 }
-                *out.add(r) = hsum_ps(acc) - hsum_ps(accm);
+                // SAFETY: r < nrows values fit in `out` (contract).
+                unsafe { *out.add(r) = hsum_ps(acc) - hsum_ps(accm) };
             }
         }
 
         /// Q6_K rows.
+        ///
+        /// # Safety
+        ///
+        /// As for `rows_legacy`, with Q6_K super-blocks of 8 blocks.
         #[target_feature(enable = $feat)]
         pub(crate) unsafe fn rows_q6k(
             w: *const u8,
@@ -360,16 +432,29 @@ macro_rules! row_kernels {
             let m30 = _mm256_set1_epi8(0x30);
             let perm = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
             for r in 0..nrows {
-                let row = w.add(r * rb);
+                // SAFETY: row r < nrows of `w` (contract).
+                let row = unsafe { w.add(r * rb) };
                 let mut acc = _mm256_setzero_ps();
                 for sb in 0..nsb {
-                    let blk = row.add(sb * 210);
-                    let xq = a.q.add(sb * 256);
+                    // SAFETY: super-block sb < a.kb / 8 of the row (210 bytes each), and its
+                    // 256 activations.
+                    let (blk, xq) = unsafe { (row.add(sb * 210), a.q.add(sb * 256)) };
                     let mut p = [_mm256_setzero_si256(); 8];
                     for h in 0..2 {
-                        let ql0 = _mm256_loadu_si256(blk.add(h * 64) as *const __m256i);
-                        let ql1 = _mm256_loadu_si256(blk.add(h * 64 + 32) as *const __m256i);
-                        let qh = _mm256_loadu_si256(blk.add(128 + h * 32) as *const __m256i);
+                        // SAFETY: half h's 64 bytes of low bits, 32 of high bits (offset 128)
+                        // and 128 activations.
+                        let (ql0, ql1, qh, x0, x1, x2, x3) = unsafe {
+                            let x = xq.add(h * 128);
+                            (
+                                _mm256_loadu_si256(blk.add(h * 64) as *const __m256i),
+                                _mm256_loadu_si256(blk.add(h * 64 + 32) as *const __m256i),
+                                _mm256_loadu_si256(blk.add(128 + h * 32) as *const __m256i),
+                                _mm256_loadu_si256(x as *const __m256i),
+                                _mm256_loadu_si256(x.add(32) as *const __m256i),
+                                _mm256_loadu_si256(x.add(64) as *const __m256i),
+                                _mm256_loadu_si256(x.add(96) as *const __m256i),
+                            )
+                        };
                         let v0 = _mm256_or_si256(
                             _mm256_and_si256(ql0, m0f),
                             _mm256_and_si256(_mm256_slli_epi16::<4>(qh), m30),
@@ -386,25 +471,29 @@ macro_rules! row_kernels {
                             _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m0f),
                             _mm256_and_si256(_mm256_srli_epi16::<2>(qh), m30),
                         );
-                        let x = xq.add(h * 128);
-                        p[4 * h] = dot(v0, _mm256_loadu_si256(x as *const __m256i));
-                        p[4 * h + 1] = dot(v1, _mm256_loadu_si256(x.add(32) as *const __m256i));
-                        p[4 * h + 2] = dot(v2, _mm256_loadu_si256(x.add(64) as *const __m256i));
-                        p[4 * h + 3] = dot(v3, _mm256_loadu_si256(x.add(96) as *const __m256i));
+                        p[4 * h] = dot(v0, x0);
+                        p[4 * h + 1] = dot(v1, x1);
+                        p[4 * h + 2] = dot(v2, x2);
+                        p[4 * h + 3] = dot(v3, x3);
                     }
                     let (u0, u1) = hsum8_halves(&p);
-                    let s16 = a.s16.add(sb * 16);
-                    let sa = _mm256_permutevar8x32_epi32(
-                        _mm256_loadu_si256(s16 as *const __m256i),
-                        perm,
-                    );
-                    let sbv = _mm256_permutevar8x32_epi32(
-                        _mm256_loadu_si256(s16.add(8) as *const __m256i),
-                        perm,
-                    );
+                    // SAFETY: super-block sb's 16 half-block sums, 8 activation scales, and
+                    // the block's 16 scale bytes (offset 192) and f16 d (offset 208).
+                    let (s16a, s16b, sc, dx0, dx1, d16) = unsafe {
+                        let s16 = a.s16.add(sb * 16);
+                        (
+                            _mm256_loadu_si256(s16 as *const __m256i),
+                            _mm256_loadu_si256(s16.add(8) as *const __m256i),
+                            _mm_loadu_si128(blk.add(192) as *const __m128i),
+                            _mm_loadu_ps(a.d.add(sb * 8)),
+                            _mm_loadu_ps(a.d.add(sb * 8 + 4)),
+                            std::ptr::read_unaligned(blk.add(208) as *const u16) as i32,
+                        )
+                    };
+                    let sa = _mm256_permutevar8x32_epi32(s16a, perm);
+                    let sbv = _mm256_permutevar8x32_epi32(s16b, perm);
                     let i0 = _mm256_sub_epi32(u0, _mm256_slli_epi32::<5>(sa));
                     let i1 = _mm256_sub_epi32(u1, _mm256_slli_epi32::<5>(sbv));
-                    let sc = _mm_loadu_si128(blk.add(192) as *const __m128i);
                     let sc0 = _mm256_cvtepi32_ps(_mm256_permutevar8x32_epi32(
                         _mm256_cvtepi8_epi32(sc),
                         perm,
@@ -413,17 +502,15 @@ macro_rules! row_kernels {
                         _mm256_cvtepi8_epi32(_mm_srli_si128::<8>(sc)),
                         perm,
                     ));
-                    let dx0 = _mm_loadu_ps(a.d.add(sb * 8));
                     let dx0 = _mm256_set_m128(dx0, dx0);
-                    let dx1 = _mm_loadu_ps(a.d.add(sb * 8 + 4));
                     let dx1 = _mm256_set_m128(dx1, dx1);
                     let t = _mm256_mul_ps(_mm256_cvtepi32_ps(i0), _mm256_mul_ps(sc0, dx0));
                     let t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1), _mm256_mul_ps(sc1, dx1), t);
-                    let d16 = std::ptr::read_unaligned(blk.add(208) as *const u16) as i32;
                     let d = _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(d16)));
                     acc = _mm256_fmadd_ps(t, d, acc);
                 }
-                *out.add(r) = hsum_ps(acc);
+                // SAFETY: r < nrows values fit in `out` (contract).
+                unsafe { *out.add(r) = hsum_ps(acc) };
             }
         }
     };
@@ -434,13 +521,13 @@ pub(crate) mod avx2 {
 
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn dot(u: __m256i, s: __m256i) -> __m256i {
+    fn dot(u: __m256i, s: __m256i) -> __m256i {
         _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
     }
 
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn bits32(x: u32) -> __m256i {
+    fn bits32(x: u32) -> __m256i {
         let shuf = _mm256_set_epi64x(
             0x0303030303030303,
             0x0202020202020202,
@@ -460,13 +547,13 @@ pub(crate) mod avx512 {
 
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-    unsafe fn dot(u: __m256i, s: __m256i) -> __m256i {
+    fn dot(u: __m256i, s: __m256i) -> __m256i {
         _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
     }
 
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-    unsafe fn bits32(x: u32) -> __m256i {
+    fn bits32(x: u32) -> __m256i {
         _mm256_movm_epi8(x)
     }
 
@@ -474,6 +561,11 @@ pub(crate) mod avx512 {
 
     /// Block sums of `2 * np` (np <= 4) legacy-type blocks from `b0`, two blocks per 512-bit
     /// `vpdpbusd`; lanes past the last block are zero.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must have the features this fn enables; `row` must hold blocks `b0..b0+2*np` of
+    /// type `T` and `a` that many activation blocks.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn legacy_pairs<const T: u8>(row: *const u8, a: &ARow, b0: usize, np: usize) -> __m256i {
@@ -492,12 +584,17 @@ pub(crate) mod avx512 {
         let mut f = [_mm256_setzero_si256(); 4];
         for (p, f) in f.iter_mut().enumerate().take(np) {
             let j = b0 + 2 * p;
-            let blk = row.add(j * bb);
-            let x =
-                _mm512_permutexvar_epi64(idx_x, _mm512_loadu_si512(a.q.add(j * QK) as *const _));
+            // SAFETY: blocks j, j + 1 < b0 + 2 * np of `row` and their 64 activations.
+            let (blk, xa) = unsafe { (row.add(j * bb), _mm512_loadu_si512(a.q.add(j * QK) as *const _)) };
+            let x = _mm512_permutexvar_epi64(idx_x, xa);
             let w = if T == T_Q8_0 {
-                let w0 = _mm256_loadu_si256(blk.add(2) as *const __m256i);
-                let w1 = _mm256_loadu_si256(blk.add(bb + 2) as *const __m256i);
+                // SAFETY: the two blocks' 32 values, each after a 2-byte scale.
+                let (w0, w1) = unsafe {
+                    (
+                        _mm256_loadu_si256(blk.add(2) as *const __m256i),
+                        _mm256_loadu_si256(blk.add(bb + 2) as *const __m256i),
+                    )
+                };
                 let w = _mm512_permutex2var_epi64(
                     _mm512_castsi256_si512(w0),
                     idx_w,
@@ -505,15 +602,25 @@ pub(crate) mod avx512 {
                 );
                 _mm512_xor_si512(w, _mm512_set1_epi8(-128))
             } else {
-                let q0 = _mm_loadu_si128(blk.add(qo) as *const __m128i);
-                let q1 = _mm_loadu_si128(blk.add(bb + qo) as *const __m128i);
+                // SAFETY: the two blocks' 16 bytes of nibbles, from offset qo.
+                let (q0, q1) = unsafe {
+                    (
+                        _mm_loadu_si128(blk.add(qo) as *const __m128i),
+                        _mm_loadu_si128(blk.add(bb + qo) as *const __m128i),
+                    )
+                };
                 let q = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(q0), q1);
                 let v =
                     _mm512_inserti64x4::<1>(_mm512_castsi256_si512(q), _mm256_srli_epi16::<4>(q));
                 let mut v = _mm512_and_si512(v, m0f);
                 if T == T_Q5_0 || T == T_Q5_1 {
-                    let h0 = std::ptr::read_unaligned(blk.add(qo - 4) as *const u32);
-                    let h1 = std::ptr::read_unaligned(blk.add(bb + qo - 4) as *const u32);
+                    // SAFETY: Q5 blocks keep 4 bytes of high bits just before the nibbles.
+                    let (h0, h1) = unsafe {
+                        (
+                            std::ptr::read_unaligned(blk.add(qo - 4) as *const u32),
+                            std::ptr::read_unaligned(blk.add(bb + qo - 4) as *const u32),
+                        )
+                    };
                     let lo = (h0 & 0xFFFF) | (h1 << 16);
                     let hi = (h0 >> 16) | (h1 & 0xFFFF_0000);
                     v = _mm512_mask_add_epi8(v, lo as u64 | (hi as u64) << 32, v, m10);
@@ -529,6 +636,11 @@ pub(crate) mod avx512 {
         _mm256_permutevar8x32_epi32(u, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
     }
 
+    /// `legacy_step` with two blocks per instruction (`n` even).
+    ///
+    /// # Safety
+    ///
+    /// As for `legacy_step`.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn legacy_step512<const T: u8>(
@@ -545,7 +657,8 @@ pub(crate) mod avx512 {
             T_Q5_1 => 24,
             _ => 34,
         };
-        let mut isum = legacy_pairs::<T>(row, a, b0, n / 2);
+        // SAFETY: this fn's contract covers blocks b0..b0+n.
+        let mut isum = unsafe { legacy_pairs::<T>(row, a, b0, n / 2) };
         let off = match T {
             T_Q4_0 => 3,
             T_Q5_0 => 4,
@@ -553,20 +666,26 @@ pub(crate) mod avx512 {
             _ => 0,
         };
         if off != 0 {
-            let s = _mm256_loadu_si256(a.s.add(b0) as *const __m256i);
+            // SAFETY: 8 block sums from b0 (padded, per the contract).
+            let s = unsafe { _mm256_loadu_si256(a.s.add(b0) as *const __m256i) };
             isum = _mm256_sub_epi32(isum, _mm256_sllv_epi32(s, _mm256_set1_epi32(off)));
         }
-        let dw = load_f16x8(row.add(b0 * bb), bb, n);
-        let dx = _mm256_loadu_ps(a.d.add(b0));
+        // SAFETY: the n blocks' f16 scales open each block; 8 padded activation scales.
+        let (dw, dx) = unsafe { (load_f16x8(row.add(b0 * bb), bb, n), _mm256_loadu_ps(a.d.add(b0))) };
         let mut acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, dx), acc);
         if T == T_Q4_1 || T == T_Q5_1 {
-            let mw = load_f16x8(row.add(b0 * bb + 2), bb, n);
-            acc = _mm256_fmadd_ps(mw, _mm256_loadu_ps(a.ds.add(b0)), acc);
+            // SAFETY: the f16 minimum follows each block's scale; 8 padded `ds` values.
+            let (mw, ds) = unsafe { (load_f16x8(row.add(b0 * bb + 2), bb, n), _mm256_loadu_ps(a.ds.add(b0))) };
+            acc = _mm256_fmadd_ps(mw, ds, acc);
         }
         acc
     }
 
     /// `rows_legacy` with two blocks per instruction.
+    ///
+    /// # Safety
+    ///
+    /// As for `rows_legacy`.
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     pub(crate) unsafe fn rows_legacy512<const T: u8>(
         w: *const u8,
@@ -613,32 +732,34 @@ pub(crate) mod avx512 {
         }
 
         /// Repacks rows `0..nrows` (<= 16) starting at `w`; rows past `nrows` become zero.
-        pub(crate) fn fill(&mut self, t: WType, w: &[u8], rb: usize, nrows: usize) {
+        pub(crate) fn fill(&mut self, cpu: Avx512, t: WType, w: &[u8], rb: usize, nrows: usize) {
             assert!(nrows <= 16 && w.len() >= nrows * rb && rb == t.row_bytes(self.kb * QK));
-            // SAFETY: the caller runs at the Avx512 level; rows are in bounds (asserted).
+            let _ = cpu;
+            // SAFETY: `cpu` proves the AVX-512 features; rows are in bounds (asserted).
             unsafe { self.fill_simd(t, w.as_ptr(), rb, nrows) }
         }
 
+        /// `fill` after its checks.
+        ///
+        /// # Safety
+        ///
+        /// The CPU must have the features this fn enables; `nrows <= 16`, and `w` must hold
+        /// `nrows` rows of `rb` bytes, each `self.kb` blocks of type `t`.
         #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
         unsafe fn fill_simd(&mut self, t: WType, w: *const u8, rb: usize, nrows: usize) {
             let kb = self.kb;
             let kbp = kb.div_ceil(8) * 8;
             // Scales row by row into scratch (8 blocks per vector), then transposed to
             // [block][row] eight blocks at a time.
-            let (rlo, rhi, rmn) = (
-                self.rsc.as_mut_ptr(),
-                self.rsc.as_mut_ptr().add(16 * kbp),
-                self.rsc.as_mut_ptr().add(32 * kbp),
-            );
+            let base = self.rsc.as_mut_ptr();
+            // SAFETY: `rsc` holds 3 * 16 * kbp values (`Tile::new`).
+            let (rlo, rhi, rmn) = unsafe { (base, base.add(16 * kbp), base.add(32 * kbp)) };
             for r in 0..nrows {
-                row_scales(
-                    t,
-                    w.add(r * rb),
-                    kb,
-                    rlo.add(r * kbp),
-                    rhi.add(r * kbp),
-                    rmn.add(r * kbp),
-                );
+                // SAFETY: row r < nrows of `w` (contract); each scratch row r < 16 has room for
+                // kbp >= kb values.
+                unsafe {
+                    row_scales(t, w.add(r * rb), kb, rlo.add(r * kbp), rhi.add(r * kbp), rmn.add(r * kbp))
+                };
             }
             let has_hi = t == WType::Q6K;
             let has_mn = matches!(t, WType::Q4_1 | WType::Q5_1 | WType::Q4K | WType::Q5K);
@@ -651,9 +772,11 @@ pub(crate) mod avx512 {
                 ] {
                     if on {
                         for (r, v) in v.iter_mut().enumerate().take(nrows) {
-                            *v = _mm256_loadu_si256(src.add(r * kbp + b0) as *const __m256i);
+                            // SAFETY: values b0..b0+8 <= kbp of scratch row r.
+                            *v = unsafe { _mm256_loadu_si256(src.add(r * kbp + b0) as *const __m256i) };
                         }
-                        transpose16x8(&v, dst.as_mut_ptr().add(b0 * 16) as *mut u8);
+                        // SAFETY: `dst` holds kbp * 16 values; 8 groups of 16 from b0 * 16 fit.
+                        unsafe { transpose16x8(&v, dst.as_mut_ptr().add(b0 * 16) as *mut u8) };
                     }
                 }
             }
@@ -661,18 +784,21 @@ pub(crate) mod avx512 {
             // going; 16 interleaved rows did not), then transpose block by block from cache.
             let rows = self.rows.as_mut_ptr();
             for r in 0..nrows {
-                let row = w.add(r * rb);
-                let dst = rows.add(r * kb * QK) as *mut __m256i;
+                // SAFETY: row r < nrows of `w`; `rows` holds 16 unpacked rows of kb * QK bytes.
+                let (row, dst) = unsafe { (w.add(r * rb), rows.add(r * kb * QK) as *mut __m256i) };
                 for b in 0..kb {
-                    _mm256_storeu_si256(dst.add(b), unpack_ymm(t, row, b));
+                    // SAFETY: block b < kb of the row, read and written.
+                    unsafe { _mm256_storeu_si256(dst.add(b), unpack_ymm(t, row, b)) };
                 }
             }
             let mut v = [_mm256_setzero_si256(); 16];
             for b in 0..kb {
                 for (r, v) in v.iter_mut().enumerate().take(nrows) {
-                    *v = _mm256_loadu_si256((rows.add((r * kb + b) * QK)) as *const __m256i);
+                    // SAFETY: block b of unpacked row r, inside `rows`.
+                    *v = unsafe { _mm256_loadu_si256((rows.add((r * kb + b) * QK)) as *const __m256i) };
                 }
-                transpose16x8(&v, self.qs.as_mut_ptr().add(b * 512));
+                // SAFETY: `qs` holds kb * 512 (+ 64) bytes.
+                unsafe { transpose16x8(&v, self.qs.as_mut_ptr().add(b * 512)) };
             }
         }
     }
@@ -680,6 +806,11 @@ pub(crate) mod avx512 {
     /// The scales of the `kb` blocks of a row (as `formats::scales_row` gives them) into
     /// `lo`, `hi`, `mn`, each with room for `kb` rounded up to 8 (the padding gets zeros or
     /// harmless values); `hi` only for Q6_K, `mn` only for types with a minimum.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must have the features this fn enables; `row` must hold `kb` blocks of type `t`,
+    /// and `lo`, `hi`, `mn` must each be writable for `kb` rounded up to 8 values.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn row_scales(
@@ -695,87 +826,108 @@ pub(crate) mod avx512 {
                 let bb = t.block_bytes();
                 for b0 in (0..kb).step_by(8) {
                     let n = (kb - b0).min(8);
-                    _mm256_storeu_ps(lo.add(b0), load_f16x8(row.add(b0 * bb), bb, n));
-                    if matches!(t, WType::Q4_1 | WType::Q5_1) {
-                        _mm256_storeu_ps(mn.add(b0), load_f16x8(row.add(b0 * bb + 2), bb, n));
+                    // SAFETY: the f16 scales (and minimums, after them) of blocks b0..b0+n of
+                    // the row; 8 values from b0 fit in the rounded-up outputs (contract).
+                    unsafe {
+                        _mm256_storeu_ps(lo.add(b0), load_f16x8(row.add(b0 * bb), bb, n));
+                        if matches!(t, WType::Q4_1 | WType::Q5_1) {
+                            _mm256_storeu_ps(mn.add(b0), load_f16x8(row.add(b0 * bb + 2), bb, n));
+                        }
                     }
                 }
             }
             WType::Q4K | WType::Q5K => {
                 let bb = t.block_bytes();
                 for sb in 0..kb / 8 {
-                    let blk = row.add(sb * bb);
-                    let dd = _mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(
-                        blk as *const i32,
-                    )));
+                    // SAFETY: super-block sb < kb / 8 of the row: f16 d and dmin, then 12
+                    // bytes of scales.
+                    let (dm, (sc, m)) = unsafe {
+                        let blk = row.add(sb * bb);
+                        (std::ptr::read_unaligned(blk as *const i32), k4_scales(blk.add(4)))
+                    };
+                    let dd = _mm_cvtph_ps(_mm_cvtsi32_si128(dm));
                     let d = _mm256_broadcastss_ps(dd);
                     let dmin = _mm256_broadcastss_ps(_mm_movehdup_ps(dd));
-                    let (sc, m) = k4_scales(blk.add(4));
-                    _mm256_storeu_ps(lo.add(sb * 8), _mm256_mul_ps(sc, d));
-                    _mm256_storeu_ps(
-                        mn.add(sb * 8),
-                        _mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(m, dmin)),
-                    );
+                    let mins = _mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(m, dmin));
+                    // SAFETY: values sb * 8..sb * 8 + 8 <= kb of the outputs (contract).
+                    unsafe {
+                        _mm256_storeu_ps(lo.add(sb * 8), _mm256_mul_ps(sc, d));
+                        _mm256_storeu_ps(mn.add(sb * 8), mins);
+                    }
                 }
             }
             WType::Q6K => {
                 let idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
                 for sb in 0..kb / 8 {
-                    let blk = row.add(sb * 210);
-                    let d16 = std::ptr::read_unaligned(blk.add(208) as *const u16) as i32;
+                    // SAFETY: super-block sb < kb / 8 of the row (210 bytes): 16 scale bytes
+                    // at offset 192, f16 d at 208.
+                    let (d16, sc8) = unsafe {
+                        let blk = row.add(sb * 210);
+                        (
+                            std::ptr::read_unaligned(blk.add(208) as *const u16) as i32,
+                            _mm_loadu_si128(blk.add(192) as *const __m128i),
+                        )
+                    };
                     let d = _mm512_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(d16)));
-                    let sc = _mm512_cvtepi8_epi32(_mm_loadu_si128(blk.add(192) as *const __m128i));
+                    let sc = _mm512_cvtepi8_epi32(sc8);
                     let sc =
                         _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_permutexvar_epi32(idx, sc)), d);
-                    _mm256_storeu_ps(lo.add(sb * 8), _mm512_castps512_ps256(sc));
-                    _mm256_storeu_ps(
-                        hi.add(sb * 8),
-                        _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(sc))),
-                    );
+                    let sc_hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(sc)));
+                    // SAFETY: values sb * 8..sb * 8 + 8 <= kb of the outputs (contract).
+                    unsafe {
+                        _mm256_storeu_ps(lo.add(sb * 8), _mm512_castps512_ps256(sc));
+                        _mm256_storeu_ps(hi.add(sb * 8), sc_hi);
+                    }
                 }
             }
         }
     }
 
     /// The 32 unsigned values of block `b` of a row (see `formats::unpack32`).
+    ///
+    /// # Safety
+    ///
+    /// The CPU must have the features this fn enables; `row` must hold block `b` of type `t`
+    /// (for the K types, the whole super-block holding it).
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn unpack_ymm(t: WType, row: *const u8, b: usize) -> __m256i {
         let m0f = _mm256_set1_epi8(0x0F);
         let m10 = _mm256_set1_epi8(0x10);
         let m30 = _mm256_set1_epi8(0x30);
+        // SAFETY (both closures): called below only with pointers into block b (contract).
         let nib = |p: *const u8| {
-            let q = _mm_loadu_si128(p as *const __m128i);
+            let q = unsafe { _mm_loadu_si128(p as *const __m128i) };
             _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16::<4>(q), q), m0f)
         };
         let hbits = |p: *const u8| {
-            _mm256_and_si256(
-                _mm256_movm_epi8(std::ptr::read_unaligned(p as *const u32)),
-                m10,
-            )
+            let h = unsafe { std::ptr::read_unaligned(p as *const u32) };
+            _mm256_and_si256(_mm256_movm_epi8(h), m10)
         };
+        // SAFETY (every block below): offsets inside block b (or its super-block) of type t,
+        // which `row` holds (contract); the layouts are those of `formats::unpack32`.
         match t {
-            WType::Q4_0 => nib(row.add(b * 18 + 2)),
-            WType::Q4_1 => nib(row.add(b * 20 + 4)),
+            WType::Q4_0 => nib(unsafe { row.add(b * 18 + 2) }),
+            WType::Q4_1 => nib(unsafe { row.add(b * 20 + 4) }),
             WType::Q5_0 => {
-                let blk = row.add(b * 22);
-                _mm256_or_si256(nib(blk.add(6)), hbits(blk.add(2)))
+                let blk = unsafe { row.add(b * 22) };
+                _mm256_or_si256(nib(unsafe { blk.add(6) }), hbits(unsafe { blk.add(2) }))
             }
             WType::Q5_1 => {
-                let blk = row.add(b * 24);
-                _mm256_or_si256(nib(blk.add(8)), hbits(blk.add(4)))
+                let blk = unsafe { row.add(b * 24) };
+                _mm256_or_si256(nib(unsafe { blk.add(8) }), hbits(unsafe { blk.add(4) }))
             }
             WType::Q8_0 => _mm256_xor_si256(
-                _mm256_loadu_si256(row.add(b * 34 + 2) as *const __m256i),
+                unsafe { _mm256_loadu_si256(row.add(b * 34 + 2) as *const __m256i) },
                 _mm256_set1_epi8(-128),
             ),
             WType::Q4K | WType::Q5K => {
                 let (sb, j) = (b / 8, b % 8);
                 let q5 = t == WType::Q5K;
-                let blk = row.add(sb * if q5 { 176 } else { 144 });
-                let q = _mm256_loadu_si256(
-                    blk.add(if q5 { 48 } else { 16 } + (j / 2) * 32) as *const __m256i
-                );
+                let blk = unsafe { row.add(sb * if q5 { 176 } else { 144 }) };
+                let q = unsafe {
+                    _mm256_loadu_si256(blk.add(if q5 { 48 } else { 16 } + (j / 2) * 32) as *const __m256i)
+                };
                 let mut v = if j % 2 == 0 {
                     q
                 } else {
@@ -783,7 +935,7 @@ pub(crate) mod avx512 {
                 };
                 v = _mm256_and_si256(v, m0f);
                 if q5 {
-                    let hb = _mm256_loadu_si256(blk.add(16) as *const __m256i);
+                    let hb = unsafe { _mm256_loadu_si256(blk.add(16) as *const __m256i) };
                     let bit = _mm256_set1_epi8((1u8 << j) as i8);
                     let h = _mm256_cmpeq_epi8(_mm256_and_si256(hb, bit), bit);
                     v = _mm256_or_si256(v, _mm256_and_si256(h, m10));
@@ -793,9 +945,13 @@ pub(crate) mod avx512 {
             WType::Q6K => {
                 let (sb, j) = (b / 8, b % 8);
                 let (h, q) = (j / 4, j % 4);
-                let blk = row.add(sb * 210);
-                let ql = _mm256_loadu_si256(blk.add(h * 64 + (q % 2) * 32) as *const __m256i);
-                let qh = _mm256_loadu_si256(blk.add(128 + h * 32) as *const __m256i);
+                let (ql, qh) = unsafe {
+                    let blk = row.add(sb * 210);
+                    (
+                        _mm256_loadu_si256(blk.add(h * 64 + (q % 2) * 32) as *const __m256i),
+                        _mm256_loadu_si256(blk.add(128 + h * 32) as *const __m256i),
+                    )
+                };
                 let lo = if q < 2 {
                     ql
                 } else {
@@ -839,6 +995,10 @@ pub(crate) mod avx512 {
     static TRANSPOSE_IDX: [[[i32; 16]; 2]; 3] = transpose_idx();
 
     /// Rows `v[r]` (8 x u32 each) to 8 x 64 bytes at `out`: group `g` holds u32 `g` of every row.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must have the features this fn enables; `out` must be writable for 512 bytes.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn transpose16x8(v: &[__m256i; 16], out: *mut u8) {
@@ -846,8 +1006,13 @@ pub(crate) mod avx512 {
             _mm512_inserti64x4::<1>(_mm512_castsi256_si512(v[2 * i]), v[2 * i + 1])
         });
         for (s, idx) in TRANSPOSE_IDX.iter().enumerate() {
-            let i0 = _mm512_loadu_si512(idx[0].as_ptr() as *const _);
-            let i1 = _mm512_loadu_si512(idx[1].as_ptr() as *const _);
+            // SAFETY: each index vector is 16 i32, 64 readable bytes.
+            let (i0, i1) = unsafe {
+                (
+                    _mm512_loadu_si512(idx[0].as_ptr() as *const _),
+                    _mm512_loadu_si512(idx[1].as_ptr() as *const _),
+                )
+            };
             let bit = 1 << s;
             a = std::array::from_fn(|r| {
                 let (x, y) = (a[r & !bit], a[r | bit]);
@@ -855,11 +1020,16 @@ pub(crate) mod avx512 {
             });
         }
         for (g, a) in a.iter().enumerate() {
-            _mm512_storeu_si512(out.add(g * 64) as *mut _, *a);
+            // SAFETY: bytes g * 64..g * 64 + 64 of the 512 `out` holds (contract).
+            unsafe { _mm512_storeu_si512(out.add(g * 64) as *mut _, *a) };
         }
     }
 
     /// `R` activation rows from `r0` times one tile: 16 output columns from `col0`.
+    ///
+    /// # Safety
+    ///
+    /// As for `tile_rows`, for rows `r0..r0 + R`; `mask` has no bit at or past `n - col0`.
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn tile_kernel<const OFF: i32, const HALF: bool, const MIN: bool, const R: usize>(
         tile: &Tile,
@@ -875,31 +1045,35 @@ pub(crate) mod avx512 {
         let kbp = a.kbp;
         let mut out = [_mm512_setzero_ps(); R];
         let qs = tile.qs.as_ptr();
+        // SAFETY (every block in this loop): a tile holds kb blocks of 512 bytes and 16 scales
+        // of each kind per block (`Tile::new`); `a` holds rows r0..r0 + R (contract), each k
+        // values and kbp >= kb per-block entries.
         for b in 0..kb {
-            let wq = qs.add(b * 512);
+            let wq = unsafe { qs.add(b * 512) };
             let w: [__m512i; 8] =
-                std::array::from_fn(|g| _mm512_loadu_si512(wq.add(g * 64) as *const _));
-            let sc_lo = _mm512_loadu_ps(tile.sc_lo.as_ptr().add(b * 16));
+                std::array::from_fn(|g| unsafe { _mm512_loadu_si512(wq.add(g * 64) as *const _) });
+            let sc_lo = unsafe { _mm512_loadu_ps(tile.sc_lo.as_ptr().add(b * 16)) };
             let sc_hi = if HALF {
-                _mm512_loadu_ps(tile.sc_hi.as_ptr().add(b * 16))
+                unsafe { _mm512_loadu_ps(tile.sc_hi.as_ptr().add(b * 16)) }
             } else {
                 sc_lo
             };
             let mn = if MIN {
-                _mm512_loadu_ps(tile.mn.as_ptr().add(b * 16))
+                unsafe { _mm512_loadu_ps(tile.mn.as_ptr().add(b * 16)) }
             } else {
                 sc_lo
             };
             for (r, out) in out.iter_mut().enumerate() {
                 let row = r0 + r;
-                let xq = a.q.as_ptr().add(row * k + b * QK);
+                let xq = unsafe { a.q.as_ptr().add(row * k + b * QK) };
+                // Groups g < 8 of 4 values: inside the block's 32.
                 let x = |g: usize| {
-                    _mm512_set1_epi32(std::ptr::read_unaligned(xq.add(4 * g) as *const i32))
+                    _mm512_set1_epi32(unsafe { std::ptr::read_unaligned(xq.add(4 * g) as *const i32) })
                 };
-                let dx = _mm512_set1_ps(*a.d.get_unchecked(row * kbp + b));
+                let dx = _mm512_set1_ps(unsafe { *a.d.get_unchecked(row * kbp + b) });
                 if !HALF {
                     let mut acc = if OFF != 0 {
-                        _mm512_set1_epi32(-OFF * *a.s.get_unchecked(row * kbp + b))
+                        _mm512_set1_epi32(-OFF * unsafe { *a.s.get_unchecked(row * kbp + b) })
                     } else {
                         _mm512_setzero_si512()
                     };
@@ -908,9 +1082,12 @@ pub(crate) mod avx512 {
                     }
                     *out = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_mul_ps(sc_lo, dx), *out);
                 } else {
-                    let s16 = a.s16.as_ptr().add((row * kbp + b) * 2);
-                    let mut lo = _mm512_set1_epi32(-OFF * *s16);
-                    let mut hi = _mm512_set1_epi32(-OFF * *s16.add(1));
+                    let (s_lo, s_hi) = unsafe {
+                        let s16 = a.s16.as_ptr().add((row * kbp + b) * 2);
+                        (*s16, *s16.add(1))
+                    };
+                    let mut lo = _mm512_set1_epi32(-OFF * s_lo);
+                    let mut hi = _mm512_set1_epi32(-OFF * s_hi);
                     for g in 0..4 {
                         lo = _mm512_dpbusd_epi32(lo, w[g], x(g));
                         hi = _mm512_dpbusd_epi32(hi, w[g + 4], x(g + 4));
@@ -919,19 +1096,26 @@ pub(crate) mod avx512 {
                     *out = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_mul_ps(sc_hi, dx), *out);
                 }
                 if MIN {
-                    let ds = _mm512_set1_ps(*a.ds.get_unchecked(row * kbp + b));
+                    let ds = _mm512_set1_ps(unsafe { *a.ds.get_unchecked(row * kbp + b) });
                     *out = _mm512_fmadd_ps(mn, ds, *out);
                 }
             }
         }
         for (r, out) in out.iter().enumerate() {
-            _mm512_mask_storeu_ps(dst.add((r0 + r) * n + col0), mask, *out);
+            // SAFETY: row r0 + r of `dst`, columns col0.. under `mask`, all < n (contract).
+            unsafe { _mm512_mask_storeu_ps(dst.add((r0 + r) * n + col0), mask, *out) };
         }
     }
 
     pub(crate) const GEMM_R: usize = 4;
 
-    /// Activation rows `rows` times one repacked tile.
+    /// Activation rows `rows` times one repacked tile: `dst[i * n + col0 + c] = x_i . w_c` for
+    /// `i` in `rows` and the tile's valid columns `c < 16` (those below `n - col0`).
+    ///
+    /// # Safety
+    ///
+    /// The CPU must have the features this fn enables; `rows.end <= a.m`, `col0 < n`, the tile
+    /// filled for `a.k` values per row, and `dst` writable at those `[a.m, n]` positions.
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     pub(crate) unsafe fn tile_rows(
         t: WType,
@@ -952,12 +1136,14 @@ pub(crate) mod avx512 {
         macro_rules! run {
             ($off:expr, $half:expr, $min:expr) => {{
                 let mut r0 = rows.start;
+                // SAFETY: rows r0.. stay below rows.end; the rest is this fn's contract.
                 while r0 + GEMM_R <= rows.end {
-                    tile_kernel::<$off, $half, $min, GEMM_R>(tile, a, r0, dst, n, col0, mask);
+                    unsafe { tile_kernel::<$off, $half, $min, GEMM_R>(tile, a, r0, dst, n, col0, mask) };
                     r0 += GEMM_R;
                 }
                 while r0 < rows.end {
-                    tile_kernel::<$off, $half, $min, 1>(tile, a, r0, dst, n, col0, mask);
+                    // SAFETY: as above.
+                    unsafe { tile_kernel::<$off, $half, $min, 1>(tile, a, r0, dst, n, col0, mask) };
                     r0 += 1;
                 }
             }};

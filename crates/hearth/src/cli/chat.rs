@@ -116,9 +116,6 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     let store = rt.block_on(Store::open(data_dir))?;
     let app = rt.block_on(AppSettings::load(&store))?;
-    if let Some(n) = args.threads.or(app.threads.map(|t| t.max(1) as usize)) {
-        engine::device::set_threads(n);
-    }
     let context = args.context.unwrap_or(app.context_size.max(1) as usize);
 
     let conv = rt.block_on(prepare_conversation(&store, &args, &app))?;
@@ -143,6 +140,7 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
 
     let load = LoadOptions {
         tokenizer_cache_dir: Some(data_dir.join("cache").join("tokenizers")),
+        threads: args.threads.or(app.threads.map(|t| t.max(1) as usize)),
         ..Default::default()
     };
     let engine = Engine::load(&model_path, &load)

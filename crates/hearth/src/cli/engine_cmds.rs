@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use engine::chat_template::{ChatMessage, Role};
-use engine::device::{self, DevicePreference};
+use engine::device::DevicePreference;
 use engine::kv_cache::KvDType;
 use engine::model::Logits;
 use engine::sampler::SamplingParams;
@@ -29,10 +29,12 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     fn load(&self, data_dir: &Path) -> anyhow::Result<Arc<Engine>> {
-        // Threads first: candle sizes its pools on the first tensor operation.
-        device::set_threads(self.threads.unwrap_or_else(device::default_threads));
         let path = super::resolve_model(&self.model, data_dir)?;
-        let opts = LoadOptions { device: self.device, tokenizer_cache_dir: Some(super::tokenizer_cache(data_dir)) };
+        let opts = LoadOptions {
+            device: self.device,
+            tokenizer_cache_dir: Some(super::tokenizer_cache(data_dir)),
+            threads: self.threads,
+        };
         Engine::load(&path, &opts).with_context(|| format!("loading {}", path.display()))
     }
 }
@@ -240,7 +242,7 @@ pub fn bench(a: BenchArgs, data_dir: &Path) -> anyhow::Result<()> {
             let chunks = prompt.chunks(PREFILL_CHUNK).count();
             for (i, chunk) in prompt.chunks(PREFILL_CHUNK).enumerate() {
                 let want = if i + 1 == chunks { Logits::Last } else { Logits::None };
-                model.forward(chunk, &mut cache, want)?;
+                engine.install(|| model.forward(chunk, &mut cache, want))?;
             }
             if rep > 0 {
                 pp.push(a.n_prompt as f64 / t.elapsed().as_secs_f64());
@@ -251,7 +253,8 @@ pub fn bench(a: BenchArgs, data_dir: &Path) -> anyhow::Result<()> {
             let mut next = prompt.first().copied().unwrap_or(2);
             let t = Instant::now();
             for _ in 0..a.n_gen {
-                let logits = model.forward(&[next], &mut cache, Logits::Last)?.context("no logits")?;
+                let logits =
+                    engine.install(|| model.forward(&[next], &mut cache, Logits::Last))?.context("no logits")?;
                 next = logits.squeeze(0)?.argmax(0)?.to_scalar::<u32>()?;
             }
             if rep > 0 {
@@ -262,7 +265,7 @@ pub fn bench(a: BenchArgs, data_dir: &Path) -> anyhow::Result<()> {
     let mean = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
     let out = json!({
         "model": engine.path().display().to_string(),
-        "threads": std::env::var("RAYON_NUM_THREADS").ok().and_then(|s| s.parse::<usize>().ok()),
+        "threads": engine.threads(),
         "device": format!("{:?}", engine.device()),
         "n_prompt": a.n_prompt,
         "n_gen": a.n_gen,

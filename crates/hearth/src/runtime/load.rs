@@ -66,6 +66,7 @@ impl Runtime {
                 Ok(session) => Slot::Ready {
                     id: model.id.clone(),
                     name: model.display_name.clone(),
+                    engine: session.engine().clone(),
                     session: Arc::new(Mutex::new(session)),
                 },
                 Err(ref e) => Slot::Failed { id: model.id.clone(), name: model.display_name.clone(), error: e.clone() },
@@ -94,10 +95,8 @@ impl Runtime {
         report: Arc<LoadProgress>,
     ) -> HearthResult<Session> {
         report(0.0);
-        if let Some(t) = settings.threads {
-            engine::device::set_threads(t as usize);
-        }
         let opts = LoadOptions {
+            threads: settings.threads.map(|t| t.max(1) as usize),
             device: match settings.device {
                 DeviceChoice::Cpu => DevicePreference::Cpu,
                 DeviceChoice::Auto | DeviceChoice::Gpu => DevicePreference::Auto,

@@ -51,6 +51,32 @@ pub enum ModelPhase {
     Error,
 }
 
+/// A device a model runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "lowercase")]
+pub enum Device {
+    Cpu,
+    Cuda,
+    Metal,
+}
+
+impl From<engine::device::DeviceKind> for Device {
+    fn from(k: engine::device::DeviceKind) -> Self {
+        use engine::device::DeviceKind as K;
+        match k {
+            K::Cpu => Device::Cpu,
+            K::Cuda => Device::Cuda,
+            K::Metal => Device::Metal,
+        }
+    }
+}
+
+/// The devices this build can run a model on here (the CPU always; a GPU only when compiled in
+/// and present), for a settings page that offers nothing that would fail.
+pub fn available_devices() -> Vec<Device> {
+    engine::device::available().into_iter().map(Device::from).collect()
+}
+
 /// The model slot as a front end sees it (`current_model` in the app).
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
@@ -62,6 +88,10 @@ pub struct ModelStatus {
     pub context_size: Option<usize>,
     /// While loading: the fraction read so far (0..=1).
     pub load_fraction: Option<f64>,
+    /// The device the loaded model runs on, once ready.
+    pub device: Option<Device>,
+    /// The CPU threads the loaded model runs on, once ready.
+    pub threads: Option<usize>,
     /// Why the last load failed.
     pub error: Option<HearthError>,
 }
@@ -71,7 +101,9 @@ pub struct ModelStatus {
 enum Slot {
     None,
     Loading { id: String, name: String, fraction: f64 },
-    Ready { id: String, name: String, session: Arc<Mutex<Session>> },
+    /// `engine` is the session's own, kept here so settings can reach it while a reply holds
+    /// the session's lock.
+    Ready { id: String, name: String, engine: Arc<engine::session::Engine>, session: Arc<Mutex<Session>> },
     Failed { id: String, name: String, error: HearthError },
 }
 
@@ -149,6 +181,8 @@ impl Runtime {
             name: None,
             context_size: None,
             load_fraction: None,
+            device: None,
+            threads: None,
             error: None,
         };
         match &*slot {
@@ -160,10 +194,12 @@ impl Runtime {
                 load_fraction: Some(*fraction),
                 ..none
             },
-            Slot::Ready { id, name, session } => ModelStatus {
+            Slot::Ready { id, name, engine, session } => ModelStatus {
                 state: ModelPhase::Ready,
                 model_id: Some(id.clone()),
                 name: Some(name.clone()),
+                device: Some(engine.device_kind().into()),
+                threads: Some(engine.threads()),
                 // A reply holds the session's lock while it streams; the context is fixed at
                 // load, so asking again later gives the same answer.
                 context_size: session.try_lock().map(|s| s.context()).ok(),
@@ -186,6 +222,35 @@ impl Runtime {
             Slot::Loading { .. } => Err(HearthError::busy()),
             Slot::None | Slot::Failed { .. } => Err(HearthError::no_model()),
         }
+    }
+
+    /// Validates and stores a settings patch, and makes it take effect without a restart:
+    /// threads at once on the loaded model; a new device or context by loading the model
+    /// again in the background (unless a reply streams: then at the next load).
+    pub async fn update_settings(&self, patch: &serde_json::Value) -> HearthResult<crate::app_api::AppSettings> {
+        let before = crate::app_api::AppSettings::load(&self.inner.store).await?;
+        let after = crate::app_api::AppSettings::update(&self.inner.store, patch).await?;
+        let engine = match &*lock(&self.inner.slot) {
+            Slot::Ready { id, engine, .. } => Some((id.clone(), engine.clone())),
+            _ => None,
+        };
+        let Some((model_id, engine)) = engine else { return Ok(after) };
+        if after.threads != before.threads {
+            let n = after.threads.map(|t| t.max(1) as usize).unwrap_or_else(engine::device::default_threads);
+            engine.set_threads(n)?;
+            log::info!("the model now runs on {n} threads");
+        }
+        if (after.device != before.device || after.context_size != before.context_size) && !self.is_generating() {
+            let model = self.installed(&model_id).await?;
+            self.begin_load(&model)?;
+            let me = self.clone();
+            self.inner.rt.spawn(async move {
+                if let Err(e) = me.finish_load(model, |_| {}).await {
+                    log::warn!("reloading with the new settings failed: {e}");
+                }
+            });
+        }
+        Ok(after)
     }
 
     /// Whether a reply streams in `conversation_id` right now.
