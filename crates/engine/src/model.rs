@@ -101,7 +101,7 @@ impl Model {
             total += tensor_bytes(info);
         }
         if device.is_cpu() {
-            if let Some(avail) = available_memory_bytes() {
+            if let Some(avail) = crate::memory::available_bytes() {
                 if total > avail {
                     return Err(EngineError::InsufficientMemory { needed: total, available: avail });
                 }
@@ -591,15 +591,9 @@ fn layer_tensor_name(i: usize, s: &str) -> String {
     format!("blk.{i}.{s}.weight")
 }
 
+/// The one block-size arithmetic (`gguf::tensor_bytes`); a shape that is not whole blocks was
+/// refused when the file was read, so 0 here only means "nothing to count".
 fn tensor_bytes(info: &TensorInfo) -> u64 {
-    (info.shape.elem_count() / info.ggml_dtype.block_size() * info.ggml_dtype.type_size()) as u64
-}
-
-/// MemAvailable from /proc/meminfo; None where that is not available (other OSes).
-fn available_memory_bytes() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+    crate::gguf::tensor_bytes(info.ggml_dtype, info.shape.elem_count() as u64).unwrap_or(0)
 }
 

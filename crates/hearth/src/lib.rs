@@ -9,3 +9,6 @@ pub mod models;
 pub mod runtime;
 pub mod store;
 mod utc;
+
+/// See `engine::memory::limit_malloc_arenas`; for binaries that do not depend on the engine.
+pub use engine::memory::limit_malloc_arenas;
