@@ -116,11 +116,9 @@ pub struct Message {
 /// its own only version rather than at a wrong position.
 pub fn branch_of(id: store::MessageId, siblings: &[store::MessageId]) -> Branch {
     match siblings.iter().position(|&s| s == id) {
-        Some(index) => Branch {
-            index,
-            count: siblings.len(),
-            sibling_ids: siblings.iter().map(|s| s.to_string()).collect(),
-        },
+        Some(index) => {
+            Branch { index, count: siblings.len(), sibling_ids: siblings.iter().map(|s| s.to_string()).collect() }
+        }
         None => Branch { index: 0, count: 1, sibling_ids: vec![id.to_string()] },
     }
 }
@@ -135,11 +133,7 @@ impl Message {
             role: if m.role == store::Role::User { MessageRole::User } else { MessageRole::Assistant },
             text: m.content.clone(),
             state: m.state.into(),
-            error: m
-                .error
-                .as_deref()
-                .filter(|_| m.state == store::MessageState::Error)
-                .map(HearthError::from_stored),
+            error: m.error.as_deref().filter(|_| m.state == store::MessageState::Error).map(HearthError::from_stored),
             stats: ReplyStats::from_stored(m),
             attachments: m.attachments.iter().map(|a| a.file_name.clone()).collect(),
             created_at: rfc3339_utc(m.created_at),
@@ -165,7 +159,9 @@ pub struct GenerationStarted {
 #[derive(Debug, Clone, Serialize, TS)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum LoadEvent {
-    Progress { fraction: f64 },
+    Progress {
+        fraction: f64,
+    },
     Done,
     Error {
         #[serde(flatten)]
@@ -234,8 +230,15 @@ pub struct DownloadStatus {
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum DownloadEvent {
     /// `rate` in bytes/s, `eta` in seconds.
-    Progress { bytes: u64, total: u64, rate: f64, eta: Option<f64> },
-    Done { model: InstalledModel },
+    Progress {
+        bytes: u64,
+        total: u64,
+        rate: f64,
+        eta: Option<f64>,
+    },
+    Done {
+        model: InstalledModel,
+    },
     Cancelled,
     Error {
         #[serde(flatten)]
@@ -262,7 +265,8 @@ mod tests {
     fn stream_events_have_the_ipc_shape() {
         let v = serde_json::to_value(LoadEvent::Progress { fraction: 0.5 }).unwrap();
         assert_eq!(v, serde_json::json!({"kind": "progress", "fraction": 0.5}));
-        let v = serde_json::to_value(DownloadEvent::Progress { bytes: 5, total: 10, rate: 2.5, eta: Some(2.0) }).unwrap();
+        let v =
+            serde_json::to_value(DownloadEvent::Progress { bytes: 5, total: 10, rate: 2.5, eta: Some(2.0) }).unwrap();
         assert_eq!(v, serde_json::json!({"kind": "progress", "bytes": 5, "total": 10, "rate": 2.5, "eta": 2.0}));
         let v = serde_json::to_value(DownloadEvent::Cancelled).unwrap();
         assert_eq!(v, serde_json::json!({"kind": "cancelled"}));

@@ -150,28 +150,18 @@ fn model(path: &str) {
     let mut names: Vec<&String> = content
         .tensor_infos
         .iter()
-        .filter(|(n, i)| {
-            i.shape.rank() == 2 && (n.starts_with("blk.") || n.as_str() == "token_embd.weight")
-        })
+        .filter(|(n, i)| i.shape.rank() == 2 && (n.starts_with("blk.") || n.as_str() == "token_embd.weight"))
         .map(|(n, _)| n)
         .collect();
     names.sort();
     let mut tensors = BTreeMap::new();
     for n in &names {
-        tensors.insert(
-            n.to_string(),
-            Arc::new(content.tensor(&mut f, n, &Device::Cpu).unwrap()),
-        );
+        tensors.insert(n.to_string(), Arc::new(content.tensor(&mut f, n, &Device::Cpu).unwrap()));
     }
     let rss_loaded = rss_mb();
     println!("## Model {path}");
     println!();
-    println!(
-        "{} matrices loaded: RSS {:.0} MB -> {:.0} MB.",
-        tensors.len(),
-        rss0,
-        rss_loaded
-    );
+    println!("{} matrices loaded: RSS {:.0} MB -> {:.0} MB.", tensors.len(), rss0, rss_loaded);
     println!();
 
     // Each distinct (type, shape) once.
@@ -189,18 +179,12 @@ fn model(path: &str) {
         let x512 = randn(512, k, 4);
         let ours = Linear::new(w.clone()).unwrap();
         let cand = QMatMul::from_arc(w.clone()).unwrap();
-        let (a1, b1) = (
-            time(|| drop(cand.forward(&x1).unwrap())),
-            time(|| drop(ours.forward(&x1).unwrap())),
-        );
+        let (a1, b1) = (time(|| drop(cand.forward(&x1).unwrap())), time(|| drop(ours.forward(&x1).unwrap())));
         let flop = 2.0 * 512.0 * rows as f64 * k as f64;
         let (a5, b5) = if rows > 100_000 {
             (f64::NAN, f64::NAN)
         } else {
-            (
-                time(|| drop(cand.forward(&x512).unwrap())),
-                time(|| drop(ours.forward(&x512).unwrap())),
-            )
+            (time(|| drop(cand.forward(&x512).unwrap())), time(|| drop(ours.forward(&x512).unwrap())))
         };
         println!(
             "| {n} | {:?} | [{rows}, {k}] | {:.0} us, {:.1} GB/s | {:.0} us, {:.1} GB/s | {:.2} ms, {:.0} GFLOP/s | {:.2} ms, {:.0} GFLOP/s |",
@@ -230,9 +214,7 @@ fn model(path: &str) {
             .map(|n| {
                 let w = tensors[n.as_str()].clone();
                 let k = w.shape().dims2().unwrap().1;
-                inputs
-                    .entry(k)
-                    .or_insert_with(|| (randn(1, k, 5), randn(512, k, 6)));
+                inputs.entry(k).or_insert_with(|| (randn(1, k, 5), randn(512, k, 6)));
                 (mk(w), k)
             })
             .collect();
@@ -241,10 +223,7 @@ fn model(path: &str) {
             (mk(w), randn(1, k, 7))
         });
         let rss_before = rss_before
-            + inputs
-                .values()
-                .map(|(a, b)| (a.elem_count() + b.elem_count()) as f64 * 4.0 / 1e6)
-                .sum::<f64>();
+            + inputs.values().map(|(a, b)| (a.elem_count() + b.elem_count()) as f64 * 4.0 / 1e6).sum::<f64>();
         let decode = time(|| {
             for (l, k) in &layers {
                 drop(l(&inputs[k].0));
@@ -313,11 +292,7 @@ fn model(path: &str) {
 }
 
 fn main() {
-    println!(
-        "# linear_bench: {} rayon threads, kernel level {:?}",
-        rayon::current_num_threads(),
-        kernel_level()
-    );
+    println!("# linear_bench: {} rayon threads, kernel level {:?}", rayon::current_num_threads(), kernel_level());
     println!();
     let path = std::env::args().nth(1).or_else(|| {
         let home = std::env::var("HOME").ok()?;

@@ -83,10 +83,7 @@ pub struct ChatMessage {
 
 impl ChatMessage {
     pub fn new(role: Role, content: impl Into<String>) -> Self {
-        Self {
-            role,
-            content: content.into(),
-        }
+        Self { role, content: content.into() }
     }
 }
 
@@ -111,24 +108,21 @@ impl ChatTemplate {
     pub fn from_gguf(content: &gguf_file::Content) -> Result<Self> {
         let (bos, eos) = special_pieces(content);
         match content.metadata.get(KEY_TEMPLATE) {
-            None => Ok(Self::build(GEMMA3_TEMPLATE, bos, eos)
-                .expect("the built-in Gemma 3 template compiles")),
+            None => Ok(Self::build(GEMMA3_TEMPLATE, bos, eos).expect("the built-in Gemma 3 template compiles")),
             Some(v) => {
                 let source = v.to_string().map_err(|_| EngineError::Metadata {
                     key: KEY_TEMPLATE.into(),
                     reason: format!("is {:?}, not a string", v.value_type()),
                 })?;
-                Self::build(source, bos, eos).map_err(|e| {
-                    EngineError::ChatTemplate(format!("cannot parse `{KEY_TEMPLATE}`: {e}"))
-                })
+                Self::build(source, bos, eos)
+                    .map_err(|e| EngineError::ChatTemplate(format!("cannot parse `{KEY_TEMPLATE}`: {e}")))
             }
         }
     }
 
     /// Gemma 3's chat format with `<bos>` / `<eos>`.
     pub fn gemma3_default() -> Self {
-        Self::build(GEMMA3_TEMPLATE, "<bos>".into(), "<eos>".into())
-            .expect("the built-in Gemma 3 template compiles")
+        Self::build(GEMMA3_TEMPLATE, "<bos>".into(), "<eos>".into()).expect("the built-in Gemma 3 template compiles")
     }
 
     /// A Jinja chat template given as source (e.g. a user override), with Gemma's `<bos>`/`<eos>`.
@@ -137,38 +131,23 @@ impl ChatTemplate {
             .map_err(|e| EngineError::ChatTemplate(format!("cannot parse template: {e}")))
     }
 
-    fn build(
-        source: &str,
-        bos_token: String,
-        eos_token: String,
-    ) -> std::result::Result<Self, minijinja::Error> {
+    fn build(source: &str, bos_token: String, eos_token: String) -> std::result::Result<Self, minijinja::Error> {
         let mut env = Environment::new();
         // Hugging Face renders chat templates with these two on; templates are written for them.
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         // `.strip()`, `.startswith()`, `.split()`... that Python-minded templates call.
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function(
-            "raise_exception",
-            |msg: String| -> std::result::Result<Value, minijinja::Error> {
-                Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
-            },
-        );
+        env.add_function("raise_exception", |msg: String| -> std::result::Result<Value, minijinja::Error> {
+            Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
+        });
         env.add_template_owned(TEMPLATE_NAME, source.to_owned())?;
-        Ok(Self {
-            env,
-            bos_token,
-            eos_token,
-        })
+        Ok(Self { env, bos_token, eos_token })
     }
 
     /// Renders the conversation. Template text comes back as `Control` parts, message contents as
     /// `Text` parts (empty contents are left out); adjacent template text is one part.
-    pub fn render(
-        &self,
-        messages: &[ChatMessage],
-        add_generation_prompt: bool,
-    ) -> Result<Vec<PromptPart>> {
+    pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<Vec<PromptPart>> {
         let max = (SENTINEL_LAST - SENTINEL_BASE) as usize;
         if messages.len() > max {
             return Err(EngineError::InvalidArgument(format!(
@@ -185,10 +164,7 @@ impl ChatTemplate {
                 minijinja::context! { role => m.role.as_str(), content => mark }
             })
             .collect();
-        let template = self
-            .env
-            .get_template(TEMPLATE_NAME)
-            .map_err(|e| EngineError::ChatTemplate(e.to_string()))?;
+        let template = self.env.get_template(TEMPLATE_NAME).map_err(|e| EngineError::ChatTemplate(e.to_string()))?;
         let out = template
             .render(minijinja::context! {
                 messages => rendered_messages,
@@ -235,23 +211,15 @@ fn describe_render_error(e: &minijinja::Error) -> String {
 
 /// The vocabulary's pieces for the bos/eos ids, defaulting to Gemma's spellings.
 fn special_pieces(content: &gguf_file::Content) -> (String, String) {
-    let tokens = content
-        .metadata
-        .get("tokenizer.ggml.tokens")
-        .and_then(|v| v.to_vec().ok());
+    let tokens = content.metadata.get("tokenizer.ggml.tokens").and_then(|v| v.to_vec().ok());
     let piece = |key: &str, default: &str| -> String {
         let id = content.metadata.get(key).and_then(|v| v.to_u32().ok());
         match (tokens, id) {
-            (Some(tokens), Some(id)) => tokens
-                .get(id as usize)
-                .and_then(|v| v.to_string().ok())
-                .cloned()
-                .unwrap_or_else(|| default.to_owned()),
+            (Some(tokens), Some(id)) => {
+                tokens.get(id as usize).and_then(|v| v.to_string().ok()).cloned().unwrap_or_else(|| default.to_owned())
+            }
             _ => default.to_owned(),
         }
     };
-    (
-        piece("tokenizer.ggml.bos_token_id", "<bos>"),
-        piece("tokenizer.ggml.eos_token_id", "<eos>"),
-    )
+    (piece("tokenizer.ggml.bos_token_id", "<bos>"), piece("tokenizer.ggml.eos_token_id", "<eos>"))
 }

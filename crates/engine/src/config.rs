@@ -80,7 +80,13 @@ impl Config {
         let size = ModelSize::from_layers(layers);
         let mut corrections = Vec::new();
 
-        for (name, v) in [("embedding_length", hidden), ("block_count", layers), ("attention.head_count", heads), ("attention.head_count_kv", kv_heads), ("feed_forward_length", ffn)] {
+        for (name, v) in [
+            ("embedding_length", hidden),
+            ("block_count", layers),
+            ("attention.head_count", heads),
+            ("attention.head_count_kv", kv_heads),
+            ("feed_forward_length", ffn),
+        ] {
             // Bounds far above any Gemma 3 keep a hostile header from driving huge allocations.
             if v == 0 || v > 1 << 16 {
                 return Err(EngineError::Metadata { key: k(name), reason: format!("absurd value {v}") });
@@ -102,7 +108,10 @@ impl Config {
             }
         }
         if head_dim == 0 || head_dim % 2 != 0 || head_dim > 1024 {
-            return Err(EngineError::Metadata { key: k("attention.key_length"), reason: format!("absurd head size {head_dim}") });
+            return Err(EngineError::Metadata {
+                key: k("attention.key_length"),
+                reason: format!("absurd head size {head_dim}"),
+            });
         }
         let rms_eps = md.f32_opt(&k("attention.layer_norm_rms_epsilon"))?.unwrap_or(1e-6) as f64;
         let context_length = md.u32_opt(&k("context_length"))?.map_or(32768, |v| v as usize);
@@ -118,7 +127,10 @@ impl Config {
         let rope_global_scale = match md.f32_opt(&k("rope.scaling.factor"))? {
             Some(f) if f > 0.0 => f,
             Some(f) => {
-                return Err(EngineError::Metadata { key: k("rope.scaling.factor"), reason: format!("invalid factor {f}") })
+                return Err(EngineError::Metadata {
+                    key: k("rope.scaling.factor"),
+                    reason: format!("invalid factor {f}"),
+                })
             }
             None if matches!(size, ModelSize::B4 | ModelSize::B12 | ModelSize::B27) => {
                 corrections.push(format!(

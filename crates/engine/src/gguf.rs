@@ -42,17 +42,12 @@ impl GgufFile {
             return Err(invalid("the file is empty".into()));
         }
         if file_size < MIN_HEADER_BYTES {
-            return Err(invalid(format!(
-                "the file is only {file_size} bytes, too short for a GGUF header"
-            )));
+            return Err(invalid(format!("the file is only {file_size} bytes, too short for a GGUF header")));
         }
         let mut magic = [0u8; 4];
         (&file).read_exact(&mut magic).map_err(io)?;
         if &magic != b"GGUF" {
-            return Err(invalid(format!(
-                "not a GGUF file (starts with {:02x?}, expected \"GGUF\")",
-                magic
-            )));
+            return Err(invalid(format!("not a GGUF file (starts with {:02x?}, expected \"GGUF\")", magic)));
         }
         (&file).seek(SeekFrom::Start(0)).map_err(io)?;
         // candle's reader bounds every count and string by the bytes left in the file, so a
@@ -93,10 +88,8 @@ impl GgufFile {
             let vocab = self.tensor_info("token_embd.weight").and_then(|e| e.shape.dims().first().copied());
             Config::from_metadata(self, vocab.unwrap_or(0)).map_err(|e| e.to_string())
         });
-        let stated_context_length = arch
-            .as_ref()
-            .and_then(|a| self.get_value(&format!("{a}.context_length")))
-            .and_then(to_u64);
+        let stated_context_length =
+            arch.as_ref().and_then(|a| self.get_value(&format!("{a}.context_length"))).and_then(to_u64);
         Ok(Summary {
             path: self.path.clone(),
             file_size: self.file_size,
@@ -139,11 +132,7 @@ impl GgufFile {
         if info.shape.dims() != expected {
             return Err(EngineError::InvalidGguf {
                 path: self.path.clone(),
-                reason: format!(
-                    "tensor `{name}` has shape {:?}, expected {:?}",
-                    info.shape.dims(),
-                    expected
-                ),
+                reason: format!("tensor `{name}` has shape {:?}, expected {:?}", info.shape.dims(), expected),
             });
         }
         let offset = self.content.tensor_data_offset + info.offset;
@@ -440,12 +429,7 @@ fn read_blocks<B: GgmlType + 'static>(
     let mut blocks: Vec<B> = vec![B::zeros(); n];
     // SAFETY: ggml block types are `repr(C)` plain data (integers, f16 scales) whose size equals
     // the on-disk block size, and every bit pattern is a valid value.
-    let bytes = unsafe {
-        std::slice::from_raw_parts_mut(
-            blocks.as_mut_ptr() as *mut u8,
-            n * std::mem::size_of::<B>(),
-        )
-    };
+    let bytes = unsafe { std::slice::from_raw_parts_mut(blocks.as_mut_ptr() as *mut u8, n * std::mem::size_of::<B>()) };
     let io = |source| EngineError::Io { path: path.to_owned(), source };
     let mut f = file;
     f.seek(SeekFrom::Start(offset)).map_err(io)?;
@@ -463,19 +447,15 @@ pub trait MetadataExt {
     fn u32_opt(&self, key: &str) -> Result<Option<u32>> {
         match self.get_value(key) {
             None => Ok(None),
-            Some(v) => to_u64(v)
-                .and_then(|x| u32::try_from(x).ok())
-                .map(Some)
-                .ok_or_else(|| EngineError::Metadata {
-                    key: key.into(),
-                    reason: format!("expected an unsigned integer, found {v:?}"),
-                }),
+            Some(v) => to_u64(v).and_then(|x| u32::try_from(x).ok()).map(Some).ok_or_else(|| EngineError::Metadata {
+                key: key.into(),
+                reason: format!("expected an unsigned integer, found {v:?}"),
+            }),
         }
     }
 
     fn u32_req(&self, key: &str) -> Result<u32> {
-        self.u32_opt(key)?
-            .ok_or_else(|| EngineError::Metadata { key: key.into(), reason: "missing".into() })
+        self.u32_opt(key)?.ok_or_else(|| EngineError::Metadata { key: key.into(), reason: "missing".into() })
     }
 
     fn f32_opt(&self, key: &str) -> Result<Option<f32>> {

@@ -6,8 +6,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::quantized::gguf_file::TensorInfo;
 use candle_core::cpu::kernels::VecOps;
+use candle_core::quantized::gguf_file::TensorInfo;
 use candle_core::{CpuStorage, Device, InplaceOp1, InplaceOp2, Layout, Tensor};
 use candle_nn::ops::{rms_norm, softmax_last_dim};
 use candle_nn::rotary_emb::rope_thd;
@@ -72,9 +72,8 @@ impl Model {
     /// `from_gguf`, reporting the fraction of weight bytes read so far (0..=1).
     pub fn from_gguf_with_progress(gguf: &GgufFile, device: &Device, progress: &mut dyn FnMut(f32)) -> Result<Self> {
         let unsupported = |reason: String| EngineError::UnsupportedModel { path: gguf.path().to_owned(), reason };
-        let embd = gguf
-            .tensor_info("token_embd.weight")
-            .ok_or_else(|| unsupported("no `token_embd.weight` tensor".into()))?;
+        let embd =
+            gguf.tensor_info("token_embd.weight").ok_or_else(|| unsupported("no `token_embd.weight` tensor".into()))?;
         let vocab = match embd.shape.dims() {
             [v, _] => *v,
             d => return Err(unsupported(format!("`token_embd.weight` has shape {d:?}, expected 2 dimensions"))),
@@ -263,10 +262,7 @@ impl Model {
                 sin.push(a.sin() as f32);
             }
         }
-        Ok((
-            Tensor::from_vec(cos, (n, half), &self.device)?,
-            Tensor::from_vec(sin, (n, half), &self.device)?,
-        ))
+        Ok((Tensor::from_vec(cos, (n, half), &self.device)?, Tensor::from_vec(sin, (n, half), &self.device)?))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -558,10 +554,8 @@ impl InplaceOp2 for GeluMul {
 /// list both the pre-load check and the loading read (`from_gguf_with_progress`).
 fn tensor_plan(cfg: &Config, has_output: bool) -> Vec<(String, Vec<usize>)> {
     let (h, kvh, hd, hid, ffn, vocab) = (cfg.heads, cfg.kv_heads, cfg.head_dim, cfg.hidden, cfg.ffn, cfg.vocab_size);
-    let mut plan = vec![
-        ("token_embd.weight".to_string(), vec![vocab, hid]),
-        ("output_norm.weight".to_string(), vec![hid]),
-    ];
+    let mut plan =
+        vec![("token_embd.weight".to_string(), vec![vocab, hid]), ("output_norm.weight".to_string(), vec![hid])];
     if has_output {
         plan.push(("output.weight".into(), vec![vocab, hid]));
     }
@@ -596,4 +590,3 @@ fn layer_tensor_name(i: usize, s: &str) -> String {
 fn tensor_bytes(info: &TensorInfo) -> u64 {
     crate::gguf::tensor_bytes(info.ggml_dtype, info.shape.elem_count() as u64).unwrap_or(0)
 }
-

@@ -32,30 +32,14 @@ impl Default for SamplingParams {
     /// Gemma's recommended settings. The seed is fixed (0) so runs are reproducible; use
     /// [`SamplingParams::random_seed`] for varied answers.
     fn default() -> Self {
-        Self {
-            temperature: 1.0,
-            top_k: 64,
-            top_p: 0.95,
-            min_p: 0.0,
-            repeat_penalty: 1.0,
-            repeat_last_n: 64,
-            seed: 0,
-        }
+        Self { temperature: 1.0, top_k: 64, top_p: 0.95, min_p: 0.0, repeat_penalty: 1.0, repeat_last_n: 64, seed: 0 }
     }
 }
 
 impl SamplingParams {
     /// Always the most likely token.
     pub fn greedy() -> Self {
-        Self {
-            temperature: 0.0,
-            top_k: 0,
-            top_p: 1.0,
-            min_p: 0.0,
-            repeat_penalty: 1.0,
-            repeat_last_n: 0,
-            seed: 0,
-        }
+        Self { temperature: 0.0, top_k: 0, top_p: 1.0, min_p: 0.0, repeat_penalty: 1.0, repeat_last_n: 0, seed: 0 }
     }
 
     /// A seed from the clock, for callers that want a different answer each time.
@@ -71,10 +55,7 @@ impl SamplingParams {
     pub fn validate(&self) -> Result<()> {
         let bad = |what: String| Err(EngineError::InvalidArgument(what));
         if !self.temperature.is_finite() || self.temperature < 0.0 {
-            return bad(format!(
-                "temperature must be a finite number >= 0, got {}",
-                self.temperature
-            ));
+            return bad(format!("temperature must be a finite number >= 0, got {}", self.temperature));
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
             return bad(format!("top_p must be in (0, 1], got {}", self.top_p));
@@ -83,10 +64,7 @@ impl SamplingParams {
             return bad(format!("min_p must be in [0, 1], got {}", self.min_p));
         }
         if !self.repeat_penalty.is_finite() || self.repeat_penalty <= 0.0 {
-            return bad(format!(
-                "repeat_penalty must be a finite number > 0, got {}",
-                self.repeat_penalty
-            ));
+            return bad(format!("repeat_penalty must be a finite number > 0, got {}", self.repeat_penalty));
         }
         Ok(())
     }
@@ -110,14 +88,7 @@ impl Sampler {
         let mut rng = p.seed;
         // Warm the state so seeds 0, 1, 2... start far apart.
         splitmix64(&mut rng);
-        Self {
-            params: p,
-            rng,
-            logits: Vec::new(),
-            candidates: Vec::new(),
-            penalized: Vec::new(),
-            buckets: Vec::new(),
-        }
+        Self { params: p, rng, logits: Vec::new(), candidates: Vec::new(), penalized: Vec::new(), buckets: Vec::new() }
     }
 
     pub fn params(&self) -> &SamplingParams {
@@ -155,12 +126,7 @@ impl Sampler {
         if p.top_k > 0 && p.top_k < logits.len() {
             top_k_into(logits, p.top_k, cand);
         } else {
-            cand.extend(
-                logits
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &l)| (i as u32, finite_or_min(l))),
-            );
+            cand.extend(logits.iter().enumerate().map(|(i, &l)| (i as u32, finite_or_min(l))));
         }
         let max = cand.iter().map(|c| c.1).fold(f32::NEG_INFINITY, f32::max);
         if max == f32::NEG_INFINITY {
@@ -193,11 +159,7 @@ impl Sampler {
             }
         }
         // Rounding left `target` just past the sum: the last candidate with any weight.
-        cand.iter()
-            .rev()
-            .find(|c| c.1 > 0.0)
-            .map(|c| c.0)
-            .unwrap_or_else(|| argmax(logits))
+        cand.iter().rev().find(|c| c.1 > 0.0).map(|c| c.0).unwrap_or_else(|| argmax(logits))
     }
 
     /// Copies the logits and applies llama.cpp's repeat penalty once per distinct recent id.

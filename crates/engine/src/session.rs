@@ -438,7 +438,5 @@ pub fn top_k_probs(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
     idx.select_nth_unstable_by(k - 1, by_logit);
     idx.truncate(k);
     idx.sort_by(by_logit);
-    idx.into_iter()
-        .map(|i| (i, (((logits[i as usize] - max) as f64).exp() / sum) as f32))
-        .collect()
+    idx.into_iter().map(|i| (i, (((logits[i as usize] - max) as f64).exp() / sum) as f32)).collect()
 }

@@ -99,10 +99,7 @@ impl Tokenizer {
     /// named after a hash of the vocabulary) so the next load skips building it. A missing or
     /// unreadable cache is rebuilt; failing to write it only logs a warning, since the tokenizer
     /// itself is fine without it.
-    pub fn from_gguf_cached(
-        content: &gguf_file::Content,
-        cache_dir: Option<&Path>,
-    ) -> Result<Self> {
+    pub fn from_gguf_cached(content: &gguf_file::Content, cache_dir: Option<&Path>) -> Result<Self> {
         let Some(dir) = cache_dir else {
             return Self::from_gguf(content);
         };
@@ -130,11 +127,7 @@ impl Tokenizer {
         Ok(tok)
     }
 
-    fn assemble(
-        content: &gguf_file::Content,
-        vocab: &Vocab<'_>,
-        merges: Vec<(u32, u32)>,
-    ) -> Result<Self> {
+    fn assemble(content: &gguf_file::Content, vocab: &Vocab<'_>, merges: Vec<(u32, u32)>) -> Result<Self> {
         let n = vocab.tokens.len();
         let mut ids: tokenizers::models::bpe::Vocab = Default::default();
         ids.reserve(n);
@@ -144,24 +137,15 @@ impl Tokenizer {
         }
         let merges: Vec<(String, String)> = merges
             .into_iter()
-            .map(|(a, b)| {
-                (
-                    vocab.tokens[a as usize].to_owned(),
-                    vocab.tokens[b as usize].to_owned(),
-                )
-            })
+            .map(|(a, b)| (vocab.tokens[a as usize].to_owned(), vocab.tokens[b as usize].to_owned()))
             .collect();
-        let mut builder = tokenizers::models::bpe::BPE::builder()
-            .vocab_and_merges(ids, merges)
-            .byte_fallback(true);
+        let mut builder = tokenizers::models::bpe::BPE::builder().vocab_and_merges(ids, merges).byte_fallback(true);
         // Byte fallback covers every character when all 256 byte pieces exist (Gemma's do);
         // otherwise an unknown character becomes <unk> rather than silently vanishing.
         if let Some(unk) = unknown_piece(content, vocab) {
             builder = builder.unk_token(unk.to_owned());
         }
-        let bpe = builder
-            .build()
-            .map_err(|e| EngineError::Tokenizer(format!("cannot build BPE model: {e}")))?;
+        let bpe = builder.build().map_err(|e| EngineError::Tokenizer(format!("cannot build BPE model: {e}")))?;
         let mut inner = tokenizers::Tokenizer::new(bpe);
         let space = tokenizers::normalizers::Replace::new(" ", SPACE_MARK.to_string())
             .map_err(|e| EngineError::Tokenizer(format!("cannot build normalizer: {e}")))?;
@@ -204,10 +188,7 @@ impl Tokenizer {
         for id in (0..n).filter(|&id| control[id]) {
             let piece = vocab.tokens[id];
             if let Some(&first) = piece.as_bytes().first() {
-                control_by_first_byte
-                    .entry(first)
-                    .or_default()
-                    .push((piece.into(), id as u32));
+                control_by_first_byte.entry(first).or_default().push((piece.into(), id as u32));
             }
         }
         for list in control_by_first_byte.values_mut() {
@@ -215,13 +196,7 @@ impl Tokenizer {
             list.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
         }
 
-        let find = |piece: &str| {
-            vocab
-                .tokens
-                .iter()
-                .position(|t| *t == piece)
-                .map(|i| i as u32)
-        };
+        let find = |piece: &str| vocab.tokens.iter().position(|t| *t == piece).map(|i| i as u32);
         let bos = match content.metadata.get(KEY_BOS) {
             Some(v) => meta_u32(KEY_BOS, v)?,
             None => find("<bos>").ok_or_else(|| EngineError::Metadata {
@@ -253,15 +228,7 @@ impl Tokenizer {
             });
         }
 
-        Ok(Self {
-            inner,
-            control,
-            decoded,
-            decoded_at,
-            control_by_first_byte,
-            bos,
-            eos,
-        })
+        Ok(Self { inner, control, decoded, decoded_at, control_by_first_byte, bos, eos })
     }
 
     /// Plain text to ids. Control-token strings in `text` stay text. BOS first if `add_bos`.
@@ -428,10 +395,9 @@ fn byte_piece(piece: &str) -> Option<u8> {
 impl<'a> Vocab<'a> {
     fn read(content: &'a gguf_file::Content) -> Result<Self> {
         if let Some(v) = content.metadata.get(KEY_MODEL) {
-            let model = v.to_string().map_err(|e| EngineError::Metadata {
-                key: KEY_MODEL.into(),
-                reason: format!("not a string: {e}"),
-            })?;
+            let model = v
+                .to_string()
+                .map_err(|e| EngineError::Metadata { key: KEY_MODEL.into(), reason: format!("not a string: {e}") })?;
             if model != "llama" {
                 return Err(EngineError::Tokenizer(format!(
                     "unsupported tokenizer model `{model}` (Gemma uses SentencePiece, `llama`)"
@@ -450,10 +416,7 @@ impl<'a> Vocab<'a> {
             })
             .collect::<Result<Vec<&str>>>()?;
         if tokens.is_empty() {
-            return Err(EngineError::Metadata {
-                key: KEY_TOKENS.into(),
-                reason: "empty vocabulary".into(),
-            });
+            return Err(EngineError::Metadata { key: KEY_TOKENS.into(), reason: "empty vocabulary".into() });
         }
         if u32::try_from(tokens.len()).is_err() {
             return Err(EngineError::Metadata {
@@ -493,11 +456,7 @@ impl<'a> Vocab<'a> {
                 });
             }
         }
-        Ok(Self {
-            tokens,
-            scores,
-            kinds,
-        })
+        Ok(Self { tokens, scores, kinds })
     }
 
     /// FNV-1a over every piece, score and type: names the cache file, so any vocabulary change
@@ -565,9 +524,7 @@ impl Hasher for FxHasher {
     fn write(&mut self, bytes: &[u8]) {
         let mut chunks = bytes.chunks_exact(8);
         for c in &mut chunks {
-            self.add(u64::from_le_bytes([
-                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
-            ]));
+            self.add(u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]));
         }
         let rest = chunks.remainder();
         if !rest.is_empty() {
@@ -591,18 +548,13 @@ fn cache_path(dir: &Path, vocab: &Vocab<'_>) -> PathBuf {
 }
 
 /// Ok(None): no cache yet. Err: a cache file that cannot be trusted.
-fn read_merges_cache(
-    path: &Path,
-    vocab: &Vocab<'_>,
-) -> std::result::Result<Option<Vec<(u32, u32)>>, String> {
+fn read_merges_cache(path: &Path, vocab: &Vocab<'_>) -> std::result::Result<Option<Vec<(u32, u32)>>, String> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.to_string()),
     };
-    let rest = bytes
-        .strip_prefix(CACHE_MAGIC.as_slice())
-        .ok_or("not a merges cache (bad header)")?;
+    let rest = bytes.strip_prefix(CACHE_MAGIC.as_slice()).ok_or("not a merges cache (bad header)")?;
     let (count, rest) = take_u64(rest).ok_or("truncated header")?;
     let (checksum, body) = take_u64(rest).ok_or("truncated header")?;
     if Some(body.len() as u64) != count.checked_mul(8) {
@@ -630,9 +582,7 @@ fn take_u64(bytes: &[u8]) -> Option<(u64, &[u8])> {
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 /// Layout: magic, merge count, FNV-1a of the body, then (left, right) u32 pairs. Written to a
@@ -668,13 +618,10 @@ fn write_merges_cache(path: &Path, merges: &[(u32, u32)]) -> std::io::Result<()>
 }
 
 fn meta_array<'a>(content: &'a gguf_file::Content, key: &str) -> Result<&'a Vec<Value>> {
-    let v = content
-        .metadata
-        .get(key)
-        .ok_or_else(|| EngineError::Metadata {
-            key: key.into(),
-            reason: "missing (the GGUF carries no SentencePiece vocabulary)".into(),
-        })?;
+    let v = content.metadata.get(key).ok_or_else(|| EngineError::Metadata {
+        key: key.into(),
+        reason: "missing (the GGUF carries no SentencePiece vocabulary)".into(),
+    })?;
     v.to_vec().map_err(|_| EngineError::Metadata {
         key: key.into(),
         reason: format!("is {:?}, not an array", v.value_type()),
@@ -686,10 +633,7 @@ fn meta_u32(key: &str, v: &Value) -> Result<u32> {
         Value::U32(x) => Ok(*x),
         Value::I32(x) if *x >= 0 => Ok(*x as u32),
         Value::U64(x) if *x <= u32::MAX as u64 => Ok(*x as u32),
-        other => Err(EngineError::Metadata {
-            key: key.into(),
-            reason: format!("{other:?} is not a token id"),
-        }),
+        other => Err(EngineError::Metadata { key: key.into(), reason: format!("{other:?} is not a token id") }),
     }
 }
 
@@ -714,10 +658,7 @@ pub struct StreamDecoder<'a> {
 
 impl<'a> StreamDecoder<'a> {
     pub fn new(tok: &'a Tokenizer) -> Self {
-        Self {
-            tok,
-            pending: Vec::new(),
-        }
+        Self { tok, pending: Vec::new() }
     }
 
     /// Text completed by `id`, if any. An id outside the vocabulary emits nothing (and is logged):

@@ -51,7 +51,11 @@ fn missing_rope_scaling_is_8_on_4b_12b_27b() {
         assert!(c.corrections.iter().any(|s| s.contains("rope.scaling.factor")), "{:?}", c.corrections);
     }
     // A GGUF that states the factor is taken at its word.
-    let c = Config::from_metadata(&metadata(34, 2560, 8, 4, 256, &[("gemma3.rope.scaling.factor", Value::F32(4.0))]), 262144).unwrap();
+    let c = Config::from_metadata(
+        &metadata(34, 2560, 8, 4, 256, &[("gemma3.rope.scaling.factor", Value::F32(4.0))]),
+        262144,
+    )
+    .unwrap();
     assert_eq!(c.rope_global_scale, 4.0);
     assert!(c.corrections.is_empty());
 }

@@ -45,21 +45,8 @@ fn is_k(t: GgmlDType) -> bool {
 
 /// Relative Frobenius error `|a - b| / |b|`.
 fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
-    let d = (a - b)
-        .unwrap()
-        .sqr()
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    let n = b
-        .sqr()
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let d = (a - b).unwrap().sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+    let n = b.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
     (d / n.max(1e-30)).sqrt()
 }
 
@@ -68,15 +55,7 @@ fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
 fn worst_scaled_err(a: &Tensor, b: &Tensor, x: &Tensor, w: &QTensor) -> f32 {
     let wd = w.dequantize(&Device::Cpu).unwrap();
     let xn = x.sqr().unwrap().sum_keepdim(1).unwrap().sqrt().unwrap();
-    let wn = wd
-        .sqr()
-        .unwrap()
-        .sum_keepdim(1)
-        .unwrap()
-        .sqrt()
-        .unwrap()
-        .t()
-        .unwrap();
+    let wn = wd.sqr().unwrap().sum_keepdim(1).unwrap().sqrt().unwrap().t().unwrap();
     let scale = xn.broadcast_mul(&wn).unwrap();
     let d = (a - b).unwrap().abs().unwrap();
     let r = (d / (scale + 1e-30).unwrap()).unwrap();
@@ -128,15 +107,9 @@ fn quantized_types_match_reference_at_every_level() {
                     // kernels' only error is float rounding.
                     let xq = q8_roundtrip(&x);
                     let e = worst_scaled_err(&scalar, &reference(&w, &xq), &x, &w);
-                    assert!(
-                        e < 2e-5,
-                        "{dt:?} k={k} n={n} m={m} scalar vs Q8_0 activations: {e}"
-                    );
+                    assert!(e < 2e-5, "{dt:?} k={k} n={n} m={m} scalar vs Q8_0 activations: {e}");
                     let e = worst_scaled_err(&scalar, &want, &x, &w);
-                    assert!(
-                        e < 3e-3,
-                        "{dt:?} k={k} n={n} m={m} scalar: scaled error {e}"
-                    );
+                    assert!(e < 3e-3, "{dt:?} k={k} n={n} m={m} scalar: scaled error {e}");
                     // The relative error of the whole output; with few outputs it is dominated by
                     // chance cancellations, so only checked on larger ones.
                     if m * n >= 64 {
@@ -148,10 +121,7 @@ fn quantized_types_match_reference_at_every_level() {
                         assert_eq!(got.dims(), &[m, n]);
                         // Same integer sums as the scalar kernel, so only float rounding differs.
                         let e = worst_scaled_err(&got, &scalar, &x, &w);
-                        assert!(
-                            e < 1e-6,
-                            "{dt:?} k={k} n={n} m={m} {level:?} vs scalar: {e}"
-                        );
+                        assert!(e < 1e-6, "{dt:?} k={k} n={n} m={m} {level:?} vs scalar: {e}");
                     }
                     let got = lin.forward(&x).unwrap();
                     assert!(worst_scaled_err(&got, &want, &x, &w) < 3e-3);
@@ -179,12 +149,7 @@ fn float_weights_are_exact() {
 #[test]
 fn batched_and_strided_inputs() {
     let mut rng = Rng(11);
-    for dt in [
-        GgmlDType::Q5_0,
-        GgmlDType::Q8_0,
-        GgmlDType::Q6K,
-        GgmlDType::F32,
-    ] {
+    for dt in [GgmlDType::Q5_0, GgmlDType::Q8_0, GgmlDType::Q6K, GgmlDType::F32] {
         let k = 256;
         let w = Arc::new(QTensor::quantize(&rng.matrix(40, k, true), dt).unwrap());
         let lin = Linear::new(w.clone()).unwrap();
@@ -222,25 +187,14 @@ fn zero_rows_and_zero_input() {
     let x = Tensor::zeros((0, 64), candle_core::DType::F32, &Device::Cpu).unwrap();
     assert_eq!(lin.forward(&x).unwrap().dims(), &[0, 16]);
     let x = Tensor::zeros((3, 64), candle_core::DType::F32, &Device::Cpu).unwrap();
-    let y = lin
-        .forward(&x)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let y = lin.forward(&x).unwrap().abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
     assert_eq!(y, 0.0);
 }
 
 #[test]
 fn embedding_rows_equal_dequantized_rows() {
     let mut rng = Rng(5);
-    for dt in QUANTIZED
-        .into_iter()
-        .chain([GgmlDType::F32, GgmlDType::F16])
-    {
+    for dt in QUANTIZED.into_iter().chain([GgmlDType::F32, GgmlDType::F16]) {
         let hidden = if is_k(dt) { 512 } else { 160 };
         let table = Arc::new(QTensor::quantize(&rng.matrix(300, hidden, true), dt).unwrap());
         let full = table.dequantize(&Device::Cpu).unwrap();
@@ -248,23 +202,12 @@ fn embedding_rows_equal_dequantized_rows() {
         assert_eq!((emb.vocab(), emb.hidden()), (300, hidden));
         // The tied output projection shares the table.
         let _lin = Linear::new(table.clone()).unwrap();
-        for ids in [
-            vec![0u32],
-            vec![299, 5, 5, 17],
-            (0..300).rev().collect::<Vec<u32>>(),
-        ] {
+        for ids in [vec![0u32], vec![299, 5, 5, 17], (0..300).rev().collect::<Vec<u32>>()] {
             let got = emb.lookup(&ids).unwrap();
             assert_eq!(got.dims(), &[ids.len(), hidden]);
             let idt = Tensor::from_slice(&ids, ids.len(), &Device::Cpu).unwrap();
             let want = full.index_select(&idt, 0).unwrap();
-            let d = (got - want)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let d = (got - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
             assert!(d <= 1e-6, "{dt:?}: {d}");
         }
         assert!(emb.lookup(&[300]).is_err());

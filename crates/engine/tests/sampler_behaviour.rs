@@ -12,11 +12,7 @@ const SMALL_VOCAB: usize = 4096;
 
 /// A logit vector with a few chosen entries and the rest far below them.
 fn logits_with(entries: &[(usize, f32)]) -> Vec<f32> {
-    let size = if entries.iter().any(|&(i, _)| i >= SMALL_VOCAB) {
-        VOCAB
-    } else {
-        SMALL_VOCAB
-    };
+    let size = if entries.iter().any(|&(i, _)| i >= SMALL_VOCAB) { VOCAB } else { SMALL_VOCAB };
     let mut l = vec![-30.0f32; size];
     for &(i, v) in entries {
         l[i] = v;
@@ -35,15 +31,7 @@ fn histogram(params: SamplingParams, logits: &[f32], n: usize) -> HashMap<u32, u
 }
 
 fn sampling(temperature: f32, top_k: usize, top_p: f32, min_p: f32, seed: u64) -> SamplingParams {
-    SamplingParams {
-        temperature,
-        top_k,
-        top_p,
-        min_p,
-        repeat_penalty: 1.0,
-        repeat_last_n: 64,
-        seed,
-    }
+    SamplingParams { temperature, top_k, top_p, min_p, repeat_penalty: 1.0, repeat_last_n: 64, seed }
 }
 
 #[test]
@@ -64,10 +52,7 @@ fn greedy_is_argmax_with_ties_to_lowest_id() {
 fn nan_logits_never_win() {
     let mut logits = logits_with(&[(5, 1.0)]);
     logits[3] = f32::NAN;
-    assert_eq!(
-        Sampler::new(SamplingParams::greedy()).sample(&logits, &[]),
-        5
-    );
+    assert_eq!(Sampler::new(SamplingParams::greedy()).sample(&logits, &[]), 5);
     let counts = histogram(sampling(1.0, 0, 1.0, 0.0, 9), &logits, 200);
     assert!(!counts.contains_key(&3), "{counts:?}");
 }
@@ -75,14 +60,10 @@ fn nan_logits_never_win() {
 #[test]
 fn same_seed_same_tokens_other_seed_other_tokens() {
     // A flat distribution over 1000 ids: sequences only agree if the draws do.
-    let logits: Vec<f32> = (0..VOCAB)
-        .map(|i| if i < 1000 { 0.0 } else { -50.0 })
-        .collect();
+    let logits: Vec<f32> = (0..VOCAB).map(|i| if i < 1000 { 0.0 } else { -50.0 }).collect();
     let run = |seed| {
         let mut s = Sampler::new(sampling(1.0, 0, 1.0, 0.0, seed));
-        (0..32)
-            .map(|_| s.sample(&logits, &[]))
-            .collect::<Vec<u32>>()
+        (0..32).map(|_| s.sample(&logits, &[])).collect::<Vec<u32>>()
     };
     assert_eq!(run(42), run(42));
     assert_ne!(run(42), run(43));
@@ -91,9 +72,7 @@ fn same_seed_same_tokens_other_seed_other_tokens() {
 
 #[test]
 fn top_k_one_is_greedy() {
-    let logits: Vec<f32> = (0..VOCAB)
-        .map(|i| ((i * 7919) % 1000) as f32 / 100.0)
-        .collect();
+    let logits: Vec<f32> = (0..VOCAB).map(|i| ((i * 7919) % 1000) as f32 / 100.0).collect();
     let greedy = Sampler::new(SamplingParams::greedy()).sample(&logits, &[]);
     let mut s = Sampler::new(sampling(1.5, 1, 1.0, 0.0, 11));
     for _ in 0..50 {
@@ -115,12 +94,7 @@ fn top_k_limits_the_candidates_to_the_k_best() {
 #[test]
 fn top_p_keeps_the_smallest_set_reaching_p() {
     // probabilities ~ 0.5, 0.3, 0.15, 0.05 (the rest ~0): top_p 0.7 keeps {0, 1}, 0.85 keeps {0, 1, 2}.
-    let logits = logits_with(&[
-        (100, 0.5f32.ln()),
-        (200, 0.3f32.ln()),
-        (300, 0.15f32.ln()),
-        (400, 0.05f32.ln()),
-    ]);
+    let logits = logits_with(&[(100, 0.5f32.ln()), (200, 0.3f32.ln()), (300, 0.15f32.ln()), (400, 0.05f32.ln())]);
     let counts = histogram(sampling(1.0, 0, 0.7, 0.0, 1), &logits, 4000);
     let mut ids: Vec<u32> = counts.keys().copied().collect();
     ids.sort();
@@ -139,14 +113,9 @@ fn top_p_keeps_the_smallest_set_reaching_p() {
 fn top_p_over_a_wide_distribution_cuts_the_tail() {
     // 5000 equally likely ids and a long tail of 250k ids much less likely: top_p 0.5 must keep
     // only (about half of) the 5000, which needs more than one partial-sort window.
-    let logits: Vec<f32> = (0..VOCAB)
-        .map(|i| if i < 5000 { 0.0 } else { -20.0 })
-        .collect();
+    let logits: Vec<f32> = (0..VOCAB).map(|i| if i < 5000 { 0.0 } else { -20.0 }).collect();
     let counts = histogram(sampling(1.0, 0, 0.5, 0.0, 8), &logits, 2000);
-    assert!(
-        counts.keys().all(|&id| id < 5000),
-        "tail id drawn: {counts:?}"
-    );
+    assert!(counts.keys().all(|&id| id < 5000), "tail id drawn: {counts:?}");
     // Ties are ordered by id, so the kept half is the lower ids.
     assert!(counts.keys().all(|&id| id < 2600), "{counts:?}");
     assert!(counts.len() > 500, "only {} distinct ids", counts.len());
@@ -175,32 +144,20 @@ fn top_p_nucleus_equals_the_sorted_reference_on_a_smooth_distribution() {
         })
         .unwrap()
         + 1;
-    let nucleus: std::collections::HashSet<u32> =
-        order[..nucleus_len].iter().map(|&i| i as u32).collect();
+    let nucleus: std::collections::HashSet<u32> = order[..nucleus_len].iter().map(|&i| i as u32).collect();
 
     let counts = histogram(sampling(1.0, 0, 0.5, 0.0, 12), &logits, 1500);
-    assert!(
-        counts.keys().all(|id| nucleus.contains(id)),
-        "drew outside the nucleus"
-    );
+    assert!(counts.keys().all(|id| nucleus.contains(id)), "drew outside the nucleus");
     // The draws reach the nucleus' far edge: the cut is not tighter than it should be.
     let rank_of = |id: u32| order.iter().position(|&i| i as u32 == id).unwrap();
     let deepest = counts.keys().map(|&id| rank_of(id)).max().unwrap();
-    assert!(
-        deepest * 100 >= nucleus_len * 95,
-        "deepest rank {deepest} of {nucleus_len}"
-    );
+    assert!(deepest * 100 >= nucleus_len * 95, "deepest rank {deepest} of {nucleus_len}");
 }
 
 #[test]
 fn min_p_drops_tokens_below_a_fraction_of_the_best() {
     // probabilities relative to the best: 1, 0.5, 0.2, 0.05. min_p 0.1 keeps the first three.
-    let logits = logits_with(&[
-        (1, 0.0),
-        (2, 0.5f32.ln()),
-        (3, 0.2f32.ln()),
-        (4, 0.05f32.ln()),
-    ]);
+    let logits = logits_with(&[(1, 0.0), (2, 0.5f32.ln()), (3, 0.2f32.ln()), (4, 0.05f32.ln())]);
     let counts = histogram(sampling(1.0, 0, 1.0, 0.1, 4), &logits, 4000);
     let mut ids: Vec<u32> = counts.keys().copied().collect();
     ids.sort();
@@ -226,11 +183,7 @@ fn temperature_sharpens_and_flattens() {
 #[test]
 fn repeat_penalty_changes_the_choice() {
     let logits = logits_with(&[(10, 2.0), (20, 1.8), (30, -1.0)]);
-    let penalised = SamplingParams {
-        repeat_penalty: 1.5,
-        repeat_last_n: 4,
-        ..SamplingParams::greedy()
-    };
+    let penalised = SamplingParams { repeat_penalty: 1.5, repeat_last_n: 4, ..SamplingParams::greedy() };
     let mut s = Sampler::new(penalised.clone());
     assert_eq!(s.sample(&logits, &[]), 10);
     // 10 was said recently: 2.0 / 1.5 = 1.33 < 1.8
@@ -243,10 +196,7 @@ fn repeat_penalty_changes_the_choice() {
 
     // Negative logits are multiplied: -0.5 * 3 = -1.5 falls below -1.0
     let negative = logits_with(&[(1, -0.5), (2, -1.0)]);
-    let mut s = Sampler::new(SamplingParams {
-        repeat_penalty: 3.0,
-        ..penalised
-    });
+    let mut s = Sampler::new(SamplingParams { repeat_penalty: 3.0, ..penalised });
     assert_eq!(s.sample(&negative, &[]), 1);
     assert_eq!(s.sample(&negative, &[1]), 2);
 }
@@ -254,10 +204,7 @@ fn repeat_penalty_changes_the_choice() {
 #[test]
 fn default_is_gemmas_recommendation() {
     let p = SamplingParams::default();
-    assert_eq!(
-        (p.temperature, p.top_k, p.top_p, p.min_p),
-        (1.0, 64, 0.95, 0.0)
-    );
+    assert_eq!((p.temperature, p.top_k, p.top_p, p.min_p), (1.0, 64, 0.95, 0.0));
     assert_eq!(p.repeat_penalty, 1.0);
     assert!(p.validate().is_ok());
     assert!(SamplingParams::greedy().validate().is_ok());
@@ -266,62 +213,14 @@ fn default_is_gemmas_recommendation() {
 #[test]
 fn bad_settings_are_refused_with_the_setting_named() {
     let cases = [
-        (
-            SamplingParams {
-                temperature: -0.5,
-                ..Default::default()
-            },
-            "temperature",
-        ),
-        (
-            SamplingParams {
-                temperature: f32::NAN,
-                ..Default::default()
-            },
-            "temperature",
-        ),
-        (
-            SamplingParams {
-                top_p: 0.0,
-                ..Default::default()
-            },
-            "top_p",
-        ),
-        (
-            SamplingParams {
-                top_p: 1.5,
-                ..Default::default()
-            },
-            "top_p",
-        ),
-        (
-            SamplingParams {
-                min_p: -0.1,
-                ..Default::default()
-            },
-            "min_p",
-        ),
-        (
-            SamplingParams {
-                min_p: 2.0,
-                ..Default::default()
-            },
-            "min_p",
-        ),
-        (
-            SamplingParams {
-                repeat_penalty: 0.0,
-                ..Default::default()
-            },
-            "repeat_penalty",
-        ),
-        (
-            SamplingParams {
-                repeat_penalty: f32::INFINITY,
-                ..Default::default()
-            },
-            "repeat_penalty",
-        ),
+        (SamplingParams { temperature: -0.5, ..Default::default() }, "temperature"),
+        (SamplingParams { temperature: f32::NAN, ..Default::default() }, "temperature"),
+        (SamplingParams { top_p: 0.0, ..Default::default() }, "top_p"),
+        (SamplingParams { top_p: 1.5, ..Default::default() }, "top_p"),
+        (SamplingParams { min_p: -0.1, ..Default::default() }, "min_p"),
+        (SamplingParams { min_p: 2.0, ..Default::default() }, "min_p"),
+        (SamplingParams { repeat_penalty: 0.0, ..Default::default() }, "repeat_penalty"),
+        (SamplingParams { repeat_penalty: f32::INFINITY, ..Default::default() }, "repeat_penalty"),
     ];
     for (params, name) in cases {
         match params.validate() {
@@ -333,11 +232,7 @@ fn bad_settings_are_refused_with_the_setting_named() {
 
 #[test]
 fn params_round_trip_through_json() {
-    let p = SamplingParams {
-        seed: 77,
-        top_k: 40,
-        ..Default::default()
-    };
+    let p = SamplingParams { seed: 77, top_k: 40, ..Default::default() };
     let json = serde_json::to_string(&p).unwrap();
     let back: SamplingParams = serde_json::from_str(&json).unwrap();
     assert_eq!(back, p);

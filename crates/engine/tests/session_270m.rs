@@ -118,7 +118,12 @@ fn cancel_from_another_thread_stops_within_one_token() {
         flag.store(true, Ordering::SeqCst);
         ack_tx.send(()).unwrap();
     });
-    let opts = GenerateOptions { max_tokens: 200, cancel: Some(cancel), sampling: SamplingParams::greedy(), ..Default::default() };
+    let opts = GenerateOptions {
+        max_tokens: 200,
+        cancel: Some(cancel),
+        sampling: SamplingParams::greedy(),
+        ..Default::default()
+    };
     let mut s = Session::new(engine.clone(), 1024).unwrap();
     let mut pieces = 0usize;
     let mut at_cancel = None;

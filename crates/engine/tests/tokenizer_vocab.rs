@@ -22,14 +22,7 @@ fn vocab(normal: &[(&str, f32)]) -> (Vec<String>, Vec<f32>, Vec<i32>) {
         scores.push(s);
         types.push(ty);
     };
-    for t in [
-        "<pad>",
-        "<eos>",
-        "<bos>",
-        "<unk>",
-        "<start_of_turn>",
-        "<end_of_turn>",
-    ] {
+    for t in ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"] {
         push(t, -1000.0, CONTROL);
     }
     for t in ["\n", "\n\n", "  ", "<start_of_image>", "<b>"] {
@@ -52,18 +45,9 @@ const FIRST_NORMAL: u32 = 11 + 256;
 fn metadata(tokens: &[String], scores: &[f32], types: &[i32]) -> Vec<(&'static str, Value)> {
     vec![
         ("tokenizer.ggml.model", Value::String("llama".into())),
-        (
-            "tokenizer.ggml.tokens",
-            Value::Array(tokens.iter().map(|t| Value::String(t.clone())).collect()),
-        ),
-        (
-            "tokenizer.ggml.scores",
-            Value::Array(scores.iter().map(|s| Value::F32(*s)).collect()),
-        ),
-        (
-            "tokenizer.ggml.token_type",
-            Value::Array(types.iter().map(|t| Value::I32(*t)).collect()),
-        ),
+        ("tokenizer.ggml.tokens", Value::Array(tokens.iter().map(|t| Value::String(t.clone())).collect())),
+        ("tokenizer.ggml.scores", Value::Array(scores.iter().map(|s| Value::F32(*s)).collect())),
+        ("tokenizer.ggml.token_type", Value::Array(types.iter().map(|t| Value::I32(*t)).collect())),
         ("tokenizer.ggml.bos_token_id", Value::U32(BOS)),
         ("tokenizer.ggml.eos_token_id", Value::U32(1)),
     ]
@@ -125,14 +109,8 @@ fn spaces_become_the_sentencepiece_mark_without_a_dummy_prefix() {
     // No space is invented before the first word.
     assert_eq!(tok.encode("ab", false).unwrap(), ids(&tok, &["ab"]));
     // A run of two spaces is the user-defined piece, matched on the raw text.
-    assert_eq!(
-        tok.encode("c  c", false).unwrap(),
-        ids(&tok, &["c", "  ", "c"])
-    );
-    assert_eq!(
-        tok.encode("a\n\nb", false).unwrap(),
-        ids(&tok, &["a", "\n\n", "b"])
-    );
+    assert_eq!(tok.encode("c  c", false).unwrap(), ids(&tok, &["c", "  ", "c"]));
+    assert_eq!(tok.encode("a\n\nb", false).unwrap(), ids(&tok, &["a", "\n\n", "b"]));
 }
 
 #[test]
@@ -140,40 +118,26 @@ fn user_defined_markup_pieces_match_on_raw_text_but_image_markers_do_not() {
     let tok = tokenizer(PIECES);
     // `<b>` is user-defined: one piece, as llama.cpp gives it, and not a control token.
     let b = tok.token_id("<b>").unwrap();
-    assert_eq!(
-        tok.encode("a<b>c", false).unwrap(),
-        vec![ids(&tok, &["a"])[0], b, ids(&tok, &["c"])[0]]
-    );
+    assert_eq!(tok.encode("a<b>c", false).unwrap(), vec![ids(&tok, &["a"])[0], b, ids(&tok, &["c"])[0]]);
     assert!(!tok.is_control(b));
     assert_eq!(tok.decode(&[b]).unwrap(), "<b>");
     // `<start_of_image>` is user-defined too, but only the engine may insert it.
     let image = tok.token_id("<start_of_image>").unwrap();
-    assert!(!tok
-        .encode("<start_of_image>", false)
-        .unwrap()
-        .contains(&image));
+    assert!(!tok.encode("<start_of_image>", false).unwrap().contains(&image));
 }
 
 #[test]
 fn unknown_characters_fall_back_to_bytes() {
     let tok = tokenizer(PIECES);
     // U+C548 '안' = EC 95 88, not in this vocabulary.
-    assert_eq!(
-        tok.encode("a안", false).unwrap(),
-        ids(&tok, &["a", "<0xEC>", "<0x95>", "<0x88>"])
-    );
-    assert_eq!(
-        tok.decode(&tok.encode("a안 ab", false).unwrap()).unwrap(),
-        "a안 ab"
-    );
+    assert_eq!(tok.encode("a안", false).unwrap(), ids(&tok, &["a", "<0xEC>", "<0x95>", "<0x88>"]));
+    assert_eq!(tok.decode(&tok.encode("a안 ab", false).unwrap()).unwrap(), "a안 ab");
 }
 
 #[test]
 fn without_byte_pieces_unknown_characters_become_unk_not_nothing() {
     // A vocabulary with no `<0xNN>` pieces: byte fallback cannot help.
-    let tokens: Vec<String> = ["<pad>", "<eos>", "<bos>", "<unk>", "a"]
-        .map(String::from)
-        .to_vec();
+    let tokens: Vec<String> = ["<pad>", "<eos>", "<bos>", "<unk>", "a"].map(String::from).to_vec();
     let scores = vec![0.0; 5];
     let types = vec![CONTROL, CONTROL, CONTROL, CONTROL, NORMAL];
     let mut meta = metadata(&tokens, &scores, &types);
@@ -185,10 +149,7 @@ fn without_byte_pieces_unknown_characters_become_unk_not_nothing() {
 #[test]
 fn bos_is_added_on_request() {
     let tok = tokenizer(PIECES);
-    assert_eq!(
-        tok.encode("a", true).unwrap(),
-        vec![BOS, tok.token_id("a").unwrap()]
-    );
+    assert_eq!(tok.encode("a", true).unwrap(), vec![BOS, tok.token_id("a").unwrap()]);
     assert_eq!(tok.encode("", true).unwrap(), vec![BOS]);
     assert_eq!(tok.encode("", false).unwrap(), Vec::<u32>::new());
 }
@@ -196,17 +157,9 @@ fn bos_is_added_on_request() {
 #[test]
 fn control_strings_in_plain_text_stay_text() {
     let tok = tokenizer(PIECES);
-    for text in [
-        "<start_of_turn>",
-        "<bos>",
-        "<start_of_image>",
-        "a<end_of_turn>b",
-    ] {
+    for text in ["<start_of_turn>", "<bos>", "<start_of_image>", "a<end_of_turn>b"] {
         let got = tok.encode(text, false).unwrap();
-        assert!(
-            got.iter().all(|&id| !tok.is_control(id)),
-            "{text:?} -> {got:?}"
-        );
+        assert!(got.iter().all(|&id| !tok.is_control(id)), "{text:?} -> {got:?}");
         assert_eq!(tok.decode(&got).unwrap(), text);
     }
 }
@@ -242,14 +195,8 @@ fn encode_prompt_starts_with_exactly_one_bos() {
 fn text_across_parts_is_encoded_as_one_run() {
     // Template text "▁" + content "ab": one run gives "▁ab", as tokenizing the whole string would.
     let tok = tokenizer(PIECES);
-    let parts = [
-        PromptPart::Control("c ".into()),
-        PromptPart::Text("ab".into()),
-    ];
-    assert_eq!(
-        tok.encode_prompt(&parts, false).unwrap(),
-        ids(&tok, &["c", "▁ab"])
-    );
+    let parts = [PromptPart::Control("c ".into()), PromptPart::Text("ab".into())];
+    assert_eq!(tok.encode_prompt(&parts, false).unwrap(), ids(&tok, &["c", "▁ab"]));
 }
 
 #[test]
@@ -276,14 +223,8 @@ fn stream_decoder_holds_back_split_characters() {
     assert_eq!(stream.push(tok.token_id("<0xEC>").unwrap()), None);
     assert_eq!(stream.push(tok.token_id("<0x95>").unwrap()), None);
     assert_eq!(stream.push(START_OF_TURN), None); // control: nothing, and it keeps the bytes
-    assert_eq!(
-        stream.push(tok.token_id("<0x88>").unwrap()),
-        Some("안".to_string())
-    );
-    assert_eq!(
-        stream.push(tok.token_id("▁ab").unwrap()),
-        Some(" ab".to_string())
-    );
+    assert_eq!(stream.push(tok.token_id("<0x88>").unwrap()), Some("안".to_string()));
+    assert_eq!(stream.push(tok.token_id("▁ab").unwrap()), Some(" ab".to_string()));
     assert_eq!(stream.finish(), None);
 }
 
@@ -292,10 +233,7 @@ fn stream_decoder_replaces_bytes_that_cannot_form_a_character() {
     let tok = tokenizer(PIECES);
     let mut stream = StreamDecoder::new(&tok);
     // A lone continuation byte is invalid at once; a truncated lead byte only at the end.
-    assert_eq!(
-        stream.push(tok.token_id("<0x95>").unwrap()),
-        Some("\u{FFFD}".to_string())
-    );
+    assert_eq!(stream.push(tok.token_id("<0x95>").unwrap()), Some("\u{FFFD}".to_string()));
     assert_eq!(stream.push(tok.token_id("<0xEC>").unwrap()), None);
     assert_eq!(stream.finish(), Some("\u{FFFD}".to_string()));
 }
@@ -321,19 +259,13 @@ fn merge_cache_is_written_reused_and_rebuilt_when_damaged() {
     let c = content(&metadata(&t, &s, &ty));
     let dir = tempfile::tempdir().unwrap();
     let fresh = Tokenizer::from_gguf_cached(&c, Some(dir.path())).unwrap();
-    let files: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(files.len(), 1, "{files:?}");
     let cache = &files[0];
 
     let cached = Tokenizer::from_gguf_cached(&c, Some(dir.path())).unwrap();
     for text in ["abc", "c ab", "a안"] {
-        assert_eq!(
-            cached.encode(text, true).unwrap(),
-            fresh.encode(text, true).unwrap()
-        );
+        assert_eq!(cached.encode(text, true).unwrap(), fresh.encode(text, true).unwrap());
     }
 
     // A cache cut short by whole merges, or with a merge rewritten to another valid id, is
@@ -347,35 +279,21 @@ fn merge_cache_is_written_reused_and_rebuilt_when_damaged() {
     for damaged in [short, altered] {
         std::fs::write(cache, &damaged).unwrap();
         let rebuilt = Tokenizer::from_gguf_cached(&c, Some(dir.path())).unwrap();
-        assert_eq!(
-            rebuilt.encode("abc c ab", false).unwrap(),
-            fresh.encode("abc c ab", false).unwrap()
-        );
+        assert_eq!(rebuilt.encode("abc c ab", false).unwrap(), fresh.encode("abc c ab", false).unwrap());
         assert_eq!(std::fs::read(cache).unwrap(), good);
     }
 
     // A damaged cache is ignored and replaced, not trusted.
     std::fs::write(cache, b"garbage").unwrap();
     let rebuilt = Tokenizer::from_gguf_cached(&c, Some(dir.path())).unwrap();
-    assert_eq!(
-        rebuilt.encode("abc", false).unwrap(),
-        fresh.encode("abc", false).unwrap()
-    );
+    assert_eq!(rebuilt.encode("abc", false).unwrap(), fresh.encode("abc", false).unwrap());
     assert_ne!(std::fs::read(cache).unwrap(), b"garbage");
 
     // Another vocabulary gets another cache file.
-    let swapped: Vec<f32> = s
-        .iter()
-        .map(|&x| if x == -10.0 { -25.0 } else { x })
-        .collect();
-    let other =
-        Tokenizer::from_gguf_cached(&content(&metadata(&t, &swapped, &ty)), Some(dir.path()))
-            .unwrap();
+    let swapped: Vec<f32> = s.iter().map(|&x| if x == -10.0 { -25.0 } else { x }).collect();
+    let other = Tokenizer::from_gguf_cached(&content(&metadata(&t, &swapped, &ty)), Some(dir.path())).unwrap();
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
-    assert_eq!(
-        other.encode("abc", false).unwrap(),
-        ids(&other, &["a", "bc"])
-    );
+    assert_eq!(other.encode("abc", false).unwrap(), ids(&other, &["a", "bc"]));
 }
 
 #[test]
@@ -405,55 +323,27 @@ fn expect_metadata_error(meta: Vec<(&str, Value)>, key: &str, reason_part: &str)
 fn bad_vocabulary_metadata_is_refused_with_the_key_named() {
     let (t, s, ty) = vocab(PIECES);
     let base = || metadata(&t, &s, &ty);
-    let without = |key: &str| -> Vec<(&'static str, Value)> {
-        base().into_iter().filter(|(k, _)| *k != key).collect()
-    };
+    let without = |key: &str| -> Vec<(&'static str, Value)> { base().into_iter().filter(|(k, _)| *k != key).collect() };
     let replaced = |key: &str, v: Value| -> Vec<(&'static str, Value)> {
-        base()
-            .into_iter()
-            .map(|(k, old)| if k == key { (k, v.clone()) } else { (k, old) })
-            .collect()
+        base().into_iter().map(|(k, old)| if k == key { (k, v.clone()) } else { (k, old) }).collect()
     };
-    expect_metadata_error(
-        without("tokenizer.ggml.tokens"),
-        "tokenizer.ggml.tokens",
-        "missing",
-    );
-    expect_metadata_error(
-        without("tokenizer.ggml.scores"),
-        "tokenizer.ggml.scores",
-        "missing",
-    );
-    expect_metadata_error(
-        without("tokenizer.ggml.token_type"),
-        "tokenizer.ggml.token_type",
-        "missing",
-    );
+    expect_metadata_error(without("tokenizer.ggml.tokens"), "tokenizer.ggml.tokens", "missing");
+    expect_metadata_error(without("tokenizer.ggml.scores"), "tokenizer.ggml.scores", "missing");
+    expect_metadata_error(without("tokenizer.ggml.token_type"), "tokenizer.ggml.token_type", "missing");
     expect_metadata_error(
         replaced("tokenizer.ggml.tokens", Value::String("a".into())),
         "tokenizer.ggml.tokens",
         "not an array",
     );
+    expect_metadata_error(replaced("tokenizer.ggml.tokens", Value::Array(vec![])), "tokenizer.ggml.tokens", "empty");
     expect_metadata_error(
-        replaced("tokenizer.ggml.tokens", Value::Array(vec![])),
-        "tokenizer.ggml.tokens",
-        "empty",
-    );
-    expect_metadata_error(
-        replaced(
-            "tokenizer.ggml.scores",
-            Value::Array(vec![Value::F32(0.0); 3]),
-        ),
+        replaced("tokenizer.ggml.scores", Value::Array(vec![Value::F32(0.0); 3])),
         "tokenizer.ggml.scores",
         "3 entries",
     );
     let mut bad_types = ty.clone();
     bad_types[7] = 9;
-    expect_metadata_error(
-        metadata(&t, &s, &bad_types),
-        "tokenizer.ggml.token_type",
-        "unknown token type 9",
-    );
+    expect_metadata_error(metadata(&t, &s, &bad_types), "tokenizer.ggml.token_type", "unknown token type 9");
     expect_metadata_error(
         replaced("tokenizer.ggml.bos_token_id", Value::U32(1_000_000)),
         "tokenizer.ggml.bos_token_id",
@@ -471,13 +361,7 @@ fn a_non_sentencepiece_tokenizer_is_refused() {
     let (t, s, ty) = vocab(PIECES);
     let meta: Vec<(&str, Value)> = metadata(&t, &s, &ty)
         .into_iter()
-        .map(|(k, v)| {
-            if k == "tokenizer.ggml.model" {
-                (k, Value::String("gpt2".into()))
-            } else {
-                (k, v)
-            }
-        })
+        .map(|(k, v)| if k == "tokenizer.ggml.model" { (k, Value::String("gpt2".into())) } else { (k, v) })
         .collect();
     match Tokenizer::from_gguf(&content(&meta)) {
         Err(EngineError::Tokenizer(msg)) => assert!(msg.contains("gpt2"), "{msg}"),
@@ -492,10 +376,6 @@ fn tokenizer_can_be_shared_across_threads() {
     let tok = tokenizer(PIECES);
     shareable(&tok);
     let want = tok.encode("c ab", false).unwrap();
-    let got = std::thread::scope(|s| {
-        s.spawn(|| tok.encode("c ab", false).unwrap())
-            .join()
-            .unwrap()
-    });
+    let got = std::thread::scope(|s| s.spawn(|| tok.encode("c ab", false).unwrap()).join().unwrap());
     assert_eq!(got, want);
 }

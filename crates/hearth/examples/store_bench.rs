@@ -121,16 +121,11 @@ impl Rng {
 fn sentence(rng: &mut Rng) -> String {
     let words = if rng.below(2) == 0 { KO } else { EN };
     let n = 8 + rng.below(32);
-    (0..n)
-        .map(|_| words[rng.below(words.len())])
-        .collect::<Vec<_>>()
-        .join(" ")
+    (0..n).map(|_| words[rng.below(words.len())]).collect::<Vec<_>>().join(" ")
 }
 
 fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -141,31 +136,15 @@ fn median(mut v: Vec<Duration>) -> Duration {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let conversations: i64 = arg(&args, "--conversations")
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(1000);
-    let per: i64 = arg(&args, "--messages")
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(200);
-    let runs: usize = arg(&args, "--runs")
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(20);
-    let dir = arg(&args, "--dir")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join("hearth-store-bench"));
+    let conversations: i64 = arg(&args, "--conversations").map(|s| s.parse()).transpose()?.unwrap_or(1000);
+    let per: i64 = arg(&args, "--messages").map(|s| s.parse()).transpose()?.unwrap_or(200);
+    let runs: usize = arg(&args, "--runs").map(|s| s.parse()).transpose()?.unwrap_or(20);
+    let dir = arg(&args, "--dir").map(PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("hearth-store-bench"));
 
     let store = Store::open(&dir).await?;
-    let have: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
-        .fetch_one(store.pool())
-        .await?;
+    let have: i64 = sqlx::query_scalar("SELECT count(*) FROM messages").fetch_one(store.pool()).await?;
     if have < conversations * per {
-        println!(
-            "building {conversations} conversations x {per} messages in {} …",
-            dir.display()
-        );
+        println!("building {conversations} conversations x {per} messages in {} …", dir.display());
         let t = Instant::now();
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
         let base = 1_700_000_000_000i64;
@@ -175,11 +154,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let messages: Vec<Message> = (0..per)
                 .map(|i| {
                     let at = start + i * 10_000;
-                    let role = if i % 2 == 0 {
-                        Role::User
-                    } else {
-                        Role::Assistant
-                    };
+                    let role = if i % 2 == 0 { Role::User } else { Role::Assistant };
                     Message {
                         id: c * per + i + 1,
                         conversation_id: cid,
@@ -196,11 +171,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     }
                 })
                 .collect();
-            let title: String = sentence(&mut rng)
-                .split(' ')
-                .take(4)
-                .collect::<Vec<_>>()
-                .join(" ");
+            let title: String = sentence(&mut rng).split(' ').take(4).collect::<Vec<_>>().join(" ");
             let export = ConversationExport {
                 format: EXPORT_FORMAT.into(),
                 version: EXPORT_VERSION,
@@ -223,37 +194,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             };
             store.import_json(&export).await?;
             if (c + 1) % 100 == 0 {
-                println!(
-                    "  {} conversations, {:.0} s",
-                    c + 1,
-                    t.elapsed().as_secs_f64()
-                );
+                println!("  {} conversations, {:.0} s", c + 1, t.elapsed().as_secs_f64());
             }
         }
         sqlx::query("PRAGMA optimize").execute(store.pool()).await?;
         println!("built in {:.1} s", t.elapsed().as_secs_f64());
     }
     let size = std::fs::metadata(store.db_path())?.len();
-    let have: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
-        .fetch_one(store.pool())
-        .await?;
-    let convs: i64 = sqlx::query_scalar("SELECT count(*) FROM conversations")
-        .fetch_one(store.pool())
-        .await?;
-    println!(
-        "{convs} conversations, {have} messages, database {:.0} MB",
-        size as f64 / 1e6
-    );
+    let have: i64 = sqlx::query_scalar("SELECT count(*) FROM messages").fetch_one(store.pool()).await?;
+    let convs: i64 = sqlx::query_scalar("SELECT count(*) FROM conversations").fetch_one(store.pool()).await?;
+    println!("{convs} conversations, {have} messages, database {:.0} MB", size as f64 / 1e6);
 
     let mut list = Vec::new();
     for _ in 0..runs {
         let t = Instant::now();
-        let page = store
-            .list_conversations(&ListOptions {
-                limit: 50,
-                ..Default::default()
-            })
-            .await?;
+        let page = store.list_conversations(&ListOptions { limit: 50, ..Default::default() }).await?;
         list.push(t.elapsed());
         assert_eq!(page.items.len(), 50);
     }
@@ -263,18 +218,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ms(*list.iter().max().unwrap())
     );
 
-    for q in [
-        "회의",
-        "서울",
-        "회의록",
-        "정기회의 예산",
-        "집",
-        "meet",
-        "kimchi recipe",
-        "the",
-        "deadline draft",
-        "없는단어",
-    ] {
+    for q in
+        ["회의", "서울", "회의록", "정기회의 예산", "집", "meet", "kimchi recipe", "the", "deadline draft", "없는단어"]
+    {
         let mut times = Vec::new();
         let mut n = 0;
         for _ in 0..runs {
@@ -283,11 +229,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             times.push(t.elapsed());
             n = hits.len();
         }
-        let matches: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH ?")
-                .bind(hearth::store::search::match_expression(q).unwrap_or_default())
-                .fetch_one(store.pool())
-                .await?;
+        let matches: i64 = sqlx::query_scalar("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH ?")
+            .bind(hearth::store::search::match_expression(q).unwrap_or_default())
+            .fetch_one(store.pool())
+            .await?;
         println!(
             "search {:<16} {:>6} matching msgs, {:>2} hits: median {:>7.2} ms  max {:>7.2} ms",
             format!("{q:?}"),

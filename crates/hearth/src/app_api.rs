@@ -237,10 +237,7 @@ impl AppSettings {
 /// app's front end parses.
 pub fn rfc3339_utc(ms: i64) -> String {
     let t = crate::utc::Utc::from_unix_ms(ms);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year, t.month, t.day, t.hour, t.minute, t.second, t.millis
-    )
+    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", t.year, t.month, t.day, t.hour, t.minute, t.second, t.millis)
 }
 
 #[cfg(test)]
@@ -255,9 +252,7 @@ mod tests {
 
     #[test]
     fn a_patch_changes_only_its_fields() {
-        let s = AppSettings::default()
-            .patched(&json!({"temperature": 0.5, "language": "en", "seed": 7}))
-            .unwrap();
+        let s = AppSettings::default().patched(&json!({"temperature": 0.5, "language": "en", "seed": 7})).unwrap();
         assert_eq!(s.temperature, 0.5);
         assert_eq!(s.language, Language::En);
         assert_eq!(s.seed, Some(7));

@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 
 use engine::chat_template::{ChatMessage, Role as EngineRole};
 use engine::sampler::SamplingParams;
-use engine::session::{GenerateOptions, GenerationResult, Session};
 pub use engine::session::StopReason;
+use engine::session::{GenerateOptions, GenerationResult, Session};
 use serde::Serialize;
 use tokio::runtime::Handle;
 
 use crate::store::{
-    ConversationId, GenerationStats, Message, MessageFinish, MessageId, MessageState,
-    NewAttachment, NewMessage, Role, Store, StoreError,
+    ConversationId, GenerationStats, Message, MessageFinish, MessageId, MessageState, NewAttachment, NewMessage, Role,
+    Store, StoreError,
 };
 
 /// How often the partial reply is written while it streams. The requirement is "at least every
@@ -47,10 +47,7 @@ pub enum ChatError {
 #[derive(Debug, Clone)]
 pub enum TurnInput {
     /// A new user message (with its attachments) under the active leaf, and the reply under it.
-    Send {
-        text: String,
-        attachments: Vec<NewAttachment>,
-    },
+    Send { text: String, attachments: Vec<NewAttachment> },
     /// Another reply beside the assistant message `reply` (same parent: the user message it
     /// answers), generated from the history up to that user message.
     Regenerate { reply: MessageId },
@@ -62,10 +59,7 @@ pub enum TurnInput {
 impl TurnInput {
     /// A plain message without attachments.
     pub fn send(text: impl Into<String>) -> Self {
-        TurnInput::Send {
-            text: text.into(),
-            attachments: Vec::new(),
-        }
+        TurnInput::Send { text: text.into(), attachments: Vec::new() }
     }
 }
 
@@ -129,11 +123,7 @@ pub fn history_to_chat(system_prompt: Option<&str>, messages: &[Message]) -> Vec
 
 /// A title from the first thing the user said: its first line, cut at a word boundary.
 pub fn title_from(text: &str) -> String {
-    let line = text
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("");
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
     if line.chars().count() <= TITLE_CHARS {
         return line.to_string();
     }
@@ -148,26 +138,19 @@ pub fn title_from(text: &str) -> String {
 /// The prompt for `chat`, dropping the oldest turns (never the system prompt or the new
 /// message) until it leaves room for a reply: a quarter of the context, or `max_tokens` if
 /// smaller. The store keeps everything; only what the model sees is cut.
-fn fit_to_context(
-    session: &Session,
-    chat: &mut Vec<ChatMessage>,
-    max_tokens: usize,
-) -> Result<Vec<u32>, ChatError> {
+fn fit_to_context(session: &Session, chat: &mut Vec<ChatMessage>, max_tokens: usize) -> Result<Vec<u32>, ChatError> {
     let context = session.context();
     let room = max_tokens.min(context / 4).max(1);
     loop {
         let prompt = session.chat_prompt(chat)?;
-        let first_droppable =
-            usize::from(chat.first().is_some_and(|m| m.role == EngineRole::System));
+        let first_droppable = usize::from(chat.first().is_some_and(|m| m.role == EngineRole::System));
         if prompt.len() + room <= context || chat.len() <= first_droppable + 1 {
             // Still too long with only the new message: generate reports the overflow clearly.
             return Ok(prompt);
         }
         chat.remove(first_droppable);
         // Gemma's template wants the first turn to be the user's.
-        if chat
-            .get(first_droppable)
-            .is_some_and(|m| m.role == EngineRole::Assistant)
+        if chat.get(first_droppable).is_some_and(|m| m.role == EngineRole::Assistant)
             && chat.len() > first_droppable + 1
         {
             chat.remove(first_droppable);
@@ -188,10 +171,7 @@ enum Asked {
     /// Regenerate: the reply answers a stored user message.
     Existing(MessageId),
     /// Send or edit: a new user message goes under `parent` (`None`: a first message).
-    New {
-        parent: Option<MessageId>,
-        attachments: Vec<NewAttachment>,
-    },
+    New { parent: Option<MessageId>, attachments: Vec<NewAttachment> },
 }
 
 fn nonempty(text: &str) -> Result<String, ChatError> {
@@ -212,11 +192,7 @@ pub struct ChatService {
 
 impl ChatService {
     pub fn new(store: Store, rt: Handle) -> Self {
-        Self {
-            store,
-            rt,
-            flush_interval: FLUSH_INTERVAL,
-        }
+        Self { store, rt, flush_interval: FLUSH_INTERVAL }
     }
 
     pub fn store(&self) -> &Store {
@@ -260,18 +236,11 @@ impl ChatService {
 
         let (user_id, new_user_message) = match plan.user {
             Asked::Existing(id) => (id, false),
-            Asked::New {
-                parent,
-                attachments,
-            } => {
+            Asked::New { parent, attachments } => {
                 let m = NewMessage::complete(Role::User, plan.user_text.as_str());
-                let user =
-                    self.rt
-                        .block_on(store.append_child(conv.id, parent, &m, &attachments))?;
+                let user = self.rt.block_on(store.append_child(conv.id, parent, &m, &attachments))?;
                 if conv.title.is_empty() {
-                    self.rt.block_on(
-                        store.rename_conversation(conv.id, &title_from(&plan.user_text)),
-                    )?;
+                    self.rt.block_on(store.rename_conversation(conv.id, &title_from(&plan.user_text)))?;
                 }
                 (user.id, true)
             }
@@ -282,11 +251,7 @@ impl ChatService {
             &NewMessage::streaming(Role::Assistant),
             &[],
         ))?;
-        on_stored(&StoredTurn {
-            user_message_id: user_id,
-            new_user_message,
-            assistant_message_id: reply.id,
-        });
+        on_stored(&StoredTurn { user_message_id: user_id, new_user_message, assistant_message_id: reply.id });
 
         let opts = GenerateOptions {
             max_tokens: req.max_tokens,
@@ -302,10 +267,7 @@ impl ChatService {
             partial.push_str(piece);
             on_text(piece);
             if last_flush.is_none_or(|t| t.elapsed() >= self.flush_interval) {
-                if let Err(e) = self
-                    .rt
-                    .block_on(store.update_message_text(reply.id, &partial))
-                {
+                if let Err(e) = self.rt.block_on(store.update_message_text(reply.id, &partial)) {
                     // Keep generating: the final write below reports a lasting problem.
                     log::warn!("could not save the partial reply: {e}");
                 }
@@ -324,10 +286,7 @@ impl ChatService {
                     content: partial,
                     state: MessageState::Error,
                     token_count: None,
-                    stats: GenerationStats {
-                        model: Some(req.model_label.clone()),
-                        ..Default::default()
-                    },
+                    stats: GenerationStats { model: Some(req.model_label.clone()), ..Default::default() },
                     error: Some(crate::error::HearthError::of_engine(&e).to_stored()),
                 };
                 if let Err(store_err) = self.rt.block_on(store.finish_message(reply.id, &fin)) {
@@ -340,11 +299,7 @@ impl ChatService {
 
     /// Where the turn goes and what the model sees before the user's message. Checks
     /// everything before the turn stores anything.
-    fn plan(
-        &self,
-        input: &TurnInput,
-        conversation_id: ConversationId,
-    ) -> Result<TurnPlan, ChatError> {
+    fn plan(&self, input: &TurnInput, conversation_id: ConversationId) -> Result<TurnPlan, ChatError> {
         let store = &self.store;
         // A message of another conversation is as good as missing.
         let message_in_conversation = |id: MessageId| -> Result<Message, ChatError> {
@@ -421,10 +376,7 @@ impl ChatService {
                 Ok(TurnPlan {
                     history: history_before(&old)?,
                     user_text: text,
-                    user: Asked::New {
-                        parent: old.parent_id,
-                        attachments,
-                    },
+                    user: Asked::New { parent: old.parent_id, attachments },
                 })
             }
         }
@@ -438,11 +390,7 @@ impl ChatService {
         req: &TurnRequest,
         r: GenerationResult,
     ) -> Result<TurnOutcome, ChatError> {
-        let state = if r.stop == StopReason::Cancelled {
-            MessageState::Interrupted
-        } else {
-            MessageState::Complete
-        };
+        let state = if r.stop == StopReason::Cancelled { MessageState::Interrupted } else { MessageState::Complete };
         let fin = MessageFinish {
             content: r.text.clone(),
             state,
@@ -455,8 +403,7 @@ impl ChatService {
             },
             error: None,
         };
-        self.rt
-            .block_on(self.store.finish_message(reply_id, &fin))?;
+        self.rt.block_on(self.store.finish_message(reply_id, &fin))?;
         Ok(TurnOutcome {
             conversation_id,
             user_message_id,
@@ -480,20 +427,11 @@ mod tests {
 
     #[test]
     fn titles_come_from_the_first_line_cut_at_a_word() {
-        assert_eq!(
-            title_from("\n  Plan a trip to Busan  \nmore"),
-            "Plan a trip to Busan"
-        );
+        assert_eq!(title_from("\n  Plan a trip to Busan  \nmore"), "Plan a trip to Busan");
         let long = "word ".repeat(30);
         let t = title_from(&long);
-        assert!(
-            t.ends_with('…') && t.chars().count() <= TITLE_CHARS + 1,
-            "{t}"
-        );
+        assert!(t.ends_with('…') && t.chars().count() <= TITLE_CHARS + 1, "{t}");
         assert!(!t.contains("  "));
-        assert_eq!(
-            title_from("가".repeat(70).as_str()).chars().count(),
-            TITLE_CHARS + 1
-        );
+        assert_eq!(title_from("가".repeat(70).as_str()).chars().count(), TITLE_CHARS + 1);
     }
 }

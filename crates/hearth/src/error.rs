@@ -261,7 +261,9 @@ impl From<StoreError> for HearthError {
             StoreError::AttachmentNotFound(_) => (ErrorCode::NotFound, ErrorDetails::field("attachment")),
             StoreError::EmptyQuery(_) => (ErrorCode::InvalidQuery, ErrorDetails::default()),
             StoreError::DiskFull { path, .. } => (ErrorCode::DiskFull, ErrorDetails::path(path)),
-            StoreError::CreateDir { path, .. } | StoreError::Io { path, .. } => (ErrorCode::Io, ErrorDetails::path(path)),
+            StoreError::CreateDir { path, .. } | StoreError::Io { path, .. } => {
+                (ErrorCode::Io, ErrorDetails::path(path))
+            }
             StoreError::ReadOnly { path, .. } => (ErrorCode::ReadOnly, ErrorDetails::path(path)),
             StoreError::Locked { path, .. } => (ErrorCode::Locked, ErrorDetails::path(path)),
             StoreError::Corrupt { path, .. } => (ErrorCode::DatabaseCorrupt, ErrorDetails::path(path)),
@@ -293,10 +295,9 @@ impl From<ModelsError> for HearthError {
             M::MissingFile { path, .. } => (ErrorCode::NotFound, ErrorDetails::path(path)),
             M::AlreadyRegistered { id, .. } => (ErrorCode::AlreadyInstalled, ErrorDetails::model(id)),
             M::Unauthorized { repo, .. } => (ErrorCode::Gated, ErrorDetails::model(repo)),
-            M::NotFound { repo, file } => (
-                ErrorCode::NotFound,
-                ErrorDetails { path: Some(file.clone()), ..ErrorDetails::model(repo) },
-            ),
+            M::NotFound { repo, file } => {
+                (ErrorCode::NotFound, ErrorDetails { path: Some(file.clone()), ..ErrorDetails::model(repo) })
+            }
             M::Http { .. } | M::Timeout { .. } | M::Network { .. } | M::Interrupted { .. } => {
                 (ErrorCode::Network, ErrorDetails::default())
             }
@@ -306,14 +307,18 @@ impl From<ModelsError> for HearthError {
             // A cancelled download is not an error for the user; callers that surface it
             // anyway report it as the network stopping.
             M::Cancelled { .. } => (ErrorCode::Network, ErrorDetails::default()),
-            M::ShaMismatch { file, .. } => (ErrorCode::Checksum, ErrorDetails { path: Some(file.clone()), ..Default::default() }),
+            M::ShaMismatch { file, .. } => {
+                (ErrorCode::Checksum, ErrorDetails { path: Some(file.clone()), ..Default::default() })
+            }
             M::DiskFull { path, needed, available } => (
                 ErrorCode::DiskFull,
                 ErrorDetails { needed: Some(*needed), available: Some(*available), ..ErrorDetails::path(path) },
             ),
             M::AlreadyDownloading { file } => (ErrorCode::DownloadRunning, ErrorDetails::model(file)),
             M::InvalidGguf { path, .. } => (ErrorCode::NotGguf, ErrorDetails::path(path)),
-            M::NotGemma3 { path, .. } | M::NotMmproj { path, .. } => (ErrorCode::UnsupportedModel, ErrorDetails::path(path)),
+            M::NotGemma3 { path, .. } | M::NotMmproj { path, .. } => {
+                (ErrorCode::UnsupportedModel, ErrorDetails::path(path))
+            }
             M::InvalidId(_) => (ErrorCode::InvalidId, ErrorDetails::default()),
             M::Io { path, source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 (ErrorCode::NotFound, ErrorDetails::path(path))
@@ -331,13 +336,14 @@ impl From<DownloadError> for HearthError {
         let (code, details) = match &e {
             D::Busy { id } => (ErrorCode::DownloadRunning, ErrorDetails::model(id)),
             D::UnknownModel { id } => (ErrorCode::NotFound, ErrorDetails::model(id)),
-            D::NotFound { repo, file } => (
-                ErrorCode::NotFound,
-                ErrorDetails { path: Some(file.clone()), ..ErrorDetails::model(repo) },
-            ),
+            D::NotFound { repo, file } => {
+                (ErrorCode::NotFound, ErrorDetails { path: Some(file.clone()), ..ErrorDetails::model(repo) })
+            }
             D::Network { .. } => (ErrorCode::Network, ErrorDetails::default()),
             D::Gated { repo, .. } => (ErrorCode::Gated, ErrorDetails::model(repo)),
-            D::Checksum { file, .. } => (ErrorCode::Checksum, ErrorDetails { path: Some(file.clone()), ..Default::default() }),
+            D::Checksum { file, .. } => {
+                (ErrorCode::Checksum, ErrorDetails { path: Some(file.clone()), ..Default::default() })
+            }
             D::DiskFull { path, needed, available } => (
                 ErrorCode::DiskFull,
                 ErrorDetails { needed: Some(*needed), available: Some(*available), ..ErrorDetails::path(path) },
@@ -375,7 +381,9 @@ impl HearthError {
             E::Io { path, .. } => (ErrorCode::Io, ErrorDetails::path(path)),
             // Metadata the model needs is missing or wrong: the file is not a usable model.
             E::Metadata { .. } => (ErrorCode::UnsupportedModel, ErrorDetails::default()),
-            E::Tokenizer(_) | E::ChatTemplate(_) | E::Device(_) | E::Candle(_) => (ErrorCode::Engine, ErrorDetails::default()),
+            E::Tokenizer(_) | E::ChatTemplate(_) | E::Device(_) | E::Candle(_) => {
+                (ErrorCode::Engine, ErrorDetails::default())
+            }
             E::InvalidArgument(_) => (ErrorCode::Internal, ErrorDetails::default()),
         };
         Self { code, message: e.to_string(), details }
@@ -414,11 +422,8 @@ impl From<crate::app_api::SettingsError> for HearthError {
         use crate::app_api::SettingsError as S;
         match e {
             S::Invalid(ref m) => Self::new(ErrorCode::InvalidSetting, m.clone()),
-            S::OutOfRange { field, min, max } => Self::new(ErrorCode::InvalidSetting, e.to_string()).with(ErrorDetails {
-                min: Some(min),
-                max: Some(max),
-                ..ErrorDetails::field(field)
-            }),
+            S::OutOfRange { field, min, max } => Self::new(ErrorCode::InvalidSetting, e.to_string())
+                .with(ErrorDetails { min: Some(min), max: Some(max), ..ErrorDetails::field(field) }),
             S::Store(s) => s.into(),
         }
     }

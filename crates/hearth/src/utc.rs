@@ -17,7 +17,15 @@ impl Utc {
         let secs = ms.div_euclid(1000);
         let rem = secs.rem_euclid(86_400);
         let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
-        Utc { year, month, day, hour: rem / 3600, minute: rem % 3600 / 60, second: rem % 60, millis: ms.rem_euclid(1000) }
+        Utc {
+            year,
+            month,
+            day,
+            hour: rem / 3600,
+            minute: rem % 3600 / 60,
+            second: rem % 60,
+            millis: ms.rem_euclid(1000),
+        }
     }
 }
 

@@ -9,9 +9,7 @@ use std::process::Command;
 use hearth::store::{MessageState, Role, Store};
 
 fn hearth_bin() -> PathBuf {
-    std::env::var_os("HEARTH_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hearth")))
+    std::env::var_os("HEARTH_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hearth")))
 }
 
 fn chat(dir: &Path, extra: &[&str]) -> serde_json::Value {
@@ -23,11 +21,7 @@ fn chat(dir: &Path, extra: &[&str]) -> serde_json::Value {
         .args(extra)
         .output()
         .expect("run hearth chat");
-    assert!(
-        out.status.success(),
-        "hearth chat failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "hearth chat failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
@@ -39,30 +33,16 @@ async fn one_turn_then_a_second_in_the_same_conversation() {
     let conv = first["conversation_id"].as_i64().unwrap();
     let reply = first["reply"].as_str().unwrap().to_string();
     assert!(!reply.is_empty());
-    assert_eq!(
-        first["stop_reason"], "max_tokens",
-        "12 tokens from a base model: {first}"
-    );
+    assert_eq!(first["stop_reason"], "max_tokens", "12 tokens from a base model: {first}");
     assert!(first["gen_tokens_per_s"].as_f64().unwrap() > 0.0);
 
-    let second = chat(
-        dir.path(),
-        &[
-            "--conversation",
-            &conv.to_string(),
-            "--message",
-            "And what can you do?",
-        ],
-    );
+    let second = chat(dir.path(), &["--conversation", &conv.to_string(), "--message", "And what can you do?"]);
     assert_eq!(second["conversation_id"].as_i64(), Some(conv));
 
     let store = Store::open(dir.path()).await.unwrap();
     let msgs = store.messages(conv).await.unwrap();
     let roles: Vec<_> = msgs.iter().map(|m| m.role).collect();
-    assert_eq!(
-        roles,
-        [Role::User, Role::Assistant, Role::User, Role::Assistant]
-    );
+    assert_eq!(roles, [Role::User, Role::Assistant, Role::User, Role::Assistant]);
     assert_eq!(msgs[0].id, first["user_message_id"].as_i64().unwrap());
     assert_eq!(msgs[1].id, first["assistant_message_id"].as_i64().unwrap());
     assert_eq!(msgs[1].content, reply);

@@ -13,9 +13,7 @@ use sqlx::Row;
 
 /// The `hearth` binary (HEARTH_BIN overrides, e.g. to test an installed build).
 fn hearth_bin() -> PathBuf {
-    std::env::var_os("HEARTH_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hearth")))
+    std::env::var_os("HEARTH_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hearth")))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,10 +47,7 @@ async fn killing_chat_mid_stream_keeps_the_partial_reply_as_interrupted() {
             std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
             panic!("hearth chat ended ({status}) before it was killed: {err}");
         }
-        assert!(
-            Instant::now() < deadline,
-            "no streaming reply appeared in the database"
-        );
+        assert!(Instant::now() < deadline, "no streaming reply appeared in the database");
         if db.exists() {
             let url = format!("sqlite://{}?mode=ro", db.display());
             if let Ok(pool) = sqlx::SqlitePool::connect(&url).await {
@@ -74,9 +69,7 @@ async fn killing_chat_mid_stream_keeps_the_partial_reply_as_interrupted() {
     child.kill().expect("SIGKILL hearth chat");
     child.wait().unwrap();
 
-    let store = Store::open(dir.path())
-        .await
-        .expect("reopen after the crash");
+    let store = Store::open(dir.path()).await.expect("reopen after the crash");
     let m = store.message(message_id).await.unwrap();
     assert_eq!(m.role, Role::Assistant);
     assert_eq!(m.state, MessageState::Interrupted);

@@ -17,10 +17,7 @@ use hearth::chat::{ChatService, TurnInput, TurnRequest};
 use hearth::store::{MessageState, NewConversation, Role, Store, DB_FILE};
 
 fn greedy() -> SamplingParams {
-    SamplingParams {
-        temperature: 0.0,
-        ..Default::default()
-    }
+    SamplingParams { temperature: 0.0, ..Default::default() }
 }
 
 #[test]
@@ -29,10 +26,12 @@ fn turns_reuse_the_cache_and_cancel_keeps_the_partial_reply() {
     let dir = tempfile::tempdir().unwrap();
     let store = rt.block_on(Store::open(dir.path())).unwrap();
     let conv = rt
-        .block_on(store.create_conversation(&NewConversation {
-            system_prompt: Some("Be brief.".into()),
-            ..Default::default()
-        }))
+        .block_on(
+            store.create_conversation(&NewConversation {
+                system_prompt: Some("Be brief.".into()),
+                ..Default::default()
+            }),
+        )
         .unwrap();
     let engine = Engine::load(&test_model(), &LoadOptions::default()).unwrap();
     let mut session = Session::new(engine, 2048).unwrap();
@@ -47,26 +46,18 @@ fn turns_reuse_the_cache_and_cancel_keeps_the_partial_reply() {
 
     let mut streamed = String::new();
     let first = service
-        .turn(
-            &mut session,
-            &req("Tell me about cats.", 10),
-            Arc::new(AtomicBool::new(false)),
-            &mut |p| streamed.push_str(p),
-        )
+        .turn(&mut session, &req("Tell me about cats.", 10), Arc::new(AtomicBool::new(false)), &mut |p| {
+            streamed.push_str(p)
+        })
         .unwrap();
     assert_eq!(first.reply, streamed, "what streamed is what was stored");
     assert_eq!(first.state, MessageState::Complete);
     assert_eq!(first.generated_tokens, 10);
-    let stored = rt
-        .block_on(store.message(first.assistant_message_id))
-        .unwrap();
+    let stored = rt.block_on(store.message(first.assistant_message_id)).unwrap();
     assert_eq!(stored.content, first.reply);
     assert_eq!(stored.stats.stop_reason.as_deref(), Some("max_tokens"));
     assert_eq!(stored.stats.model.as_deref(), Some("gemma-3-270m"));
-    assert_eq!(
-        rt.block_on(store.conversation(conv.id)).unwrap().title,
-        "Tell me about cats."
-    );
+    assert_eq!(rt.block_on(store.conversation(conv.id)).unwrap().title, "Tell me about cats.");
 
     // Second turn: the whole conversation is re-sent, most of it already in the KV cache.
     // Cancel after the third piece: the reply so far is stored as interrupted.
@@ -81,10 +72,7 @@ fn turns_reuse_the_cache_and_cancel_keeps_the_partial_reply() {
             }
         })
         .unwrap();
-    assert!(
-        second.reused_tokens > first.prompt_tokens / 2,
-        "cache reused: {second:?}"
-    );
+    assert!(second.reused_tokens > first.prompt_tokens / 2, "cache reused: {second:?}");
     assert_eq!(second.state, MessageState::Interrupted);
     assert_eq!(second.stop_reason, hearth::chat::StopReason::Cancelled);
     let msgs = rt.block_on(store.messages(conv.id)).unwrap();
@@ -94,14 +82,7 @@ fn turns_reuse_the_cache_and_cancel_keeps_the_partial_reply() {
     assert!(!second.reply.is_empty());
 
     // An empty message is refused before anything is stored.
-    assert!(service
-        .turn(
-            &mut session,
-            &req("   ", 5),
-            Arc::new(AtomicBool::new(false)),
-            &mut |_| {}
-        )
-        .is_err());
+    assert!(service.turn(&mut session, &req("   ", 5), Arc::new(AtomicBool::new(false)), &mut |_| {}).is_err());
     assert_eq!(rt.block_on(store.messages(conv.id)).unwrap().len(), 4);
 }
 
@@ -111,25 +92,14 @@ fn a_history_longer_than_the_context_is_trimmed_from_the_oldest_turn() {
     let dir = tempfile::tempdir().unwrap();
     let store = rt.block_on(Store::open(dir.path())).unwrap();
     let conv = rt
-        .block_on(store.create_conversation(&NewConversation {
-            system_prompt: Some("Answer.".into()),
-            ..Default::default()
-        }))
-        .unwrap();
-    for i in 0..12 {
-        let role = if i % 2 == 0 {
-            Role::User
-        } else {
-            Role::Assistant
-        };
-        let text = format!(
-            "turn {i}: {}",
-            "the quick brown fox jumps over the lazy dog ".repeat(4)
-        );
-        rt.block_on(
-            store.append_message(conv.id, &hearth::store::NewMessage::complete(role, text)),
+        .block_on(
+            store.create_conversation(&NewConversation { system_prompt: Some("Answer.".into()), ..Default::default() }),
         )
         .unwrap();
+    for i in 0..12 {
+        let role = if i % 2 == 0 { Role::User } else { Role::Assistant };
+        let text = format!("turn {i}: {}", "the quick brown fox jumps over the lazy dog ".repeat(4));
+        rt.block_on(store.append_message(conv.id, &hearth::store::NewMessage::complete(role, text))).unwrap();
     }
     let engine = Engine::load(&test_model(), &LoadOptions::default()).unwrap();
     // About 45 tokens a turn: twelve turns do not fit in 256.
@@ -178,10 +148,7 @@ fn ctrl_c_in_the_repl_cancels_the_reply_not_the_app() {
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut first = [0u8; 1];
     std::io::Read::read_exact(&mut out, &mut first).expect("reply starts");
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     // The app is still there and reads the next line: quit normally.
     writeln!(stdin, "/exit").unwrap();
@@ -196,17 +163,12 @@ fn ctrl_c_in_the_repl_cancels_the_reply_not_the_app() {
         let mut line = String::new();
         let _ = out.read_line(&mut line);
     };
-    assert!(
-        code.success(),
-        "the REPL exits normally after Ctrl-C stopped a reply: {code}"
-    );
+    assert!(code.success(), "the REPL exits normally after Ctrl-C stopped a reply: {code}");
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let store = rt.block_on(Store::open(dir.path())).unwrap();
     let pool = store.pool().clone();
-    let conv: i64 = rt
-        .block_on(sqlx::query_scalar("SELECT id FROM conversations").fetch_one(&pool))
-        .unwrap();
+    let conv: i64 = rt.block_on(sqlx::query_scalar("SELECT id FROM conversations").fetch_one(&pool)).unwrap();
     let msgs = rt.block_on(store.messages(conv)).unwrap();
     let roles: Vec<_> = msgs.iter().map(|m| m.role).collect();
     assert_eq!(roles, [Role::User, Role::Assistant]);

@@ -19,11 +19,8 @@ fn ids(v: &Value) -> Vec<u64> {
 }
 
 fn hearth(data: &tempfile::TempDir, args: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(args)
-        .env("HEARTH_DATA_DIR", data.path())
-        .output()
-        .unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_hearth")).args(args).env("HEARTH_DATA_DIR", data.path()).output().unwrap();
     assert!(out.status.success(), "hearth {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
@@ -50,7 +47,21 @@ fn greedy_generate_reproduces_llama_cpp() {
         let n = stable.to_string();
         let got = hearth(
             &data,
-            &["generate", "--model", model.to_str().unwrap(), "--prompt", case["prompt"].as_str().unwrap(), "--raw", "--temperature", "0", "--max-tokens", &n, "--threads", "2", "--json"],
+            &[
+                "generate",
+                "--model",
+                model.to_str().unwrap(),
+                "--prompt",
+                case["prompt"].as_str().unwrap(),
+                "--raw",
+                "--temperature",
+                "0",
+                "--max-tokens",
+                &n,
+                "--threads",
+                "2",
+                "--json",
+            ],
         );
         assert_eq!(ids(&got["prompt_ids"]), ids(&case["prompt_ids"]), "case {name}: prompt ids");
         let gen = ids(&got["ids"]);
@@ -75,14 +86,27 @@ fn score_matches_llama_cpp_top1_and_probabilities() {
         let all: Vec<u64> = prompt.iter().chain(&greedy).copied().collect();
         let file = data.path().join(format!("{name}.json"));
         std::fs::write(&file, serde_json::to_string(&all).unwrap()).unwrap();
-        let got = hearth(&data, &["score", "--model", model.to_str().unwrap(), "--ids-json", file.to_str().unwrap(), "--top", "5", "--json"]);
+        let got = hearth(
+            &data,
+            &[
+                "score",
+                "--model",
+                model.to_str().unwrap(),
+                "--ids-json",
+                file.to_str().unwrap(),
+                "--top",
+                "5",
+                "--json",
+            ],
+        );
         let positions = got["positions"].as_array().unwrap();
         assert_eq!(positions.len(), all.len());
         let mut diffs = Vec::new();
         for (i, want) in case["top5_default"].as_array().unwrap().iter().enumerate() {
             let ours = positions[prompt.len() - 1 + i].as_array().unwrap();
             assert_eq!(ours.len(), 5);
-            let (id1, p1, p2) = (want[0][0].as_u64().unwrap(), want[0][1].as_f64().unwrap(), want[1][1].as_f64().unwrap());
+            let (id1, p1, p2) =
+                (want[0][0].as_u64().unwrap(), want[0][1].as_f64().unwrap(), want[1][1].as_f64().unwrap());
             if p1 - p2 >= 0.1 {
                 assert_eq!(ours[0][0].as_u64().unwrap(), id1, "{name} position {i}");
             }
@@ -106,7 +130,11 @@ fn errors_go_to_stderr_with_a_nonzero_exit() {
         .unwrap();
     assert!(!out.status.success());
     assert!(out.stdout.is_empty());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not a GGUF file"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a GGUF file"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `hearth bench --kv-type`: the cache it allocates is the formula's, f16 by default and half of

@@ -7,51 +7,25 @@ use std::process::{Command, Output};
 use hearth::store::*;
 
 fn hearth_bin() -> PathBuf {
-    std::env::var_os("HEARTH_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hearth")))
+    std::env::var_os("HEARTH_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hearth")))
 }
 
 fn hearth(dir: &Path, args: &[&str]) -> Output {
-    Command::new(hearth_bin())
-        .arg("--data-dir")
-        .arg(dir)
-        .arg("history")
-        .args(args)
-        .output()
-        .expect("run hearth")
+    Command::new(hearth_bin()).arg("--data-dir").arg(dir).arg("history").args(args).output().expect("run hearth")
 }
 
 fn ok_json(dir: &Path, args: &[&str]) -> serde_json::Value {
     let out = hearth(dir, args);
-    assert!(
-        out.status.success(),
-        "hearth history {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "hearth history {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 async fn seed(dir: &Path) -> (ConversationId, ConversationId, MessageId) {
     let s = Store::open(dir).await.unwrap();
-    let a = s
-        .create_conversation(&NewConversation {
-            title: "주간 회의".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    s.append_message(
-        a.id,
-        &NewMessage::complete(Role::User, "오늘 회의록 정리해 줘"),
-    )
-    .await
-    .unwrap();
-    let r = s
-        .append_message(a.id, &NewMessage::streaming(Role::Assistant))
-        .await
-        .unwrap();
+    let a = s.create_conversation(&NewConversation { title: "주간 회의".into(), ..Default::default() }).await.unwrap();
+    s.append_message(a.id, &NewMessage::complete(Role::User, "오늘 회의록 정리해 줘")).await.unwrap();
+    let r = s.append_message(a.id, &NewMessage::streaming(Role::Assistant)).await.unwrap();
     s.finish_message(
         r.id,
         &MessageFinish {
@@ -81,19 +55,8 @@ async fn seed(dir: &Path) -> (ConversationId, ConversationId, MessageId) {
     .await
     .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    let b = s
-        .create_conversation(&NewConversation {
-            title: "Trip plan".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    s.append_message(
-        b.id,
-        &NewMessage::complete(Role::User, "Plan a meeting in Seoul"),
-    )
-    .await
-    .unwrap();
+    let b = s.create_conversation(&NewConversation { title: "Trip plan".into(), ..Default::default() }).await.unwrap();
+    s.append_message(b.id, &NewMessage::complete(Role::User, "Plan a meeting in Seoul")).await.unwrap();
     s.close().await;
     (a.id, b.id, r.id)
 }
@@ -104,12 +67,7 @@ async fn list_show_and_search_as_json() {
     let (a, b, reply) = seed(d.path()).await;
 
     let page = ok_json(d.path(), &["list", "--json"]);
-    let ids: Vec<_> = page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_i64().unwrap())
-        .collect();
+    let ids: Vec<_> = page["items"].as_array().unwrap().iter().map(|c| c["id"].as_i64().unwrap()).collect();
     assert_eq!(ids, [b, a], "most recent first");
     assert_eq!(page["items"][1]["message_count"], 2);
     let one = ok_json(d.path(), &["list", "--limit", "1", "--json"]);
@@ -125,11 +83,7 @@ async fn list_show_and_search_as_json() {
 
     let hits = ok_json(d.path(), &["search", "회의", "--json"]);
     let hits = hits.as_array().unwrap();
-    assert_eq!(
-        hits.len(),
-        2,
-        "the title 주간 회의 and the message with 회의록: {hits:?}"
-    );
+    assert_eq!(hits.len(), 2, "the title 주간 회의 and the message with 회의록: {hits:?}");
     assert!(hits[0]["message_id"].is_null());
     assert_eq!(hits[1]["snippet"], "오늘 <mark>회의</mark>록 정리해 줘");
 
@@ -145,23 +99,12 @@ async fn export_and_import_round_trip_through_files() {
     let md = hearth(d.path(), &["export", &a.to_string(), "--format", "md"]);
     assert!(md.status.success());
     let md = String::from_utf8(md.stdout).unwrap();
-    assert!(
-        md.starts_with("# 주간 회의\n") && md.contains("_(interrupted)_"),
-        "{md}"
-    );
+    assert!(md.starts_with("# 주간 회의\n") && md.contains("_(interrupted)_"), "{md}");
 
     let file = d.path().join("a.json");
     let w = ok_json(
         d.path(),
-        &[
-            "export",
-            &a.to_string(),
-            "--format",
-            "json",
-            "--output",
-            file.to_str().unwrap(),
-            "--json",
-        ],
+        &["export", &a.to_string(), "--format", "json", "--output", file.to_str().unwrap(), "--json"],
     );
     assert_eq!(w["conversation_id"].as_i64(), Some(a));
 
@@ -169,10 +112,7 @@ async fn export_and_import_round_trip_through_files() {
     let imported = ok_json(other.path(), &["import", file.to_str().unwrap(), "--json"]);
     assert_eq!(imported["title"], "주간 회의");
     let before = ok_json(d.path(), &["show", &a.to_string(), "--json"]);
-    let after = ok_json(
-        other.path(),
-        &["show", &imported["id"].to_string(), "--json"],
-    );
+    let after = ok_json(other.path(), &["show", &imported["id"].to_string(), "--json"]);
     assert_eq!(before, after, "restored exactly");
 
     let bad = d.path().join("bad.json");
@@ -196,27 +136,15 @@ async fn missing_conversations_and_corrupt_databases_are_clear_errors() {
     let out = hearth(c.path(), &["list"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("damaged") && err.contains("hearth history recover"),
-        "{err}"
-    );
-    assert_eq!(
-        std::fs::read(&db).unwrap(),
-        b"definitely not sqlite, but someone's precious file"
-    );
+    assert!(err.contains("damaged") && err.contains("hearth history recover"), "{err}");
+    assert_eq!(std::fs::read(&db).unwrap(), b"definitely not sqlite, but someone's precious file");
 
     let rec = ok_json(c.path(), &["recover", "--json"]);
     assert_eq!(rec["recovered"], true);
     let kept = PathBuf::from(rec["moved_to"].as_str().unwrap());
-    assert_eq!(
-        std::fs::read(kept).unwrap(),
-        b"definitely not sqlite, but someone's precious file"
-    );
+    assert_eq!(std::fs::read(kept).unwrap(), b"definitely not sqlite, but someone's precious file");
     let page = ok_json(c.path(), &["list", "--json"]);
     assert_eq!(page["items"].as_array().unwrap().len(), 0);
     // A healthy database is not moved.
-    assert_eq!(
-        ok_json(c.path(), &["recover", "--json"])["recovered"],
-        false
-    );
+    assert_eq!(ok_json(c.path(), &["recover", "--json"])["recovered"], false);
 }

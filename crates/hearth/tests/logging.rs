@@ -44,7 +44,8 @@ async fn the_log_reaches_the_data_folder_and_never_holds_the_token() {
     cfg.retries = 2;
     cfg.retry_backoff = Duration::from_millis(10);
     let hub = Hub::new(cfg).unwrap();
-    let got = hub.download(&FileRequest::new("google/gated", "m.gguf"), &mut |_| {}, &CancelToken::new()).await.unwrap();
+    let got =
+        hub.download(&FileRequest::new("google/gated", "m.gguf"), &mut |_| {}, &CancelToken::new()).await.unwrap();
     assert_eq!(got.size, bytes.len() as u64);
     drop(guard);
 

@@ -57,8 +57,12 @@ async fn fit_prints_a_table_and_refuses_a_context_too_long() {
     cli_models::run(parse(&["catalog"]).unwrap(), data.path()).await.unwrap();
 
     // A GGUF outside the catalog is measured from its header; its maximum context holds too.
-    let model = std::env::var("HEARTH_TEST_MODEL").unwrap_or_else(|_| "/root/.cache/hearth-test/gemma-3-270m-q4_k_m.gguf".into());
-    assert!(std::path::Path::new(&model).is_file(), "the test model is missing at {model}: run scripts/fetch-test-model");
+    let model = std::env::var("HEARTH_TEST_MODEL")
+        .unwrap_or_else(|_| "/root/.cache/hearth-test/gemma-3-270m-q4_k_m.gguf".into());
+    assert!(
+        std::path::Path::new(&model).is_file(),
+        "the test model is missing at {model}: run scripts/fetch-test-model"
+    );
     cli_models::run(parse(&["fit", "--model", &model, "--context", "32768"]).unwrap(), data.path()).await.unwrap();
     let err = cli_models::run(parse(&["fit", "--model", &model, "--context", "65536"]).unwrap(), data.path())
         .await

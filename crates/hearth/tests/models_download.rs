@@ -17,7 +17,6 @@ use support::gguf_gen;
 const REPO: &str = "ggml-org/gemma-3-test-GGUF";
 const FILE: &str = "gemma-3-test-Q4_0.gguf";
 
-
 /// A 4 MiB Gemma 3 GGUF.
 fn model_bytes() -> Vec<u8> {
     gguf_gen::gemma3(1024 * 1024)
@@ -52,9 +51,14 @@ async fn full_download_lands_in_the_hugging_face_cache_layout() {
     assert_eq!(hub.cached(&FileRequest::new(REPO, FILE)), Some(d.path.clone()));
 
     let ev = events.lock().unwrap().clone();
-    assert_eq!(ev.first(), Some(&DownloadEvent::Started { file: FILE.into(), total: bytes.len() as u64, resumed_from: 0 }));
+    assert_eq!(
+        ev.first(),
+        Some(&DownloadEvent::Started { file: FILE.into(), total: bytes.len() as u64, resumed_from: 0 })
+    );
     let last_progress = ev.iter().rev().find_map(|e| match e {
-        DownloadEvent::Progress { downloaded, total, bytes_per_sec, eta_secs, .. } => Some((*downloaded, *total, *bytes_per_sec, *eta_secs)),
+        DownloadEvent::Progress { downloaded, total, bytes_per_sec, eta_secs, .. } => {
+            Some((*downloaded, *total, *bytes_per_sec, *eta_secs))
+        }
         _ => None,
     });
     let (downloaded, total, rate, eta) = last_progress.expect("progress events");
@@ -94,7 +98,8 @@ async fn cancel_then_resume_fetches_only_the_missing_bytes() {
     let ModelsError::Cancelled { downloaded, total: t, .. } = err else { panic!("expected Cancelled, got {err:?}") };
     assert_eq!(t, total);
     assert!(downloaded >= total / 3 && downloaded < total, "cancelled at {downloaded}");
-    let partial = cache.path().join("models--ggml-org--gemma-3-test-GGUF/blobs").join(format!("{}.incomplete", sha_hex(&bytes)));
+    let partial =
+        cache.path().join("models--ggml-org--gemma-3-test-GGUF/blobs").join(format!("{}.incomplete", sha_hex(&bytes)));
     assert_eq!(std::fs::metadata(&partial).unwrap().len(), downloaded);
 
     let (events, mut on_event) = collect();
@@ -151,7 +156,11 @@ async fn dropped_connection_is_resumed_automatically() {
     assert_eq!(gets[0].body_bytes_sent, 1_500_000);
     assert_eq!(gets[1].range_start, Some(1_500_000));
     assert_eq!(server.content_bytes_sent(), total, "no byte fetched twice");
-    assert!(events.lock().unwrap().iter().any(|e| matches!(e, DownloadEvent::Retrying { downloaded: 1_500_000, attempt: 1, .. })));
+    assert!(events
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e, DownloadEvent::Retrying { downloaded: 1_500_000, attempt: 1, .. })));
 }
 
 #[tokio::test]
@@ -211,13 +220,18 @@ async fn stalled_connection_times_out_with_a_clear_error() {
     let spec = FileSpec { stall_after: Some(65_536), ..FileSpec::new(model_bytes()) };
     server.add(REPO, FILE, spec);
     let cache = tempfile::tempdir().unwrap();
-    let hub = Hub::new(HubConfig { read_timeout: Duration::from_millis(500), ..server.hub_config(cache.path()) }).unwrap();
+    let hub =
+        Hub::new(HubConfig { read_timeout: Duration::from_millis(500), ..server.hub_config(cache.path()) }).unwrap();
     let err = hub.download(&FileRequest::new(REPO, FILE), &mut |_| {}, &CancelToken::new()).await.unwrap_err();
     assert!(matches!(err, ModelsError::Timeout { .. }), "{err:?}");
     assert!(err.to_string().contains("timed out"), "{err}");
 }
 
-async fn store_and_catalog_entry(server: &FakeHub, bytes: Vec<u8>, served: Option<Vec<u8>>) -> (tempfile::TempDir, Store, Catalog) {
+async fn store_and_catalog_entry(
+    server: &FakeHub,
+    bytes: Vec<u8>,
+    served: Option<Vec<u8>>,
+) -> (tempfile::TempDir, Store, Catalog) {
     let data = tempfile::tempdir().unwrap();
     let store = Store::open(data.path()).await.unwrap();
     // A one-entry catalog pointing at the fake Hub's repo.
@@ -276,7 +290,9 @@ async fn a_vision_model_downloads_no_projector_until_image_input_is_on() {
     let hub = Hub::new(server.hub_config(cache.path())).unwrap();
 
     // with_mmproj = true, as the app's download manager asks.
-    let m = models::install(&store, &hub, &cat.models[0], Some("Q4_0"), true, &mut |_| {}, &CancelToken::new()).await.unwrap();
+    let m = models::install(&store, &hub, &cat.models[0], Some("Q4_0"), true, &mut |_| {}, &CancelToken::new())
+        .await
+        .unwrap();
     assert_eq!(m.mmproj_path, None);
     let asked: Vec<String> = server.log().into_iter().map(|r| r.path).collect();
     assert!(asked.iter().any(|p| p.ends_with(FILE)), "{asked:?}");
@@ -293,7 +309,8 @@ async fn corrupted_bytes_are_rejected_and_nothing_is_registered() {
     let cache = tempfile::tempdir().unwrap();
     let hub = Hub::new(server.hub_config(cache.path())).unwrap();
 
-    let err = models::install(&store, &hub, &cat.models[0], None, true, &mut |_| {}, &CancelToken::new()).await.unwrap_err();
+    let err =
+        models::install(&store, &hub, &cat.models[0], None, true, &mut |_| {}, &CancelToken::new()).await.unwrap_err();
     match &err {
         ModelsError::ShaMismatch { expected, .. } => assert_eq!(expected, &sha_hex(&bytes)),
         other => panic!("expected ShaMismatch, got {other:?}"),
@@ -353,7 +370,8 @@ async fn missing_file_or_repo_is_a_clear_not_found() {
     assert!(err.to_string().contains("404"), "{err}");
     assert_eq!(server.log().last().map(|r| r.status), Some(404));
     // An unknown repo: the Hub says 401 + RepoNotFound, which must not read as "gated".
-    let err = hub.download(&FileRequest::new("nobody/nothing", FILE), &mut |_| {}, &CancelToken::new()).await.unwrap_err();
+    let err =
+        hub.download(&FileRequest::new("nobody/nothing", FILE), &mut |_| {}, &CancelToken::new()).await.unwrap_err();
     assert!(matches!(&err, ModelsError::NotFound { repo, .. } if repo == "nobody/nothing"), "{err:?}");
     assert_eq!(server.log().last().map(|r| r.status), Some(401));
 }
@@ -385,9 +403,11 @@ async fn two_downloads_at_once() {
     let hub = Hub::new(server.hub_config(cache.path())).unwrap();
     let h1 = hub.clone();
     let h2 = hub.clone();
-    let t1 = tokio::spawn(async move { h1.download(&FileRequest::new(REPO, FILE), &mut |_| {}, &CancelToken::new()).await });
+    let t1 =
+        tokio::spawn(async move { h1.download(&FileRequest::new(REPO, FILE), &mut |_| {}, &CancelToken::new()).await });
     let t2 = tokio::spawn(async move {
-        h2.download(&FileRequest::new("ggml-org/other-GGUF", "mmproj-model-f16.gguf"), &mut |_| {}, &CancelToken::new()).await
+        h2.download(&FileRequest::new("ggml-org/other-GGUF", "mmproj-model-f16.gguf"), &mut |_| {}, &CancelToken::new())
+            .await
     });
     let (r1, r2) = (t1.await.unwrap().unwrap(), t2.await.unwrap().unwrap());
     assert_eq!(std::fs::read(r1.path).unwrap(), a);
@@ -402,9 +422,11 @@ async fn the_same_file_twice_at_once_is_refused_not_corrupted() {
     let cache = tempfile::tempdir().unwrap();
     let hub = Hub::new(server.hub_config(cache.path())).unwrap();
     let h1 = hub.clone();
-    let first = tokio::spawn(async move { h1.download(&FileRequest::new(REPO, FILE), &mut |_| {}, &CancelToken::new()).await });
+    let first =
+        tokio::spawn(async move { h1.download(&FileRequest::new(REPO, FILE), &mut |_| {}, &CancelToken::new()).await });
     // Wait until the first download holds the lock and is writing its partial file.
-    let partial = cache.path().join("models--ggml-org--gemma-3-test-GGUF/blobs").join(format!("{}.incomplete", sha_hex(&bytes)));
+    let partial =
+        cache.path().join("models--ggml-org--gemma-3-test-GGUF/blobs").join(format!("{}.incomplete", sha_hex(&bytes)));
     for _ in 0..2000 {
         if std::fs::metadata(&partial).map(|m| m.len() > 0).unwrap_or(false) {
             break;

@@ -49,7 +49,6 @@ async fn setup() -> Setup {
     Setup { server, data, cache, store, catalog }
 }
 
-
 impl Setup {
     fn manager(&self) -> DownloadManager {
         self.manager_with(self.server.hub_config(self.cache.path()))
@@ -63,7 +62,10 @@ impl Setup {
         e.installed_id(e.recommended_variant())
     }
     fn partial(&self, bytes: &[u8]) -> std::path::PathBuf {
-        self.cache.path().join("models--ggml-org--gemma-3-test-GGUF/blobs").join(format!("{}.incomplete", sha_hex(bytes)))
+        self.cache
+            .path()
+            .join("models--ggml-org--gemma-3-test-GGUF/blobs")
+            .join(format!("{}.incomplete", sha_hex(bytes)))
     }
 }
 
@@ -152,7 +154,9 @@ async fn cancel_keeps_the_partial_as_paused_and_resume_fetches_only_the_missing_
     }
     assert!(mgr.cancel(ID_1B));
     let end = until_end(&mut rx).await;
-    let Some(DownloadUpdate::Cancelled { bytes: at, total: t }) = end.last() else { panic!("expected Cancelled, got {end:?}") };
+    let Some(DownloadUpdate::Cancelled { bytes: at, total: t }) = end.last() else {
+        panic!("expected Cancelled, got {end:?}")
+    };
     assert_eq!(*t, total);
     assert!(*at >= total / 3 && *at < total, "cancelled at {at}");
 

@@ -50,7 +50,10 @@ fn download_list_remove_a_vision_model_through_the_cli_without_its_projector() {
     assert_eq!(installed["id"], "gemma-3-4b-it-q4_0");
     assert_eq!(installed["source"], "download");
     let path = installed["path"].as_str().unwrap();
-    assert!(path.starts_with(hf.path().join("hub/models--ggml-org--gemma-3-4b-it-qat-GGUF/snapshots").to_str().unwrap()), "{path}");
+    assert!(
+        path.starts_with(hf.path().join("hub/models--ggml-org--gemma-3-4b-it-qat-GGUF/snapshots").to_str().unwrap()),
+        "{path}"
+    );
     assert_eq!(std::fs::read(path).unwrap(), model);
     assert!(installed["mmproj_path"].is_null(), "{installed}");
     assert!(!hub.log().iter().any(|r| r.path.contains("mmproj")), "the projector was requested");

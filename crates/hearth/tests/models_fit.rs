@@ -5,8 +5,8 @@ use support::test_model;
 
 use std::path::Path;
 
-use hearth::models::catalog::{Architecture, Catalog};
 use engine::kv_cache::KvDType;
+use hearth::models::catalog::{Architecture, Catalog};
 use hearth::models::fit::{self, Memory, Verdict};
 use hearth::models::ModelsError;
 

@@ -128,7 +128,9 @@ async fn header_cut_short_and_garbage_are_refused() {
     let err = models::import_gguf(&store, data.path(), &junk, &ImportOptions::default()).await.unwrap_err();
     assert!(err.to_string().contains("not a GGUF file"), "{err}");
 
-    let err = models::import_gguf(&store, data.path(), &data.path().join("absent.gguf"), &ImportOptions::default()).await.unwrap_err();
+    let err = models::import_gguf(&store, data.path(), &data.path().join("absent.gguf"), &ImportOptions::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, ModelsError::Io { .. }), "{err:?}");
     assert!(err.to_string().contains("absent.gguf"), "{err}");
 }
@@ -186,7 +188,10 @@ async fn unknown_model_argument_lists_the_registered_ids() {
     let opts = ImportOptions { id: Some("mine".into()), ..Default::default() };
     models::import_gguf(&store, data.path(), &p, &opts).await.unwrap();
     let err = models::resolve_model_arg(&store, "gemma-9").await.unwrap_err();
-    assert!(matches!(&err, ModelsError::UnknownModel { registered, .. } if registered == &vec!["mine".to_string()]), "{err:?}");
+    assert!(
+        matches!(&err, ModelsError::UnknownModel { registered, .. } if registered == &vec!["mine".to_string()]),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("registered: mine"), "{err}");
 
     // A registered file that has since vanished is reported as such.

@@ -16,10 +16,16 @@ use support::runtime::{events, Fixture, MODEL_ID};
 fn loading_reports_progress_and_fills_the_slot() {
     let f = Fixture::new(8);
     let (tx, rx) = mpsc::channel();
-    let status = f.tokio.block_on(f.runtime.load(MODEL_ID, move |p| {
-        let _ = tx.send(p);
-    })).unwrap();
-    assert_eq!((status.state, status.model_id.as_deref(), status.context_size), (ModelPhase::Ready, Some(MODEL_ID), Some(512)));
+    let status = f
+        .tokio
+        .block_on(f.runtime.load(MODEL_ID, move |p| {
+            let _ = tx.send(p);
+        }))
+        .unwrap();
+    assert_eq!(
+        (status.state, status.model_id.as_deref(), status.context_size),
+        (ModelPhase::Ready, Some(MODEL_ID), Some(512))
+    );
     let fractions: Vec<f64> = rx.try_iter().collect();
     assert!(fractions.windows(2).all(|w| w[0] <= w[1]), "{fractions:?}");
     assert_eq!(fractions.last(), Some(&1.0));
@@ -38,14 +44,18 @@ fn send_regenerate_and_edit_stream_and_store_their_turns() {
     let conv = f.tokio.block_on(f.store.create_conversation(&NewConversation::default())).unwrap();
 
     let (sink, ev) = events();
-    let started = f.tokio.block_on(f.runtime.send(conv.id, "The capital of France is".into(), Vec::new(), sink)).unwrap();
+    let started =
+        f.tokio.block_on(f.runtime.send(conv.id, "The capital of France is".into(), Vec::new(), sink)).unwrap();
     let (text, stats) = ev.done();
     assert!(!text.is_empty());
     assert!(stats.tokens >= 1 && stats.tokens <= 6, "{stats:?}");
     assert!(matches!(stats.stop_reason, ReplyStop::MaxTokens | ReplyStop::Eos), "{stats:?}");
     let user = started.user_message_id.expect("send stores a user message");
     let reply = f.tokio.block_on(f.store.message(started.assistant_message_id)).unwrap();
-    assert_eq!((reply.role, reply.state, reply.content.as_str()), (Role::Assistant, MessageState::Complete, text.as_str()));
+    assert_eq!(
+        (reply.role, reply.state, reply.content.as_str()),
+        (Role::Assistant, MessageState::Complete, text.as_str())
+    );
     assert_eq!(reply.parent_id, Some(user));
 
     // Regenerate: a second reply beside the first, no new user message.
@@ -133,9 +143,13 @@ fn a_bad_attachment_refuses_the_whole_message_and_stores_nothing() {
     let photo = f.dir.path().join("cat.jpg");
     std::fs::write(&photo, b"jpeg bytes").unwrap();
     let gone = f.dir.path().join("gone.png");
-    let e = f.tokio.block_on(f.runtime.send(conv.id, "look".into(), vec![photo.clone(), gone.clone()], |_| {})).unwrap_err();
+    let e = f
+        .tokio
+        .block_on(f.runtime.send(conv.id, "look".into(), vec![photo.clone(), gone.clone()], |_| {}))
+        .unwrap_err();
     assert_eq!((e.code, e.details.path.as_deref()), (ErrorCode::AttachmentMissing, Some(gone.to_str().unwrap())));
-    let e = f.tokio.block_on(f.runtime.send(conv.id, "look".into(), vec![f.dir.path().to_path_buf()], |_| {})).unwrap_err();
+    let e =
+        f.tokio.block_on(f.runtime.send(conv.id, "look".into(), vec![f.dir.path().to_path_buf()], |_| {})).unwrap_err();
     assert_eq!(e.code, ErrorCode::AttachmentUnreadable);
     assert!(f.tokio.block_on(f.store.messages(conv.id)).unwrap().is_empty());
     // A good one is stored with the message.
@@ -191,6 +205,9 @@ fn settings_take_effect_on_the_loaded_model() {
     }
     // A bad value changes nothing and names the field and its range.
     let e = f.tokio.block_on(f.runtime.update_settings(&serde_json::json!({"threads": 0}))).unwrap_err();
-    assert_eq!((e.code, e.details.field.as_deref(), e.details.min), (ErrorCode::InvalidSetting, Some("threads"), Some(1.0)));
+    assert_eq!(
+        (e.code, e.details.field.as_deref(), e.details.min),
+        (ErrorCode::InvalidSetting, Some("threads"), Some(1.0))
+    );
     assert_eq!(f.runtime.status().threads, Some(2));
 }

@@ -11,13 +11,16 @@ use hearth::app_api::AppSettings;
 use hearth::store::Store;
 
 fn hearth(dir: &Path, args: &[&str]) -> Output {
-    let bin = std::env::var_os("HEARTH_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hearth")));
+    let bin = std::env::var_os("HEARTH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hearth")));
     Command::new(bin).env("HEARTH_DATA_DIR", dir).args(args).output().expect("run hearth")
 }
 
 fn json(out: &Output) -> serde_json::Value {
     assert!(out.status.success(), "hearth failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 #[tokio::test]
@@ -26,7 +29,10 @@ async fn the_cli_reads_and_writes_the_apps_settings_record() {
     let shown = json(&hearth(dir.path(), &["settings", "show"]));
     assert_eq!(shown, serde_json::to_value(AppSettings::default()).unwrap());
 
-    let set = json(&hearth(dir.path(), &["settings", "set", "temperature=0.5", "seed=7", "systemPrompt=Answer in one word."]));
+    let set = json(&hearth(
+        dir.path(),
+        &["settings", "set", "temperature=0.5", "seed=7", "systemPrompt=Answer in one word."],
+    ));
     assert_eq!((set["temperature"].as_f64(), set["seed"].as_i64()), (Some(0.5), Some(7)));
     // What the app reads is what the CLI wrote.
     let store = Store::open(dir.path()).await.unwrap();
@@ -54,7 +60,10 @@ async fn chat_takes_its_defaults_from_the_apps_settings() {
     json(&hearth(dir.path(), &["settings", "set", "systemPrompt=Be brief.", "contextSize=512"]));
     let model = test_model();
     let model = model.to_str().unwrap();
-    let out = json(&hearth(dir.path(), &["chat", "--model", model, "--message", "Hi", "--max-tokens", "2", "--temperature", "0", "--json"]));
+    let out = json(&hearth(
+        dir.path(),
+        &["chat", "--model", model, "--message", "Hi", "--max-tokens", "2", "--temperature", "0", "--json"],
+    ));
     let store = Store::open(dir.path()).await.unwrap();
     let conv = store.conversation(out["conversation_id"].as_i64().unwrap()).await.unwrap();
     store.close().await;
@@ -63,5 +72,9 @@ async fn chat_takes_its_defaults_from_the_apps_settings() {
     // Flags are checked against the same ranges.
     let bad = hearth(dir.path(), &["chat", "--model", model, "--message", "Hi", "--context", "10"]);
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("--context must be between 256 and 131072"), "{}", String::from_utf8_lossy(&bad.stderr));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--context must be between 256 and 131072"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
 }

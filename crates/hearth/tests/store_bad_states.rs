@@ -10,10 +10,7 @@ use std::time::Duration;
 use hearth::store::*;
 
 fn quick() -> OpenOptions {
-    OpenOptions {
-        busy_timeout: Duration::from_millis(200),
-        ..Default::default()
-    }
+    OpenOptions { busy_timeout: Duration::from_millis(200), ..Default::default() }
 }
 
 #[tokio::test]
@@ -34,12 +31,7 @@ async fn a_file_that_is_not_sqlite_is_refused_untouched_and_can_be_moved_aside()
     let (store, aside) = Store::open_fresh_moving_aside(d.path()).await.unwrap();
     let aside = aside.expect("old file moved aside");
     assert_eq!(std::fs::read(&aside).unwrap(), garbage, "old file kept");
-    assert!(store
-        .list_conversations(&ListOptions::default())
-        .await
-        .unwrap()
-        .items
-        .is_empty());
+    assert!(store.list_conversations(&ListOptions::default()).await.unwrap().items.is_empty());
 }
 
 #[tokio::test]
@@ -47,20 +39,11 @@ async fn damaged_pages_are_reported_as_corrupt_and_the_file_kept() {
     let d = tempfile::tempdir().unwrap();
     {
         let s = Store::open(d.path()).await.unwrap();
-        let c = s
-            .create_conversation(&NewConversation {
-                title: "x".into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let c = s.create_conversation(&NewConversation { title: "x".into(), ..Default::default() }).await.unwrap();
         for i in 0..200 {
-            s.append_message(
-                c.id,
-                &NewMessage::complete(Role::User, format!("message {i} {}", "padding ".repeat(50))),
-            )
-            .await
-            .unwrap();
+            s.append_message(c.id, &NewMessage::complete(Role::User, format!("message {i} {}", "padding ".repeat(50))))
+                .await
+                .unwrap();
         }
         s.close().await;
     }
@@ -90,13 +73,8 @@ async fn a_database_locked_by_another_process_gives_a_clear_error() {
     let d = tempfile::tempdir().unwrap();
     {
         let s = Store::open(d.path()).await.unwrap();
-        let c = s
-            .create_conversation(&NewConversation::default())
-            .await
-            .unwrap();
-        s.append_message(c.id, &NewMessage::streaming(Role::Assistant))
-            .await
-            .unwrap();
+        let c = s.create_conversation(&NewConversation::default()).await.unwrap();
+        s.append_message(c.id, &NewMessage::streaming(Role::Assistant)).await.unwrap();
         // Leave a message streaming by a writer that is gone, so the next open must write.
         s.close().await;
     }
@@ -113,9 +91,7 @@ async fn a_database_locked_by_another_process_gives_a_clear_error() {
         .spawn()
         .expect("python3 is needed to hold a lock from another process");
     let mut line = String::new();
-    BufReader::new(locker.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    BufReader::new(locker.stdout.take().unwrap()).read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "locked");
 
     let err = Store::open_with(d.path(), &quick()).await.unwrap_err();
@@ -124,13 +100,8 @@ async fn a_database_locked_by_another_process_gives_a_clear_error() {
 
     drop(locker.stdin.take());
     locker.wait().unwrap();
-    let s = Store::open_with(d.path(), &quick())
-        .await
-        .expect("opens once the lock is gone");
-    let m: String = sqlx::query_scalar("SELECT state FROM messages")
-        .fetch_one(s.pool())
-        .await
-        .unwrap();
+    let s = Store::open_with(d.path(), &quick()).await.expect("opens once the lock is gone");
+    let m: String = sqlx::query_scalar("SELECT state FROM messages").fetch_one(s.pool()).await.unwrap();
     assert_eq!(m, "interrupted");
 }
 
@@ -165,42 +136,22 @@ async fn a_full_disk_gives_a_clear_error_and_keeps_earlier_data() {
     let id;
     {
         let s = Store::open(d.path()).await.unwrap();
-        id = s
-            .create_conversation(&NewConversation {
-                title: "kept".into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .id;
+        id = s.create_conversation(&NewConversation { title: "kept".into(), ..Default::default() }).await.unwrap().id;
         s.close().await;
     }
     let pages: i64 = {
         let s = Store::open(d.path()).await.unwrap();
-        let p = sqlx::query_scalar("PRAGMA page_count")
-            .fetch_one(s.pool())
-            .await
-            .unwrap();
+        let p = sqlx::query_scalar("PRAGMA page_count").fetch_one(s.pool()).await.unwrap();
         s.close().await;
         p
     };
     // SQLite reports SQLITE_FULL when the database may not grow past max_page_count.
-    let s = Store::open_with(
-        d.path(),
-        &OpenOptions {
-            max_page_count: Some(pages as u32 + 2),
-            ..quick()
-        },
-    )
-    .await
-    .unwrap();
+    let s =
+        Store::open_with(d.path(), &OpenOptions { max_page_count: Some(pages as u32 + 2), ..quick() }).await.unwrap();
     let big = "가".repeat(20_000);
     let mut err = None;
     for _ in 0..50 {
-        if let Err(e) = s
-            .append_message(id, &NewMessage::complete(Role::User, big.clone()))
-            .await
-        {
+        if let Err(e) = s.append_message(id, &NewMessage::complete(Role::User, big.clone())).await {
             err = Some(e);
             break;
         }
@@ -220,11 +171,7 @@ fn permissions_are_bypassed(dir: &std::path::Path) -> bool {
     let probe = dir.join("probe");
     std::fs::write(&probe, b"x").unwrap();
     std::fs::set_permissions(&probe, std::fs::Permissions::from_mode(0o444)).unwrap();
-    let writable = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&probe)
-        .and_then(|mut f| f.write_all(b"y"))
-        .is_ok();
+    let writable = std::fs::OpenOptions::new().append(true).open(&probe).and_then(|mut f| f.write_all(b"y")).is_ok();
     std::fs::remove_file(&probe).unwrap();
     writable
 }
@@ -238,30 +185,16 @@ async fn a_read_only_database_gives_a_clear_error() {
     let root = permissions_are_bypassed(base.path());
     if root {
         // File modes do not stop root: put the data folder on a tmpfs and remount it read-only.
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
-            .arg(&d)
-            .status()
-            .unwrap();
+        let ok = Command::new("mount").args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"]).arg(&d).status().unwrap();
         assert!(ok.success(), "mount tmpfs (running as root)");
     }
     {
         let s = Store::open(&d).await.unwrap();
-        s.create_conversation(&NewConversation {
-            title: "t".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+        s.create_conversation(&NewConversation { title: "t".into(), ..Default::default() }).await.unwrap();
         s.close().await;
     }
     if root {
-        assert!(Command::new("mount")
-            .args(["-o", "remount,ro"])
-            .arg(&d)
-            .status()
-            .unwrap()
-            .success());
+        assert!(Command::new("mount").args(["-o", "remount,ro"]).arg(&d).status().unwrap().success());
     } else {
         for entry in std::fs::read_dir(&d).unwrap() {
             let p = entry.unwrap().path();

@@ -8,23 +8,12 @@ async fn sample(store: &Store) -> ConversationId {
             title: "회의 준비 / meeting prep".into(),
             model: Some("gemma-3-1b-it-q4_0".into()),
             system_prompt: Some("Answer in Korean.".into()),
-            sampling: SamplingSettings {
-                temperature: Some(0.2),
-                top_k: Some(40),
-                seed: Some(7),
-                ..Default::default()
-            },
+            sampling: SamplingSettings { temperature: Some(0.2), top_k: Some(40), seed: Some(7), ..Default::default() },
         })
         .await
         .unwrap();
     store.set_pinned(c.id, true).await.unwrap();
-    let u = store
-        .append_message(
-            c.id,
-            &NewMessage::complete(Role::User, "이 문서를 요약해 줘"),
-        )
-        .await
-        .unwrap();
+    let u = store.append_message(c.id, &NewMessage::complete(Role::User, "이 문서를 요약해 줘")).await.unwrap();
     store
         .add_attachment(
             u.id,
@@ -51,10 +40,7 @@ async fn sample(store: &Store) -> ConversationId {
         )
         .await
         .unwrap();
-    let a = store
-        .append_message(c.id, &NewMessage::streaming(Role::Assistant))
-        .await
-        .unwrap();
+    let a = store.append_message(c.id, &NewMessage::streaming(Role::Assistant)).await.unwrap();
     store
         .finish_message(
             a.id,
@@ -91,26 +77,11 @@ async fn json_round_trip_restores_the_conversation_exactly() {
     let imported = dst.import_json(&parsed).await.unwrap();
     assert_eq!(imported.id, id);
     let again = dst.export_json(imported.id).await.unwrap();
-    assert_eq!(
-        again, export,
-        "a fresh database gets back exactly what was exported"
-    );
+    assert_eq!(again, export, "a fresh database gets back exactly what was exported");
     let msgs = dst.messages(imported.id).await.unwrap();
-    assert_eq!(
-        dst.attachment_bytes(&msgs[0].attachments[1])
-            .await
-            .unwrap()
-            .len(),
-        300_000
-    );
+    assert_eq!(dst.attachment_bytes(&msgs[0].attachments[1]).await.unwrap().len(), 300_000);
     // Imported text is searchable.
-    assert_eq!(
-        dst.search("예산", &SearchOptions::default())
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(dst.search("예산", &SearchOptions::default()).await.unwrap().len(), 1);
 
     // Importing into the database it came from: new ids, same content.
     let copy = src.import_json(&parsed).await.unwrap();
@@ -118,10 +89,7 @@ async fn json_round_trip_restores_the_conversation_exactly() {
     let mut c2 = src.export_json(copy.id).await.unwrap();
     assert_eq!(c2.messages.len(), export.messages.len());
     for (m2, m1) in c2.messages.iter_mut().zip(&export.messages) {
-        assert_eq!(
-            (m2.role, &m2.content, m2.state, &m2.stats),
-            (m1.role, &m1.content, m1.state, &m1.stats)
-        );
+        assert_eq!((m2.role, &m2.content, m2.state, &m2.stats), (m1.role, &m1.content, m1.state, &m1.stats));
         assert_eq!(m2.attachments.len(), m1.attachments.len());
     }
 }
@@ -137,10 +105,7 @@ async fn markdown_export_reads_well() {
     assert!(md.contains("## User\n\n이 문서를 요약해 줘\n"));
     assert!(md.contains("## Assistant\n\n_(interrupted)_\n\n예산이 확정되었습니다."));
     assert!(md.contains("> Attachment: minutes.txt (text/plain, 24 bytes, sha256 "));
-    assert!(matches!(
-        s.export_markdown(999).await,
-        Err(StoreError::ConversationNotFound(999))
-    ));
+    assert!(matches!(s.export_markdown(999).await, Err(StoreError::ConversationNotFound(999))));
 }
 
 #[tokio::test]
@@ -150,10 +115,7 @@ async fn bad_imports_are_refused_without_writing() {
     let id = sample(&s).await;
     let good = s.export_json(id).await.unwrap();
     let before = s
-        .list_conversations(&ListOptions {
-            filter: ArchiveFilter::All,
-            ..Default::default()
-        })
+        .list_conversations(&ListOptions { filter: ArchiveFilter::All, ..Default::default() })
         .await
         .unwrap()
         .items
@@ -161,31 +123,20 @@ async fn bad_imports_are_refused_without_writing() {
 
     let mut wrong_format = good.clone();
     wrong_format.format = "something-else".into();
-    assert!(
-        matches!(s.import_json(&wrong_format).await, Err(StoreError::Import(m)) if m.contains("not a Hearth"))
-    );
+    assert!(matches!(s.import_json(&wrong_format).await, Err(StoreError::Import(m)) if m.contains("not a Hearth")));
     let mut newer = good.clone();
     newer.version = EXPORT_VERSION + 1;
-    assert!(
-        matches!(s.import_json(&newer).await, Err(StoreError::Import(m)) if m.contains("newer"))
-    );
+    assert!(matches!(s.import_json(&newer).await, Err(StoreError::Import(m)) if m.contains("newer")));
     let mut tampered = good.clone();
     let first = tampered.blobs.keys().next().unwrap().clone();
     tampered.blobs.insert(first, "aGVsbG8=".into());
-    assert!(
-        matches!(s.import_json(&tampered).await, Err(StoreError::Import(m)) if m.contains("sha256"))
-    );
+    assert!(matches!(s.import_json(&tampered).await, Err(StoreError::Import(m)) if m.contains("sha256")));
     let mut missing = good.clone();
     missing.blobs.clear();
-    assert!(
-        matches!(s.import_json(&missing).await, Err(StoreError::Import(m)) if m.contains("no bytes"))
-    );
+    assert!(matches!(s.import_json(&missing).await, Err(StoreError::Import(m)) if m.contains("no bytes")));
 
     let after = s
-        .list_conversations(&ListOptions {
-            filter: ArchiveFilter::All,
-            ..Default::default()
-        })
+        .list_conversations(&ListOptions { filter: ArchiveFilter::All, ..Default::default() })
         .await
         .unwrap()
         .items

@@ -21,9 +21,9 @@ pub async fn list_conversations(
     // The cursor is the store's offset, opaque to the UI.
     let offset = match cursor.as_deref() {
         None | Some("") => 0,
-        Some(c) => c
-            .parse::<u32>()
-            .map_err(|_| AppError::new(ErrorCode::InvalidId, format!("not a page cursor: {c:?}")))?,
+        Some(c) => {
+            c.parse::<u32>().map_err(|_| AppError::new(ErrorCode::InvalidId, format!("not a page cursor: {c:?}")))?
+        }
     };
     let opts = ListOptions {
         filter: if archived { ArchiveFilter::Archived } else { ArchiveFilter::Active },

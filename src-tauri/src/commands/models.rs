@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use hearth::app_api::AppSettings;
-use hearth::models::fit::{self, KvDType, Memory};
 use hearth::models::downloads::UpdateSink;
+use hearth::models::fit::{self, KvDType, Memory};
 use hearth::models::{self, registry, Catalog, DownloadState, DownloadUpdate, ImportOptions};
 use hearth::runtime::ModelStatus;
 use tauri::ipc::Channel;
@@ -30,11 +30,9 @@ fn installed_dto(m: &registry::InstalledModel, context_length: u64) -> Installed
 /// The model's maximum context from its GGUF header (0 when the file cannot be read: the
 /// models page then shows it as missing rather than failing the whole list).
 async fn context_length_of(path: PathBuf) -> u64 {
-    tokio::task::spawn_blocking(move || {
-        models::read_summary(&path).ok().and_then(|s| s.context_length()).unwrap_or(0)
-    })
-    .await
-    .unwrap_or(0)
+    tokio::task::spawn_blocking(move || models::read_summary(&path).ok().and_then(|s| s.context_length()).unwrap_or(0))
+        .await
+        .unwrap_or(0)
 }
 
 #[tauri::command]
@@ -145,7 +143,9 @@ pub async fn cancel_download(state: State<'_, AppState>, model_id: String) -> Ap
 pub async fn import_model(state: State<'_, AppState>, path: String) -> AppResult<InstalledModel> {
     let path = PathBuf::from(path.trim());
     if path.as_os_str().is_empty() {
-        return Err(AppError::new(ErrorCode::NotFound, "no file was given").with(crate::error::ErrorDetails::field("file")));
+        return Err(
+            AppError::new(ErrorCode::NotFound, "no file was given").with(crate::error::ErrorDetails::field("file"))
+        );
     }
     let m = models::import_gguf(state.store(), state.runtime.data_dir(), &path, &ImportOptions::default()).await?;
     let ctx = context_length_of(m.path.clone()).await;
@@ -222,7 +222,9 @@ mod tests {
         let mut sink = forward(ch);
         sink(DownloadUpdate::Progress { bytes: 10, total: 40, bytes_per_sec: 5.0, eta_secs: Some(6.0) });
         sink(DownloadUpdate::Cancelled { bytes: 10, total: 40 });
-        sink(DownloadUpdate::Failed { error: DownloadError::Gated { repo: "google/x".into(), status: 401, has_token: false } });
+        sink(DownloadUpdate::Failed {
+            error: DownloadError::Gated { repo: "google/x".into(), status: 401, has_token: false },
+        });
         sink(DownloadUpdate::Failed { error: DownloadError::DiskFull { path: "/d".into(), needed: 2, available: 1 } });
         let got = got.lock().unwrap().clone();
         assert_eq!(got[0], serde_json::json!({"kind": "progress", "bytes": 10, "total": 40, "rate": 5.0, "eta": 6.0}));
@@ -231,5 +233,4 @@ mod tests {
         assert_eq!(got[2]["details"]["model"], "google/x");
         assert_eq!(got[3]["code"], "disk_full");
     }
-
 }

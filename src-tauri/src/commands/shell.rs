@@ -11,14 +11,9 @@ use crate::error::{AppError, AppResult, ErrorCode};
 pub fn check_external_url(url: &str) -> AppResult<&str> {
     let url = url.trim();
     let lower = url.to_ascii_lowercase();
-    let allowed = ["http://", "https://", "mailto:"]
-        .iter()
-        .any(|p| lower.starts_with(p) && lower.len() > p.len());
+    let allowed = ["http://", "https://", "mailto:"].iter().any(|p| lower.starts_with(p) && lower.len() > p.len());
     if !allowed || url.chars().any(char::is_control) {
-        return Err(AppError::new(
-            ErrorCode::InvalidUrl,
-            "only http, https and mailto links can be opened",
-        ));
+        return Err(AppError::new(ErrorCode::InvalidUrl, "only http, https and mailto links can be opened"));
     }
     Ok(url)
 }
@@ -57,7 +52,8 @@ mod tests {
         assert_eq!(check_external_url(" https://example.com/a?b ").unwrap(), "https://example.com/a?b");
         assert!(check_external_url("HTTP://x.org").is_ok());
         assert!(check_external_url("mailto:a@b.c").is_ok());
-        for bad in ["javascript:alert(1)", "file:///etc/passwd", "https://", "ftp://x", "tauri://x", "", "https://a\nb"] {
+        for bad in ["javascript:alert(1)", "file:///etc/passwd", "https://", "ftp://x", "tauri://x", "", "https://a\nb"]
+        {
             assert_eq!(check_external_url(bad).unwrap_err().code, ErrorCode::InvalidUrl, "{bad:?}");
         }
     }

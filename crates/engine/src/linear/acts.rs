@@ -93,9 +93,7 @@ impl QActs {
         };
         if m * k >= 1 << 16 {
             const ROWS: usize = 8;
-            par_for(m.div_ceil(ROWS), |c| {
-                (c * ROWS..(c * ROWS + ROWS).min(m)).for_each(row)
-            });
+            par_for(m.div_ceil(ROWS), |c| (c * ROWS..(c * ROWS + ROWS).min(m)).for_each(row));
         } else {
             (0..m).for_each(row);
         }

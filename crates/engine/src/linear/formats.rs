@@ -41,9 +41,7 @@ pub(crate) const Q4K_BYTES: usize = size_of::<k::BlockQ4K>();
 pub(crate) const Q5K_BYTES: usize = size_of::<k::BlockQ5K>();
 pub(crate) const Q6K_BYTES: usize = size_of::<k::BlockQ6K>();
 // QK and QK_K must be the block sizes of the types that use them.
-const _: () = assert!(
-    k::BlockQ4_0::BLCK_SIZE == QK && k::BlockQ8_0::BLCK_SIZE == QK && k::BlockQ4K::BLCK_SIZE == QK_K
-);
+const _: () = assert!(k::BlockQ4_0::BLCK_SIZE == QK && k::BlockQ8_0::BLCK_SIZE == QK && k::BlockQ4K::BLCK_SIZE == QK_K);
 
 impl WType {
     pub(crate) fn from_ggml(t: GgmlDType) -> Option<Self> {
@@ -109,10 +107,7 @@ pub(crate) fn scale_min_k4(j: usize, s: &[u8]) -> (u8, u8) {
     if j < 4 {
         (s[j] & 63, s[j + 4] & 63)
     } else {
-        (
-            (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4),
-            (s[j + 4] >> 4) | ((s[j] >> 6) << 4),
-        )
+        ((s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4), (s[j + 4] >> 4) | ((s[j] >> 6) << 4))
     }
 }
 
@@ -132,21 +127,13 @@ pub(crate) fn unpack32(t: WType, row: &[u8], b: usize) -> Unpacked {
         WType::Q4_0 | WType::Q4_1 => {
             let blk = &row[b * t.block_bytes()..(b + 1) * t.block_bytes()];
             let d = f16_at(blk, 0);
-            let qs = if t == WType::Q4_0 {
-                &blk[2..18]
-            } else {
-                &blk[4..20]
-            };
+            let qs = if t == WType::Q4_0 { &blk[2..18] } else { &blk[4..20] };
             for j in 0..16 {
                 v[j] = qs[j] & 15;
                 v[j + 16] = qs[j] >> 4;
             }
             sc = [d, d];
-            mn = if t == WType::Q4_1 {
-                f16_at(blk, 2)
-            } else {
-                0.0
-            };
+            mn = if t == WType::Q4_1 { f16_at(blk, 2) } else { 0.0 };
         }
         WType::Q5_0 | WType::Q5_1 => {
             let blk = &row[b * t.block_bytes()..(b + 1) * t.block_bytes()];
@@ -159,11 +146,7 @@ pub(crate) fn unpack32(t: WType, row: &[u8], b: usize) -> Unpacked {
                 v[j + 16] = (qs[j] >> 4) | ((((qh >> (j + 16)) & 1) as u8) << 4);
             }
             sc = [d, d];
-            mn = if t == WType::Q5_1 {
-                f16_at(blk, 2)
-            } else {
-                0.0
-            };
+            mn = if t == WType::Q5_1 { f16_at(blk, 2) } else { 0.0 };
         }
         WType::Q8_0 => {
             let blk = &row[b * Q8_0_BYTES..(b + 1) * Q8_0_BYTES];
@@ -213,10 +196,7 @@ pub(crate) fn unpack32(t: WType, row: &[u8], b: usize) -> Unpacked {
                 };
             }
             let d = f16_at(blk, 208);
-            sc = [
-                d * (blk[192 + 2 * j] as i8) as f32,
-                d * (blk[192 + 2 * j + 1] as i8) as f32,
-            ];
+            sc = [d * (blk[192 + 2 * j] as i8) as f32, d * (blk[192 + 2 * j + 1] as i8) as f32];
             mn = 0.0;
         }
     }

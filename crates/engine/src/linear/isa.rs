@@ -24,10 +24,7 @@ impl Level {
     /// All levels this CPU can run, lowest first.
     pub fn available() -> Vec<Level> {
         let best = Isa::detected().level();
-        [Level::Scalar, Level::Avx2, Level::Avx512]
-            .into_iter()
-            .filter(|l| *l <= best)
-            .collect()
+        [Level::Scalar, Level::Avx2, Level::Avx512].into_iter().filter(|l| *l <= best).collect()
     }
 }
 

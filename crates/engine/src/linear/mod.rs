@@ -30,8 +30,8 @@ use candle_core::{DType, Device, Module, Storage, Tensor};
 use crate::{EngineError, Result};
 use acts::QActs;
 use formats::{WType, QK};
-pub(crate) use isa::{kernels, Isa};
 pub use isa::{kernel_level, Level};
+pub(crate) use isa::{kernels, Isa};
 use pool::{par_for, SendPtr};
 
 /// Activation rows from which the AVX-512 level uses the GEMM rather than per-row dot products
@@ -39,11 +39,7 @@ use pool::{par_for, SendPtr};
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn gemm_min_rows(t: WType) -> usize {
     static N: OnceLock<Option<usize>> = OnceLock::new();
-    let forced = *N.get_or_init(|| {
-        std::env::var("HEARTH_GEMM_MIN_ROWS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-    });
+    let forced = *N.get_or_init(|| std::env::var("HEARTH_GEMM_MIN_ROWS").ok().and_then(|v| v.parse().ok()));
     forced.unwrap_or(match t {
         // Their per-row kernels are the slowest (5-bit unpacking, minimums).
         WType::Q4_1 | WType::Q5_0 | WType::Q5_1 => 4,
@@ -57,12 +53,7 @@ fn gemm_min_rows(t: WType) -> usize {
 /// on the 2-core test machine when it is quiet.
 fn par_min_bytes() -> usize {
     static N: OnceLock<usize> = OnceLock::new();
-    *N.get_or_init(|| {
-        std::env::var("HEARTH_PAR_MIN_BYTES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(256 << 10)
-    })
+    *N.get_or_init(|| std::env::var("HEARTH_PAR_MIN_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(256 << 10))
 }
 
 enum Backend {
@@ -91,8 +82,7 @@ impl Linear {
             // types it has vectorized; keep ours for the types it only has scalar code for.
             w.device().is_cpu()
                 && in_dim % t.block_elems() == 0
-                && (kernel_level() > Level::Scalar
-                    || matches!(t, WType::Q4_1 | WType::Q5_0 | WType::Q5_1))
+                && (kernel_level() > Level::Scalar || matches!(t, WType::Q4_1 | WType::Q5_0 | WType::Q5_1))
         });
         let (backend, bytes) = if let Some(t) = native {
             let bytes = w.storage_size_in_bytes();
@@ -104,12 +94,7 @@ impl Linear {
             let bytes = w.storage_size_in_bytes();
             (Backend::Candle(QMatMul::from_arc(w)?), bytes)
         };
-        Ok(Self {
-            backend,
-            in_dim,
-            out_dim,
-            bytes,
-        })
+        Ok(Self { backend, in_dim, out_dim, bytes })
     }
 
     /// `x`: `[..., in]` f32 → `[..., out]` f32.
@@ -152,15 +137,9 @@ impl Linear {
         let mut out_dims = x.dims().to_vec();
         *out_dims.last_mut().unwrap() = n;
         if !x.device().is_cpu() {
-            return Err(EngineError::InvalidArgument(
-                "CPU weights applied to a tensor on another device".into(),
-            ));
+            return Err(EngineError::InvalidArgument("CPU weights applied to a tensor on another device".into()));
         }
-        let x = if x.dtype() == DType::F32 {
-            x.contiguous()?
-        } else {
-            x.to_dtype(DType::F32)?.contiguous()?
-        };
+        let x = if x.dtype() == DType::F32 { x.contiguous()? } else { x.to_dtype(DType::F32)?.contiguous()? };
         let mut dst: Vec<f32> = Vec::with_capacity(m * n);
         if m > 0 && n > 0 {
             let wdata = w.data()?;
@@ -275,11 +254,7 @@ unsafe fn matmul(t: WType, w: &[u8], n: usize, k: usize, acts: &QActs, dst: Send
     // Per-row kernels: split the weight rows into chunks; each chunk meets every activation row
     // while it is in cache.
     let work = n * rb * m.max(1);
-    let tasks = if threads > 1 && work >= par_min_bytes() {
-        (threads * 8).min(n.div_ceil(8))
-    } else {
-        1
-    };
+    let tasks = if threads > 1 && work >= par_min_bytes() { (threads * 8).min(n.div_ceil(8)) } else { 1 };
     let chunk = n.div_ceil(tasks).next_multiple_of(4).min(n);
     let nchunks = n.div_ceil(chunk);
     let run = |c: usize| {
@@ -379,14 +354,9 @@ pub struct Embedding {
 impl Embedding {
     pub fn new(table: Arc<QTensor>) -> Result<Self> {
         let (vocab, hidden) = table.shape().dims2()?;
-        let native = WType::from_ggml(table.dtype())
-            .filter(|t| table.device().is_cpu() && hidden % t.block_elems() == 0);
-        Ok(Self {
-            table,
-            native,
-            vocab,
-            hidden,
-        })
+        let native =
+            WType::from_ggml(table.dtype()).filter(|t| table.device().is_cpu() && hidden % t.block_elems() == 0);
+        Ok(Self { table, native, vocab, hidden })
     }
 
     pub fn vocab(&self) -> usize {
@@ -423,9 +393,7 @@ impl Embedding {
             }
         };
         if ids.len() >= 64 {
-            par_for(ids.len().div_ceil(16), |c| {
-                rows(c * 16, (c * 16 + 16).min(ids.len()))
-            });
+            par_for(ids.len().div_ceil(16), |c| rows(c * 16, (c * 16 + 16).min(ids.len())));
         } else {
             rows(0, ids.len());
         }

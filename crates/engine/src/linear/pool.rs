@@ -44,10 +44,7 @@ impl Shared {
             // SAFETY: i < n, so the caller is still inside `par_for`, waiting for this item.
             let f = unsafe { &*self.f };
             if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(i))) {
-                self.panic
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get_or_insert(p);
+                self.panic.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(p);
             }
             self.done.fetch_add(1, Ordering::Release);
         }
@@ -63,15 +60,9 @@ pub(crate) fn par_for(n: usize, f: impl Fn(usize) + Sync) {
     }
     let f: &(dyn Fn(usize) + Sync + '_) = &f;
     // SAFETY: only the lifetime is erased; see `Shared::f`.
-    let f: *const Work =
-        unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync + '_), &'static Work>(f) };
-    let shared = Arc::new(Shared {
-        n,
-        next: AtomicUsize::new(0),
-        done: AtomicUsize::new(0),
-        f,
-        panic: Mutex::new(None),
-    });
+    let f: *const Work = unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync + '_), &'static Work>(f) };
+    let shared =
+        Arc::new(Shared { n, next: AtomicUsize::new(0), done: AtomicUsize::new(0), f, panic: Mutex::new(None) });
     for _ in 0..helpers {
         let s = shared.clone();
         rayon::spawn(move || s.work());
@@ -87,11 +78,7 @@ pub(crate) fn par_for(n: usize, f: impl Fn(usize) + Sync) {
             std::thread::yield_now();
         }
     }
-    let panic = shared
-        .panic
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .take();
+    let panic = shared.panic.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(p) = panic {
         std::panic::resume_unwind(p);
     }

@@ -195,12 +195,7 @@ macro_rules! row_kernels {
         /// of type `T` and `a` that many activation blocks.
         #[inline]
         #[target_feature(enable = $feat)]
-        unsafe fn legacy_group<const T: u8>(
-            row: *const u8,
-            a: &ARow,
-            b0: usize,
-            n: usize,
-        ) -> [__m256i; 8] {
+        unsafe fn legacy_group<const T: u8>(row: *const u8, a: &ARow, b0: usize, n: usize) -> [__m256i; 8] {
             let bb = match T {
                 T_Q4_0 => 18,
                 T_Q4_1 => 20,
@@ -250,13 +245,7 @@ macro_rules! row_kernels {
         /// from `b0` (`QActs` pads them to whole groups of 8).
         #[inline]
         #[target_feature(enable = $feat)]
-        unsafe fn legacy_step<const T: u8>(
-            row: *const u8,
-            a: &ARow,
-            b0: usize,
-            n: usize,
-            acc: __m256,
-        ) -> __m256 {
+        unsafe fn legacy_step<const T: u8>(row: *const u8, a: &ARow, b0: usize, n: usize, acc: __m256) -> __m256 {
             let bb = match T {
                 T_Q4_0 => 18,
                 T_Q4_1 => 20,
@@ -294,13 +283,7 @@ macro_rules! row_kernels {
         // The AVX-512 level has its own `rows_legacy512`, so its expansion of this one is unused.
         #[allow(dead_code)]
         #[target_feature(enable = $feat)]
-        pub(crate) unsafe fn rows_legacy<const T: u8>(
-            w: *const u8,
-            rb: usize,
-            nrows: usize,
-            a: &ARow,
-            out: *mut f32,
-        ) {
+        pub(crate) unsafe fn rows_legacy<const T: u8>(w: *const u8, rb: usize, nrows: usize, a: &ARow, out: *mut f32) {
             legacy_rows_body!(legacy_step, w, rb, nrows, a, out);
         }
 
@@ -329,10 +312,7 @@ macro_rules! row_kernels {
             let mn_hi = ((u2 >> 4) & KM2) | (((u1 >> 6) & KM3) << 4);
             let sc = _mm_set_epi32(0, 0, sc_hi as i32, sc_lo as i32);
             let mn = _mm_set_epi32(0, 0, mn_hi as i32, mn_lo as i32);
-            (
-                _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sc)),
-                _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(mn)),
-            )
+            (_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sc)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(mn)))
         }
 
         /// Q4_K (`Q5 == false`) or Q5_K rows.
@@ -341,13 +321,7 @@ macro_rules! row_kernels {
         ///
         /// As for `rows_legacy`, with Q4_K (Q5_K) super-blocks of 8 blocks.
         #[target_feature(enable = $feat)]
-        pub(crate) unsafe fn rows_k45<const Q5: bool>(
-            w: *const u8,
-            rb: usize,
-            nrows: usize,
-            a: &ARow,
-            out: *mut f32,
-        ) {
+        pub(crate) unsafe fn rows_k45<const Q5: bool>(w: *const u8, rb: usize, nrows: usize, a: &ARow, out: *mut f32) {
             let nsb = a.kb / 8;
             let bb = if Q5 { 176 } else { 144 };
             let qo = if Q5 { 48 } else { 16 };
@@ -402,11 +376,7 @@ macro_rules! row_kernels {
                     let dd = _mm_cvtph_ps(_mm_cvtsi32_si128(dm));
                     let d = _mm256_broadcastss_ps(dd);
                     let dmin = _mm256_broadcastss_ps(_mm_movehdup_ps(dd));
-                    acc = _mm256_fmadd_ps(
-                        _mm256_mul_ps(_mm256_cvtepi32_ps(sums), sc),
-                        _mm256_mul_ps(d, dx),
-                        acc,
-                    );
+                    acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sums), sc), _mm256_mul_ps(d, dx), acc);
                     accm = _mm256_fmadd_ps(_mm256_mul_ps(mn, dmin), ds, accm);
                 }
                 // SAFETY: r < nrows values fit in `out` (contract).
@@ -420,13 +390,7 @@ macro_rules! row_kernels {
         ///
         /// As for `rows_legacy`, with Q6_K super-blocks of 8 blocks.
         #[target_feature(enable = $feat)]
-        pub(crate) unsafe fn rows_q6k(
-            w: *const u8,
-            rb: usize,
-            nrows: usize,
-            a: &ARow,
-            out: *mut f32,
-        ) {
+        pub(crate) unsafe fn rows_q6k(w: *const u8, rb: usize, nrows: usize, a: &ARow, out: *mut f32) {
             let nsb = a.kb / 8;
             let m0f = _mm256_set1_epi8(0x0F);
             let m30 = _mm256_set1_epi8(0x30);
@@ -494,10 +458,7 @@ macro_rules! row_kernels {
                     let sbv = _mm256_permutevar8x32_epi32(s16b, perm);
                     let i0 = _mm256_sub_epi32(u0, _mm256_slli_epi32::<5>(sa));
                     let i1 = _mm256_sub_epi32(u1, _mm256_slli_epi32::<5>(sbv));
-                    let sc0 = _mm256_cvtepi32_ps(_mm256_permutevar8x32_epi32(
-                        _mm256_cvtepi8_epi32(sc),
-                        perm,
-                    ));
+                    let sc0 = _mm256_cvtepi32_ps(_mm256_permutevar8x32_epi32(_mm256_cvtepi8_epi32(sc), perm));
                     let sc1 = _mm256_cvtepi32_ps(_mm256_permutevar8x32_epi32(
                         _mm256_cvtepi8_epi32(_mm_srli_si128::<8>(sc)),
                         perm,
@@ -528,12 +489,7 @@ pub(crate) mod avx2 {
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     fn bits32(x: u32) -> __m256i {
-        let shuf = _mm256_set_epi64x(
-            0x0303030303030303,
-            0x0202020202020202,
-            0x0101010101010101,
-            0x0000000000000000,
-        );
+        let shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0x0000000000000000);
         let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(x as i32), shuf);
         let bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe_u64 as i64));
         _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1))
@@ -595,11 +551,7 @@ pub(crate) mod avx512 {
                         _mm256_loadu_si256(blk.add(bb + 2) as *const __m256i),
                     )
                 };
-                let w = _mm512_permutex2var_epi64(
-                    _mm512_castsi256_si512(w0),
-                    idx_w,
-                    _mm512_castsi256_si512(w1),
-                );
+                let w = _mm512_permutex2var_epi64(_mm512_castsi256_si512(w0), idx_w, _mm512_castsi256_si512(w1));
                 _mm512_xor_si512(w, _mm512_set1_epi8(-128))
             } else {
                 // SAFETY: the two blocks' 16 bytes of nibbles, from offset qo.
@@ -610,8 +562,7 @@ pub(crate) mod avx512 {
                     )
                 };
                 let q = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(q0), q1);
-                let v =
-                    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(q), _mm256_srli_epi16::<4>(q));
+                let v = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(q), _mm256_srli_epi16::<4>(q));
                 let mut v = _mm512_and_si512(v, m0f);
                 if T == T_Q5_0 || T == T_Q5_1 {
                     // SAFETY: Q5 blocks keep 4 bytes of high bits just before the nibbles.
@@ -643,13 +594,7 @@ pub(crate) mod avx512 {
     /// As for `legacy_step`.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-    unsafe fn legacy_step512<const T: u8>(
-        row: *const u8,
-        a: &ARow,
-        b0: usize,
-        n: usize,
-        acc: __m256,
-    ) -> __m256 {
+    unsafe fn legacy_step512<const T: u8>(row: *const u8, a: &ARow, b0: usize, n: usize, acc: __m256) -> __m256 {
         let bb = match T {
             T_Q4_0 => 18,
             T_Q4_1 => 20,
@@ -687,13 +632,7 @@ pub(crate) mod avx512 {
     ///
     /// As for `rows_legacy`.
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-    pub(crate) unsafe fn rows_legacy512<const T: u8>(
-        w: *const u8,
-        rb: usize,
-        nrows: usize,
-        a: &ARow,
-        out: *mut f32,
-    ) {
+    pub(crate) unsafe fn rows_legacy512<const T: u8>(w: *const u8, rb: usize, nrows: usize, a: &ARow, out: *mut f32) {
         legacy_rows_body!(legacy_step512, w, rb, nrows, a, out);
     }
 
@@ -757,19 +696,15 @@ pub(crate) mod avx512 {
             for r in 0..nrows {
                 // SAFETY: row r < nrows of `w` (contract); each scratch row r < 16 has room for
                 // kbp >= kb values.
-                unsafe {
-                    row_scales(t, w.add(r * rb), kb, rlo.add(r * kbp), rhi.add(r * kbp), rmn.add(r * kbp))
-                };
+                unsafe { row_scales(t, w.add(r * rb), kb, rlo.add(r * kbp), rhi.add(r * kbp), rmn.add(r * kbp)) };
             }
             let has_hi = t == WType::Q6K;
             let has_mn = matches!(t, WType::Q4_1 | WType::Q5_1 | WType::Q4K | WType::Q5K);
             let mut v = [_mm256_setzero_si256(); 16];
             for b0 in (0..kbp).step_by(8) {
-                for (src, dst, on) in [
-                    (rlo, &mut self.sc_lo, true),
-                    (rhi, &mut self.sc_hi, has_hi),
-                    (rmn, &mut self.mn, has_mn),
-                ] {
+                for (src, dst, on) in
+                    [(rlo, &mut self.sc_lo, true), (rhi, &mut self.sc_hi, has_hi), (rmn, &mut self.mn, has_mn)]
+                {
                     if on {
                         for (r, v) in v.iter_mut().enumerate().take(nrows) {
                             // SAFETY: values b0..b0+8 <= kbp of scratch row r.
@@ -813,14 +748,7 @@ pub(crate) mod avx512 {
     /// and `lo`, `hi`, `mn` must each be writable for `kb` rounded up to 8 values.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-    unsafe fn row_scales(
-        t: WType,
-        row: *const u8,
-        kb: usize,
-        lo: *mut f32,
-        hi: *mut f32,
-        mn: *mut f32,
-    ) {
+    unsafe fn row_scales(t: WType, row: *const u8, kb: usize, lo: *mut f32, hi: *mut f32, mn: *mut f32) {
         match t {
             WType::Q4_0 | WType::Q4_1 | WType::Q5_0 | WType::Q5_1 | WType::Q8_0 => {
                 let bb = t.block_bytes();
@@ -870,8 +798,7 @@ pub(crate) mod avx512 {
                     };
                     let d = _mm512_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(d16)));
                     let sc = _mm512_cvtepi8_epi32(sc8);
-                    let sc =
-                        _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_permutexvar_epi32(idx, sc)), d);
+                    let sc = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_permutexvar_epi32(idx, sc)), d);
                     let sc_hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(sc)));
                     // SAFETY: values sb * 8..sb * 8 + 8 <= kb of the outputs (contract).
                     unsafe {
@@ -925,14 +852,9 @@ pub(crate) mod avx512 {
                 let (sb, j) = (b / 8, b % 8);
                 let q5 = t == WType::Q5K;
                 let blk = unsafe { row.add(sb * if q5 { 176 } else { 144 }) };
-                let q = unsafe {
-                    _mm256_loadu_si256(blk.add(if q5 { 48 } else { 16 } + (j / 2) * 32) as *const __m256i)
-                };
-                let mut v = if j % 2 == 0 {
-                    q
-                } else {
-                    _mm256_srli_epi16::<4>(q)
-                };
+                let q =
+                    unsafe { _mm256_loadu_si256(blk.add(if q5 { 48 } else { 16 } + (j / 2) * 32) as *const __m256i) };
+                let mut v = if j % 2 == 0 { q } else { _mm256_srli_epi16::<4>(q) };
                 v = _mm256_and_si256(v, m0f);
                 if q5 {
                     let hb = unsafe { _mm256_loadu_si256(blk.add(16) as *const __m256i) };
@@ -952,11 +874,7 @@ pub(crate) mod avx512 {
                         _mm256_loadu_si256(blk.add(128 + h * 32) as *const __m256i),
                     )
                 };
-                let lo = if q < 2 {
-                    ql
-                } else {
-                    _mm256_srli_epi16::<4>(ql)
-                };
+                let lo = if q < 2 { ql } else { _mm256_srli_epi16::<4>(ql) };
                 let hi = match q {
                     0 => _mm256_slli_epi16::<4>(qh),
                     1 => _mm256_slli_epi16::<2>(qh),
@@ -1002,16 +920,12 @@ pub(crate) mod avx512 {
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn transpose16x8(v: &[__m256i; 16], out: *mut u8) {
-        let mut a: [__m512i; 8] = std::array::from_fn(|i| {
-            _mm512_inserti64x4::<1>(_mm512_castsi256_si512(v[2 * i]), v[2 * i + 1])
-        });
+        let mut a: [__m512i; 8] =
+            std::array::from_fn(|i| _mm512_inserti64x4::<1>(_mm512_castsi256_si512(v[2 * i]), v[2 * i + 1]));
         for (s, idx) in TRANSPOSE_IDX.iter().enumerate() {
             // SAFETY: each index vector is 16 i32, 64 readable bytes.
             let (i0, i1) = unsafe {
-                (
-                    _mm512_loadu_si512(idx[0].as_ptr() as *const _),
-                    _mm512_loadu_si512(idx[1].as_ptr() as *const _),
-                )
+                (_mm512_loadu_si512(idx[0].as_ptr() as *const _), _mm512_loadu_si512(idx[1].as_ptr() as *const _))
             };
             let bit = 1 << s;
             a = std::array::from_fn(|r| {
@@ -1050,26 +964,15 @@ pub(crate) mod avx512 {
         // values and kbp >= kb per-block entries.
         for b in 0..kb {
             let wq = unsafe { qs.add(b * 512) };
-            let w: [__m512i; 8] =
-                std::array::from_fn(|g| unsafe { _mm512_loadu_si512(wq.add(g * 64) as *const _) });
+            let w: [__m512i; 8] = std::array::from_fn(|g| unsafe { _mm512_loadu_si512(wq.add(g * 64) as *const _) });
             let sc_lo = unsafe { _mm512_loadu_ps(tile.sc_lo.as_ptr().add(b * 16)) };
-            let sc_hi = if HALF {
-                unsafe { _mm512_loadu_ps(tile.sc_hi.as_ptr().add(b * 16)) }
-            } else {
-                sc_lo
-            };
-            let mn = if MIN {
-                unsafe { _mm512_loadu_ps(tile.mn.as_ptr().add(b * 16)) }
-            } else {
-                sc_lo
-            };
+            let sc_hi = if HALF { unsafe { _mm512_loadu_ps(tile.sc_hi.as_ptr().add(b * 16)) } } else { sc_lo };
+            let mn = if MIN { unsafe { _mm512_loadu_ps(tile.mn.as_ptr().add(b * 16)) } } else { sc_lo };
             for (r, out) in out.iter_mut().enumerate() {
                 let row = r0 + r;
                 let xq = unsafe { a.q.as_ptr().add(row * k + b * QK) };
                 // Groups g < 8 of 4 values: inside the block's 32.
-                let x = |g: usize| {
-                    _mm512_set1_epi32(unsafe { std::ptr::read_unaligned(xq.add(4 * g) as *const i32) })
-                };
+                let x = |g: usize| _mm512_set1_epi32(unsafe { std::ptr::read_unaligned(xq.add(4 * g) as *const i32) });
                 let dx = _mm512_set1_ps(unsafe { *a.d.get_unchecked(row * kbp + b) });
                 if !HALF {
                     let mut acc = if OFF != 0 {
@@ -1128,11 +1031,7 @@ pub(crate) mod avx512 {
     ) {
         debug_assert!(rows.end <= a.m && col0 < n);
         let valid = (n - col0).min(16);
-        let mask: u16 = if valid == 16 {
-            0xFFFF
-        } else {
-            (1u16 << valid) - 1
-        };
+        let mask: u16 = if valid == 16 { 0xFFFF } else { (1u16 << valid) - 1 };
         macro_rules! run {
             ($off:expr, $half:expr, $min:expr) => {{
                 let mut r0 = rows.start;

@@ -25,7 +25,18 @@ impl Default for Tiny {
     fn default() -> Self {
         // Two kv heads for four query heads exercises grouped-query attention; six layers give
         // five local and one global layer, as in Gemma 3.
-        Self { vocab: 320, hidden: 64, layers: 6, heads: 4, kv_heads: 2, head_dim: 32, ffn: 128, window: 8, arch: "gemma3", dtype: GgmlDType::F32 }
+        Self {
+            vocab: 320,
+            hidden: 64,
+            layers: 6,
+            heads: 4,
+            kv_heads: 2,
+            head_dim: 32,
+            ffn: 128,
+            window: 8,
+            arch: "gemma3",
+            dtype: GgmlDType::F32,
+        }
     }
 }
 
@@ -108,7 +119,14 @@ impl Tiny {
             })
             .collect();
         let types: Vec<Value> = (0..self.vocab)
-            .map(|i| Value::I32(match i { 0..=2 | 4 | 5 => 3, 3 => 2, 6..=261 => 6, _ => 1 }))
+            .map(|i| {
+                Value::I32(match i {
+                    0..=2 | 4 | 5 => 3,
+                    3 => 2,
+                    6..=261 => 6,
+                    _ => 1,
+                })
+            })
             .collect();
         let scores: Vec<Value> = (0..self.vocab).map(|i| Value::F32(-(i as f32))).collect();
         md.extend([

@@ -143,8 +143,8 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
         threads: args.threads.or(app.threads.map(|t| t.max(1) as usize)),
         ..Default::default()
     };
-    let engine = Engine::load(&model_path, &load)
-        .with_context(|| format!("cannot load the model {}", model_path.display()))?;
+    let engine =
+        Engine::load(&model_path, &load).with_context(|| format!("cannot load the model {}", model_path.display()))?;
     let mut session = Session::with_kv_dtype(engine, context, args.kv_type)?;
     let service = ChatService::new(store.clone(), rt.handle().clone());
     let request = |text: String| TurnRequest {
@@ -174,17 +174,12 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
         generating.store(true, Ordering::SeqCst);
         let mut stdout = std::io::stdout();
         let json = args.json;
-        let out = service.turn(
-            &mut session,
-            &request(message.clone()),
-            cancel.clone(),
-            &mut |piece| {
-                if !json {
-                    let _ = stdout.write_all(piece.as_bytes());
-                    let _ = stdout.flush();
-                }
-            },
-        )?;
+        let out = service.turn(&mut session, &request(message.clone()), cancel.clone(), &mut |piece| {
+            if !json {
+                let _ = stdout.write_all(piece.as_bytes());
+                let _ = stdout.flush();
+            }
+        })?;
         if json {
             let v = serde_json::json!({
                 "conversation_id": out.conversation_id,
@@ -202,7 +197,9 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
             println!();
             eprintln!(
                 "[conversation {} · {} · {:.1} tok/s]",
-                out.conversation_id, out.stop_reason.as_str(), out.gen_tokens_per_s
+                out.conversation_id,
+                out.stop_reason.as_str(),
+                out.gen_tokens_per_s
             );
         }
         rt.block_on(store.close());
@@ -236,15 +233,10 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
         cancel.store(false, Ordering::SeqCst);
         generating.store(true, Ordering::SeqCst);
         let mut stdout = std::io::stdout();
-        let result = service.turn(
-            &mut session,
-            &request(text.to_string()),
-            cancel.clone(),
-            &mut |piece| {
-                let _ = stdout.write_all(piece.as_bytes());
-                let _ = stdout.flush();
-            },
-        );
+        let result = service.turn(&mut session, &request(text.to_string()), cancel.clone(), &mut |piece| {
+            let _ = stdout.write_all(piece.as_bytes());
+            let _ = stdout.flush();
+        });
         generating.store(false, Ordering::SeqCst);
         println!();
         match result {
@@ -277,20 +269,14 @@ async fn prepare_conversation(store: &Store, args: &ChatArgs, app: &AppSettings)
             let sampling = override_sampling(c.sampling.clone());
             let system = args.system.clone().or(c.system_prompt.clone());
             if sampling != c.sampling || system != c.system_prompt {
-                store
-                    .update_conversation_settings(
-                        id,
-                        c.model.as_deref(),
-                        system.as_deref(),
-                        &sampling,
-                    )
-                    .await?;
+                store.update_conversation_settings(id, c.model.as_deref(), system.as_deref(), &sampling).await?;
             }
             Ok(store.conversation(id).await?)
         }
         None => {
             // As the app does for a new conversation: its system prompt unless it is blank.
-            let system = args.system.clone().or_else(|| Some(app.system_prompt.clone()).filter(|s| !s.trim().is_empty()));
+            let system =
+                args.system.clone().or_else(|| Some(app.system_prompt.clone()).filter(|s| !s.trim().is_empty()));
             let new = NewConversation {
                 title: String::new(),
                 model: args.model.clone(),

@@ -3,9 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use hearth::store::{
-    ArchiveFilter, ConversationExport, ListOptions, SearchOptions, Store, StoreError,
-};
+use hearth::store::{ArchiveFilter, ConversationExport, ListOptions, SearchOptions, Store, StoreError};
 
 #[derive(clap::Args, Debug)]
 pub struct HistoryArgs {
@@ -130,14 +128,9 @@ async fn recover(data_dir: &Path, json: bool) -> anyhow::Result<()> {
             store.check_integrity().await?;
             store.close().await;
             if json {
-                print_json(
-                    &serde_json::json!({"recovered": false, "reason": "the database is healthy"}),
-                )?;
+                print_json(&serde_json::json!({"recovered": false, "reason": "the database is healthy"}))?;
             } else {
-                println!(
-                    "The database {} is healthy; nothing to do.",
-                    data_dir.join(hearth::store::DB_FILE).display()
-                );
+                println!("The database {} is healthy; nothing to do.", data_dir.join(hearth::store::DB_FILE).display());
             }
             Ok(())
         }
@@ -150,10 +143,7 @@ async fn recover(data_dir: &Path, json: bool) -> anyhow::Result<()> {
                 )?;
             } else {
                 match aside {
-                    Some(p) => println!(
-                        "Kept the damaged database as {}; started a fresh one.",
-                        p.display()
-                    ),
+                    Some(p) => println!("Kept the damaged database as {}; started a fresh one.", p.display()),
                     None => println!("Started a fresh database."),
                 }
             }
@@ -165,13 +155,7 @@ async fn recover(data_dir: &Path, json: bool) -> anyhow::Result<()> {
 
 async fn run_with(store: &Store, cmd: HistoryCmd) -> anyhow::Result<()> {
     match cmd {
-        HistoryCmd::List {
-            limit,
-            offset,
-            archived,
-            all,
-            json,
-        } => {
+        HistoryCmd::List { limit, offset, archived, all, json } => {
             let filter = if all {
                 ArchiveFilter::All
             } else if archived {
@@ -179,13 +163,7 @@ async fn run_with(store: &Store, cmd: HistoryCmd) -> anyhow::Result<()> {
             } else {
                 ArchiveFilter::Active
             };
-            let page = store
-                .list_conversations(&ListOptions {
-                    filter,
-                    limit,
-                    offset,
-                })
-                .await?;
+            let page = store.list_conversations(&ListOptions { filter, limit, offset }).await?;
             if json {
                 return print_json(&page);
             }
@@ -198,17 +176,8 @@ async fn run_with(store: &Store, cmd: HistoryCmd) -> anyhow::Result<()> {
                     if c.pinned { " [pinned]" } else { "" },
                     if c.archived { " [archived]" } else { "" }
                 );
-                let title = if c.title.is_empty() {
-                    "(untitled)"
-                } else {
-                    &c.title
-                };
-                println!(
-                    "{:>6}  {}  {:>4} msgs  {title}{flags}",
-                    c.id,
-                    when(c.updated_at),
-                    c.message_count
-                );
+                let title = if c.title.is_empty() { "(untitled)" } else { &c.title };
+                println!("{:>6}  {}  {:>4} msgs  {title}{flags}", c.id, when(c.updated_at), c.message_count);
             }
             if let Some(next) = page.next_offset {
                 println!("… more: --offset {next}");
@@ -220,40 +189,21 @@ async fn run_with(store: &Store, cmd: HistoryCmd) -> anyhow::Result<()> {
             if json {
                 return print_json(&serde_json::json!({"conversation": c, "messages": messages}));
             }
-            println!(
-                "# {} (conversation {})",
-                if c.title.is_empty() {
-                    "(untitled)"
-                } else {
-                    &c.title
-                },
-                c.id
-            );
+            println!("# {} (conversation {})", if c.title.is_empty() { "(untitled)" } else { &c.title }, c.id);
             for m in &messages {
                 let stats = match (m.stats.gen_tokens_per_s, &m.stats.stop_reason) {
                     (Some(tps), Some(stop)) => format!(" · {tps:.1} tok/s · {stop}"),
                     _ => String::new(),
                 };
-                println!(
-                    "\n[{} #{} · {}{stats}]",
-                    m.role.as_str(),
-                    m.id,
-                    m.state.as_str()
-                );
+                println!("\n[{} #{} · {}{stats}]", m.role.as_str(), m.id, m.state.as_str());
                 println!("{}", m.content);
                 for a in &m.attachments {
-                    println!(
-                        "  (attachment: {} · {} · {} bytes)",
-                        a.file_name, a.mime, a.byte_size
-                    );
+                    println!("  (attachment: {} · {} · {} bytes)", a.file_name, a.mime, a.byte_size);
                 }
             }
         }
         HistoryCmd::Search { query, limit, json } => {
-            let mut opts = SearchOptions {
-                limit,
-                ..Default::default()
-            };
+            let mut opts = SearchOptions { limit, ..Default::default() };
             if !json {
                 opts.highlight_open = "[".into();
                 opts.highlight_close = "]".into();
@@ -278,46 +228,30 @@ async fn run_with(store: &Store, cmd: HistoryCmd) -> anyhow::Result<()> {
                 }
             }
         }
-        HistoryCmd::Export {
-            id,
-            format,
-            output,
-            json,
-        } => {
+        HistoryCmd::Export { id, format, output, json } => {
             let text = match format {
                 ExportFormat::Md => store.export_markdown(id).await?,
                 ExportFormat::Json => serde_json::to_string_pretty(&store.export_json(id).await?)?,
             };
             match &output {
                 Some(path) => {
-                    std::fs::write(path, &text)
-                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
                     if json {
-                        print_json(
-                            &serde_json::json!({"conversation_id": id, "output": path, "bytes": text.len()}),
-                        )?;
+                        print_json(&serde_json::json!({"conversation_id": id, "output": path, "bytes": text.len()}))?;
                     }
                 }
                 None => print!("{text}"),
             }
         }
         HistoryCmd::Import { file, json } => {
-            let raw = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
-            let export: ConversationExport = serde_json::from_str(&raw).with_context(|| {
-                format!(
-                    "{} is not a Hearth conversation export (JSON)",
-                    file.display()
-                )
-            })?;
+            let raw = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let export: ConversationExport = serde_json::from_str(&raw)
+                .with_context(|| format!("{} is not a Hearth conversation export (JSON)", file.display()))?;
             let c = store.import_json(&export).await?;
             if json {
                 return print_json(&c);
             }
-            println!(
-                "Imported conversation {} ({} messages): {}",
-                c.id, c.message_count, c.title
-            );
+            println!("Imported conversation {} ({} messages): {}", c.id, c.message_count, c.title);
         }
         HistoryCmd::Rename { id, title, json } => {
             store.rename_conversation(id, &title).await?;

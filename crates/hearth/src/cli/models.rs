@@ -100,7 +100,9 @@ pub async fn run(args: ModelsArgs, data_dir: &Path) -> anyhow::Result<()> {
     match args.cmd {
         ModelsCmd::Catalog { refresh: true, json } => refresh(data_dir, json).await,
         ModelsCmd::Catalog { refresh: false, json } => catalog(data_dir, json),
-        ModelsCmd::Fit { context, kv_type, model, json } => fit_cmd(data_dir, context, &kv_type, model.as_deref(), json).await,
+        ModelsCmd::Fit { context, kv_type, model, json } => {
+            fit_cmd(data_dir, context, &kv_type, model.as_deref(), json).await
+        }
         ModelsCmd::List { json } => list(data_dir, json).await,
         ModelsCmd::Download { id, quant, no_mmproj, json } => {
             download(data_dir, &id, quant.as_deref(), !no_mmproj, json).await
@@ -112,7 +114,13 @@ pub async fn run(args: ModelsArgs, data_dir: &Path) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string(&m)?);
             } else {
-                println!("Imported {} as '{}' ({}, {})", m.path.display(), m.id, m.quant.as_deref().unwrap_or("?"), human(m.size_bytes));
+                println!(
+                    "Imported {} as '{}' ({}, {})",
+                    m.path.display(),
+                    m.id,
+                    m.quant.as_deref().unwrap_or("?"),
+                    human(m.size_bytes)
+                );
                 if let Some(mm) = &m.mmproj_path {
                     println!("  vision projector: {}", mm.display());
                 }
@@ -275,8 +283,14 @@ async fn fit_cmd(data_dir: &Path, context: u64, kv_type: &str, model: Option<&st
         "Context: {context} tokens; KV cache {kv_type}; local layers keep min(context, window) tokens; +{} runtime allowance",
         human(fit::RUNTIME_OVERHEAD_BYTES)
     );
-    println!("fits = total <= {:.0}% of available memory; tight = within available (or 90% of total RAM)\n", fit::FIT_FRACTION * 100.0);
-    println!("{:<16} {:<13} {:>10} {:>9} {:>10} {:>10}  VERDICT", "MODEL", "VARIANT", "WEIGHTS", "MMPROJ", "KV CACHE", "TOTAL");
+    println!(
+        "fits = total <= {:.0}% of available memory; tight = within available (or 90% of total RAM)\n",
+        fit::FIT_FRACTION * 100.0
+    );
+    println!(
+        "{:<16} {:<13} {:>10} {:>9} {:>10} {:>10}  VERDICT",
+        "MODEL", "VARIANT", "WEIGHTS", "MMPROJ", "KV CACHE", "TOTAL"
+    );
     for r in &report.rows {
         let name = format!("{}{}", r.variant, if r.recommended_variant { " *" } else { "" });
         match &r.estimate {
@@ -290,7 +304,10 @@ async fn fit_cmd(data_dir: &Path, context: u64, kv_type: &str, model: Option<&st
                 human(e.total_bytes),
                 r.verdict.label()
             ),
-            None => println!("{:<16} {:<13} {:>10} {:>9} {:>10} {:>10}  context too long (max {})", r.model, name, "", "", "", "", r.max_context),
+            None => println!(
+                "{:<16} {:<13} {:>10} {:>9} {:>10} {:>10}  context too long (max {})",
+                r.model, name, "", "", "", "", r.max_context
+            ),
         }
     }
     match &report.recommended {
@@ -373,7 +390,9 @@ async fn download(data_dir: &Path, id: &str, quant: Option<&str>, with_mmproj: b
                 pb.set_message(file.clone());
             }
             (DownloadEvent::Progress { downloaded, .. }, Some(pb)) => pb.set_position(*downloaded),
-            (DownloadEvent::Retrying { attempt, .. }, Some(pb)) => pb.set_message(format!("connection lost, retry {attempt}")),
+            (DownloadEvent::Retrying { attempt, .. }, Some(pb)) => {
+                pb.set_message(format!("connection lost, retry {attempt}"))
+            }
             (DownloadEvent::Verifying { file }, Some(pb)) => pb.set_message(format!("verifying {file}")),
             (DownloadEvent::Finished { file, .. }, Some(pb)) => pb.println(format!("✓ {file}")),
             (DownloadEvent::Started { file, total, resumed_from }, None) => {

@@ -92,25 +92,20 @@ pub struct CatalogEntry {
 impl CatalogEntry {
     pub fn recommended_variant(&self) -> &Variant {
         // `Catalog::parse` checked that the recommended name exists.
-        self.variants
-            .iter()
-            .find(|v| v.name == self.recommended)
-            .unwrap_or(&self.variants[0])
+        self.variants.iter().find(|v| v.name == self.recommended).unwrap_or(&self.variants[0])
     }
 
     /// The variant `--quant` names (case-insensitive), or the recommended one.
     pub fn variant(&self, quant: Option<&str>) -> Result<&Variant, ModelsError> {
         match quant {
             None => Ok(self.recommended_variant()),
-            Some(q) => self
-                .variants
-                .iter()
-                .find(|v| v.name.eq_ignore_ascii_case(q))
-                .ok_or_else(|| ModelsError::UnknownQuant {
+            Some(q) => {
+                self.variants.iter().find(|v| v.name.eq_ignore_ascii_case(q)).ok_or_else(|| ModelsError::UnknownQuant {
                     id: self.id.clone(),
                     quant: q.to_string(),
                     available: self.variants.iter().map(|v| v.name.clone()).collect(),
-                }),
+                })
+            }
         }
     }
 
@@ -149,8 +144,7 @@ impl Catalog {
 
     /// Parses and checks a catalog document.
     pub fn parse(text: &str) -> Result<Self, ModelsError> {
-        let catalog: Catalog =
-            serde_json::from_str(text).map_err(|e| ModelsError::Catalog(e.to_string()))?;
+        let catalog: Catalog = serde_json::from_str(text).map_err(|e| ModelsError::Catalog(e.to_string()))?;
         if catalog.schema != 1 {
             return Err(ModelsError::Catalog(format!("unsupported schema {}", catalog.schema)));
         }
@@ -179,7 +173,10 @@ impl Catalog {
                 }
                 if let Some(sha) = &v.sha256 {
                     if !is_sha256(sha) {
-                        return Err(ModelsError::Catalog(format!("'{}' {}: sha256 is not 64 hex digits", m.id, v.name)));
+                        return Err(ModelsError::Catalog(format!(
+                            "'{}' {}: sha256 is not 64 hex digits",
+                            m.id, v.name
+                        )));
                     }
                 }
             }
@@ -223,11 +220,9 @@ impl Catalog {
     }
 
     pub fn get(&self, id: &str) -> Result<&CatalogEntry, ModelsError> {
-        self.models.iter().find(|m| m.id.eq_ignore_ascii_case(id)).ok_or_else(|| {
-            ModelsError::UnknownCatalogId {
-                id: id.to_string(),
-                known: self.models.iter().map(|m| m.id.clone()).collect(),
-            }
+        self.models.iter().find(|m| m.id.eq_ignore_ascii_case(id)).ok_or_else(|| ModelsError::UnknownCatalogId {
+            id: id.to_string(),
+            known: self.models.iter().map(|m| m.id.clone()).collect(),
         })
     }
 }
@@ -272,14 +267,21 @@ mod tests {
         assert!(m270.variant(Some("Q4_0-google")).is_err());
         assert!(cat.models.iter().flat_map(|m| &m.variants).all(|v| !v.repo.starts_with("google/gemma-3-270m")));
         // Their projectors, kept as data for the vision work.
-        for (size, file) in [("4b", "mmproj-model-f16-4B.gguf"), ("12b", "mmproj-model-f16-12B.gguf"), ("27b", "mmproj-model-f16-27B.gguf")] {
+        for (size, file) in [
+            ("4b", "mmproj-model-f16-4B.gguf"),
+            ("12b", "mmproj-model-f16-12B.gguf"),
+            ("27b", "mmproj-model-f16-27B.gguf"),
+        ] {
             let v = cat.get(&format!("gemma-3-{size}-it")).unwrap().variant(Some("Q4_0-google")).unwrap();
             assert_eq!(v.mmproj.as_ref().map(|m| m.file.as_str()), Some(file));
         }
         // Exact sizes are exact: the ggml-org 4B Q4_K_M and its projector.
         let m4 = cat.get("gemma-3-4b-it").unwrap();
         assert_eq!(m4.variant(Some("Q4_K_M")).unwrap().size_bytes, 2_489_757_856);
-        assert_eq!(m4.mmproj.as_ref().map(|m| (m.file.as_str(), m.size_bytes)), Some(("mmproj-model-f16.gguf", 851_251_104)));
+        assert_eq!(
+            m4.mmproj.as_ref().map(|m| (m.file.as_str(), m.size_bytes)),
+            Some(("mmproj-model-f16.gguf", 851_251_104))
+        );
     }
 
     #[test]

@@ -378,10 +378,8 @@ impl DownloadManager {
     ) -> Result<InstalledModel, ModelsError> {
         let hub = Hub::new(self.hub_config())?;
         let variant = entry.recommended_variant();
-        let req = FileRequest {
-            expected_sha256: variant.sha256.clone(),
-            ..FileRequest::new(&variant.repo, &variant.file)
-        };
+        let req =
+            FileRequest { expected_sha256: variant.sha256.clone(), ..FileRequest::new(&variant.repo, &variant.file) };
         // One HEAD first: the file's size and sha256 (the name of its partial file in the cache)
         // go into the marker, so a later run finds the partial without the network.
         let info = hub.file_info(&req).await?;
@@ -432,8 +430,12 @@ impl Progress {
     /// The overall (bytes, total) after `e`.
     fn account(&mut self, e: &DownloadEvent) -> Option<(u64, u64)> {
         match e {
-            DownloadEvent::Started { total, resumed_from, .. } => (self.current_total, self.current) = (*total, *resumed_from),
-            DownloadEvent::Progress { downloaded, total, .. } => (self.current, self.current_total) = (*downloaded, *total),
+            DownloadEvent::Started { total, resumed_from, .. } => {
+                (self.current_total, self.current) = (*total, *resumed_from)
+            }
+            DownloadEvent::Progress { downloaded, total, .. } => {
+                (self.current, self.current_total) = (*downloaded, *total)
+            }
             DownloadEvent::Finished { .. } => {
                 // (A file found complete in the cache sends Finished without Started.)
                 self.done_files += self.current_total;

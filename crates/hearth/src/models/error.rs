@@ -55,7 +55,11 @@ pub enum ModelsError {
     Timeout { url: String },
 
     #[error("network error for {url}: {source}")]
-    Network { url: String, #[source] source: reqwest::Error },
+    Network {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
 
     #[error("the Hub's answer for {url} lacks {what}")]
     BadResponse { url: String, what: String },
@@ -66,10 +70,14 @@ pub enum ModelsError {
     #[error("download of {file} cancelled after {} of {}; run it again to resume", mib(*downloaded), mib(*total))]
     Cancelled { file: String, downloaded: u64, total: u64 },
 
-    #[error("{file} failed verification: sha256 {actual} does not match the expected {expected}; the file was discarded")]
+    #[error(
+        "{file} failed verification: sha256 {actual} does not match the expected {expected}; the file was discarded"
+    )]
     ShaMismatch { file: String, expected: String, actual: String },
 
-    #[error("{file} has no known sha256 (neither in the catalog nor from the Hub), so it cannot be verified; refusing it")]
+    #[error(
+        "{file} has no known sha256 (neither in the catalog nor from the Hub), so it cannot be verified; refusing it"
+    )]
     NoChecksum { file: String },
 
     #[error("the server sent {got} bytes of {file} but announced {expected}")]
@@ -94,7 +102,12 @@ pub enum ModelsError {
     InvalidId(String),
 
     #[error("{what} {}: {source}", path.display())]
-    Io { what: &'static str, path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 
     #[error("model registry: {0}")]
     Store(#[from] sqlx::Error),

@@ -182,7 +182,13 @@ pub fn architecture_from_gguf(s: &Summary) -> Result<(Architecture, u64), Models
 
 /// The estimate for a Gemma 3 GGUF file (plus an optional projector of `mmproj_bytes`), with
 /// the KV cache the engine would allocate for it.
-pub fn estimate_file(name: &str, s: &Summary, mmproj_bytes: u64, n_ctx: u64, kv: KvDType) -> Result<Estimate, ModelsError> {
+pub fn estimate_file(
+    name: &str,
+    s: &Summary,
+    mmproj_bytes: u64,
+    n_ctx: u64,
+    kv: KvDType,
+) -> Result<Estimate, ModelsError> {
     let config = gemma3_config(s)?;
     let max = config.context_length as u64;
     if n_ctx == 0 {

@@ -99,12 +99,31 @@ impl FileRequest {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum DownloadEvent {
-    Started { file: String, total: u64, resumed_from: u64 },
-    Progress { file: String, downloaded: u64, total: u64, bytes_per_sec: f64, eta_secs: Option<f64> },
+    Started {
+        file: String,
+        total: u64,
+        resumed_from: u64,
+    },
+    Progress {
+        file: String,
+        downloaded: u64,
+        total: u64,
+        bytes_per_sec: f64,
+        eta_secs: Option<f64>,
+    },
     /// The connection was lost; resuming from `downloaded` after a pause.
-    Retrying { file: String, downloaded: u64, attempt: u32 },
-    Verifying { file: String },
-    Finished { file: String, path: PathBuf },
+    Retrying {
+        file: String,
+        downloaded: u64,
+        attempt: u32,
+    },
+    Verifying {
+        file: String,
+    },
+    Finished {
+        file: String,
+        path: PathBuf,
+    },
 }
 
 /// Cancels a download from another task or thread; the partial file stays for a later resume.
@@ -265,11 +284,7 @@ impl Hub {
     async fn metadata(&self, req: &FileRequest) -> Result<Metadata, ModelsError> {
         let mut url = self.url(req);
         for _ in 0..5 {
-            let resp = self
-                .auth(self.meta_client.head(&url))
-                .send()
-                .await
-                .map_err(|e| Self::net_error(&url, e))?;
+            let resp = self.auth(self.meta_client.head(&url)).send().await.map_err(|e| Self::net_error(&url, e))?;
             let status = resp.status();
             let h = resp.headers();
             let relative_redirect = status.is_redirection()
@@ -406,8 +421,7 @@ impl Hub {
             let result = self.fetch_range(&url, req, &mut file, partial, &mut have, total, on_event, cancel).await;
             match result {
                 Ok(()) => {}
-                Err(e) if attempt < self.cfg.retries && is_transient(&e) =>
-                {
+                Err(e) if attempt < self.cfg.retries && is_transient(&e) => {
                     attempt += 1;
                     log::warn!("download of {file_name} interrupted ({e}); resuming (attempt {attempt})");
                     on_event(&DownloadEvent::Retrying { file: file_name.clone(), downloaded: have, attempt });

@@ -21,10 +21,10 @@ use serde::Serialize;
 
 pub use catalog::{Catalog, CatalogEntry, Variant};
 pub use downloads::{DownloadError, DownloadManager, DownloadState, DownloadStatus, DownloadUpdate};
+pub use engine::gguf::Summary;
 pub use error::ModelsError;
 pub use hub::{CancelToken, DownloadEvent, FileRequest, Hub, HubConfig};
 pub use registry::{InstalledModel, Source};
-pub use engine::gguf::Summary;
 
 use crate::store::Store;
 
@@ -83,7 +83,11 @@ async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ModelsError> + Send + 'static,
 ) -> Result<T, ModelsError> {
     tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
-        Err(ModelsError::Io { what: "background task failed for", path: PathBuf::new(), source: std::io::Error::other(e) })
+        Err(ModelsError::Io {
+            what: "background task failed for",
+            path: PathBuf::new(),
+            source: std::io::Error::other(e),
+        })
     })
 }
 
@@ -136,11 +140,7 @@ pub async fn import_gguf(
     };
 
     let model = InstalledModel {
-        display_name: opts
-            .display_name
-            .clone()
-            .or_else(|| summary.name.clone())
-            .unwrap_or_else(|| file.clone()),
+        display_name: opts.display_name.clone().or_else(|| summary.name.clone()).unwrap_or_else(|| file.clone()),
         id,
         repo: None,
         file,

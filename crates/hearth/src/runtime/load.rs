@@ -28,7 +28,11 @@ impl Runtime {
     /// Loads the installed model `model_id` (dropping the one loaded before), reporting
     /// progress, and remembers it for the next start. Refused with `busy` while a reply
     /// streams or another model loads.
-    pub async fn load(&self, model_id: &str, on_progress: impl Fn(f64) + Send + Sync + 'static) -> HearthResult<super::ModelStatus> {
+    pub async fn load(
+        &self,
+        model_id: &str,
+        on_progress: impl Fn(f64) + Send + Sync + 'static,
+    ) -> HearthResult<super::ModelStatus> {
         let model = self.installed(model_id).await?;
         self.begin_load(&model)?;
         self.finish_load(model, on_progress).await

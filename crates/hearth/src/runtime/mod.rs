@@ -100,11 +100,24 @@ pub struct ModelStatus {
 /// one was dropped when the load began).
 enum Slot {
     None,
-    Loading { id: String, name: String, fraction: f64 },
+    Loading {
+        id: String,
+        name: String,
+        fraction: f64,
+    },
     /// `engine` is the session's own, kept here so settings can reach it while a reply holds
     /// the session's lock.
-    Ready { id: String, name: String, engine: Arc<engine::session::Engine>, session: Arc<Mutex<Session>> },
-    Failed { id: String, name: String, error: HearthError },
+    Ready {
+        id: String,
+        name: String,
+        engine: Arc<engine::session::Engine>,
+        session: Arc<Mutex<Session>>,
+    },
+    Failed {
+        id: String,
+        name: String,
+        error: HearthError,
+    },
 }
 
 /// The reply being generated. Invariant: present from the moment a turn is accepted until its
@@ -333,12 +346,12 @@ impl Runtime {
 
     /// The installed model `model_id`, or `not_found`.
     pub async fn installed(&self, model_id: &str) -> HearthResult<InstalledModel> {
-        crate::models::registry::get(&self.inner.store, model_id)
-            .await?
-            .ok_or_else(|| HearthError::not_found("model", model_id).with(crate::error::ErrorDetails {
+        crate::models::registry::get(&self.inner.store, model_id).await?.ok_or_else(|| {
+            HearthError::not_found("model", model_id).with(crate::error::ErrorDetails {
                 field: Some("model".into()),
                 ..crate::error::ErrorDetails::model(model_id)
-            }))
+            })
+        })
     }
 }
 

@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use ts_rs::TS;
 
 use super::load::panic_text;
-use super::{lock, Inner, Runtime, Running, Slot};
+use super::{lock, Inner, Running, Runtime, Slot};
 use crate::app_api::AppSettings;
 use crate::chat::{ChatError, StoredTurn, TurnInput, TurnOutcome, TurnRequest};
 use crate::error::{HearthError, HearthResult};
@@ -87,8 +87,12 @@ impl ReplyStats {
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum TurnEvent {
-    Token { text: String },
-    Done { stats: ReplyStats },
+    Token {
+        text: String,
+    },
+    Done {
+        stats: ReplyStats,
+    },
     Error {
         #[serde(flatten)]
         error: HearthError,
@@ -130,7 +134,11 @@ impl Runtime {
     }
 
     /// Another reply beside the assistant message `reply`, made the active branch.
-    pub async fn regenerate(&self, reply: MessageId, on_event: impl FnMut(TurnEvent) + Send + 'static) -> HearthResult<TurnStarted> {
+    pub async fn regenerate(
+        &self,
+        reply: MessageId,
+        on_event: impl FnMut(TurnEvent) + Send + 'static,
+    ) -> HearthResult<TurnStarted> {
         let m = self.inner.store.message(reply).await?;
         self.start(m.conversation_id, TurnInput::Regenerate { reply }, Box::new(on_event)).await
     }
@@ -161,7 +169,12 @@ impl Runtime {
         Ok(m.conversation_id)
     }
 
-    async fn start(&self, conversation_id: ConversationId, input: TurnInput, on_event: EventSink) -> HearthResult<TurnStarted> {
+    async fn start(
+        &self,
+        conversation_id: ConversationId,
+        input: TurnInput,
+        on_event: EventSink,
+    ) -> HearthResult<TurnStarted> {
         let settings = AppSettings::load(&self.inner.store).await?;
         let cancel = Arc::new(AtomicBool::new(false));
         let stopped = Arc::new(AtomicBool::new(false));
@@ -188,7 +201,15 @@ impl Runtime {
             model_label: model_id,
         };
         let (tx, rx) = oneshot::channel();
-        let job = TurnJob { inner: self.inner.clone(), session, req, cancel: cancel.clone(), stopped, on_event, started: Some(tx) };
+        let job = TurnJob {
+            inner: self.inner.clone(),
+            session,
+            req,
+            cancel: cancel.clone(),
+            stopped,
+            on_event,
+            started: Some(tx),
+        };
         let spawned = std::thread::Builder::new().name("hearth-turn".into()).spawn(move || job.run());
         match spawned {
             Ok(handle) => {
@@ -252,7 +273,8 @@ impl TurnJob {
         let mut stored: Option<StoredTurn> = None;
         let mut partial = String::new();
         let result = {
-            let (started, on_event, stored, partial) = (&mut self.started, &mut self.on_event, &mut stored, &mut partial);
+            let (started, on_event, stored, partial) =
+                (&mut self.started, &mut self.on_event, &mut stored, &mut partial);
             let (session, req, cancel) = (&self.session, &self.req, self.cancel.clone());
             std::panic::catch_unwind(AssertUnwindSafe(|| {
                 let mut session = lock(session);
@@ -359,7 +381,13 @@ pub async fn keep_stopped_reply(
     if m.state != MessageState::Interrupted {
         return Ok(m);
     }
-    let fin = MessageFinish { content: m.content, state: MessageState::Complete, token_count: m.token_count, stats: m.stats, error: None };
+    let fin = MessageFinish {
+        content: m.content,
+        state: MessageState::Complete,
+        token_count: m.token_count,
+        stats: m.stats,
+        error: None,
+    };
     store.finish_message(id, &fin).await
 }
 

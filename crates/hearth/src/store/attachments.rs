@@ -7,26 +7,21 @@ use sha2::{Digest, Sha256};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::{
-    now_ms, Attachment, AttachmentKind, ConversationId, MessageId, NewAttachment, Result, Store,
-    StoreError,
-};
+use super::{now_ms, Attachment, AttachmentKind, ConversationId, MessageId, NewAttachment, Result, Store, StoreError};
 
 /// Bytes up to this size live in the database row; larger ones in a content-addressed file, so
 /// the database stays small and quick to back up.
 pub const INLINE_MAX: usize = 256 * 1024;
 
-const ATTACHMENT_COLUMNS: &str =
-    "id, message_id, kind, file_name, mime, byte_size, sha256, extracted_text, created_at";
+const ATTACHMENT_COLUMNS: &str = "id, message_id, kind, file_name, mime, byte_size, sha256, extracted_text, created_at";
 
 fn attachment_from_row(r: &SqliteRow) -> std::result::Result<Attachment, sqlx::Error> {
     let kind: String = r.try_get("kind")?;
     Ok(Attachment {
         id: r.try_get("id")?,
         message_id: r.try_get("message_id")?,
-        kind: AttachmentKind::parse(&kind).ok_or_else(|| {
-            sqlx::Error::Decode(format!("unknown attachment kind {kind:?}").into())
-        })?,
+        kind: AttachmentKind::parse(&kind)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown attachment kind {kind:?}").into()))?,
         file_name: r.try_get("file_name")?,
         mime: r.try_get("mime")?,
         byte_size: r.try_get("byte_size")?,
@@ -78,26 +73,16 @@ pub enum AttachmentFileError {
     #[error("the attached file {0} is not a regular file")]
     NotAFile(PathBuf),
     #[error("cannot read the attached file {path}: {source}")]
-    Unreadable {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Unreadable { path: PathBuf, source: std::io::Error },
     #[error("the attached file {path} is too large ({size} bytes; at most {limit} bytes)")]
-    TooLarge {
-        path: PathBuf,
-        size: u64,
-        limit: u64,
-    },
+    TooLarge { path: PathBuf, size: u64, limit: u64 },
 }
 
 /// Kind and MIME type from a file name's extension: the common image formats are images,
 /// anything else a document.
 pub fn attachment_kind(file_name: &str) -> (AttachmentKind, &'static str) {
-    let ext = Path::new(file_name)
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
+    let ext =
+        Path::new(file_name).extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).unwrap_or_default();
     match ext.as_str() {
         "png" => (AttachmentKind::Image, "image/png"),
         "jpg" | "jpeg" => (AttachmentKind::Image, "image/jpeg"),
@@ -115,10 +100,7 @@ pub fn attachment_kind(file_name: &str) -> (AttachmentKind, &'static str) {
 /// [`NewAttachment`] named after the file. Refuses missing, unreadable and oversized files
 /// (over [`ATTACHMENT_MAX_BYTES`]) before reading them whole.
 pub fn read_attachment_file(path: &Path) -> Result<NewAttachment, AttachmentFileError> {
-    let unreadable = |source| AttachmentFileError::Unreadable {
-        path: path.to_path_buf(),
-        source,
-    };
+    let unreadable = |source| AttachmentFileError::Unreadable { path: path.to_path_buf(), source };
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -129,11 +111,8 @@ pub fn read_attachment_file(path: &Path) -> Result<NewAttachment, AttachmentFile
     if !meta.is_file() {
         return Err(AttachmentFileError::NotAFile(path.to_path_buf()));
     }
-    let too_large = |size| AttachmentFileError::TooLarge {
-        path: path.to_path_buf(),
-        size,
-        limit: ATTACHMENT_MAX_BYTES,
-    };
+    let too_large =
+        |size| AttachmentFileError::TooLarge { path: path.to_path_buf(), size, limit: ATTACHMENT_MAX_BYTES };
     if meta.len() > ATTACHMENT_MAX_BYTES {
         return Err(too_large(meta.len()));
     }
@@ -142,18 +121,10 @@ pub fn read_attachment_file(path: &Path) -> Result<NewAttachment, AttachmentFile
     if bytes.len() as u64 > ATTACHMENT_MAX_BYTES {
         return Err(too_large(bytes.len() as u64));
     }
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string());
+    let file_name =
+        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
     let (kind, mime) = attachment_kind(&file_name);
-    Ok(NewAttachment {
-        kind,
-        file_name,
-        mime: mime.to_string(),
-        bytes,
-        extracted_text: None,
-    })
+    Ok(NewAttachment { kind, file_name, mime: mime.to_string(), bytes, extracted_text: None })
 }
 
 /// Relative path of a content-addressed file: `attachments/<2 hex>/<sha256>`.
@@ -163,11 +134,7 @@ fn blob_rel_path(sha: &str) -> PathBuf {
 
 impl Store {
     /// Attaches a file to a message. Identical bytes already stored (by sha256) are reused.
-    pub async fn add_attachment(
-        &self,
-        message_id: MessageId,
-        new: &NewAttachment,
-    ) -> Result<Attachment> {
+    pub async fn add_attachment(&self, message_id: MessageId, new: &NewAttachment) -> Result<Attachment> {
         let sha = sha256_hex(&new.bytes);
         self.put_blob(&sha, &new.bytes).await?;
         let id: i64 = sqlx::query_scalar(
@@ -245,18 +212,13 @@ impl Store {
     }
 
     pub(crate) async fn attachments_of(&self, message_id: MessageId) -> Result<Vec<Attachment>> {
-        let sql = format!(
-            "SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE message_id = ? ORDER BY id"
-        );
+        let sql = format!("SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE message_id = ? ORDER BY id");
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(message_id)
             .fetch_all(self.pool())
             .await
             .map_err(|e| self.err(e))?;
-        rows.iter()
-            .map(attachment_from_row)
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| self.err(e))
+        rows.iter().map(attachment_from_row).collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))
     }
 
     pub(crate) async fn attachments_of_conversation(
@@ -328,10 +290,7 @@ impl Store {
             if let Ok(Some(rel)) = r.try_get::<Option<String>, _>(0) {
                 let abs = self.data_dir().join(rel);
                 if let Err(e) = std::fs::remove_file(&abs) {
-                    log::warn!(
-                        "could not remove unused attachment file {}: {e}",
-                        abs.display()
-                    );
+                    log::warn!("could not remove unused attachment file {}: {e}", abs.display());
                 }
             }
         }
@@ -341,15 +300,8 @@ impl Store {
 
 fn io_error(action: &'static str, path: &std::path::Path, source: std::io::Error) -> StoreError {
     if source.kind() == std::io::ErrorKind::StorageFull {
-        StoreError::DiskFull {
-            path: path.to_path_buf(),
-            detail: source.to_string(),
-        }
+        StoreError::DiskFull { path: path.to_path_buf(), detail: source.to_string() }
     } else {
-        StoreError::Io {
-            action,
-            path: path.to_path_buf(),
-            source,
-        }
+        StoreError::Io { action, path: path.to_path_buf(), source }
     }
 }

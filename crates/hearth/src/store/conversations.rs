@@ -6,8 +6,8 @@ use sqlx::{Row, Sqlite, Transaction};
 use super::messages::{set_active_leaf, PATH_TO_ROOT};
 use super::search::index_text;
 use super::{
-    now_ms, ArchiveFilter, BranchPoint, Conversation, ConversationId, ConversationPage,
-    ListOptions, MessageId, NewConversation, Result, SamplingSettings, Store, StoreError,
+    now_ms, ArchiveFilter, BranchPoint, Conversation, ConversationId, ConversationPage, ListOptions, MessageId,
+    NewConversation, Result, SamplingSettings, Store, StoreError,
 };
 
 pub(crate) const CONVERSATION_COLUMNS: &str = "c.id, c.title, c.created_at, c.updated_at, c.model, \
@@ -15,9 +15,7 @@ pub(crate) const CONVERSATION_COLUMNS: &str = "c.id, c.title, c.created_at, c.up
     c.pinned, c.archived, c.branched_from_conversation_id, c.branched_from_message_id, \
     (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS message_count";
 
-pub(crate) fn conversation_from_row(
-    r: &SqliteRow,
-) -> std::result::Result<Conversation, sqlx::Error> {
+pub(crate) fn conversation_from_row(r: &SqliteRow) -> std::result::Result<Conversation, sqlx::Error> {
     Ok(Conversation {
         id: r.try_get("id")?,
         title: r.try_get("title")?,
@@ -89,10 +87,7 @@ async fn index_title(
     id: ConversationId,
     title: &str,
 ) -> std::result::Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM titles_fts WHERE rowid = ?")
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query("DELETE FROM titles_fts WHERE rowid = ?").bind(id).execute(&mut **tx).await?;
     sqlx::query("INSERT INTO titles_fts (rowid, title) VALUES (?, ?)")
         .bind(id)
         .bind(index_text(title))
@@ -168,9 +163,7 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::ConversationNotFound(id));
         }
-        index_title(&mut tx, id, title)
-            .await
-            .map_err(|e| self.err(e))?;
+        index_title(&mut tx, id, title).await.map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))
     }
 
@@ -248,18 +241,13 @@ impl Store {
     /// messages on the path to (or through) that message, with their attachments. The original
     /// is left as it was. (The CLI's branches; the app branches inside one conversation, see
     /// `Store::append_child`.)
-    pub async fn branch_from_message(
-        &self,
-        message_id: MessageId,
-        point: BranchPoint,
-    ) -> Result<Conversation> {
-        let source_id: ConversationId =
-            sqlx::query_scalar("SELECT conversation_id FROM messages WHERE id = ?")
-                .bind(message_id)
-                .fetch_optional(self.pool())
-                .await
-                .map_err(|e| self.err(e))?
-                .ok_or(StoreError::MessageNotFound(message_id))?;
+    pub async fn branch_from_message(&self, message_id: MessageId, point: BranchPoint) -> Result<Conversation> {
+        let source_id: ConversationId = sqlx::query_scalar("SELECT conversation_id FROM messages WHERE id = ?")
+            .bind(message_id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(|e| self.err(e))?
+            .ok_or(StoreError::MessageNotFound(message_id))?;
         let source = self.conversation(source_id).await?;
         let now = now_ms();
         let new = NewConversation {
@@ -269,18 +257,9 @@ impl Store {
             sampling: source.sampling.clone(),
         };
         let mut tx = self.pool().begin().await.map_err(|e| self.err(e))?;
-        let id = insert_conversation(
-            &mut tx,
-            None,
-            &new,
-            now,
-            now,
-            false,
-            false,
-            (Some(source_id), Some(message_id)),
-        )
-        .await
-        .map_err(|e| self.err(e))?;
+        let id = insert_conversation(&mut tx, None, &new, now, now, false, false, (Some(source_id), Some(message_id)))
+            .await
+            .map_err(|e| self.err(e))?;
         // The path to the message (its branch only, not the other versions beside it).
         let skip_last = match point {
             BranchPoint::Before => "WHERE path.depth > 0",
@@ -327,15 +306,11 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| self.err(e))?;
-            super::messages::index_message(&mut tx, new_id, &content)
-                .await
-                .map_err(|e| self.err(e))?;
+            super::messages::index_message(&mut tx, new_id, &content).await.map_err(|e| self.err(e))?;
             parent = Some(new_id);
         }
         if let Some(leaf) = parent {
-            set_active_leaf(&mut tx, id, leaf)
-                .await
-                .map_err(|e| self.err(e))?;
+            set_active_leaf(&mut tx, id, leaf).await.map_err(|e| self.err(e))?;
         }
         tx.commit().await.map_err(|e| self.err(e))?;
         self.conversation(id).await

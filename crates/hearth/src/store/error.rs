@@ -6,10 +6,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot create the data folder {path}: {source}")]
-    CreateDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    CreateDir { path: PathBuf, source: std::io::Error },
 
     #[error(
         "the database {path} is damaged or is not a Hearth database ({detail}); it has been left \
@@ -17,9 +14,7 @@ pub enum StoreError {
     )]
     Corrupt { path: PathBuf, detail: String },
 
-    #[error(
-        "the database {path} is locked by another process (is another Hearth running?): {detail}"
-    )]
+    #[error("the database {path} is locked by another process (is another Hearth running?): {detail}")]
     Locked { path: PathBuf, detail: String },
 
     #[error("the database {path} is read-only; Hearth needs to write to it: {detail}")]
@@ -29,11 +24,7 @@ pub enum StoreError {
         "the database {path} was written by a newer version of Hearth (schema version {found}, this \
          version knows up to {known}); update Hearth to open it"
     )]
-    NewerSchema {
-        path: PathBuf,
-        found: i64,
-        known: i64,
-    },
+    NewerSchema { path: PathBuf, found: i64, known: i64 },
 
     #[error("the disk holding {path} is full; free some space and try again ({detail})")]
     DiskFull { path: PathBuf, detail: String },
@@ -54,17 +45,10 @@ pub enum StoreError {
     Import(String),
 
     #[error("setting {key:?} holds a value of the wrong type: {source}")]
-    SettingType {
-        key: String,
-        source: serde_json::Error,
-    },
+    SettingType { key: String, source: serde_json::Error },
 
     #[error("cannot {action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { action: &'static str, path: PathBuf, source: std::io::Error },
 
     #[error("updating the database schema of {path} failed: {detail}")]
     Migrate { path: PathBuf, detail: String },
@@ -96,19 +80,14 @@ pub(crate) fn classify(path: &std::path::Path, e: sqlx::Error) -> StoreError {
             SQLITE_READONLY => return StoreError::ReadOnly { path, detail },
             SQLITE_CORRUPT | SQLITE_NOTADB => return StoreError::Corrupt { path, detail },
             SQLITE_FULL => return StoreError::DiskFull { path, detail },
-            SQLITE_IOERR if detail.contains("full") => {
-                return StoreError::DiskFull { path, detail }
-            }
+            SQLITE_IOERR if detail.contains("full") => return StoreError::DiskFull { path, detail },
             SQLITE_CANTOPEN if is_read_only(&path) => return StoreError::ReadOnly { path, detail },
             _ => {}
         }
     }
     if let sqlx::Error::Io(io) = &e {
         if io.kind() == std::io::ErrorKind::StorageFull {
-            return StoreError::DiskFull {
-                path,
-                detail: io.to_string(),
-            };
+            return StoreError::DiskFull { path, detail: io.to_string() };
         }
     }
     StoreError::Db { path, source: e }
@@ -116,28 +95,13 @@ pub(crate) fn classify(path: &std::path::Path, e: sqlx::Error) -> StoreError {
 
 /// Whether the file (or, when it does not exist, its folder) cannot be written.
 fn is_read_only(path: &std::path::Path) -> bool {
-    let target = if path.exists() {
-        path
-    } else {
-        path.parent().unwrap_or(path)
-    };
-    std::fs::metadata(target)
-        .map(|m| m.permissions().readonly())
-        .unwrap_or(false)
-        || std::fs::OpenOptions::new()
-            .append(true)
-            .open(path)
-            .is_err_and(|e| {
-                matches!(
-                    e.kind(),
-                    std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
-                )
-            })
+    let target = if path.exists() { path } else { path.parent().unwrap_or(path) };
+    std::fs::metadata(target).map(|m| m.permissions().readonly()).unwrap_or(false)
+        || std::fs::OpenOptions::new().append(true).open(path).is_err_and(|e| {
+            matches!(e.kind(), std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied)
+        })
 }
 
 pub(crate) fn io_kind_is_read_only(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
-    )
+    matches!(e.kind(), std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied)
 }

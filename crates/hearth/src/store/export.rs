@@ -9,8 +9,7 @@ use super::attachments::sha256_hex;
 use super::conversations::insert_conversation;
 use super::messages::{insert_message, set_active_leaf};
 use super::{
-    Conversation, ConversationId, Message, MessageState, NewConversation, NewMessage, Result, Role,
-    Store, StoreError,
+    Conversation, ConversationId, Message, MessageState, NewConversation, NewMessage, Result, Role, Store, StoreError,
 };
 
 pub const EXPORT_FORMAT: &str = "hearth-conversation";
@@ -37,19 +36,10 @@ impl Store {
         for a in messages.iter().flat_map(|m| &m.attachments) {
             if !blobs.contains_key(&a.sha256) {
                 let bytes = self.blob_bytes(&a.sha256).await?;
-                blobs.insert(
-                    a.sha256.clone(),
-                    base64::engine::general_purpose::STANDARD.encode(bytes),
-                );
+                blobs.insert(a.sha256.clone(), base64::engine::general_purpose::STANDARD.encode(bytes));
             }
         }
-        Ok(ConversationExport {
-            format: EXPORT_FORMAT.into(),
-            version: EXPORT_VERSION,
-            conversation,
-            messages,
-            blobs,
-        })
+        Ok(ConversationExport { format: EXPORT_FORMAT.into(), version: EXPORT_VERSION, conversation, messages, blobs })
     }
 
     /// The active path as Markdown, like [`Store::export_json`].
@@ -57,11 +47,7 @@ impl Store {
         let c = self.conversation(id).await?;
         let messages = self.messages(id).await?;
         let mut md = String::new();
-        let title = if c.title.is_empty() {
-            "Untitled conversation"
-        } else {
-            &c.title
-        };
+        let title = if c.title.is_empty() { "Untitled conversation" } else { &c.title };
         md.push_str(&format!("# {title}\n\n"));
         md.push_str(&format!("- Created: {}\n", format_utc(c.created_at)));
         if let Some(model) = &c.model {
@@ -114,13 +100,9 @@ impl Store {
         for (sha, b64) in &export.blobs {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(b64)
-                .map_err(|e| {
-                    StoreError::Import(format!("attachment {sha} is not valid base64: {e}"))
-                })?;
+                .map_err(|e| StoreError::Import(format!("attachment {sha} is not valid base64: {e}")))?;
             if sha256_hex(&bytes) != *sha {
-                return Err(StoreError::Import(format!(
-                    "attachment bytes do not match their sha256 {sha}"
-                )));
+                return Err(StoreError::Import(format!("attachment bytes do not match their sha256 {sha}")));
             }
             decoded.insert(sha.as_str(), bytes);
         }
@@ -177,11 +159,7 @@ impl Store {
         let mut parent = None;
         for m in &export.messages {
             // Nobody is streaming an imported message.
-            let state = if m.state == MessageState::Streaming {
-                MessageState::Interrupted
-            } else {
-                m.state
-            };
+            let state = if m.state == MessageState::Streaming { MessageState::Interrupted } else { m.state };
             let nm = NewMessage {
                 role: m.role,
                 content: m.content.clone(),
@@ -224,9 +202,7 @@ impl Store {
             parent = Some(msg_id);
         }
         if let Some(leaf) = parent {
-            set_active_leaf(&mut tx, conv_id, leaf)
-                .await
-                .map_err(|e| self.err(e))?;
+            set_active_leaf(&mut tx, conv_id, leaf).await.map_err(|e| self.err(e))?;
         }
         tx.commit().await.map_err(|e| self.err(e))?;
         self.conversation(conv_id).await

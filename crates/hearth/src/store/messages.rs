@@ -7,13 +7,12 @@ use sqlx::{Row, Sqlite, Transaction};
 use super::attachments::{insert_attachment_row, sha256_hex};
 use super::search::index_text;
 use super::{
-    now_ms, ConversationId, GenerationStats, Message, MessageFinish, MessageId, MessageState,
-    MessageTree, NewAttachment, NewMessage, Result, Role, Store, StoreError,
+    now_ms, ConversationId, GenerationStats, Message, MessageFinish, MessageId, MessageState, MessageTree,
+    NewAttachment, NewMessage, Result, Role, Store, StoreError,
 };
 
 /// Columns of `messages m` that make a [`Message`].
-pub(crate) const MESSAGE_COLUMNS: &str =
-    "m.id, m.conversation_id, m.parent_id, m.role, m.content, \
+pub(crate) const MESSAGE_COLUMNS: &str = "m.id, m.conversation_id, m.parent_id, m.role, m.content, \
     m.token_count, m.created_at, m.updated_at, m.state, m.error, m.model, m.gen_tokens_per_s, \
     m.prompt_tokens_per_s, m.stop_reason";
 
@@ -37,8 +36,7 @@ pub(crate) fn message_from_row(r: &SqliteRow) -> std::result::Result<Message, sq
     let role: String = r.try_get("role")?;
     let state: String = r.try_get("state")?;
     // The schema's CHECK constraints make other values impossible short of corruption.
-    let decode =
-        |what: &str, v: &str| sqlx::Error::Decode(format!("unknown message {what} {v:?}").into());
+    let decode = |what: &str, v: &str| sqlx::Error::Decode(format!("unknown message {what} {v:?}").into());
     Ok(Message {
         id: r.try_get("id")?,
         conversation_id: r.try_get("conversation_id")?,
@@ -65,10 +63,7 @@ pub(crate) async fn index_message(
     id: MessageId,
     content: &str,
 ) -> std::result::Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM messages_fts WHERE rowid = ?")
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query("DELETE FROM messages_fts WHERE rowid = ?").bind(id).execute(&mut **tx).await?;
     sqlx::query("INSERT INTO messages_fts (rowid, body) VALUES (?, ?)")
         .bind(id)
         .bind(index_text(content))
@@ -144,13 +139,8 @@ impl Store {
     /// Appends a message to a conversation under its active leaf, makes it the active leaf and
     /// marks the conversation as updated. A `Streaming` message is owned by this store until
     /// finished; if the process dies first, the next start marks it `Interrupted`.
-    pub async fn append_message(
-        &self,
-        conversation_id: ConversationId,
-        new: &NewMessage,
-    ) -> Result<Message> {
-        self.append_at(conversation_id, At::ActiveLeaf, new, &[])
-            .await
+    pub async fn append_message(&self, conversation_id: ConversationId, new: &NewMessage) -> Result<Message> {
+        self.append_at(conversation_id, At::ActiveLeaf, new, &[]).await
     }
 
     /// Appends a message under `parent` (`None`: as another first message), with its
@@ -164,8 +154,7 @@ impl Store {
         new: &NewMessage,
         attachments: &[NewAttachment],
     ) -> Result<Message> {
-        self.append_at(conversation_id, At::Parent(parent), new, attachments)
-            .await
+        self.append_at(conversation_id, At::Parent(parent), new, attachments).await
     }
 
     async fn append_at(
@@ -215,27 +204,13 @@ impl Store {
                 Some(p)
             }
         };
-        let id = insert_message(
-            &mut tx,
-            None,
-            conversation_id,
-            parent,
-            new,
-            now,
-            now,
-            None,
-            owner,
-        )
-        .await
-        .map_err(|e| self.err(e))?;
-        for (a, sha) in attachments.iter().zip(&shas) {
-            insert_attachment_row(&mut tx, id, a, sha, now)
-                .await
-                .map_err(|e| self.err(e))?;
-        }
-        set_active_leaf(&mut tx, conversation_id, id)
+        let id = insert_message(&mut tx, None, conversation_id, parent, new, now, now, None, owner)
             .await
             .map_err(|e| self.err(e))?;
+        for (a, sha) in attachments.iter().zip(&shas) {
+            insert_attachment_row(&mut tx, id, a, sha, now).await.map_err(|e| self.err(e))?;
+        }
+        set_active_leaf(&mut tx, conversation_id, id).await.map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))?;
         self.message(id).await
     }
@@ -254,9 +229,7 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::MessageNotFound(id));
         }
-        index_message(&mut tx, id, content)
-            .await
-            .map_err(|e| self.err(e))?;
+        index_message(&mut tx, id, content).await.map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))
     }
 
@@ -290,9 +263,7 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| self.err(e))?;
-        index_message(&mut tx, id, &fin.content)
-            .await
-            .map_err(|e| self.err(e))?;
+        index_message(&mut tx, id, &fin.content).await.map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))?;
         self.message(id).await
     }
@@ -356,17 +327,12 @@ impl Store {
             .fetch_all(self.pool())
             .await
             .map_err(|e| self.err(e))?;
-        let mut out = rows
-            .iter()
-            .map(message_from_row)
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| self.err(e))?;
+        let mut out =
+            rows.iter().map(message_from_row).collect::<std::result::Result<Vec<_>, _>>().map_err(|e| self.err(e))?;
         let Some(last) = out.last() else {
             return Err(StoreError::MessageNotFound(message_id));
         };
-        let mut atts = self
-            .attachments_of_conversation(last.conversation_id)
-            .await?;
+        let mut atts = self.attachments_of_conversation(last.conversation_id).await?;
         for m in &mut out {
             m.attachments = atts.remove(&m.id).unwrap_or_default();
         }
@@ -393,12 +359,11 @@ impl Store {
     /// Every parent's children in the conversation, for showing "version i of n" on a path.
     pub async fn message_tree(&self, conversation_id: ConversationId) -> Result<MessageTree> {
         self.conversation_exists(conversation_id).await?;
-        let rows =
-            sqlx::query("SELECT id, parent_id FROM messages WHERE conversation_id = ? ORDER BY id")
-                .bind(conversation_id)
-                .fetch_all(self.pool())
-                .await
-                .map_err(|e| self.err(e))?;
+        let rows = sqlx::query("SELECT id, parent_id FROM messages WHERE conversation_id = ? ORDER BY id")
+            .bind(conversation_id)
+            .fetch_all(self.pool())
+            .await
+            .map_err(|e| self.err(e))?;
         let mut tree = MessageTree::default();
         for r in &rows {
             let id: MessageId = r.try_get(0).map_err(|e| self.err(e))?;
@@ -413,31 +378,27 @@ impl Store {
     /// leaf. Changes no message and not the conversation's `updated_at` (nothing was said).
     pub async fn select_branch(&self, message_id: MessageId) -> Result<MessageId> {
         let mut tx = self.pool().begin().await.map_err(|e| self.err(e))?;
-        let conversation_id: ConversationId =
-            sqlx::query_scalar("SELECT conversation_id FROM messages WHERE id = ?")
-                .bind(message_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(|e| self.err(e))?
-                .ok_or(StoreError::MessageNotFound(message_id))?;
+        let conversation_id: ConversationId = sqlx::query_scalar("SELECT conversation_id FROM messages WHERE id = ?")
+            .bind(message_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?
+            .ok_or(StoreError::MessageNotFound(message_id))?;
         let mut leaf = message_id;
         loop {
-            let newest: Option<MessageId> = sqlx::query_scalar(
-                "SELECT max(id) FROM messages WHERE conversation_id = ? AND parent_id = ?",
-            )
-            .bind(conversation_id)
-            .bind(leaf)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| self.err(e))?;
+            let newest: Option<MessageId> =
+                sqlx::query_scalar("SELECT max(id) FROM messages WHERE conversation_id = ? AND parent_id = ?")
+                    .bind(conversation_id)
+                    .bind(leaf)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| self.err(e))?;
             match newest {
                 Some(child) => leaf = child,
                 None => break,
             }
         }
-        set_active_leaf(&mut tx, conversation_id, leaf)
-            .await
-            .map_err(|e| self.err(e))?;
+        set_active_leaf(&mut tx, conversation_id, leaf).await.map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))?;
         Ok(leaf)
     }
@@ -448,8 +409,6 @@ impl Store {
             .fetch_optional(self.pool())
             .await
             .map_err(|e| self.err(e))?;
-        found
-            .map(|_| ())
-            .ok_or(StoreError::ConversationNotFound(id))
+        found.map(|_| ()).ok_or(StoreError::ConversationNotFound(id))
     }
 }

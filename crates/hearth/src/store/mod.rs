@@ -14,9 +14,7 @@ pub mod search;
 pub mod settings;
 mod types;
 
-pub use attachments::{
-    attachment_kind, read_attachment_file, AttachmentFileError, ATTACHMENT_MAX_BYTES,
-};
+pub use attachments::{attachment_kind, read_attachment_file, AttachmentFileError, ATTACHMENT_MAX_BYTES};
 pub use error::StoreError;
 pub use export::{format_utc, ConversationExport, EXPORT_FORMAT, EXPORT_VERSION};
 pub use search::{SearchHit, SearchOptions};
@@ -50,10 +48,7 @@ pub struct OpenOptions {
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        Self {
-            busy_timeout: Duration::from_secs(5),
-            max_page_count: None,
-        }
+        Self { busy_timeout: Duration::from_secs(5), max_page_count: None }
     }
 }
 
@@ -68,9 +63,7 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("db_path", &self.db_path)
-            .finish_non_exhaustive()
+        f.debug_struct("Store").field("db_path", &self.db_path).finish_non_exhaustive()
     }
 }
 
@@ -90,10 +83,7 @@ impl Drop for InstanceLock {
 }
 
 pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 impl Store {
@@ -106,15 +96,9 @@ impl Store {
     pub async fn open_with(data_dir: &Path, opts: &OpenOptions) -> Result<Store> {
         std::fs::create_dir_all(data_dir).map_err(|source| {
             if error::io_kind_is_read_only(&source) {
-                StoreError::ReadOnly {
-                    path: data_dir.to_path_buf(),
-                    detail: source.to_string(),
-                }
+                StoreError::ReadOnly { path: data_dir.to_path_buf(), detail: source.to_string() }
             } else {
-                StoreError::CreateDir {
-                    path: data_dir.to_path_buf(),
-                    source,
-                }
+                StoreError::CreateDir { path: data_dir.to_path_buf(), source }
             }
         })?;
         let db_path = data_dir.join(DB_FILE);
@@ -144,18 +128,10 @@ impl Store {
             .await
             .map_err(|e| error::classify(&db_path, e))?;
         check_schema_version(&pool, &db_path).await?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| migrate_error(&db_path, e))?;
+        MIGRATOR.run(&pool).await.map_err(|e| migrate_error(&db_path, e))?;
 
         let instance = Arc::new(take_instance_lock(data_dir)?);
-        let store = Store {
-            pool,
-            data_dir: data_dir.to_path_buf(),
-            db_path,
-            instance,
-        };
+        let store = Store { pool, data_dir: data_dir.to_path_buf(), db_path, instance };
         store.recover_interrupted().await?;
         Ok(store)
     }
@@ -207,21 +183,12 @@ impl Store {
 
     /// Runs SQLite's `quick_check`; `Corrupt` if it finds damage.
     pub async fn check_integrity(&self) -> Result<()> {
-        let rows = sqlx::query("PRAGMA quick_check")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
-        let msgs: Vec<String> = rows
-            .iter()
-            .filter_map(|r| r.try_get::<String, _>(0).ok())
-            .collect();
+        let rows = sqlx::query("PRAGMA quick_check").fetch_all(&self.pool).await.map_err(|e| self.err(e))?;
+        let msgs: Vec<String> = rows.iter().filter_map(|r| r.try_get::<String, _>(0).ok()).collect();
         if msgs.len() == 1 && msgs[0] == "ok" {
             Ok(())
         } else {
-            Err(StoreError::Corrupt {
-                path: self.db_path.clone(),
-                detail: msgs.join("; "),
-            })
+            Err(StoreError::Corrupt { path: self.db_path.clone(), detail: msgs.join("; ") })
         }
     }
 
@@ -279,23 +246,14 @@ fn check_header(db_path: &Path) -> Result<()> {
     let mut f = match File::open(db_path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => {
-            return Err(StoreError::Io {
-                action: "open",
-                path: db_path.to_path_buf(),
-                source,
-            })
-        }
+        Err(source) => return Err(StoreError::Io { action: "open", path: db_path.to_path_buf(), source }),
     };
     let mut header = Vec::with_capacity(16);
-    f.by_ref()
-        .take(16)
-        .read_to_end(&mut header)
-        .map_err(|source| StoreError::Io {
-            action: "read",
-            path: db_path.to_path_buf(),
-            source,
-        })?;
+    f.by_ref().take(16).read_to_end(&mut header).map_err(|source| StoreError::Io {
+        action: "read",
+        path: db_path.to_path_buf(),
+        source,
+    })?;
     // An empty file is a valid empty database to SQLite.
     if !header.is_empty() && header != b"SQLite format 3\0" {
         return Err(StoreError::Corrupt {
@@ -307,12 +265,11 @@ fn check_header(db_path: &Path) -> Result<()> {
 }
 
 async fn check_schema_version(pool: &SqlitePool, db_path: &Path) -> Result<()> {
-    let has_table: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
-    )
-    .fetch_one(pool)
-    .await
-    .map_err(|e| error::classify(db_path, e))?;
+    let has_table: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
+            .fetch_one(pool)
+            .await
+            .map_err(|e| error::classify(db_path, e))?;
     if has_table == 0 {
         return Ok(());
     }
@@ -322,11 +279,7 @@ async fn check_schema_version(pool: &SqlitePool, db_path: &Path) -> Result<()> {
         .map_err(|e| error::classify(db_path, e))?;
     let known = Store::known_schema_version();
     match found {
-        Some(found) if found > known => Err(StoreError::NewerSchema {
-            path: db_path.to_path_buf(),
-            found,
-            known,
-        }),
+        Some(found) if found > known => Err(StoreError::NewerSchema { path: db_path.to_path_buf(), found, known }),
         _ => Ok(()),
     }
 }
@@ -336,15 +289,10 @@ fn migrate_error(db_path: &Path, e: sqlx::migrate::MigrateError) -> StoreError {
     match e {
         MigrateError::Execute(e) => error::classify(db_path, e),
         MigrateError::ExecuteMigration(e, _) => error::classify(db_path, e),
-        MigrateError::VersionMissing(v) => StoreError::NewerSchema {
-            path: db_path.to_path_buf(),
-            found: v,
-            known: Store::known_schema_version(),
-        },
-        other => StoreError::Migrate {
-            path: db_path.to_path_buf(),
-            detail: other.to_string(),
-        },
+        MigrateError::VersionMissing(v) => {
+            StoreError::NewerSchema { path: db_path.to_path_buf(), found: v, known: Store::known_schema_version() }
+        }
+        other => StoreError::Migrate { path: db_path.to_path_buf(), detail: other.to_string() },
     }
 }
 
@@ -354,42 +302,25 @@ fn run_dir(data_dir: &Path) -> PathBuf {
 
 fn take_instance_lock(data_dir: &Path) -> Result<InstanceLock> {
     let dir = run_dir(data_dir);
-    std::fs::create_dir_all(&dir).map_err(|source| StoreError::CreateDir {
-        path: dir.clone(),
-        source,
-    })?;
+    std::fs::create_dir_all(&dir).map_err(|source| StoreError::CreateDir { path: dir.clone(), source })?;
     sweep_stale_locks(&dir);
     let id = format!("{}-{}", std::process::id(), now_ms());
     // Two stores opened in the same millisecond by one process still need distinct ids.
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let id = format!(
-        "{id}-{}",
-        COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    );
+    let id = format!("{id}-{}", COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
     let path = dir.join(format!("{id}.lock"));
     // Lock under another name and rename: a sweeper in another process never sees a `.lock`
     // file that is not locked yet.
     let fresh = dir.join(format!("{id}.new"));
-    let file = File::create(&fresh).map_err(|source| StoreError::Io {
-        action: "create",
-        path: fresh.clone(),
-        source,
-    })?;
-    file.lock().map_err(|source| StoreError::Io {
-        action: "lock",
-        path: fresh.clone(),
-        source,
-    })?;
+    let file =
+        File::create(&fresh).map_err(|source| StoreError::Io { action: "create", path: fresh.clone(), source })?;
+    file.lock().map_err(|source| StoreError::Io { action: "lock", path: fresh.clone(), source })?;
     std::fs::rename(&fresh, &path).map_err(|source| StoreError::Io {
         action: "rename",
         path: fresh.clone(),
         source,
     })?;
-    Ok(InstanceLock {
-        id,
-        path,
-        _file: file,
-    })
+    Ok(InstanceLock { id, path, _file: file })
 }
 
 /// Removes lock files left by stores whose process died (a lock nobody holds), so `run/` does

@@ -325,46 +325,24 @@ mod tests {
 
     #[test]
     fn korean_runs_become_bigrams_with_a_closing_unigram() {
-        assert_eq!(
-            index_text("오늘 회의록 정리"),
-            "오늘 늘 회의 의록 록 정리 리 "
-        );
-        assert_eq!(
-            index_text("Hello, 서울의 GPT4는"),
-            "hello 서울 울의 의 gpt4 는 "
-        );
+        assert_eq!(index_text("오늘 회의록 정리"), "오늘 늘 회의 의록 록 정리 리 ");
+        assert_eq!(index_text("Hello, 서울의 GPT4는"), "hello 서울 울의 의 gpt4 는 ");
     }
 
     #[test]
     fn queries_quote_tokens_and_neutralise_fts_syntax() {
         assert_eq!(match_expression("회의").as_deref(), Some("\"회의\""));
         assert_eq!(match_expression("회의록").as_deref(), Some("\"회의 의록\""));
-        assert_eq!(
-            match_expression("Meet 집").as_deref(),
-            Some("\"meet\"* AND \"집\"*")
-        );
-        assert_eq!(
-            match_expression("\"a\" OR NEAR(").as_deref(),
-            Some("\"a\"* AND \"or\"* AND \"near\"*")
-        );
+        assert_eq!(match_expression("Meet 집").as_deref(), Some("\"meet\"* AND \"집\"*"));
+        assert_eq!(match_expression("\"a\" OR NEAR(").as_deref(), Some("\"a\"* AND \"or\"* AND \"near\"*"));
         assert_eq!(match_expression("  ?! "), None);
     }
 
     #[test]
     fn snippets_highlight_prefix_words_and_korean_substrings() {
-        let o = SearchOptions {
-            highlight_open: "[".into(),
-            highlight_close: "]".into(),
-            ..Default::default()
-        };
-        assert_eq!(
-            snippet("The Meeting notes", "meet", &o),
-            "The [Meeting] notes"
-        );
-        assert_eq!(
-            snippet("오늘 정기회의록 정리", "회의", &o),
-            "오늘 정기[회의]록 정리"
-        );
+        let o = SearchOptions { highlight_open: "[".into(), highlight_close: "]".into(), ..Default::default() };
+        assert_eq!(snippet("The Meeting notes", "meet", &o), "The [Meeting] notes");
+        assert_eq!(snippet("오늘 정기회의록 정리", "회의", &o), "오늘 정기[회의]록 정리");
         let long = format!("{} 서울의 밤", "가".repeat(100));
         let s = snippet(&long, "서울", &o);
         assert!(s.starts_with('…') && s.contains("[서울]의"), "{s}");

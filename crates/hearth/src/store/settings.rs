@@ -16,10 +16,7 @@ pub struct SettingKey<T> {
 
 impl<T> SettingKey<T> {
     pub const fn new(name: &'static str) -> Self {
-        Self {
-            name,
-            _type: PhantomData,
-        }
+        Self { name, _type: PhantomData }
     }
 }
 
@@ -27,10 +24,7 @@ impl<T> SettingKey<T> {
 // the CLI reads and writes too) and the last-used model (`models::last_used`).
 
 impl Store {
-    pub async fn get_setting<T: Serialize + DeserializeOwned>(
-        &self,
-        key: &SettingKey<T>,
-    ) -> Result<Option<T>> {
+    pub async fn get_setting<T: Serialize + DeserializeOwned>(&self, key: &SettingKey<T>) -> Result<Option<T>> {
         let raw: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
             .bind(key.name)
             .fetch_optional(self.pool())
@@ -38,21 +32,12 @@ impl Store {
             .map_err(|e| self.err(e))?;
         raw.map(|s| serde_json::from_str(&s))
             .transpose()
-            .map_err(|source| StoreError::SettingType {
-                key: key.name.to_string(),
-                source,
-            })
+            .map_err(|source| StoreError::SettingType { key: key.name.to_string(), source })
     }
 
-    pub async fn set_setting<T: Serialize + DeserializeOwned>(
-        &self,
-        key: &SettingKey<T>,
-        value: &T,
-    ) -> Result<()> {
-        let json = serde_json::to_string(value).map_err(|source| StoreError::SettingType {
-            key: key.name.to_string(),
-            source,
-        })?;
+    pub async fn set_setting<T: Serialize + DeserializeOwned>(&self, key: &SettingKey<T>, value: &T) -> Result<()> {
+        let json = serde_json::to_string(value)
+            .map_err(|source| StoreError::SettingType { key: key.name.to_string(), source })?;
         sqlx::query(
             "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",

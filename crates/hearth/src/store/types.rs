@@ -63,11 +63,7 @@ pub struct ListOptions {
 
 impl Default for ListOptions {
     fn default() -> Self {
-        Self {
-            filter: ArchiveFilter::Active,
-            limit: 50,
-            offset: 0,
-        }
+        Self { filter: ArchiveFilter::Active, limit: 50, offset: 0 }
     }
 }
 
@@ -144,10 +140,7 @@ impl NewMessage {
     }
     /// An empty reply about to stream.
     pub fn streaming(role: Role) -> Self {
-        Self {
-            state: MessageState::Streaming,
-            ..Self::complete(role, "")
-        }
+        Self { state: MessageState::Streaming, ..Self::complete(role, "") }
     }
 }
 

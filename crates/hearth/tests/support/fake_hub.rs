@@ -164,7 +164,14 @@ fn handle(mut conn: TcpStream, st: &Arc<Mutex<State>>, base: &str) -> std::io::R
         .and_then(|r| r.split('-').next())
         .and_then(|s| s.parse::<u64>().ok());
     let authorization = headers.get("authorization").cloned();
-    let mut record = Request { method: method.clone(), path: path.clone(), range_start, authorization: authorization.clone(), body_bytes_sent: 0, status: 0 };
+    let mut record = Request {
+        method: method.clone(),
+        path: path.clone(),
+        range_start,
+        authorization: authorization.clone(),
+        body_bytes_sent: 0,
+        status: 0,
+    };
 
     let result = respond(&mut conn, st, base, &method, &path, range_start, authorization.as_deref(), &mut record);
     st.lock().unwrap().log.push(record);
@@ -191,7 +198,10 @@ fn respond(
             let file = tail.split_once('/').map(|(_, f)| f).unwrap_or("");
             let (spec, repo_exists) = {
                 let s = st.lock().unwrap();
-                (s.files.get(&format!("{repo}/{file}")).cloned(), s.files.keys().any(|k| k.starts_with(&format!("{repo}/"))))
+                (
+                    s.files.get(&format!("{repo}/{file}")).cloned(),
+                    s.files.keys().any(|k| k.starts_with(&format!("{repo}/"))),
+                )
             };
             let Some(spec) = spec else {
                 // Like the Hub: an unknown repo is a 401 (private repos stay hidden), an unknown

@@ -122,10 +122,7 @@ pub fn llama() -> Vec<u8> {
 
 pub fn mmproj() -> Vec<u8> {
     gguf_bytes(
-        &[
-            ("general.architecture", Meta::Str("clip")),
-            ("clip.projector_type", Meta::Str("gemma3")),
-        ],
+        &[("general.architecture", Meta::Str("clip")), ("clip.projector_type", Meta::Str("gemma3"))],
         &[Tensor { name: "v.patch_embd.weight", dims: vec![14, 14], fill_seed: 9 }],
     )
 }
