@@ -28,7 +28,10 @@ export type GenerationStats = G.ReplyStats;
 export type StreamEvent = G.TurnEvent;
 export type ModelState = G.ModelStatus;
 export type Settings = G.AppSettings;
-export type Device = G.DeviceChoice;
+/** The Settings page's device choice (auto, cpu, gpu). */
+export type DeviceChoice = G.DeviceChoice;
+/** A device a model actually runs on (current_model's `device`, available_devices). */
+export type Device = G.Device;
 export type DownloadProgress = Omit<Extract<G.DownloadEvent, { kind: 'progress' }>, 'kind'>;
 
 // ---------- errors ----------
@@ -127,6 +130,8 @@ export const pickModelFile = () => call<string | null>('pick_model_file');
 export const removeModel = (modelId: string) => call<void>('remove_model', { modelId });
 export const loadModel = (modelId: string, onProgress: Channel<LoadEvent>) => call<ModelState>('load_model', { modelId, onProgress });
 export const currentModel = () => call<ModelState>('current_model');
+/** The devices this build can run a model on here: the CPU always, a GPU only when compiled in and present. */
+export const availableDevices = () => call<Device[]>('available_devices');
 
 // ---------- settings ----------
 

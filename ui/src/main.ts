@@ -120,6 +120,12 @@ async function start(): Promise<void> {
   } catch (e) {
     showError(e);
   }
+  try {
+    // The settings page offers only the devices this build can run a model on here.
+    state.devices = await ipc.availableDevices();
+  } catch (e) {
+    showError(e);
+  }
   document.title = t('app.name');
   await Promise.all([refreshModels(), refreshConversations()]);
   render('main', 'sidebar');

@@ -1,6 +1,6 @@
 // The app's single state object and the hooks views register to redraw themselves.
 import { focusKey, restoreFocus } from './focus';
-import type { CatalogEntry, Conversation, DownloadProgress, HearthError, InstalledModel, Message, ModelState, SearchHit, SettingRange, Settings } from './ipc';
+import type { CatalogEntry, Conversation, Device, DownloadProgress, HearthError, InstalledModel, Message, ModelState, SearchHit, SettingRange, Settings } from './ipc';
 
 export type View = 'chat' | 'models' | 'settings';
 
@@ -34,7 +34,9 @@ export const state = {
   settings: null as Settings | null,
   /** The backend's table of numeric settings' ranges (settings_ranges); empty until it answers. */
   settingsRanges: [] as SettingRange[],
-  model: { state: 'none', modelId: null, name: null, contextSize: null } as ModelState,
+  model: { state: 'none', modelId: null, name: null, contextSize: null, loadFraction: null, device: null, threads: null, error: null } as ModelState,
+  /** What available_devices answered; null until it does (or when it failed: then nothing is hidden). */
+  devices: null as Device[] | null,
   loadFraction: 0,
   installed: [] as InstalledModel[],
   catalog: [] as CatalogEntry[],

@@ -30,6 +30,8 @@ message: string, details: ErrorDetails, };
 
 export type ModelPhase = "none" | "loading" | "ready" | "error";
 
+export type Device = "cpu" | "cuda" | "metal";
+
 export type ModelStatus = { state: ModelPhase, modelId: string | null, name: string | null, 
 /**
  * The context the loaded model was given (tokens), once ready.
@@ -39,6 +41,14 @@ contextSize: number | null,
  * While loading: the fraction read so far (0..=1).
  */
 loadFraction: number | null, 
+/**
+ * The device the loaded model runs on, once ready.
+ */
+device: Device | null, 
+/**
+ * The CPU threads the loaded model runs on, once ready.
+ */
+threads: number | null, 
 /**
  * Why the last load failed.
  */

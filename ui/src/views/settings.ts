@@ -3,9 +3,10 @@ import { h } from '../dom';
 import { errorDetailsEl, errorSentence } from '../errors';
 import { t, type Key } from '../i18n';
 import * as ipc from '../ipc';
-import type { Settings } from '../ipc';
-import { state } from '../state';
+import type { ModelState, Settings } from '../ipc';
+import { render, state } from '../state';
 import { showError } from '../toast';
+import { followModelLoading } from './models';
 
 /** A field's problem: a check made here (a sentence) or the backend's refusal. */
 const fieldErrors = new Map<keyof Settings, string | ipc.HearthError>();
@@ -23,6 +24,9 @@ async function save(key: keyof Settings, value: Settings[keyof Settings], status
     state.settings = updated;
     status.textContent = t('settings.saved');
     applyHook(updated);
+    // The shell applies these at once: threads to the loaded model, a new device or context size
+    // by reloading it in the background. Show what the model runs on now (and follow a reload).
+    if (key === 'threads' || key === 'device' || key === 'contextSize') void refreshModelStatus();
   } catch (e) {
     let err = ipc.toHearthError(e);
     // The backend's message names the field; the sentence needs it as a detail.
@@ -31,6 +35,31 @@ async function save(key: keyof Settings, value: Settings[keyof Settings], status
     showError(err);
     applyHook(state.settings!);
   }
+}
+
+async function refreshModelStatus(): Promise<void> {
+  // A load this window started (or is already following) reports its own result.
+  if (state.model.state === 'loading') return;
+  let m: ModelState;
+  try {
+    m = await ipc.currentModel();
+  } catch {
+    return;
+  }
+  // (A load may have started while this call ran.)
+  if ((state.model as ModelState).state === 'loading') return;
+  state.model = m;
+  if (m.state === 'loading') state.loadFraction = Math.max(0, Math.min(1, m.loadFraction ?? 0));
+  render('header', 'main', 'composer');
+  if (m.state === 'loading') void followModelLoading();
+}
+
+/** "In use: CPU · 2 threads" while a model is ready; null otherwise. */
+function inUseText(m: ModelState): string | null {
+  if (m.state !== 'ready' || !m.device) return null;
+  const device = t(`device.${m.device}` as Key);
+  if (m.threads === null) return t('settings.inUse', { device });
+  return m.threads === 1 ? t('settings.inUseOneThread', { device }) : t('settings.inUseThreads', { device, n: m.threads });
 }
 
 type NumberKey = 'temperature' | 'topP' | 'topK' | 'minP' | 'repeatPenalty' | 'seed' | 'contextSize' | 'threads';
@@ -67,11 +96,27 @@ export function settingsPage(): HTMLElement {
     return h('div', { class: 'field' }, h('label', { for: id, class: 'field-label' }, t(label)), input, errorFor(key));
   };
 
-  const selectField = <K extends 'device' | 'theme' | 'language'>(key: K, label: Key, options: [Settings[K], string][]) => {
+  const selectField = <K extends 'theme' | 'language'>(key: K, label: Key, options: [Settings[K], string][]) => {
     const id = `set-${key}`;
     const sel = h('select', { id, class: 'text-input' }, options.map(([v, text]) => h('option', { value: v, selected: s[key] === v }, text)));
     sel.addEventListener('change', () => void save(key, sel.value as Settings[K], status));
     return h('div', { class: 'field' }, h('label', { for: id, class: 'field-label' }, t(label)), sel, errorFor(key));
+  };
+
+  // Only what this build can run on here; a stored 'gpu' without a GPU stays chosen but is marked.
+  const deviceField = () => {
+    const id = 'set-device';
+    const gpuHere = state.devices === null || state.devices.some((d) => d !== 'cpu');
+    const options: [Settings['device'], string, boolean][] = [['auto', t('settings.device.auto'), false], ['cpu', t('settings.device.cpu'), false]];
+    if (gpuHere) options.push(['gpu', t('settings.device.gpu'), false]);
+    else if (s.device === 'gpu') options.push(['gpu', t('settings.device.gpuUnavailable'), true]);
+    const note = !gpuHere && s.device === 'gpu' ? h('p', { class: 'field-note small muted', id: 'device-note' }, t('settings.device.noGpu')) : null;
+    const inUse = inUseText(state.model);
+    const inUseEl = inUse === null ? null : h('p', { class: 'field-note small muted', id: 'device-in-use' }, inUse);
+    const describedBy = [fieldErrors.has('device') ? 'err-device' : null, note ? 'device-note' : null, inUseEl ? 'device-in-use' : null].filter(Boolean).join(' ');
+    const sel = h('select', { id, class: 'text-input', 'aria-describedby': describedBy || null }, options.map(([v, text, disabled]) => h('option', { value: v, selected: s.device === v, disabled }, text)));
+    sel.addEventListener('change', () => void save('device', sel.value as Settings['device'], status));
+    return h('div', { class: 'field' }, h('label', { for: id, class: 'field-label' }, t('settings.device')), sel, note, inUseEl, errorFor('device'));
   };
 
   const prompt = h('textarea', { id: 'set-systemPrompt', class: 'text-input', rows: 4 });
@@ -113,7 +158,7 @@ export function settingsPage(): HTMLElement {
       h('div', { class: 'grid' },
         numberField('contextSize', 'settings.contextSize'),
         numberField('threads', 'settings.threads'),
-        selectField('device', 'settings.device', [['auto', t('settings.device.auto')], ['cpu', t('settings.device.cpu')], ['gpu', t('settings.device.gpu')]]),
+        deviceField(),
       ),
     ),
     status,

@@ -6,8 +6,9 @@
 // end with a flattened {kind: 'error', code, message, details} event. Tests make the mock fail
 // with fail() (any command's next call), error() (the reply stream), failDownload() (a running
 // download), failNextLoad() (the next load_model) and busy() (the next send_message refused).
+// available_devices answers the seed's `devices` (default ['cpu']); setDevices() changes it.
 import { mockIPC } from '@tauri-apps/api/mocks';
-import type { CatalogEntry, Conversation, DownloadEvent, ErrorCode, ErrorDetails, GenerationStats, HearthErrorPayload, InstalledModel, LoadEvent, Message, ModelState, SearchHit, SettingRange, Settings, StreamEvent } from '../../src/ipc';
+import type { CatalogEntry, Conversation, Device, DownloadEvent, ErrorCode, ErrorDetails, GenerationStats, HearthErrorPayload, InstalledModel, LoadEvent, Message, ModelState, SearchHit, SettingRange, Settings, StreamEvent } from '../../src/ipc';
 // The backend's ranges table; a Rust test (app_api) fails when this copy differs from it.
 import rangesJson from './settings-ranges.json';
 
@@ -35,6 +36,8 @@ interface Seed {
   loadingAtStart?: string;
   settings?: Partial<Settings>;
   pickResult?: string | null;
+  /** What available_devices answers (default: the CPU only). */
+  devices?: Device[];
 }
 
 interface Call {
@@ -59,7 +62,15 @@ const messages = new Map<string, StoredMessage>();
 const selected = new Map<string, string>();
 let installed: InstalledModel[] = [];
 let catalog: CatalogEntry[] = [];
-let model: ModelState = { state: 'none', modelId: null, name: null, contextSize: null, loadFraction: null, error: null };
+let model: ModelState = { state: 'none', modelId: null, name: null, contextSize: null, loadFraction: null, device: null, threads: null, error: null };
+/** What available_devices answers (setDevices changes it). */
+let devices: Device[] = ['cpu'];
+/** A ready model runs where the settings and this build allow: a GPU unless 'cpu' is chosen, else the CPU. */
+function readyOn(): Pick<ModelState, 'device' | 'threads'> {
+  const s = loadSettings();
+  const gpu = devices.find((d) => d !== 'cpu');
+  return { device: s.device !== 'cpu' && gpu ? gpu : 'cpu', threads: s.threads ?? 2 };
+}
 let pickResult: string | null = null;
 const calls: Call[] = [];
 const failNext = new Map<string, HearthErrorPayload>();
@@ -69,6 +80,8 @@ let loadFailure: HearthErrorPayload | null = null;
 interface ActiveStream { conversationId: string; assistantId: string; channelId: number; index: number }
 let stream: ActiveStream | null = null;
 let holdLoads = false;
+/** How long a background reload after set_settings takes. */
+let reloadMs = 150;
 let releaseLoad: (() => void) | null = null;
 const downloads = new Map<string, { channelId: number; index: number }>();
 
@@ -184,8 +197,20 @@ function handle(cmd: string, args: Record<string, unknown>): unknown {
         if (typeof v !== 'number' || (r.integer && !Number.isInteger(v))) err('invalid_setting', `${r.field} has the wrong type of value`, { field: r.field });
         if (!(Number.isFinite(v) && v >= r.min && v <= r.max)) err('invalid_setting', `${r.field} must be between ${r.min} and ${r.max}`, { field: r.field, min: r.min, max: r.max });
       }
-      const s = { ...loadSettings(), ...patch };
+      const before = loadSettings();
+      const s = { ...before, ...patch };
       storeSettings(s);
+      // As the shell does: threads apply at once; a new device or context size reloads the model
+      // in the background (current_model says loading, then ready after reloadMs).
+      if (model.state === 'ready' && (s.device !== before.device || s.contextSize !== before.contextSize)) {
+        const reloading = { ...model };
+        model = { ...model, state: 'loading', contextSize: null, loadFraction: 0, device: null, threads: null };
+        setTimeout(() => {
+          if (model.state === 'loading' && model.modelId === reloading.modelId) model = { ...reloading, contextSize: loadSettings().contextSize, ...readyOn() };
+        }, reloadMs);
+      } else if (model.state === 'ready' && s.threads !== before.threads) {
+        model = { ...model, ...readyOn() };
+      }
       return s;
     }
     case 'list_conversations': {
@@ -269,6 +294,8 @@ function handle(cmd: string, args: Record<string, unknown>): unknown {
       return installed;
     case 'current_model':
       return model;
+    case 'available_devices':
+      return devices;
     case 'download_model':
     case 'resume_download': {
       const c = catalog.find((x) => x.id === str('modelId')) ?? err('not_found', `no catalog entry ${str('modelId')}`, { field: 'model', model: str('modelId') });
@@ -299,19 +326,19 @@ function handle(cmd: string, args: Record<string, unknown>): unknown {
     case 'load_model': {
       const m = installed.find((x) => x.id === str('modelId')) ?? err('not_found', `model ${str('modelId')} is not installed`, { field: 'model', model: str('modelId') });
       const id = channelId(args.onProgress);
-      model = { state: 'loading', modelId: m.id, name: m.name, contextSize: null, loadFraction: 0, error: null };
+      model = { state: 'loading', modelId: m.id, name: m.name, contextSize: null, loadFraction: 0, device: null, threads: null, error: null };
       send(id, 0, { kind: 'progress', fraction: 0.5 } satisfies LoadEvent);
       if (loadFailure) {
         const f = loadFailure;
         loadFailure = null;
-        model = { state: 'error', modelId: m.id, name: m.name, contextSize: null, loadFraction: null, error: f };
+        model = { state: 'error', modelId: m.id, name: m.name, contextSize: null, loadFraction: null, device: null, threads: null, error: f };
         send(id, 1, { kind: 'error', ...f } satisfies LoadEvent);
         throw f;
       }
       const finishLoad = () => {
         send(id, 1, { kind: 'progress', fraction: 1 });
         send(id, 2, { kind: 'done' });
-        model = { state: 'ready', modelId: m.id, name: m.name, contextSize: loadSettings().contextSize, loadFraction: null, error: null };
+        model = { state: 'ready', modelId: m.id, name: m.name, contextSize: loadSettings().contextSize, loadFraction: null, ...readyOn(), error: null };
         return model;
       };
       // With holdLoads set, the load stays half done until the test calls releaseLoad().
@@ -333,10 +360,11 @@ const control = {
     installed = seed.installed ?? [];
     catalog = seed.catalog ?? [];
     pickResult = seed.pickResult ?? null;
+    devices = seed.devices ? [...seed.devices] : ['cpu'];
     const loaded = installed.find((m) => m.id === seed.loaded);
-    if (loaded) model = { state: 'ready', modelId: loaded.id, name: loaded.name, contextSize: loadSettings().contextSize, loadFraction: null, error: null };
+    if (loaded) model = { state: 'ready', modelId: loaded.id, name: loaded.name, contextSize: loadSettings().contextSize, loadFraction: null, ...readyOn(), error: null };
     const loading = installed.find((m) => m.id === seed.loadingAtStart);
-    if (loading) model = { state: 'loading', modelId: loading.id, name: loading.name, contextSize: null, loadFraction: 0, error: null };
+    if (loading) model = { state: 'loading', modelId: loading.id, name: loading.name, contextSize: null, loadFraction: 0, device: null, threads: null, error: null };
     for (const sc of seed.conversations ?? []) {
       const c = createConv(sc.title, sc.pinned);
       let parent: string | null = null;
@@ -366,6 +394,15 @@ const control = {
     stream = null;
   },
   streaming: () => stream !== null,
+  /** What available_devices answers from now on (the app asks at start: set it in an init script or reload). */
+  setDevices(list: Device[]): void {
+    devices = [...list];
+    if (model.state === 'ready') model = { ...model, ...readyOn() };
+  },
+  /** How long the background reload after a device or context change takes (ms). */
+  setReloadMs(ms: number): void {
+    reloadMs = ms;
+  },
   holdLoads(on: boolean): void {
     holdLoads = on;
   },
@@ -377,7 +414,7 @@ const control = {
   /** Ends the shell's own (start-up) load: current_model then reports the model ready. */
   finishStartupLoad(): void {
     if (model.state !== 'loading' || !model.modelId) throw new Error('no load in progress');
-    model = { ...model, state: 'ready', contextSize: loadSettings().contextSize };
+    model = { ...model, state: 'ready', contextSize: loadSettings().contextSize, loadFraction: null, ...readyOn() };
   },
   releaseLoad(): void {
     releaseLoad?.();
