@@ -246,6 +246,33 @@ pub enum DownloadEvent {
     },
 }
 
+/// Every DTO's TypeScript declaration (used by the bindings test), after the runtime's (`hearth::bindings`), in an order
+/// where each type is declared before the types that use it.
+#[cfg(test)]
+pub fn declarations() -> Vec<String> {
+    use hearth::bindings::decl;
+    let mut d = hearth::bindings::declarations();
+    d.extend([
+        decl::<Conversation>(),
+        decl::<ConversationPage>(),
+        decl::<SearchHit>(),
+        decl::<MessageRole>(),
+        decl::<MessageState>(),
+        decl::<Branch>(),
+        decl::<Message>(),
+        decl::<MessageList>(),
+        decl::<GenerationStarted>(),
+        decl::<LoadEvent>(),
+        decl::<InstalledModel>(),
+        decl::<Fit>(),
+        decl::<DownloadPhase>(),
+        decl::<DownloadStatus>(),
+        decl::<CatalogEntry>(),
+        decl::<DownloadEvent>(),
+    ]);
+    d
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,30 +312,4 @@ mod tests {
         let b = branch_of(5, &[3, 7]);
         assert_eq!((b.index, b.count, b.sibling_ids), (0, 1, vec!["5".to_string()]));
     }
-}
-
-/// Every DTO's TypeScript declaration, after the runtime's (`hearth::bindings`), in an order
-/// where each type is declared before the types that use it.
-pub fn declarations() -> Vec<String> {
-    use hearth::bindings::decl;
-    let mut d = hearth::bindings::declarations();
-    d.extend([
-        decl::<Conversation>(),
-        decl::<ConversationPage>(),
-        decl::<SearchHit>(),
-        decl::<MessageRole>(),
-        decl::<MessageState>(),
-        decl::<Branch>(),
-        decl::<Message>(),
-        decl::<MessageList>(),
-        decl::<GenerationStarted>(),
-        decl::<LoadEvent>(),
-        decl::<InstalledModel>(),
-        decl::<Fit>(),
-        decl::<DownloadPhase>(),
-        decl::<DownloadStatus>(),
-        decl::<CatalogEntry>(),
-        decl::<DownloadEvent>(),
-    ]);
-    d
 }

@@ -32,16 +32,6 @@ pub fn available_bytes() -> Option<u64> {
     ram().map(|r| r.available)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn this_machine_reports_plausible_memory() {
-        let r = super::ram().expect("sysinfo reads memory on the platforms Hearth supports");
-        assert!(r.total > 64 << 20, "total {}", r.total);
-        assert!(r.available > 0 && r.available <= r.total, "{r:?}");
-    }
-}
-
 /// Caps glibc's malloc arenas. glibc gives each thread that allocates its own arena, and the
 /// model's forward passes allocate on its pool's threads, so every pool thread would keep its
 /// own high-water mark of temporaries: about 20 MiB more peak RSS on the 270M model at two
@@ -60,5 +50,15 @@ pub fn limit_malloc_arenas() {
         if unsafe { mallopt(M_ARENA_MAX, 1) } == 0 {
             log::debug!("mallopt(M_ARENA_MAX) was refused; peak memory may be higher");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn this_machine_reports_plausible_memory() {
+        let r = super::ram().expect("sysinfo reads memory on the platforms Hearth supports");
+        assert!(r.total > 64 << 20, "total {}", r.total);
+        assert!(r.available > 0 && r.available <= r.total, "{r:?}");
     }
 }

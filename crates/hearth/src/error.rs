@@ -210,18 +210,19 @@ pub struct HearthError {
     /// "details"). Never instructions for the CLI.
     pub message: String,
     #[serde(default)]
-    pub details: ErrorDetails,
+    /// Boxed: errors travel in `Result`s everywhere, and most have few details.
+    pub details: Box<ErrorDetails>,
 }
 
 pub type HearthResult<T> = Result<T, HearthError>;
 
 impl HearthError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), details: ErrorDetails::default() }
+        Self { code, message: message.into(), details: Box::default() }
     }
 
     pub fn with(mut self, details: ErrorDetails) -> Self {
-        self.details = details;
+        *self.details = details;
         self
     }
 
@@ -275,7 +276,7 @@ impl From<StoreError> for HearthError {
                 (ErrorCode::Internal, ErrorDetails::default())
             }
         };
-        Self { code, message: e.to_string(), details }
+        Self { code, message: e.to_string(), details: Box::new(details) }
     }
 }
 
@@ -326,7 +327,7 @@ impl From<ModelsError> for HearthError {
             M::Io { path, .. } => (ErrorCode::Io, ErrorDetails::path(path)),
             M::Store(_) => (ErrorCode::Internal, ErrorDetails::default()),
         };
-        Self { code, message: e.to_string(), details }
+        Self { code, message: e.to_string(), details: Box::new(details) }
     }
 }
 
@@ -350,7 +351,7 @@ impl From<DownloadError> for HearthError {
             ),
             D::Other(_) => (ErrorCode::Io, ErrorDetails::default()),
         };
-        Self { code, message: e.to_string(), details }
+        Self { code, message: e.to_string(), details: Box::new(details) }
     }
 }
 
@@ -386,7 +387,7 @@ impl HearthError {
             }
             E::InvalidArgument(_) => (ErrorCode::Internal, ErrorDetails::default()),
         };
-        Self { code, message: e.to_string(), details }
+        Self { code, message: e.to_string(), details: Box::new(details) }
     }
 }
 
@@ -402,7 +403,7 @@ impl From<AttachmentFileError> for HearthError {
                 ErrorDetails { size: Some(*size), limit: Some(*limit), ..ErrorDetails::path(path) },
             ),
         };
-        Self { code, message: e.to_string(), details }
+        Self { code, message: e.to_string(), details: Box::new(details) }
     }
 }
 
