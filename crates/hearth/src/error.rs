@@ -210,7 +210,7 @@ pub struct HearthError {
     /// "details"). Never instructions for the CLI.
     pub message: String,
     #[serde(default)]
-    /// Boxed: errors travel in `Result`s everywhere, and most have few details.
+    // Boxed: errors travel in `Result`s everywhere, and most have few details.
     pub details: Box<ErrorDetails>,
 }
 
