@@ -120,6 +120,8 @@ fn main() -> anyhow::Result<()> {
             commands::settings::set_settings,
             commands::settings::settings_ranges,
             commands::settings::available_devices,
+            commands::settings::hf_token_status,
+            commands::settings::set_hf_token,
             commands::shell::open_external,
         ])
         .build(tauri::generate_context!())

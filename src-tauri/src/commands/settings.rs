@@ -28,3 +28,26 @@ pub fn settings_ranges() -> Vec<hearth::app_api::SettingRange> {
 pub fn available_devices() -> Vec<hearth::runtime::Device> {
     hearth::runtime::available_devices()
 }
+
+/// Whether a Hugging Face token is available for gated models (from the environment, Hearth's
+/// token file or the Hugging Face CLI's). The token itself never goes back to the window.
+#[tauri::command]
+pub async fn hf_token_status(state: State<'_, AppState>) -> AppResult<bool> {
+    Ok(hearth::models::token::resolve(state.runtime.data_dir()).is_some())
+}
+
+/// Stores the Hugging Face read token (owner-readable file in the data folder, never the
+/// database or the log); an empty one forgets the stored token.
+#[tauri::command]
+pub async fn set_hf_token(state: State<'_, AppState>, token: String) -> AppResult<bool> {
+    let dir = state.runtime.data_dir();
+    match hearth::models::token::HfToken::new(&token) {
+        Some(t) => {
+            hearth::models::token::save(dir, &t)?;
+        }
+        None => {
+            hearth::models::token::clear(dir)?;
+        }
+    }
+    Ok(hearth::models::token::resolve(dir).is_some())
+}
