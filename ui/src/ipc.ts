@@ -139,6 +139,10 @@ export const getSettings = () => call<Settings>('get_settings');
 export const settingsRanges = () => call<SettingRange[]>('settings_ranges');
 /** Applies a partial update and returns the full stored settings; rejects with code 'invalid_setting' on a bad value. */
 export const setSettings = (patch: Partial<Settings>) => call<Settings>('set_settings', { patch });
+/** Whether a Hugging Face read token is available for gated models (environment, Hearth's token file or the Hugging Face CLI's); the token itself never comes back. */
+export const hfTokenStatus = () => call<boolean>('hf_token_status');
+/** Stores the Hugging Face read token on this computer ('' forgets Hearth's stored one); answers the status afterwards. */
+export const setHfToken = (token: string) => call<boolean>('set_hf_token', { token });
 
 // ---------- shell ----------
 

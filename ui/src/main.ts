@@ -126,6 +126,12 @@ async function start(): Promise<void> {
   } catch (e) {
     showError(e);
   }
+  try {
+    // The settings page says whether gated models can be downloaded.
+    state.hfToken = await ipc.hfTokenStatus();
+  } catch (e) {
+    showError(e);
+  }
   document.title = t('app.name');
   await Promise.all([refreshModels(), refreshConversations()]);
   render('main', 'sidebar');

@@ -37,6 +37,8 @@ export const state = {
   model: { state: 'none', modelId: null, name: null, contextSize: null, loadFraction: null, device: null, threads: null, error: null } as ModelState,
   /** What available_devices answered; null until it does (or when it failed: then nothing is hidden). */
   devices: null as Device[] | null,
+  /** Whether a Hugging Face token is available (hf_token_status); null until it answers (or when it failed). */
+  hfToken: null as boolean | null,
   loadFraction: 0,
   installed: [] as InstalledModel[],
   catalog: [] as CatalogEntry[],

@@ -15,8 +15,8 @@ const L = {
 const GATED_REPO = 'google/gemma-3-4b-it-qat-q4_0-gguf';
 const GATED_RAW = `401 Unauthorized for ${GATED_REPO}: Accept the model's licence on its Hugging Face page, then add a Hugging Face read token and try again.`;
 const GATED = {
-  en: `Hugging Face refused access to ${GATED_REPO}. Accept the model's licence on its Hugging Face page and add a read token in Settings.`,
-  ko: `Hugging Face가 ${GATED_REPO}에 대한 접근을 거부했습니다. Hugging Face의 모델 페이지에서 라이선스에 동의하고 설정에서 읽기 토큰을 추가하세요.`,
+  en: `Hugging Face refused access to ${GATED_REPO}. Accept the model's licence on its Hugging Face page and add a read token in Settings → Hugging Face token.`,
+  ko: `Hugging Face가 ${GATED_REPO}에 대한 접근을 거부했습니다. Hugging Face의 모델 페이지에서 라이선스에 동의하고 설정 → Hugging Face 토큰에서 읽기 토큰을 추가하세요.`,
 };
 
 // 11 GB needed, 6 GB free: formatBytes shows them in GiB with one decimal.

@@ -1,6 +1,6 @@
 // The settings page. Each field saves on change through set_settings; theme and language apply live.
 import { h } from '../dom';
-import { errorDetailsEl, errorSentence } from '../errors';
+import { errorBlock, errorDetailsEl, errorSentence } from '../errors';
 import { t, type Key } from '../i18n';
 import * as ipc from '../ipc';
 import type { ModelState, Settings } from '../ipc';
@@ -60,6 +60,72 @@ function inUseText(m: ModelState): string | null {
   const device = t(`device.${m.device}` as Key);
   if (m.threads === null) return t('settings.inUse', { device });
   return m.threads === 1 ? t('settings.inUseOneThread', { device }) : t('settings.inUseThreads', { device, n: m.threads });
+}
+
+/** Why the last token save or removal failed; cleared by the next try. */
+let tokenError: ipc.HearthError | null = null;
+
+/**
+ * The Hugging Face read token for gated models. The input is never filled from the backend (the
+ * token never comes back to the window) and is emptied once the token is saved; the section
+ * updates in place so its status line is announced and focus stays put.
+ */
+function hfTokenSection(): HTMLElement {
+  const input = h('input', { type: 'password', id: 'set-hfToken', class: 'text-input', autocomplete: 'off', spellcheck: 'false', autocapitalize: 'off', 'aria-describedby': 'hf-token-status hf-token-note' });
+  const statusEl = h('p', { class: 'field-note', id: 'hf-token-status', role: 'status', 'aria-live': 'polite' });
+  const errorSlot = h('div', { id: 'hf-token-error' });
+  const saveBtn = h('button', { type: 'submit', class: 'btn btn-primary', id: 'hf-token-save' }, t('settings.hfToken.save'));
+  const removeBtn = h('button', { type: 'button', class: 'btn btn-ghost', id: 'hf-token-remove' }, t('settings.hfToken.remove'));
+
+  const show = () => {
+    statusEl.textContent = state.hfToken === null ? '' : t(state.hfToken ? 'settings.hfToken.set' : 'settings.hfToken.none');
+    removeBtn.hidden = state.hfToken !== true;
+    errorSlot.replaceChildren(...(tokenError ? [errorBlock(tokenError, { class: 'field-error error-block' })] : []));
+    if (tokenError) input.setAttribute('aria-invalid', 'true');
+    else input.removeAttribute('aria-invalid');
+  };
+
+  const submit = async (token: string) => {
+    tokenError = null;
+    saveBtn.disabled = removeBtn.disabled = true;
+    try {
+      state.hfToken = await ipc.setHfToken(token);
+      input.value = '';
+    } catch (e) {
+      tokenError = ipc.toHearthError(e);
+      showError(tokenError);
+    } finally {
+      saveBtn.disabled = removeBtn.disabled = false;
+    }
+    const removed = token === '' && state.hfToken !== true;
+    show();
+    // The Remove button just disappeared: keep the keyboard in the section.
+    if (removed && document.activeElement === document.body) input.focus();
+  };
+
+  const form = h('form', { class: 'token-form', 'aria-labelledby': 'set-hftoken-heading' },
+    h('label', { for: 'set-hfToken', class: 'field-label' }, t('settings.hfToken.label')),
+    h('div', { class: 'inline' }, input, saveBtn, removeBtn),
+  );
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    // An empty Save does nothing (removing is the Remove button's job).
+    const token = input.value.trim();
+    if (token === '') return void input.focus();
+    void submit(token);
+  });
+  removeBtn.addEventListener('click', () => void submit(''));
+  show();
+
+  return h(
+    'section',
+    { class: 'page-section', 'aria-labelledby': 'set-hftoken-heading' },
+    h('h2', { id: 'set-hftoken-heading' }, t('settings.hfToken')),
+    form,
+    statusEl,
+    h('p', { class: 'field-note small muted', id: 'hf-token-note' }, t('settings.hfToken.note')),
+    errorSlot,
+  );
 }
 
 type NumberKey = 'temperature' | 'topP' | 'topK' | 'minP' | 'repeatPenalty' | 'seed' | 'contextSize' | 'threads';
@@ -161,6 +227,7 @@ export function settingsPage(): HTMLElement {
         deviceField(),
       ),
     ),
+    hfTokenSection(),
     status,
   );
 }

@@ -7,6 +7,7 @@
 // with fail() (any command's next call), error() (the reply stream), failDownload() (a running
 // download), failNextLoad() (the next load_model) and busy() (the next send_message refused).
 // available_devices answers the seed's `devices` (default ['cpu']); setDevices() changes it.
+// hf_token_status answers the seed's `hfToken` (default false); set_hf_token sets it ('' clears it).
 import { mockIPC } from '@tauri-apps/api/mocks';
 import type { CatalogEntry, Conversation, Device, DownloadEvent, ErrorCode, ErrorDetails, GenerationStats, HearthErrorPayload, InstalledModel, LoadEvent, Message, ModelState, SearchHit, SettingRange, Settings, StreamEvent } from '../../src/ipc';
 // The backend's ranges table; a Rust test (app_api) fails when this copy differs from it.
@@ -38,6 +39,8 @@ interface Seed {
   pickResult?: string | null;
   /** What available_devices answers (default: the CPU only). */
   devices?: Device[];
+  /** Whether a Hugging Face token is available at start (default: none). */
+  hfToken?: boolean;
 }
 
 interface Call {
@@ -65,6 +68,8 @@ let catalog: CatalogEntry[] = [];
 let model: ModelState = { state: 'none', modelId: null, name: null, contextSize: null, loadFraction: null, device: null, threads: null, error: null };
 /** What available_devices answers (setDevices changes it). */
 let devices: Device[] = ['cpu'];
+/** Whether a Hugging Face token is stored (hf_token_status); the token itself is kept nowhere. */
+let hasToken = false;
 /** A ready model runs where the settings and this build allow: a GPU unless 'cpu' is chosen, else the CPU. */
 function readyOn(): Pick<ModelState, 'device' | 'threads'> {
   const s = loadSettings();
@@ -296,6 +301,13 @@ function handle(cmd: string, args: Record<string, unknown>): unknown {
       return model;
     case 'available_devices':
       return devices;
+    case 'hf_token_status':
+      return hasToken;
+    case 'set_hf_token':
+      // As the shell does: a blank token forgets the stored one; the answer is the status afterwards.
+      if (typeof args.token !== 'string') err('internal', 'expected a token string');
+      hasToken = args.token.trim() !== '';
+      return hasToken;
     case 'download_model':
     case 'resume_download': {
       const c = catalog.find((x) => x.id === str('modelId')) ?? err('not_found', `no catalog entry ${str('modelId')}`, { field: 'model', model: str('modelId') });
@@ -361,6 +373,7 @@ const control = {
     catalog = seed.catalog ?? [];
     pickResult = seed.pickResult ?? null;
     devices = seed.devices ? [...seed.devices] : ['cpu'];
+    hasToken = seed.hfToken ?? false;
     const loaded = installed.find((m) => m.id === seed.loaded);
     if (loaded) model = { state: 'ready', modelId: loaded.id, name: loaded.name, contextSize: loadSettings().contextSize, loadFraction: null, ...readyOn(), error: null };
     const loading = installed.find((m) => m.id === seed.loadingAtStart);
@@ -394,6 +407,7 @@ const control = {
     stream = null;
   },
   streaming: () => stream !== null,
+  hasToken: () => hasToken,
   /** What available_devices answers from now on (the app asks at start: set it in an init script or reload). */
   setDevices(list: Device[]): void {
     devices = [...list];
