@@ -10,7 +10,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, homedir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,13 +39,34 @@ before(async () => {
   driver.on('error', (e) => console.error(`tauri-driver: ${e}`));
 });
 
+/** Pids of processes (the app) started with this test's data folder in their environment. */
+function appsOn(dir) {
+  const pids = [];
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      if (readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(`HEARTH_DATA_DIR=${dir}`)) pids.push(Number(pid));
+    } catch { /* gone, or not ours to read */ }
+  }
+  return pids;
+}
+
 after(async () => {
   // SIGTERM, not SIGKILL: a killed tauri-driver orphans WebKitWebDriver, which holds pipes open.
   if (driver && driver.exitCode === null) {
     driver.kill('SIGTERM');
     await new Promise((r) => { driver.once('exit', r); setTimeout(r, 5000); });
   }
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  // Seen once under load: the driver went away before the app's window closed, leaving the app
+  // orphaned with the test's stdout open (so the runner never ended). End any such app.
+  if (dataDir) {
+    for (const pid of appsOn(dataDir)) {
+      if (pid === process.pid) continue;
+      console.error(`e2e: the app (pid ${pid}) outlived its WebDriver session; ending it`);
+      try { process.kill(pid, 'SIGTERM'); } catch { /* already gone */ }
+    }
+    await sleep(500);
+    rmSync(dataDir, { recursive: true, force: true });
+  }
 });
 
 async function shot(s, name) {
