@@ -67,27 +67,6 @@ pub enum MessageRole {
     Assistant,
 }
 
-/// A message's state, as stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
-#[serde(rename_all = "lowercase")]
-pub enum MessageState {
-    Complete,
-    Streaming,
-    Interrupted,
-    Error,
-}
-
-impl From<store::MessageState> for MessageState {
-    fn from(s: store::MessageState) -> Self {
-        match s {
-            store::MessageState::Complete => Self::Complete,
-            store::MessageState::Streaming => Self::Streaming,
-            store::MessageState::Interrupted => Self::Interrupted,
-            store::MessageState::Error => Self::Error,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct Branch {
@@ -103,7 +82,7 @@ pub struct Message {
     pub conversation_id: String,
     pub role: MessageRole,
     pub text: String,
-    pub state: MessageState,
+    pub state: store::MessageState,
     pub error: Option<HearthError>,
     pub stats: Option<ReplyStats>,
     pub attachments: Vec<String>,
@@ -132,7 +111,7 @@ impl Message {
             // The store's system role never reaches the UI's list (see list_messages).
             role: if m.role == store::Role::User { MessageRole::User } else { MessageRole::Assistant },
             text: m.content.clone(),
-            state: m.state.into(),
+            state: m.state,
             error: m.error.as_deref().filter(|_| m.state == store::MessageState::Error).map(HearthError::from_stored),
             stats: ReplyStats::from_stored(m),
             attachments: m.attachments.iter().map(|a| a.file_name.clone()).collect(),
@@ -257,7 +236,7 @@ pub fn declarations() -> Vec<String> {
         decl::<ConversationPage>(),
         decl::<SearchHit>(),
         decl::<MessageRole>(),
-        decl::<MessageState>(),
+        decl::<store::MessageState>(),
         decl::<Branch>(),
         decl::<Message>(),
         decl::<MessageList>(),

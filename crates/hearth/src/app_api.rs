@@ -52,17 +52,23 @@ pub struct AppSettings {
     pub language: Language,
 }
 
+/// The sampler's f32 defaults as the decimals they were written as (0.95, not
+/// 0.949999988079071, which is what a settings page would otherwise show).
+fn decimal(x: f32) -> f64 {
+    (f64::from(x) * 1e6).round() / 1e6
+}
+
 impl Default for AppSettings {
     /// Gemma's recommended sampling; a context that fits comfortably on a laptop.
     fn default() -> Self {
         let s = SamplingParams::default();
         Self {
             system_prompt: String::new(),
-            temperature: f64::from(s.temperature),
-            top_p: f64::from(s.top_p),
+            temperature: decimal(s.temperature),
+            top_p: decimal(s.top_p),
             top_k: s.top_k as i64,
-            min_p: f64::from(s.min_p),
-            repeat_penalty: f64::from(s.repeat_penalty),
+            min_p: decimal(s.min_p),
+            repeat_penalty: decimal(s.repeat_penalty),
             seed: None,
             context_size: 4096,
             threads: None,
@@ -248,6 +254,8 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         AppSettings::default().validate().unwrap();
+        // Shown as typed in the settings page, not as the f32's binary expansion.
+        assert_eq!(AppSettings::default().top_p, 0.95);
     }
 
     #[test]

@@ -80,7 +80,7 @@ pub use engine::chat_template::Role;
 
 /// Where a message stands. `Streaming` is only ever seen while its writer is alive: a crash
 /// leaves it to be marked `Interrupted` at the next start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageState {
     Complete,
