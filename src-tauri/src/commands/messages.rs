@@ -20,6 +20,7 @@ pub async fn list_messages(state: State<'_, AppState>, conversation_id: String) 
 /// The conversation's active branch, each message with its place among its siblings.
 async fn message_list(state: &AppState, id: ConversationId) -> AppResult<MessageList> {
     let store = state.store();
+    let conv = store.conversation(id).await?;
     let messages = store.messages(id).await?;
     let tree = store.message_tree(id).await?;
     Ok(MessageList {
@@ -28,7 +29,7 @@ async fn message_list(state: &AppState, id: ConversationId) -> AppResult<Message
             .filter(|m| m.role != Role::System)
             .map(|m| Message::new(m, &tree.siblings(m)))
             .collect(),
-        context_tokens: state.runtime.context_tokens(id).await?,
+        context_tokens: state.runtime.context_tokens(conv.system_prompt.as_deref(), &messages),
     })
 }
 

@@ -29,10 +29,13 @@ fn installed_dto(m: &registry::InstalledModel, context_length: u64) -> Installed
 
 /// The model's maximum context from its GGUF header (0 when the file cannot be read: the
 /// models page then shows it as missing rather than failing the whole list).
+fn context_length(path: &std::path::Path) -> u64 {
+    models::read_summary(path).ok().and_then(|s| s.context_length()).unwrap_or(0)
+}
+
+/// [`context_length`] off the async workers (the header read includes the vocabulary).
 async fn context_length_of(path: PathBuf) -> u64 {
-    tokio::task::spawn_blocking(move || models::read_summary(&path).ok().and_then(|s| s.context_length()).unwrap_or(0))
-        .await
-        .unwrap_or(0)
+    tokio::task::spawn_blocking(move || context_length(&path)).await.unwrap_or(0)
 }
 
 #[tauri::command]
@@ -98,7 +101,7 @@ fn forward(on_progress: Channel<DownloadEvent>) -> UpdateSink {
             }
             DownloadUpdate::Done { model } => {
                 // The header read is a few kilobytes: fine on the download's task.
-                let ctx = models::read_summary(&model.path).ok().and_then(|s| s.context_length()).unwrap_or(0);
+                let ctx = context_length(&model.path);
                 DownloadEvent::Done { model: installed_dto(&model, ctx) }
             }
             DownloadUpdate::Cancelled { .. } => DownloadEvent::Cancelled,

@@ -329,19 +329,18 @@ impl Runtime {
         }
     }
 
-    /// How many tokens the active branch of `conversation_id` takes in the loaded model's
-    /// context, by its own template and tokenizer; 0 with no model, or while a reply holds the
-    /// session (front ends ask again after it ends).
-    pub async fn context_tokens(&self, conversation_id: ConversationId) -> HearthResult<usize> {
-        let Ok((_, session)) = self.session() else { return Ok(0) };
-        let conv = self.inner.store.conversation(conversation_id).await?;
-        let messages = self.inner.store.messages(conversation_id).await?;
-        let chat = crate::chat::history_to_chat(conv.system_prompt.as_deref(), &messages);
+    /// How many tokens `messages` (a conversation's active branch, after its system prompt) take
+    /// in the loaded model's context, by its own template and tokenizer; 0 with no model, or
+    /// while a reply holds the session (front ends ask again after it ends). Takes the messages
+    /// the caller already read, so listing a conversation reads it once.
+    pub fn context_tokens(&self, system_prompt: Option<&str>, messages: &[crate::store::Message]) -> usize {
+        let Ok((_, session)) = self.session() else { return 0 };
+        let chat = crate::chat::history_to_chat(system_prompt, messages);
         if chat.is_empty() {
-            return Ok(0);
+            return 0;
         }
-        let Ok(s) = session.try_lock() else { return Ok(0) };
-        Ok(s.chat_prompt(&chat).map(|p| p.len()).unwrap_or(0))
+        let Ok(s) = session.try_lock() else { return 0 };
+        s.chat_prompt(&chat).map(|p| p.len()).unwrap_or(0)
     }
 
     /// The installed model `model_id`, or `not_found`.
@@ -369,7 +368,7 @@ mod tests {
         let e = rt.send(conv.id, "hello".into(), Vec::new(), |_| {}).await.unwrap_err();
         assert_eq!(e.code, ErrorCode::NoModel);
         assert!(!rt.is_generating());
-        assert_eq!(rt.context_tokens(conv.id).await.unwrap(), 0);
+        assert_eq!(rt.context_tokens(None, &store.messages(conv.id).await.unwrap()), 0);
         rt.ensure_not_in_use("anything").unwrap();
     }
 }
