@@ -136,6 +136,37 @@ fn heic_is_not_supported_by_name() {
 }
 
 #[test]
+fn tiff_with_an_unknown_compression_names_the_problem() {
+    // A 1x1 grey little-endian TIFF whose Compression tag says JPEG 2000 (34712).
+    let entries: [(u16, u16, u32); 9] = [
+        (256, 3, 1),     // ImageWidth
+        (257, 3, 1),     // ImageLength
+        (258, 3, 8),     // BitsPerSample
+        (259, 3, 34712), // Compression
+        (262, 3, 1),     // PhotometricInterpretation: BlackIsZero
+        (273, 4, 122),   // StripOffsets: right after the IFD
+        (277, 3, 1),     // SamplesPerPixel
+        (278, 4, 1),     // RowsPerStrip
+        (279, 4, 1),     // StripByteCounts
+    ];
+    let mut tiff = b"II*\0".to_vec();
+    tiff.extend_from_slice(&8u32.to_le_bytes());
+    tiff.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    for (tag, kind, value) in entries {
+        tiff.extend_from_slice(&tag.to_le_bytes());
+        tiff.extend_from_slice(&kind.to_le_bytes());
+        tiff.extend_from_slice(&1u32.to_le_bytes());
+        tiff.extend_from_slice(&value.to_le_bytes());
+    }
+    tiff.extend_from_slice(&0u32.to_le_bytes());
+    assert_eq!(tiff.len(), 122);
+    tiff.push(0x80);
+    let e = refused(&tiff);
+    assert!(matches!(e, ImageInputError::UnsupportedFeature { format: "TIFF", .. }), "{e:?}");
+    assert!(e.to_string().starts_with("this TIFF image uses a feature Hearth cannot decode"), "{e}");
+}
+
+#[test]
 fn decompression_bomb_is_refused_from_its_header() {
     // 40000x40000 1-bit: 194 KB on disk, 4.8 GB as RGB.
     let bomb = fixture("bomb-40000.png");
@@ -226,23 +257,25 @@ fn peak_rss_kib() -> Option<u64> {
 
 const CHILD_ENV: &str = "HEARTH_IMAGE_RSS_CHILD";
 
-/// Runs in a process of its own (see the test below): decodes the bomb, then the largest image the
-/// default limits accept (49 Mpx RGBA, written by the parent), makes its pixel values, and reports
-/// the peak RSS.
+/// Runs in a process of its own (see the test below): decodes the bomb, then the two largest
+/// images the default limits accept (written by the parent), makes their pixel values, and
+/// reports the peak RSS.
 #[test]
 #[ignore = "run by decompression_bomb_peak_rss_stays_under_500_mb in a fresh process"]
 fn bomb_rss_child() {
-    let Ok(big_path) = std::env::var(CHILD_ENV) else {
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
         panic!("run by decompression_bomb_peak_rss_stays_under_500_mb, which sets {CHILD_ENV}");
     };
     let e = decode(&fixture("bomb-40000.png"), &ImageLimits::default()).unwrap_err();
     assert!(matches!(e, ImageInputError::TooLarge { .. }), "{e:?}");
-    let bytes = std::fs::read(&big_path).expect("big image written by the parent");
-    let img = decode(&bytes, &ImageLimits::default()).expect("the largest accepted image decodes");
-    drop(bytes);
-    assert_eq!(img.dimensions(), (7000, 7000));
-    let values = pixel_values(&img, IMAGE_SIZE);
-    assert_eq!(values.len(), 3 * 896 * 896);
+    for (name, side) in [("rgba8.png", 7000), ("rgba16.png", 5792)] {
+        let bytes = std::fs::read(PathBuf::from(&dir).join(name)).expect("image written by the parent");
+        let img = decode(&bytes, &ImageLimits::default()).expect("the largest accepted images decode");
+        drop(bytes);
+        assert_eq!(img.dimensions(), (side, side));
+        let values = pixel_values(&img, IMAGE_SIZE);
+        assert_eq!(values.len(), 3 * 896 * 896);
+    }
     let peak = peak_rss_kib().expect("VmHWM readable");
     println!("PEAK_RSS_KIB={peak}");
 }
@@ -252,17 +285,18 @@ fn decompression_bomb_peak_rss_stays_under_500_mb() {
     if !cfg!(target_os = "linux") {
         return; // VmHWM is Linux's; the refusal itself is tested everywhere above.
     }
-    // The largest image the defaults accept, in the widest layout: 7000x7000 RGBA (49 Mpx, 196 MB
-    // decoded). Written here, in the parent, so that making it does not count in the child's peak.
+    // The largest images the defaults accept, in the widest layouts: 7000x7000 RGBA (49 Mpx of the
+    // 50 allowed, 196 MB decoded) and 5792x5792 16-bit RGBA (268 MB decoded, just under the 256 MiB
+    // allocation cap). Written here, in the parent, so that making them does not count in the
+    // child's peak.
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("big.png");
-    {
-        let img = image::RgbaImage::new(7000, 7000);
-        img.save(&path).expect("write big png");
-    }
+    image::RgbaImage::new(7000, 7000).save(dir.path().join("rgba8.png")).expect("write rgba8 png");
+    image::ImageBuffer::<image::Rgba<u16>, Vec<u16>>::new(5792, 5792)
+        .save(dir.path().join("rgba16.png"))
+        .expect("write rgba16 png");
     let out = Command::new(std::env::current_exe().expect("test binary"))
         .args(["bomb_rss_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, &path)
+        .env(CHILD_ENV, dir.path())
         .output()
         .expect("spawn child test");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -272,6 +306,6 @@ fn decompression_bomb_peak_rss_stays_under_500_mb() {
         .find_map(|l| l.split("PEAK_RSS_KIB=").nth(1))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no PEAK_RSS_KIB in child output:\n{stdout}"));
-    eprintln!("bomb + largest accepted image: peak RSS {} MiB", peak / 1024);
+    eprintln!("bomb + largest accepted images: peak RSS {} MiB", peak / 1024);
     assert!(peak < 500 * 1024, "peak RSS {} MiB", peak / 1024);
 }

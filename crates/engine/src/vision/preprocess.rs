@@ -94,6 +94,8 @@ pub enum ImageInputError {
     NotAnImage,
     #[error("{format} images are not supported; convert it to PNG or JPEG")]
     Unsupported { format: String },
+    #[error("this {format} image uses a feature Hearth cannot decode ({detail}); convert it to PNG or JPEG")]
+    UnsupportedFeature { format: &'static str, detail: String },
     #[error("the {format} image is truncated (the file ends before the image does)")]
     Truncated { format: &'static str },
     #[error("the {format} image is corrupt: {detail}")]
@@ -290,7 +292,7 @@ fn map_error(error: ImageError, format: &'static str) -> ImageInputError {
         ImageError::Limits(e) => {
             ImageInputError::Corrupt { format, detail: format!("the decoder hit a memory or size limit ({e})") }
         }
-        ImageError::Unsupported(e) => ImageInputError::Unsupported { format: format!("{format} ({e})") },
+        ImageError::Unsupported(e) => ImageInputError::UnsupportedFeature { format, detail: e.to_string() },
         ImageError::Parameter(e) => ImageInputError::Corrupt { format, detail: e.to_string() },
         ImageError::Encoding(e) => ImageInputError::Corrupt { format, detail: e.to_string() },
     }
