@@ -25,8 +25,9 @@ use rayon::prelude::*;
 /// Side of the square the encoder sees (SigLIP-So400m in Gemma 3: 64x64 patches of 14 px).
 pub const IMAGE_SIZE: u32 = 896;
 
-/// Bounds checked before decoding. The defaults keep the worst accepted image (decoder buffer
-/// plus its RGB copy plus a rotated copy) near 400 MB, under the 500 MB a bomb may cost.
+/// Bounds checked before decoding. With the defaults the widest accepted images (49 Mpx RGBA,
+/// 16-bit RGBA at the allocation cap: decoder buffer plus its RGB copy) peak at 365 MiB RSS in
+/// `tests/image_bad_inputs.rs`, under the 500 MB any image may cost.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageLimits {
     /// Largest file accepted, in bytes.
