@@ -114,6 +114,7 @@ fn rgb_16_bit_png_matches_reference() {
 
 #[test]
 fn animated_gif_first_frame_matches_reference() {
+    // The first frame has a transparent palette entry (108 pixels): its colour shows, as in PIL.
     assert_matches_reference("animated.gif");
     // The second frame is plain green: the first one is not.
     let img = load("animated.gif");
