@@ -10,9 +10,9 @@
 //!    `resize((896, 896), BILINEAR)` (stretched, aspect not kept), then `x / 255`, then
 //!    `(x - 0.5) / 0.5`, channels first. The resize is written here after Pillow's (13.0)
 //!    `libImaging/Resample.c` so that it matches it to the bit: a triangle filter whose support
-//!    grows with the downscale factor (antialiasing), fixed-point coefficients, a horizontal pass
-//!    rounded to u8, then a vertical pass. `image`'s own Triangle filter differs (float maths, no
-//!    intermediate rounding), so it is not used.
+//!    grows with the downscale factor (antialiasing), fixed-point coefficients, two separable
+//!    passes each rounded to u8, in Pillow 13's order (see [`resize_bilinear`]). `image`'s own
+//!    Triangle filter differs (float maths, no intermediate rounding), so it is not used.
 //!
 //! [`PanScan`] is the reference's optional Pan & Scan: crops of a very wide or tall image, each
 //! encoded after the whole image ([`encoder_inputs`]).
@@ -397,7 +397,7 @@ fn bilinear_taps(in_size: u32, out_size: u32) -> Taps {
                 }
             })
             .collect();
-        first.push(xmin.max(0) as usize);
+        first.push(xmin as usize);
         weights.push(fixed);
     }
     Taps { first, weights }
