@@ -102,11 +102,13 @@ impl Model {
             }
             total += tensor_bytes(info);
         }
-        if device.is_cpu() {
-            if let Some(avail) = crate::memory::available_bytes() {
-                if total > avail {
-                    return Err(EngineError::InsufficientMemory { needed: total, available: avail });
-                }
+        // Weights stay quantized wherever they go. On a GPU they must all fit its memory: there
+        // is no partial offload to the CPU (yet), so a model too big for VRAM is refused here.
+        let available =
+            if device.is_cpu() { crate::memory::available_bytes() } else { crate::memory::device_free_bytes(device) };
+        if let Some(avail) = available {
+            if total > avail {
+                return Err(EngineError::InsufficientMemory { needed: total, available: avail });
             }
         }
 
