@@ -7,6 +7,7 @@ pub mod error;
 pub mod logging;
 pub mod models;
 pub mod runtime;
+pub mod server;
 pub mod store;
 mod utc;
 
