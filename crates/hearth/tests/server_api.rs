@@ -128,7 +128,7 @@ fn assert_error(got: (u16, String), status: u16, code: &str) {
 
 #[test]
 fn replies_whole_and_streamed_with_usage_and_stop_through_curl() {
-    let s = Server::start(&[]);
+    let s = Server::start(&["--cors", "http://localhost:3000"]);
     let (status, body) = curl(&[&format!("{}/models", s.url)]);
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!((status, v["data"][0]["id"].as_str()), (200, Some(s.model.as_str())), "{v}");
@@ -174,6 +174,26 @@ fn replies_whole_and_streamed_with_usage_and_stop_through_curl() {
     assert_eq!(v["choices"][0]["message"]["content"].as_str(), Some(&whole[..at]), "{v}");
     assert_eq!(v["choices"][0]["finish_reason"], "stop");
     assert!(v["usage"]["completion_tokens"].as_u64().unwrap() < 24, "{v}");
+    // The one origin given with --cors may call from a browser (the preflight needs no key);
+    // others get no CORS headers.
+    let preflight = |origin: &str| {
+        let (_, headers) = curl(&[
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-X",
+            "OPTIONS",
+            "-H",
+            &format!("Origin: {origin}"),
+            "-H",
+            "Access-Control-Request-Method: POST",
+            &format!("{}/chat/completions", s.url),
+        ]);
+        headers.to_ascii_lowercase()
+    };
+    assert!(preflight("http://localhost:3000").contains("access-control-allow-origin: http://localhost:3000"));
+    assert!(!preflight("http://evil.example").contains("access-control-allow-origin"));
     // Content as an array of text parts reads the same as a string.
     let parts = json!({"model": s.model, "max_tokens": 24,
         "messages": [{"role": "user", "content": [{"type": "text", "text": prompt}]}]});
@@ -353,7 +373,21 @@ fn a_full_line_is_refused_and_a_client_that_leaves_frees_the_model() {
         })
         .await;
         assert!(finish.is_some(), "the waiting request never finished");
+
+        // A client waiting for a whole (not streamed) reply that leaves cancels it too.
+        let body = ask(&s.model, "Count from 1 to 300, one number per line.", json!({"max_tokens": 400}));
+        let (c, url) = (client.clone(), format!("{}/chat/completions", s.url));
+        let whole = tokio::spawn(async move { c.post(url).body(body).send().await });
+        while !s.log().iter().any(|l| l.contains("-3 started")) {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        whole.abort();
+        while !s.log().iter().any(|l| l.contains("-3 ended")) {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     });
+    let log = s.log();
+    assert!(log.iter().any(|l| l.contains("-3 ended: cancelled")), "{log:#?}");
     // The server's log: the first generation was cancelled (not run to its 400 tokens) before
     // the second began.
     let log = s.log();

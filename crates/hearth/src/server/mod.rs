@@ -133,7 +133,8 @@ pub fn router(runtime: Runtime, model_id: String, options: &ServerOptions) -> Re
                 .ok()
                 .filter(|_| origin.starts_with("http://") || origin.starts_with("https://"))
                 .ok_or_else(|| ServerError::BadCorsOrigin { origin: origin.clone() })?;
-            AllowOrigin::exact(v)
+            // A list (of one), not `exact`: only that origin gets the header back.
+            AllowOrigin::list([v])
         };
         // Outermost, so a browser's preflight is answered before the key is asked for.
         app = app.layer(

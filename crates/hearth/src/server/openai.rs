@@ -140,7 +140,8 @@ fn check(req: ChatCompletionRequest, max_messages: usize) -> Result<ChatRequest,
     if stop.iter().any(|s| s.is_empty()) {
         return Err(ApiError::invalid("stop", "a stop sequence cannot be empty"));
     }
-    let messages = req.messages.into_iter().enumerate().map(|(i, m)| message(i, m)).collect::<Result<_, _>>()?;
+    let messages = req.messages.into_iter().enumerate().map(|(i, m)| message(i, m)).collect::<Result<Vec<_>, _>>()?;
+    let messages = turns(messages)?;
     Ok(ChatRequest {
         model: req.model,
         messages,
@@ -154,6 +155,39 @@ fn check(req: ChatCompletionRequest, max_messages: usize) -> Result<ChatRequest,
         seed: req.seed.map(|s| s as u64),
         stop,
     })
+}
+
+/// The messages as Gemma's chat template takes them: one system message at most, first; then
+/// turns that alternate, starting with the user's (Gemma's official template refuses anything
+/// else). OpenAI accepts several messages of one role in a row, so those are joined into one
+/// turn, as other servers for alternating-role models do.
+fn turns(messages: Vec<ChatMessage>) -> Result<Vec<ChatMessage>, ApiError> {
+    let mut out: Vec<ChatMessage> = Vec::with_capacity(messages.len());
+    for (i, m) in messages.into_iter().enumerate() {
+        if m.role == Role::System && i > 0 {
+            return Err(ApiError::invalid(
+                format!("messages[{i}].role"),
+                "a system message is only supported as the first message",
+            ));
+        }
+        match out.last_mut() {
+            Some(last) if last.role == m.role => {
+                last.content.push_str("\n\n");
+                last.content.push_str(&m.content);
+            }
+            last => {
+                let after_system = last.is_none_or(|l| l.role == Role::System);
+                if after_system && m.role == Role::Assistant {
+                    return Err(ApiError::invalid(
+                        format!("messages[{i}].role"),
+                        "the conversation must start with a user message",
+                    ));
+                }
+                out.push(m);
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn message(i: usize, m: WireMessage) -> Result<ChatMessage, ApiError> {
@@ -390,6 +424,27 @@ mod tests {
         }
         let nine: Vec<Value> = (0..9).map(|_| serde_json::json!({"role": "user", "content": "x"})).collect();
         assert_eq!(parse(serde_json::json!({"messages": nine})).unwrap_err().param.as_deref(), Some("messages"));
+    }
+
+    #[test]
+    fn turns_alternate_and_messages_of_one_role_in_a_row_are_joined() {
+        let r = parse(serde_json::json!({"messages": [
+            {"role": "system", "content": "S"},
+            {"role": "user", "content": "a"},
+            {"role": "user", "content": "b"},
+            {"role": "assistant", "content": "c"},
+            {"role": "user", "content": "d"},
+        ]}))
+        .unwrap();
+        let roles: Vec<Role> = r.messages.iter().map(|m| m.role).collect();
+        assert_eq!(roles, [Role::System, Role::User, Role::Assistant, Role::User]);
+        assert_eq!(r.messages[1].content, "a\n\nb");
+        let late_system = serde_json::json!({"messages": [
+            {"role": "user", "content": "a"}, {"role": "system", "content": "S"}]});
+        assert_eq!(parse(late_system).unwrap_err().param.as_deref(), Some("messages[1].role"));
+        let model_first = serde_json::json!({"messages": [
+            {"role": "system", "content": "S"}, {"role": "assistant", "content": "a"}]});
+        assert_eq!(parse(model_first).unwrap_err().param.as_deref(), Some("messages[1].role"));
     }
 
     #[test]
