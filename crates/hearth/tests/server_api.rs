@@ -233,12 +233,18 @@ fn bad_requests_get_the_right_status_and_an_openai_shaped_error() {
 }
 
 #[test]
-fn a_non_loopback_host_without_a_key_refuses_to_start() {
+fn serve_refuses_to_start_open_without_a_key_or_without_a_model() {
     let dir = tempfile::tempdir().unwrap();
-    let out = hearth(dir.path()).args(["serve", "--host", "0.0.0.0", "--port", "0", "--model", "x"]).output().unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("API key"), "{err}");
+    let refused = |args: &[&str], says: &str| {
+        let out = hearth(dir.path()).arg("serve").args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(says), "{args:?}: {err}");
+    };
+    refused(&["--host", "0.0.0.0", "--port", "0", "--model", "x"], "API key");
+    refused(&["--port", "0", "--model", "x", "--cors", "localhost:3000"], "not a valid CORS origin");
+    refused(&["--port", "0", "--model", "no-such-model"], "no-such-model");
+    // No --model and no model the app used last.
+    refused(&["--port", "0"], "no model given");
 }
 
 /// One streamed request seen from the client: when its first piece of text and its `[DONE]`

@@ -67,7 +67,9 @@ impl Default for ServerOptions {
     }
 }
 
-/// Refuses to listen where other machines can reach the server unless it has a key.
+/// Refuses to listen where other machines can reach the server unless it has a key, and
+/// options that cannot work (an empty key, a CORS origin that is not one): checked before the
+/// model loads, so a mistake costs no wait.
 pub fn check_address(addr: SocketAddr, options: &ServerOptions) -> Result<(), ServerError> {
     if options.api_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
         return Err(ServerError::EmptyKey);
@@ -75,7 +77,29 @@ pub fn check_address(addr: SocketAddr, options: &ServerOptions) -> Result<(), Se
     if !addr.ip().is_loopback() && options.api_key.is_none() {
         return Err(ServerError::OpenWithoutKey { addr });
     }
+    if let Some(origin) = &options.cors_origin {
+        let _valid = cors(origin)?;
+    }
     Ok(())
+}
+
+/// CORS for one origin (`*`: any). Outermost layer, so a browser's preflight is answered
+/// before the key is asked for.
+fn cors(origin: &str) -> Result<CorsLayer, ServerError> {
+    let allow = if origin == "*" {
+        AllowOrigin::any()
+    } else {
+        let v = HeaderValue::from_str(origin)
+            .ok()
+            .filter(|_| origin.starts_with("http://") || origin.starts_with("https://"))
+            .ok_or_else(|| ServerError::BadCorsOrigin { origin: origin.to_string() })?;
+        // A list (of one), not `exact`: only that origin gets the header back.
+        AllowOrigin::list([v])
+    };
+    Ok(CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]))
 }
 
 /// What every handler shares.
@@ -126,23 +150,7 @@ pub fn router(runtime: Runtime, model_id: String, options: &ServerOptions) -> Re
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
         .with_state(state);
     if let Some(origin) = &options.cors_origin {
-        let allow = if origin == "*" {
-            AllowOrigin::any()
-        } else {
-            let v = HeaderValue::from_str(origin)
-                .ok()
-                .filter(|_| origin.starts_with("http://") || origin.starts_with("https://"))
-                .ok_or_else(|| ServerError::BadCorsOrigin { origin: origin.clone() })?;
-            // A list (of one), not `exact`: only that origin gets the header back.
-            AllowOrigin::list([v])
-        };
-        // Outermost, so a browser's preflight is answered before the key is asked for.
-        app = app.layer(
-            CorsLayer::new()
-                .allow_origin(allow)
-                .allow_methods([Method::GET, Method::POST])
-                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
-        );
+        app = app.layer(cors(origin)?);
     }
     Ok(app)
 }
@@ -171,6 +179,11 @@ mod tests {
             assert!(matches!(check_address(a.parse().unwrap(), &open), Err(ServerError::OpenWithoutKey { .. })), "{a}");
             assert!(check_address(a.parse().unwrap(), &keyed).is_ok(), "{a}");
         }
+        let bad_cors = ServerOptions { cors_origin: Some("localhost:3000".into()), ..ServerOptions::default() };
+        assert!(matches!(
+            check_address("127.0.0.1:1".parse().unwrap(), &bad_cors),
+            Err(ServerError::BadCorsOrigin { .. })
+        ));
         let blank = ServerOptions { api_key: Some(" ".into()), ..ServerOptions::default() };
         assert!(matches!(check_address("127.0.0.1:1".parse().unwrap(), &blank), Err(ServerError::EmptyKey)));
     }
