@@ -215,6 +215,9 @@ fn bad_requests_get_the_right_status_and_an_openai_shaped_error() {
     let image = json!({"messages": [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]});
     assert_error(post(&s, Some(KEY), &image.to_string()), 400, "images_unsupported");
+    // Longer than the 1024-token context: the runtime's code, as a client error.
+    let long = ask(&s.model, &"word ".repeat(1500), json!({}));
+    assert_error(post(&s, Some(KEY), &long), 400, "context_full");
     let huge = ask(&s.model, &"word ".repeat(20_000), json!({}));
     assert_error(post(&s, Some(KEY), &huge), 413, "request_too_large");
     let auth = format!("Authorization: Bearer {KEY}");
