@@ -83,7 +83,7 @@ async fn serve(args: ServeArgs, addr: SocketAddr, options: ServerOptions, data_d
         runtime.begin_load(&model)?;
         runtime.finish_load(model.clone(), |_| {}).await?;
     }
-    let app = server::router(runtime.clone(), model.id.clone(), &options)?;
+    let app = server::router(runtime.clone(), &options)?;
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr().context("the listening address")?;
     let url = format!("http://{local}/v1");

@@ -106,8 +106,6 @@ fn cors(origin: &str) -> Result<CorsLayer, ServerError> {
 #[derive(Clone)]
 pub(crate) struct AppState {
     runtime: Runtime,
-    /// The id clients name the model by (`/v1/models`, the request's `model`).
-    model_id: String,
     api_key: Option<ApiKey>,
     max_messages: usize,
     /// When the server started (Unix seconds): the model's `created`.
@@ -127,11 +125,12 @@ pub(crate) fn unix_now() -> u64 {
 }
 
 /// The routes: `GET /health` (no key needed), `GET /v1/models`, `GET /v1/models/{id}`,
-/// `POST /v1/chat/completions`; anything else is a 404 in OpenAI's shape.
-pub fn router(runtime: Runtime, model_id: String, options: &ServerOptions) -> Result<Router, ServerError> {
+/// `POST /v1/chat/completions`; anything else is a 404 in OpenAI's shape. The model offered is
+/// whichever the runtime has loaded, named by its id (an installed model's id, or the GGUF
+/// file's name for a file loaded by path).
+pub fn router(runtime: Runtime, options: &ServerOptions) -> Result<Router, ServerError> {
     let state = AppState {
         runtime,
-        model_id,
         api_key: options.api_key.as_deref().map(ApiKey::new),
         max_messages: options.max_messages,
         started: unix_now(),

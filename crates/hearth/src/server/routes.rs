@@ -36,26 +36,35 @@ pub async fn health(State(s): State<AppState>) -> Response {
     (code, Json(body)).into_response()
 }
 
-fn model_object(s: &AppState) -> ModelObject {
-    ModelObject { id: s.model_id.clone(), object: "model", created: s.started, owned_by: "hearth" }
+/// The model the runtime has loaded (or is loading): the one this server offers. Read on
+/// every request, so a server inside the app follows the model the user picks.
+fn served_model(s: &AppState) -> Option<String> {
+    let status = s.runtime.status();
+    matches!(status.state, ModelPhase::Ready | ModelPhase::Loading).then_some(status.model_id).flatten()
+}
+
+fn model_object(s: &AppState, id: String) -> ModelObject {
+    ModelObject { id, object: "model", created: s.started, owned_by: "hearth" }
 }
 
 pub async fn models(State(s): State<AppState>) -> Json<ModelList> {
-    Json(ModelList { object: "list", data: vec![model_object(&s)] })
+    let data = served_model(&s).map(|id| model_object(&s, id)).into_iter().collect();
+    Json(ModelList { object: "list", data })
 }
 
 pub async fn model(State(s): State<AppState>, Path(id): Path<String>) -> Response {
-    if id == s.model_id {
-        Json(model_object(&s)).into_response()
-    } else {
-        unknown_model(&s, &id).into_response()
+    match served_model(&s) {
+        Some(m) if m == id => Json(model_object(&s, m)).into_response(),
+        served => unknown_model(&id, served.as_deref()).into_response(),
     }
 }
 
-fn unknown_model(s: &AppState, id: &str) -> ApiError {
-    ApiError::from(HearthError::not_found("model", id))
-        .with_param("model")
-        .with_message(format!("no model {id:?} here; this server has {:?}", s.model_id))
+fn unknown_model(id: &str, served: Option<&str>) -> ApiError {
+    let message = match served {
+        Some(m) => format!("no model {id:?} here; this server has {m:?}"),
+        None => format!("no model {id:?} here; no model is loaded"),
+    };
+    ApiError::from(HearthError::not_found("model", id)).with_param("model").with_message(message)
 }
 
 pub async fn unknown_path(uri: axum::http::Uri) -> ApiError {
@@ -181,14 +190,15 @@ async fn start(s: AppState, body: Result<Bytes, BytesRejection>) -> Result<Respo
     let bad = |e: ApiError| e.into_response();
     let body = body.map_err(|r| bad(body_error(r)))?;
     let req = openai::parse_request(&body, s.max_messages).map_err(bad)?;
-    if let Some(m) = req.model.as_deref().filter(|m| *m != s.model_id) {
-        return Err(bad(unknown_model(&s, m)));
-    }
-    // Refuse before queueing when no model can answer.
-    match s.runtime.status().state {
-        ModelPhase::Ready => {}
-        ModelPhase::Loading => return Err(bad(HearthError::new(ErrorCode::Busy, "the model is loading").into())),
-        ModelPhase::None | ModelPhase::Error => return Err(bad(HearthError::no_model().into())),
+    // Refuse before queueing when no model can answer, or the client asks for another.
+    let status = s.runtime.status();
+    let model = match (status.state, status.model_id) {
+        (ModelPhase::Ready, Some(id)) => id,
+        (ModelPhase::Loading, _) => return Err(bad(HearthError::new(ErrorCode::Busy, "the model is loading").into())),
+        _ => return Err(bad(HearthError::no_model().into())),
+    };
+    if let Some(m) = req.model.as_deref().filter(|m| *m != model) {
+        return Err(bad(unknown_model(m, Some(&model))));
     }
     let app = AppSettings::load(s.runtime.store()).await.map_err(|e| bad(HearthError::from(e).into()))?;
     let request = CompletionRequest {
@@ -201,7 +211,6 @@ async fn start(s: AppState, body: Result<Bytes, BytesRejection>) -> Result<Respo
     let ticket = s.runtime.queue().join().map_err(|e| bad(queue_full(e)))?;
     let cancel = Arc::new(AtomicBool::new(false));
     let id = s.completion_id();
-    let model = s.model_id.clone();
     let guard = CancelOnDrop { cancel: cancel.clone(), queue: s.runtime.queue().clone(), armed: true };
     let job = Job { id: id.clone(), state: s, ticket, request, cancel };
     if req.stream {
