@@ -39,6 +39,10 @@ pub struct ServeArgs {
     /// Most messages in one request.
     #[arg(long, default_value_t = server::DEFAULT_MAX_MESSAGES)]
     pub max_messages: usize,
+    /// Keep each answered request as a conversation in the app's history (off: API traffic
+    /// is not stored).
+    #[arg(long)]
+    pub store: bool,
 }
 
 /// The one address `host:port` names. Every address a name resolves to must pass the check.
@@ -57,6 +61,7 @@ pub fn run(args: ServeArgs, data_dir: &Path) -> anyhow::Result<()> {
         cors_origin: args.cors.clone(),
         max_body_bytes: args.max_body_bytes,
         max_messages: args.max_messages.max(1),
+        store: args.store,
     };
     // Refuse an open address before spending seconds on the model.
     let addr = address(&args.host, args.port, &options)?;

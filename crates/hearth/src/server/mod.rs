@@ -11,6 +11,7 @@
 mod auth;
 pub mod errors;
 pub mod openai;
+pub mod record;
 mod routes;
 mod sse;
 
@@ -54,6 +55,8 @@ pub struct ServerOptions {
     pub cors_origin: Option<String>,
     pub max_body_bytes: usize,
     pub max_messages: usize,
+    /// Keep each answered request as a conversation (see [`record`]).
+    pub store: bool,
 }
 
 impl Default for ServerOptions {
@@ -63,6 +66,7 @@ impl Default for ServerOptions {
             cors_origin: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_messages: DEFAULT_MAX_MESSAGES,
+            store: false,
         }
     }
 }
@@ -108,6 +112,7 @@ pub(crate) struct AppState {
     runtime: Runtime,
     api_key: Option<ApiKey>,
     max_messages: usize,
+    store: bool,
     /// When the server started (Unix seconds): the model's `created`.
     started: u64,
     /// Numbers the completions (`chatcmpl-…` ids).
@@ -133,6 +138,7 @@ pub fn router(runtime: Runtime, options: &ServerOptions) -> Result<Router, Serve
         runtime,
         api_key: options.api_key.as_deref().map(ApiKey::new),
         max_messages: options.max_messages,
+        store: options.store,
         started: unix_now(),
         next_id: Arc::new(AtomicU64::new(1)),
     };

@@ -142,6 +142,8 @@ impl Drop for CancelOnDrop {
 pub struct Job {
     /// The completion's id, naming it in the log.
     pub id: String,
+    /// The model's id, for a stored exchange.
+    pub model: String,
     pub state: AppState,
     pub ticket: QueueTicket,
     pub request: CompletionRequest,
@@ -162,6 +164,8 @@ impl Job {
         };
         log::info!("{} started", self.id);
         on_start();
+        // Kept for `--store` (the request moves into the runtime).
+        let messages = self.state.store.then(|| self.request.messages.clone());
         let result = self.state.runtime.complete(self.request, self.cancel, on_text);
         match &result {
             Ok(c) => log::info!(
@@ -176,6 +180,19 @@ impl Job {
         }
         // The model is free (complete released it); now the next in line may start.
         drop(turn);
+        if let (Some(messages), Ok(c)) = (messages, &result) {
+            // A blocking thread of the server's runtime: not inside an async task.
+            let stored = tokio::runtime::Handle::current().block_on(super::record::store_exchange(
+                self.state.runtime.store(),
+                &self.model,
+                &messages,
+                c,
+            ));
+            match stored {
+                Ok(conv) => log::info!("{} stored as conversation {conv}", self.id),
+                Err(e) => log::warn!("{} could not be stored: {e}", self.id),
+            }
+        }
         Some(result)
     }
 }
@@ -212,7 +229,7 @@ async fn start(s: AppState, body: Result<Bytes, BytesRejection>) -> Result<Respo
     let cancel = Arc::new(AtomicBool::new(false));
     let id = s.completion_id();
     let guard = CancelOnDrop { cancel: cancel.clone(), queue: s.runtime.queue().clone(), armed: true };
-    let job = Job { id: id.clone(), state: s, ticket, request, cancel };
+    let job = Job { id: id.clone(), model: model.clone(), state: s, ticket, request, cancel };
     if req.stream {
         return Ok(sse::stream(job, guard, id, model, req.include_usage));
     }
