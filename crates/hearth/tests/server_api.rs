@@ -26,8 +26,11 @@ struct Server {
     _dir: tempfile::TempDir,
 }
 
+/// The `hearth` binary: cargo's, or `HEARTH_TEST_BIN` (for a target folder several checkouts
+/// share, where `target/debug/hearth` may be another checkout's build).
 fn hearth(dir: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hearth"));
+    let bin = std::env::var_os("HEARTH_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_hearth").into());
+    let mut c = Command::new(bin);
     c.arg("--data-dir").arg(dir);
     c
 }
