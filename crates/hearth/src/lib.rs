@@ -9,6 +9,7 @@ pub mod images;
 pub mod logging;
 pub mod models;
 pub mod runtime;
+pub mod server;
 pub mod store;
 mod utc;
 

@@ -4,6 +4,7 @@ pub mod chat;
 mod engine_cmds;
 pub mod history;
 pub mod models;
+pub mod serve;
 pub mod settings;
 
 use std::path::{Path, PathBuf};
@@ -39,6 +40,8 @@ enum Cmd {
     Models(models::ModelsArgs),
     /// The app's settings (shared with the desktop app): show, set, ranges.
     Settings(settings::SettingsArgs),
+    /// The OpenAI-compatible API on a model, for other programs (loopback only by default).
+    Serve(serve::ServeArgs),
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -56,6 +59,7 @@ pub fn run() -> anyhow::Result<()> {
         Cmd::History(a) => runtime()?.block_on(history::run(a, &data_dir)),
         Cmd::Models(a) => runtime()?.block_on(models::run(a, &data_dir)),
         Cmd::Settings(a) => runtime()?.block_on(settings::run(a, &data_dir)),
+        Cmd::Serve(a) => serve::run(a, &data_dir),
     }
 }
 

@@ -19,6 +19,7 @@
 
 mod complete;
 mod load;
+pub mod queue;
 mod turn;
 
 use std::path::{Path, PathBuf};
@@ -38,6 +39,7 @@ use crate::models::registry::InstalledModel;
 use crate::store::{ConversationId, Store};
 
 pub use complete::{Completion, CompletionRequest};
+pub use queue::{GenerationQueue, QueueStatus, QueueTicket, QueueTurn};
 pub use turn::{ReplyStats, ReplyStop, TurnEvent, TurnStarted};
 
 /// Longest reply a turn asks for; the context limit usually ends a reply before this.
@@ -144,6 +146,8 @@ struct Inner {
     running: Mutex<Option<Running>>,
     /// The longest reply a turn asks for ([`MAX_REPLY_TOKENS`] unless a front end sets less).
     reply_limit: std::sync::atomic::AtomicUsize,
+    /// The line of generations waiting for the model (see [`queue`]).
+    queue: Arc<GenerationQueue>,
 }
 
 /// See the module docs.
@@ -171,6 +175,7 @@ impl Runtime {
                 slot: Mutex::new(Slot::None),
                 running: Mutex::new(None),
                 reply_limit: std::sync::atomic::AtomicUsize::new(MAX_REPLY_TOKENS),
+                queue: GenerationQueue::new(queue::DEFAULT_QUEUE_CAPACITY),
             }),
         }
     }
@@ -178,6 +183,12 @@ impl Runtime {
     /// Caps the length of every later reply (at least one token).
     pub fn set_reply_limit(&self, tokens: usize) {
         self.inner.reply_limit.store(tokens.max(1), Ordering::Relaxed);
+    }
+
+    /// The line in front of the model, shared by every front end that queues instead of
+    /// being refused with `busy`.
+    pub fn queue(&self) -> &Arc<GenerationQueue> {
+        &self.inner.queue
     }
 
     pub fn store(&self) -> &Store {
