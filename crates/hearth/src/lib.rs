@@ -3,6 +3,7 @@
 pub mod app_api;
 pub mod bindings;
 pub mod chat;
+pub mod documents;
 pub mod error;
 pub mod logging;
 pub mod models;

@@ -1,6 +1,7 @@
 //! Argument parsing and dispatch; each subcommand lives in its own module.
 
 pub mod chat;
+mod documents;
 mod engine_cmds;
 pub mod history;
 pub mod models;
@@ -39,6 +40,8 @@ enum Cmd {
     Models(models::ModelsArgs),
     /// The app's settings (shared with the desktop app): show, set, ranges.
     Settings(settings::SettingsArgs),
+    /// A document's text (txt, md, html, pdf, docx, code, csv, json), or why it has none.
+    Extract(documents::ExtractArgs),
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -56,6 +59,7 @@ pub fn run() -> anyhow::Result<()> {
         Cmd::History(a) => runtime()?.block_on(history::run(a, &data_dir)),
         Cmd::Models(a) => runtime()?.block_on(models::run(a, &data_dir)),
         Cmd::Settings(a) => runtime()?.block_on(settings::run(a, &data_dir)),
+        Cmd::Extract(a) => documents::extract(a, &data_dir),
     }
 }
 

@@ -1,0 +1,8 @@
+//! Long documents: text out of files ([`extract`]), a plan over the model's context ([`plan`],
+//! [`chunk`]) and summaries run through the runtime ([`summarize`]).
+
+mod error;
+pub mod extract;
+
+pub use error::{DocumentError, Result};
+pub use extract::{extract_bytes, extract_file, DocKind, Extracted, Limits};
