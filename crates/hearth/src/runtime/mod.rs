@@ -17,6 +17,7 @@
 //! std mutexes held only for quick reads and swaps, never across a model call or an await,
 //! except the session's own lock, which the turn's thread holds while it generates.
 
+mod complete;
 mod load;
 mod turn;
 
@@ -36,6 +37,7 @@ use crate::error::{ErrorCode, HearthError, HearthResult};
 use crate::models::registry::InstalledModel;
 use crate::store::{ConversationId, Store};
 
+pub use complete::{Completion, CompletionRequest};
 pub use turn::{ReplyStats, ReplyStop, TurnEvent, TurnStarted};
 
 /// Longest reply a turn asks for; the context limit usually ends a reply before this.
@@ -124,7 +126,8 @@ enum Slot {
 /// thread has stored the reply's final state (a drop guard clears it even if that thread
 /// panics), so `busy` never outlives the turn.
 struct Running {
-    conversation_id: ConversationId,
+    /// The conversation a chat turn streams in; `None` for a raw completion (API, summaries).
+    conversation_id: Option<ConversationId>,
     /// Identifies this turn (several turns of one conversation follow each other).
     cancel: Arc<AtomicBool>,
     /// Set by [`Runtime::stop`], so a stopped reply is kept as a finished message.
@@ -268,7 +271,7 @@ impl Runtime {
 
     /// Whether a reply streams in `conversation_id` right now.
     pub fn is_streaming(&self, conversation_id: ConversationId) -> bool {
-        lock(&self.inner.running).as_ref().is_some_and(|r| r.conversation_id == conversation_id)
+        lock(&self.inner.running).as_ref().is_some_and(|r| r.conversation_id == Some(conversation_id))
     }
 
     /// Whether any reply streams right now.
@@ -305,7 +308,7 @@ impl Runtime {
     /// Asks the reply in `conversation_id` to stop; it is kept as a finished message. Stopping
     /// a reply that already ended is not an error: the click and the end can cross.
     pub fn stop(&self, conversation_id: ConversationId) {
-        if let Some(r) = lock(&self.inner.running).as_ref().filter(|r| r.conversation_id == conversation_id) {
+        if let Some(r) = lock(&self.inner.running).as_ref().filter(|r| r.conversation_id == Some(conversation_id)) {
             r.stopped_by_user.store(true, Ordering::SeqCst);
             r.cancel.store(true, Ordering::SeqCst);
         }

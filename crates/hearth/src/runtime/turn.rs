@@ -186,7 +186,7 @@ impl Runtime {
                 return Err(HearthError::busy());
             }
             *running = Some(Running {
-                conversation_id,
+                conversation_id: Some(conversation_id),
                 cancel: cancel.clone(),
                 stopped_by_user: stopped.clone(),
                 thread: None,
@@ -234,7 +234,7 @@ fn read_attachments(paths: &[PathBuf]) -> HearthResult<Vec<NewAttachment>> {
 
 /// Frees the running slot if it still holds the turn with this cancel flag (a shutdown may
 /// already have taken it).
-fn release(inner: &Inner, cancel: &Arc<AtomicBool>) {
+pub(super) fn release(inner: &Inner, cancel: &Arc<AtomicBool>) {
     let mut g = lock(&inner.running);
     if g.as_ref().is_some_and(|r| Arc::ptr_eq(&r.cancel, cancel)) {
         *g = None;
@@ -243,9 +243,9 @@ fn release(inner: &Inner, cancel: &Arc<AtomicBool>) {
 
 /// Releases the running slot when dropped, so even a panic in the turn's own bookkeeping
 /// cannot leave the runtime `busy` for good.
-struct Release<'a> {
-    inner: &'a Inner,
-    cancel: Arc<AtomicBool>,
+pub(super) struct Release<'a> {
+    pub(super) inner: &'a Inner,
+    pub(super) cancel: Arc<AtomicBool>,
 }
 
 impl Drop for Release<'_> {
@@ -352,7 +352,7 @@ impl TurnJob {
 /// After a panic mid-generation the session's cache no longer matches its tokens: give the
 /// model a fresh session (same weights, context and cache type). If even that fails, the slot
 /// says why and the next load starts clean.
-fn reset_session(inner: &Inner, session: &Arc<Mutex<Session>>) {
+pub(super) fn reset_session(inner: &Inner, session: &Arc<Mutex<Session>>) {
     let mut s = lock(session);
     let fresh = Session::with_kv_dtype(s.engine().clone(), s.context(), s.kv_dtype());
     match fresh {

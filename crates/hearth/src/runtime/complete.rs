@@ -1,0 +1,127 @@
+//! Raw completions: a list of chat messages in, streamed text out, nothing stored.
+//!
+//! For front ends whose requests are not conversation turns: the local API server and document
+//! summaries. A completion takes the same model slot and the same one-at-a-time rule as a chat
+//! turn (refused with `busy` while another generation runs), and runs inside the same panic
+//! boundary. It uses the loaded model's session, so a request that repeats an earlier prompt's
+//! beginning (a follow-up question about a document, a chat client resending its history) only
+//! computes its new tokens.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use engine::chat_template::ChatMessage;
+use engine::sampler::SamplingParams;
+use engine::session::{GenerateOptions, StopReason};
+use serde::Serialize;
+
+use super::load::panic_text;
+use super::turn::{reset_session, Release};
+use super::{lock, Running, Runtime};
+use crate::app_api::AppSettings;
+use crate::error::{HearthError, HearthResult};
+
+/// One completion to run.
+#[derive(Debug, Clone, Default)]
+pub struct CompletionRequest {
+    /// The conversation as the model should see it, oldest first (an optional system message,
+    /// then alternating user and assistant, ending with the user's).
+    pub messages: Vec<ChatMessage>,
+    /// The reply's length limit; `None`: the runtime's reply limit.
+    pub max_tokens: Option<usize>,
+    /// `None`: the app's sampling settings.
+    pub sampling: Option<SamplingParams>,
+    /// The reply ends before the first of these it contains.
+    pub stop: Vec<String>,
+}
+
+/// What a completion produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct Completion {
+    pub text: String,
+    pub prompt_tokens: usize,
+    /// Prompt tokens found in the KV cache and not computed again.
+    pub reused_tokens: usize,
+    pub completion_tokens: usize,
+    pub stop: StopReason,
+    pub prompt_tokens_per_s: f64,
+    pub gen_tokens_per_s: f64,
+}
+
+impl Runtime {
+    /// Runs `req` on the loaded model, streaming each piece of text to `on_text`. Blocking: call
+    /// it from a thread of its own or `spawn_blocking`, never from inside the runtime's tokio
+    /// handle. Setting `cancel` ends it within one token (`stop` = `cancelled`, text so far
+    /// kept). Refused with `no_model` or `busy` before anything runs; a prompt longer than the
+    /// context fails with `context_full`.
+    pub fn complete(
+        &self,
+        req: CompletionRequest,
+        cancel: Arc<AtomicBool>,
+        on_text: &mut dyn FnMut(&str),
+    ) -> HearthResult<Completion> {
+        if req.messages.is_empty() {
+            return Err(HearthError::new(crate::error::ErrorCode::InvalidMessage, "a completion needs a message"));
+        }
+        let sampling = match req.sampling {
+            Some(s) => s,
+            None => self.inner.rt.block_on(AppSettings::load(&self.inner.store))?.sampling(),
+        };
+        let max_tokens = req.max_tokens.unwrap_or_else(|| self.inner.reply_limit.load(Ordering::Relaxed)).max(1);
+        // Both locks, in begin_load's order (as a chat turn takes them).
+        let session = {
+            let mut running = lock(&self.inner.running);
+            let (_, session) = self.session()?;
+            if running.is_some() {
+                return Err(HearthError::busy());
+            }
+            *running = Some(Running {
+                conversation_id: None,
+                cancel: cancel.clone(),
+                stopped_by_user: Arc::new(AtomicBool::new(false)),
+                thread: None,
+            });
+            session
+        };
+        let _release = Release { inner: &self.inner, cancel: cancel.clone() };
+        let opts = GenerateOptions { max_tokens, sampling, stop_strings: req.stop, cancel: Some(cancel) };
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let mut s = lock(&session);
+            let prompt = s.chat_prompt(&req.messages)?;
+            s.generate(&prompt, &opts, &mut |piece: &str| {
+                fail::fail_point!("runtime::complete::token");
+                on_text(piece);
+            })
+        }));
+        match result {
+            Ok(Ok(r)) => Ok(Completion {
+                completion_tokens: r.ids.len(),
+                text: r.text,
+                prompt_tokens: r.prompt_tokens,
+                reused_tokens: r.reused_tokens,
+                stop: r.stop,
+                prompt_tokens_per_s: r.prompt_tokens_per_s,
+                gen_tokens_per_s: r.gen_tokens_per_s,
+            }),
+            Ok(Err(e)) => Err(e.into()),
+            Err(panic) => {
+                let e = HearthError::internal(format!("the completion crashed: {}", panic_text(&*panic)));
+                log::error!("{}", e.message);
+                reset_session(&self.inner, &session);
+                Err(e)
+            }
+        }
+    }
+
+    /// How many tokens `text` is for the loaded model's tokenizer (no special tokens added).
+    pub fn count_tokens(&self, text: &str) -> HearthResult<usize> {
+        // The tokenizer lives on the engine, which a running reply does not lock.
+        let engine = match &*lock(&self.inner.slot) {
+            super::Slot::Ready { engine, .. } => engine.clone(),
+            super::Slot::Loading { .. } => return Err(HearthError::busy()),
+            super::Slot::None | super::Slot::Failed { .. } => return Err(HearthError::no_model()),
+        };
+        Ok(engine.tokenizer().encode(text, false)?.len())
+    }
+}

@@ -1,0 +1,133 @@
+//! Raw completions through the runtime with the real 270M model: they stream, count tokens,
+//! reuse the cached prompt, honour stop strings and cancel, and share the one-at-a-time rule
+//! with chat turns. The API server and document summaries rely on these.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use engine::chat_template::{ChatMessage, Role};
+use engine::sampler::SamplingParams;
+use engine::session::StopReason;
+use hearth::error::ErrorCode;
+use hearth::runtime::{CompletionRequest, TurnEvent};
+use hearth::store::NewConversation;
+use support::runtime::{events, Fixture};
+
+fn ask(text: &str, max_tokens: usize) -> CompletionRequest {
+    CompletionRequest {
+        messages: vec![ChatMessage::new(Role::User, text)],
+        max_tokens: Some(max_tokens),
+        sampling: Some(SamplingParams { temperature: 0.0, ..Default::default() }),
+        stop: Vec::new(),
+    }
+}
+
+fn no_cancel() -> Arc<AtomicBool> {
+    Arc::new(AtomicBool::new(false))
+}
+
+#[test]
+fn a_completion_streams_counts_and_reuses_its_prompt() {
+    let f = Fixture::new(64);
+    assert_eq!(f.runtime.complete(ask("hi", 4), no_cancel(), &mut |_| {}).unwrap_err().code, ErrorCode::NoModel);
+    f.load().unwrap();
+
+    let mut streamed = String::new();
+    let first =
+        f.runtime.complete(ask("Tell me about the sea.", 12), no_cancel(), &mut |p| streamed.push_str(p)).unwrap();
+    assert_eq!(first.text, streamed);
+    assert!(first.completion_tokens > 0 && first.completion_tokens <= 12, "{first:?}");
+    assert!(first.prompt_tokens > 5, "{first:?}");
+
+    // The same prompt again: greedy gives the same text, and the prompt's keys and values are
+    // found in the cache instead of being computed again.
+    let again = f.runtime.complete(ask("Tell me about the sea.", 12), no_cancel(), &mut |_| {}).unwrap();
+    assert_eq!(again.text, first.text);
+    assert_eq!(again.prompt_tokens, first.prompt_tokens);
+    assert!(again.reused_tokens >= first.prompt_tokens - 1, "{again:?}");
+
+    assert_eq!(f.runtime.count_tokens("").unwrap(), 0);
+    assert!(f.runtime.count_tokens("Tell me about the sea.").unwrap() >= 4);
+}
+
+#[test]
+fn a_stop_string_and_cancel_end_a_completion() {
+    let f = Fixture::new(64);
+    f.load().unwrap();
+    let free = f.runtime.complete(ask("Count: 1, 2, 3,", 24), no_cancel(), &mut |_| {}).unwrap();
+    // Stop at the free run's second character: the reply ends before it.
+    let cut: String = free.text.chars().skip(1).take(1).collect();
+    assert!(!cut.is_empty(), "the free run was too short: {free:?}");
+    let mut req = ask("Count: 1, 2, 3,", 24);
+    req.stop = vec![cut.clone()];
+    let stopped = f.runtime.complete(req, no_cancel(), &mut |_| {}).unwrap();
+    assert_eq!(stopped.stop, StopReason::StopString, "{stopped:?}");
+    assert!(!stopped.text.contains(&cut) && free.text.starts_with(&stopped.text), "{stopped:?} vs {free:?}");
+
+    // Cancel from the first piece: it ends within a token, keeping what it made.
+    let cancel = no_cancel();
+    let flag = cancel.clone();
+    let mut pieces = 0;
+    let out = f
+        .runtime
+        .complete(ask("Count: 1, 2, 3,", 24), cancel, &mut |_| {
+            pieces += 1;
+            flag.store(true, Ordering::SeqCst);
+        })
+        .unwrap();
+    assert_eq!(out.stop, StopReason::Cancelled);
+    assert!(pieces <= 2 && out.completion_tokens <= 2, "{out:?}");
+    assert!(!f.runtime.is_generating());
+}
+
+#[test]
+fn completions_and_chat_turns_take_turns() {
+    let f = Fixture::new(32);
+    f.load().unwrap();
+    let conv = f.tokio.block_on(f.store.create_conversation(&NewConversation::default())).unwrap();
+
+    // A chat turn held at its first token: a completion meanwhile is refused as busy.
+    let (first_tx, first_rx) = mpsc::channel::<()>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (mut sink, ev) = events();
+    let mut waited = false;
+    let gated = move |e: TurnEvent| {
+        if !waited {
+            waited = true;
+            first_tx.send(()).unwrap();
+            go_rx.recv().unwrap();
+        }
+        sink(e)
+    };
+    f.tokio.block_on(f.runtime.send(conv.id, "Once upon a time".into(), Vec::new(), gated)).unwrap();
+    first_rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert_eq!(f.runtime.complete(ask("hi", 4), no_cancel(), &mut |_| {}).unwrap_err().code, ErrorCode::Busy);
+    go_tx.send(()).unwrap();
+    ev.done();
+
+    // A completion held at its first piece: a chat turn meanwhile is refused as busy, and it is
+    // not shown as streaming in any conversation.
+    let runtime = f.runtime.clone();
+    let (first_tx, first_rx) = mpsc::channel::<()>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let worker = std::thread::spawn(move || {
+        let mut waited = false;
+        runtime.complete(ask("Once upon a time", 8), no_cancel(), &mut |_| {
+            if !waited {
+                waited = true;
+                first_tx.send(()).unwrap();
+                go_rx.recv().unwrap();
+            }
+        })
+    });
+    first_rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert!(f.runtime.is_generating() && !f.runtime.is_streaming(conv.id));
+    let refused = f.tokio.block_on(f.runtime.send(conv.id, "hi".into(), Vec::new(), |_| {}));
+    assert_eq!(refused.map(|_| ()).unwrap_err().code, ErrorCode::Busy);
+    go_tx.send(()).unwrap();
+    assert!(worker.join().unwrap().unwrap().completion_tokens > 0);
+    assert!(!f.runtime.is_generating());
+}
