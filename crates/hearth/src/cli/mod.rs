@@ -42,6 +42,8 @@ enum Cmd {
     Settings(settings::SettingsArgs),
     /// A document's text (txt, md, html, pdf, docx, code, csv, json), or why it has none.
     Extract(documents::ExtractArgs),
+    /// Summarize documents (whole when they fit the context, else in parts); --plan only plans.
+    Summarize(documents::SummarizeArgs),
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -60,6 +62,7 @@ pub fn run() -> anyhow::Result<()> {
         Cmd::Models(a) => runtime()?.block_on(models::run(a, &data_dir)),
         Cmd::Settings(a) => runtime()?.block_on(settings::run(a, &data_dir)),
         Cmd::Extract(a) => documents::extract(a, &data_dir),
+        Cmd::Summarize(a) => documents::summarize(a, &data_dir),
     }
 }
 
