@@ -1,9 +1,15 @@
 //! `hearth extract` and `hearth summarize`: long documents from the command line. Their flags and
 //! JSON are a contract the tests rely on.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
+use anyhow::Context;
 use hearth::documents::{self, Limits};
+use hearth::models::registry::InstalledModel;
+use hearth::runtime::Runtime;
 use serde_json::json;
 
 #[derive(clap::Args, Debug)]
@@ -90,7 +96,123 @@ pub fn summarize(a: SummarizeArgs, data_dir: &Path) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    anyhow::bail!("running a summary is not built yet; use --plan")
+    run_summary(&a, data_dir, &model, &path, &joined, &plan)
+}
+
+/// The installed model `arg` names, or one made up for a GGUF path that is not installed (it
+/// is loaded, not registered).
+async fn installed_model(store: &hearth::store::Store, arg: &str, path: &Path) -> anyhow::Result<InstalledModel> {
+    use hearth::models::registry;
+    if let Some(m) = registry::get(store, arg).await.ok().flatten() {
+        return Ok(m);
+    }
+    if let Some(m) = registry::list(store).await?.into_iter().find(|m| m.path == path) {
+        return Ok(m);
+    }
+    Ok(InstalledModel {
+        id: arg.to_owned(),
+        display_name: path.file_name().map_or_else(|| arg.to_owned(), |n| n.to_string_lossy().into_owned()),
+        repo: None,
+        file: path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        quant: None,
+        size_bytes: 0,
+        sha256: None,
+        path: path.to_owned(),
+        mmproj_path: None,
+        source: registry::Source::Import,
+        added_at: registry::now_ms(),
+    })
+}
+
+fn run_summary(
+    a: &SummarizeArgs,
+    data_dir: &Path,
+    model_arg: &str,
+    path: &Path,
+    joined: &documents::plan::Joined,
+    plan: &documents::plan::Plan,
+) -> anyhow::Result<()> {
+    use documents::summarize::{self, Event, PartStore};
+    let rt = super::runtime()?;
+    let store = rt.block_on(hearth::store::Store::open(data_dir))?;
+    let runtime = Runtime::new(store.clone(), data_dir.to_owned(), rt.handle().clone());
+    let model = rt.block_on(installed_model(&store, model_arg, path))?;
+    runtime.begin_load(&model)?;
+    rt.block_on(runtime.finish_load_with_context(model.clone(), Some(plan.context), |_| {}))?;
+
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let cancel = cancel.clone();
+        ctrlc::set_handler(move || cancel.store(true, Ordering::SeqCst))
+            .context("cannot install the Ctrl-C handler")?;
+    }
+    let parts = PartStore::new(data_dir, joined, plan, &model.id);
+    let bar = indicatif::ProgressBar::new(plan.prompt_tokens as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} tokens read · {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let streaming = !a.json && plan.mode == documents::plan::Mode::Whole;
+    let mut stdout = std::io::stdout();
+    let outcome = summarize::run(&runtime, joined, plan, &parts, cancel, &mut |e| match e {
+        Event::Step { step, resumed, .. } => {
+            bar.set_message(format!("{step:?}{}", if resumed { " (stored)" } else { "" }));
+        }
+        Event::Text(t) if streaming => {
+            bar.suspend(|| {
+                let _ = stdout.write_all(t.as_bytes());
+                let _ = stdout.flush();
+            });
+        }
+        Event::Text(_) => {}
+        Event::Progress(p) => {
+            bar.set_length(p.tokens_total as u64);
+            bar.set_position(p.tokens_read as u64);
+            let left = p.seconds_left.map_or_else(String::new, |s| format!(", about {s:.0} s left"));
+            bar.set_message(format!("step {}/{} · {:.0} tok/s{left}", p.steps_done, p.steps_total, p.tokens_per_s));
+        }
+    })?;
+    bar.finish_and_clear();
+    if outcome.cancelled {
+        anyhow::bail!("stopped; the finished parts are stored, and running the same command again resumes");
+    }
+    let attachments = a
+        .files
+        .iter()
+        .zip(&joined.files)
+        .map(|(f, span)| {
+            let mut att = hearth::store::read_attachment_file(f)?;
+            att.extracted_text = Some(documents::plan::slice_chars(&joined.text, span.start, span.end).to_owned());
+            Ok(att)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let conversation_id = rt.block_on(summarize::save(&store, &model.id, attachments, &outcome.summary))?;
+    if a.json {
+        let v = json!({
+            "summary": outcome.summary,
+            "mode": outcome.mode,
+            "chunks": outcome.chunks,
+            "prompt_tokens": outcome.prompt_tokens,
+            "seconds": outcome.seconds,
+            "conversation_id": conversation_id,
+            "resumed_steps": outcome.resumed_steps,
+            "computed_steps": outcome.computed_steps,
+        });
+        println!("{v}");
+    } else {
+        if !streaming {
+            println!("{}", outcome.summary);
+        } else {
+            println!();
+        }
+        eprintln!(
+            "[conversation {conversation_id} · {} · {} prompt tokens in {:.1} s]",
+            if outcome.mode == documents::plan::Mode::Whole { "whole" } else { "map-reduce" },
+            outcome.prompt_tokens,
+            outcome.seconds
+        );
+    }
+    Ok(())
 }
 
 fn print_plan(p: &documents::plan::Plan) {

@@ -166,7 +166,7 @@ fn split_keep(text: &str, range: Range<usize>, level: Level) -> Vec<Range<usize>
                 let next = s[i + c..].chars().next();
                 if ch == '\n' || (matches!(ch, '.' | '!' | '?') && next.is_none_or(char::is_whitespace)) {
                     let mut e = i + c;
-                    while e < s.len() && s[e..].starts_with(|x: char| x == ' ' || x == '\n') {
+                    while e < s.len() && s[e..].starts_with([' ', '\n']) {
                         e += 1;
                     }
                     Some(e)

@@ -6,6 +6,7 @@ mod error;
 pub mod extract;
 pub mod plan;
 pub mod prompt;
+pub mod summarize;
 
 pub use error::{DocumentError, Result};
 pub use extract::{extract_bytes, extract_file, DocKind, Extracted, Limits};

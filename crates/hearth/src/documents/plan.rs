@@ -310,14 +310,12 @@ fn char_chunks(text: &str, cut: &[chunk::ByteChunk]) -> Vec<Chunk> {
     points.sort_unstable();
     points.dedup();
     let mut map = std::collections::HashMap::with_capacity(points.len());
-    let mut chars = 0;
     let mut next = points.iter().peekable();
-    for (byte, _) in text.char_indices().chain([(text.len(), ' ')]) {
+    for (chars, (byte, _)) in text.char_indices().chain([(text.len(), ' ')]).enumerate() {
         while next.peek().is_some_and(|&&p| p == byte) {
             map.insert(byte, chars);
             next.next();
         }
-        chars += 1;
     }
     cut.iter().map(|c| Chunk { start: map[&c.range.start], end: map[&c.range.end], tokens: c.tokens }).collect()
 }

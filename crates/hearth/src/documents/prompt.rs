@@ -7,6 +7,9 @@ use engine::chat_template::{ChatMessage, Role};
 /// `<start_of_turn>model`), plus BOS, rounded up.
 pub const TEMPLATE_TOKENS: usize = 16;
 
+/// Part of the key of stored partial summaries: change it when the prompts change.
+pub const VERSION: u32 = 1;
+
 const KEEP: &str = "Keep the key facts, names, numbers, dates and decisions. Write plain prose.";
 
 /// The whole document at once.
