@@ -163,3 +163,51 @@ fn a_run_killed_mid_way_reruns_only_the_unfinished_steps() {
     assert!(v["summary"].as_str().is_some_and(|s| !s.is_empty()));
     assert!(v["conversation_id"].as_i64().is_some());
 }
+
+#[test]
+fn a_follow_up_question_reuses_the_document_in_the_kv_cache() {
+    let f = Fixture::new(16);
+    let cache = f.dir.path().join("cache").join("tokenizers");
+    let (facts, tokenizer) = ModelFacts::from_gguf(&support::test_model(), Some(&cache)).unwrap();
+    let text: String =
+        (0..12).map(|i| format!("Paragraph {i}: the barn number {i} holds {} sacks.\n\n", i * 5)).collect();
+    let joined = join(&[Source { name: "barns.txt".into(), text: text.trim().to_owned() }]);
+    let memory = Memory { total_ram: 64 << 30, available_ram: 64 << 30, vram: None, gpu_backend: None };
+    let opts = PlanOptions { context: Some(CONTEXT), max_tokens: 16, memory: Some(memory), prompt_tokens_per_s: None };
+    let p = plan::plan(&joined, &facts, &opts, &tokenizer).unwrap();
+    assert_eq!(p.mode, Mode::Whole);
+    let model = f.tokio.block_on(f.runtime.installed(MODEL_ID)).unwrap();
+    f.runtime.begin_load(&model).unwrap();
+    f.tokio.block_on(f.runtime.finish_load_with_context(model, Some(CONTEXT), |_| {})).unwrap();
+
+    let no = || Arc::new(AtomicBool::new(false));
+    let ask = |q: &str| hearth::documents::ask::ask(&f.runtime, &joined, &p, None, q, no(), &mut |_| {}).unwrap();
+    let first = ask("How many sacks are in barn 3?");
+    assert!(!first.from_summary);
+    let second = ask("Which barn holds 40 sacks?");
+    assert!(
+        second.reused_tokens >= p.tokens,
+        "the follow-up read the document again: reused {} of {} (document {})",
+        second.reused_tokens,
+        second.prompt_tokens,
+        p.tokens
+    );
+
+    // Too long for the context: the question goes to the summary, and the answer says so.
+    let long = join(&[Source { name: "harvest.txt".into(), text: document() }]);
+    let lp = plan::plan(&long, &facts, &opts, &tokenizer).unwrap();
+    assert_eq!(lp.mode, Mode::MapReduce);
+    let err = hearth::documents::ask::ask(&f.runtime, &long, &lp, None, "Why?", no(), &mut |_| {}).unwrap_err();
+    assert_eq!(err.code, hearth::error::ErrorCode::InvalidMessage);
+    let a = hearth::documents::ask::ask(
+        &f.runtime,
+        &long,
+        &lp,
+        Some("The harvest grew each year."),
+        "Did it grow?",
+        no(),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(a.from_summary);
+}

@@ -1,6 +1,7 @@
 //! Long documents: text out of files ([`extract`]), a plan over the model's context ([`plan`],
 //! [`chunk`]) and summaries run through the runtime ([`summarize`]).
 
+pub mod ask;
 pub mod chunk;
 mod error;
 pub mod extract;

@@ -62,3 +62,30 @@ fn describe(files: &[&str]) -> String {
 pub fn text_of(messages: &[ChatMessage]) -> String {
     messages.iter().map(|m| m.content.as_str()).collect::<Vec<_>>().join("\n")
 }
+
+/// A question about a document read whole. The document comes before the question, so a
+/// follow-up question shares the whole document as the prompt's beginning, which the runtime
+/// finds in the KV cache instead of reading it again.
+pub fn question(text: &str, files: &[&str], question: &str) -> Vec<ChatMessage> {
+    let what = describe(files);
+    vec![ChatMessage::new(
+        Role::User,
+        format!(
+            "Answer a question about {what}, using only the document below.\n\n<document>\n{text}\n</document>\n\n\
+             Question: {question}"
+        ),
+    )]
+}
+
+/// A question about a document too long to read whole: asked of its summary.
+pub fn question_from_summary(summary: &str, files: &[&str], question: &str) -> Vec<ChatMessage> {
+    let what = describe(files);
+    vec![ChatMessage::new(
+        Role::User,
+        format!(
+            "Below is a summary of {what}, which is too long to read whole. Answer the question using only \
+             the summary, and say if it does not contain the answer.\n\n<summary>\n{summary}\n</summary>\n\n\
+             Question: {question}"
+        ),
+    )]
+}
