@@ -470,3 +470,26 @@ fn cli_extract_fails_clearly_on_a_file_without_text() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("blank.txt has no text"), "{err}");
 }
+
+#[test]
+fn extracted_text_is_kept_by_content_and_not_extracted_again() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("page.html");
+    std::fs::write(&path, "<p>first</p>").unwrap();
+    let doc = hearth::documents::extract_file_cached(data.path(), &path, &limits()).unwrap();
+    assert_eq!(doc.text, "first");
+    let cached: Vec<_> = std::fs::read_dir(data.path().join("documents/text")).unwrap().flatten().collect();
+    assert_eq!(cached.len(), 1);
+    // Same bytes (another name, same kind): answered from the kept text, proven by editing it.
+    let entry = cached[0].path();
+    let mut kept: serde_json::Value = serde_json::from_slice(&std::fs::read(&entry).unwrap()).unwrap();
+    kept["text"] = "kept".into();
+    std::fs::write(&entry, serde_json::to_vec(&kept).unwrap()).unwrap();
+    let copy = dir.path().join("copy.html");
+    std::fs::copy(&path, &copy).unwrap();
+    assert_eq!(hearth::documents::extract_file_cached(data.path(), &copy, &limits()).unwrap().text, "kept");
+    // Other bytes are extracted.
+    std::fs::write(&path, "<p>second</p>").unwrap();
+    assert_eq!(hearth::documents::extract_file_cached(data.path(), &path, &limits()).unwrap().text, "second");
+}

@@ -21,8 +21,8 @@ pub struct ExtractArgs {
     json: bool,
 }
 
-pub fn extract(a: ExtractArgs, _data_dir: &Path) -> anyhow::Result<()> {
-    let doc = documents::extract_file(&a.file, &Limits::default())?;
+pub fn extract(a: ExtractArgs, data_dir: &Path) -> anyhow::Result<()> {
+    let doc = documents::extract_file_cached(data_dir, &a.file, &Limits::default())?;
     if a.json {
         println!("{}", json!({ "kind": doc.kind, "text": doc.text, "chars": doc.chars }));
     } else {
@@ -55,11 +55,11 @@ pub struct SummarizeArgs {
 }
 
 /// The documents' texts, each extracted under the default limits; the first failure stops.
-fn sources(files: &[PathBuf]) -> anyhow::Result<Vec<documents::plan::Source>> {
+fn sources(files: &[PathBuf], data_dir: &Path) -> anyhow::Result<Vec<documents::plan::Source>> {
     files
         .iter()
         .map(|f| {
-            let doc = documents::extract_file(f, &Limits::default())?;
+            let doc = documents::extract_file_cached(data_dir, f, &Limits::default())?;
             let name = f.file_name().map_or_else(|| f.display().to_string(), |n| n.to_string_lossy().into_owned());
             Ok(documents::plan::Source { name, text: doc.text })
         })
@@ -81,7 +81,7 @@ fn model_arg(arg: Option<&str>, data_dir: &Path) -> anyhow::Result<String> {
 }
 
 pub fn summarize(a: SummarizeArgs, data_dir: &Path) -> anyhow::Result<()> {
-    let sources = sources(&a.files)?;
+    let sources = sources(&a.files, data_dir)?;
     let joined = documents::plan::join(&sources);
     let model = model_arg(a.model.as_deref(), data_dir)?;
     let path = super::resolve_model(&model, data_dir)?;
