@@ -493,3 +493,16 @@ fn extracted_text_is_kept_by_content_and_not_extracted_again() {
     std::fs::write(&path, "<p>second</p>").unwrap();
     assert_eq!(hearth::documents::extract_file_cached(data.path(), &path, &limits()).unwrap().text, "second");
 }
+
+#[test]
+fn pdf_with_a_flate_bomb_stream_is_refused_before_it_is_inflated() {
+    let mut b = PdfBuilder::new();
+    b.page(PdfBuilder::text_ops(&["small text"]), dictionary! {});
+    let mut bomb = Stream::new(dictionary! {}, vec![0u8; 8 * 1024 * 1024]);
+    bomb.compress().unwrap();
+    assert!(bomb.content.len() < 64 * 1024);
+    b.doc.add_object(bomb);
+    let small = Limits { max_decompressed_bytes: 1024 * 1024, ..limits() };
+    let err = extract_bytes(b.finish(), DocKind::Pdf, "bomb.pdf", &small).unwrap_err();
+    assert!(matches!(err, DocumentError::TooLarge { .. }), "{err:?}");
+}
