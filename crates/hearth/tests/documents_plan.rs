@@ -157,3 +157,38 @@ fn a_context_beyond_the_model_or_too_small_is_refused() {
     let err = plan::plan(&joined, facts_model, &opts(Some(100), 64), tokenizer).unwrap_err();
     assert_eq!(err.code, hearth::error::ErrorCode::ContextFull);
 }
+
+#[test]
+fn cli_plan_json_is_the_contract() {
+    let data = tempfile::tempdir().unwrap();
+    let a = data.path().join("minutes.txt");
+    let b = data.path().join("notes.md");
+    std::fs::write(&a, document().0).unwrap();
+    std::fs::write(&b, "# Notes\n\nShort file.").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("summarize")
+        .args([&a, &b])
+        .arg("--model")
+        .arg(support::test_model())
+        .args(["--context", "1024", "--max-tokens", "128", "--plan", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["mode"], "map_reduce");
+    assert_eq!(v["context"], 1024);
+    assert!(v["tokens"].as_u64().unwrap() > 1024);
+    assert!(v["kv_bytes"].as_u64().unwrap() > 0);
+    let chunks = v["chunks"].as_array().unwrap();
+    assert!(chunks.len() > 1);
+    for c in chunks {
+        assert!(c["start"].as_u64().unwrap() < c["end"].as_u64().unwrap() && c["tokens"].as_u64().unwrap() > 0);
+    }
+    // Offsets are into the joined text; each file's span is given.
+    let files = v["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2);
+    assert_eq!(files[1]["name"], "notes.md");
+    assert_eq!(chunks.last().unwrap()["end"], files[1]["end"]);
+}
