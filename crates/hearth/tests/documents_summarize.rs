@@ -45,6 +45,25 @@ fn each_partial_summary_prompt_holds_its_chunk_and_the_result_is_saved() {
     f.tokio.block_on(f.runtime.finish_load_with_context(model, Some(CONTEXT), |_| {})).unwrap();
 
     let parts = PartStore::new(f.dir.path(), &joined, &p, MODEL_ID);
+
+    // Cancelled as the second chunk starts: the first chunk's partial summary stays stored.
+    let cancel = Arc::new(AtomicBool::new(false));
+    let stop = cancel.clone();
+    let cut = summarize::run(&f.runtime, &joined, &p, &parts, cancel, &mut |e| {
+        if let Event::Step { step: Step::Map { index: 1 }, .. } = e {
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    })
+    .unwrap();
+    assert!(cut.cancelled);
+    assert_eq!((cut.computed_steps, cut.resumed_steps), (1, 0));
+    let stored: Vec<String> = std::fs::read_dir(parts.dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(stored, ["map-00000.txt"]);
+
     let mut prompts = Vec::new();
     let mut progress = Vec::new();
     let outcome = summarize::run(&f.runtime, &joined, &p, &parts, Arc::new(AtomicBool::new(false)), &mut |e| match e {
@@ -56,14 +75,14 @@ fn each_partial_summary_prompt_holds_its_chunk_and_the_result_is_saved() {
     assert!(!outcome.cancelled);
     assert!(!outcome.summary.is_empty());
     assert_eq!(outcome.chunks, p.chunks.len());
-    assert_eq!(outcome.resumed_steps, 0);
+    assert_eq!(outcome.resumed_steps, 1, "the run after the cancel resumes the stored chunk");
 
     // One map step per chunk, in order, each prompt holding exactly its chunk's text.
     let maps: Vec<_> = prompts.iter().filter(|(s, _, _)| matches!(s, Step::Map { .. })).collect();
     assert_eq!(maps.len(), p.chunks.len());
     for (i, (c, (step, prompt, resumed))) in p.chunks.iter().zip(&maps).enumerate() {
         assert_eq!(*step, Step::Map { index: i });
-        assert!(!resumed);
+        assert_eq!(*resumed, i == 0);
         let chunk = slice_chars(&text, c.start, c.end);
         assert!(prompt.contains(&format!("<document_part>\n{chunk}\n</document_part>")), "chunk {i} not in its prompt");
     }
@@ -96,7 +115,7 @@ fn each_partial_summary_prompt_holds_its_chunk_and_the_result_is_saved() {
 
     // A second run reuses every stored step and computes nothing.
     let again = summarize::run(&f.runtime, &joined, &p, &parts, Arc::new(AtomicBool::new(false)), &mut |_| {}).unwrap();
-    assert_eq!((again.resumed_steps, again.computed_steps), (outcome.computed_steps, 0));
+    assert_eq!((again.resumed_steps, again.computed_steps), (outcome.computed_steps + 1, 0));
     assert_eq!(again.summary, outcome.summary);
 }
 
