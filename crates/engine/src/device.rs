@@ -102,6 +102,40 @@ impl From<DeviceKind> for DevicePreference {
     }
 }
 
+/// Where `auto` puts a model on this machine, and why (shown by `hearth models fit`/`list` and
+/// the app, so a user with a GPU learns whether the build or the driver is what is missing).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeviceReport {
+    pub device: DeviceKind,
+    pub reason: String,
+}
+
+/// See [`DeviceReport`]; probing opens device 0, so it is computed once.
+pub fn report() -> DeviceReport {
+    static REPORT: OnceLock<DeviceReport> = OnceLock::new();
+    REPORT.get_or_init(probe).clone()
+}
+
+fn probe() -> DeviceReport {
+    let mut tried = Vec::new();
+    if candle_core::utils::cuda_is_available() {
+        match Device::new_cuda(0) {
+            Ok(_) => return DeviceReport { device: DeviceKind::Cuda, reason: "CUDA GPU 0 found".into() },
+            Err(e) => tried.push(format!("this build has CUDA, but no CUDA GPU answered ({e})")),
+        }
+    }
+    if candle_core::utils::metal_is_available() {
+        match Device::new_metal(0) {
+            Ok(_) => return DeviceReport { device: DeviceKind::Metal, reason: "Metal GPU found".into() },
+            Err(e) => tried.push(format!("this build has Metal, but no Metal GPU answered ({e})")),
+        }
+    }
+    if tried.is_empty() {
+        tried.push("this build has no GPU support (built without the `cuda` or `metal` feature)".into());
+    }
+    DeviceReport { device: DeviceKind::Cpu, reason: tried.join("; ") }
+}
+
 /// The devices this build can run a model on, here and now: the CPU always; CUDA or Metal only
 /// when the build has the feature *and* a device answers (so a Settings list offers nothing
 /// that would fail to load). Probing opens device 0, so the answer is computed once.
@@ -201,6 +235,17 @@ mod tests {
             assert_eq!(DeviceKind::of(&device), kind);
         }
         assert_eq!(serde_json::to_string(&DeviceKind::Cuda).unwrap(), "\"cuda\"");
+    }
+
+    #[test]
+    fn the_report_names_the_device_auto_picks_and_why() {
+        let r = report();
+        assert_eq!(DeviceKind::of(&select(DevicePreference::Auto).unwrap()), r.device);
+        assert_eq!(available().contains(&DeviceKind::Cuda), r.device == DeviceKind::Cuda);
+        if !cfg!(feature = "cuda") && !cfg!(feature = "metal") {
+            assert_eq!(r.device, DeviceKind::Cpu);
+            assert!(r.reason.contains("without the `cuda` or `metal` feature"), "{r:?}");
+        }
     }
 
     #[test]

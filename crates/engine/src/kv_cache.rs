@@ -181,7 +181,7 @@ fn zeros(shape: (usize, usize, usize), dtype: KvDType, device: &Device) -> Resul
 pub(crate) fn to_cache_dtype(x: &Tensor, dtype: KvDType) -> Result<Tensor> {
     match dtype {
         KvDType::F32 => Ok(x.clone()),
-        KvDType::F16 if x.device().is_cpu() => {
+        KvDType::F16 if crate::linear::native_on(x.device()) => {
             let x = x.contiguous()?;
             let mut out = vec![f16::ZERO; x.elem_count()];
             {
@@ -202,7 +202,7 @@ pub(crate) fn read_f32(cache: &Tensor, len: usize) -> Result<Tensor> {
     if cache.dtype() == DType::F32 {
         return Ok(cache.narrow(1, 0, len)?);
     }
-    if cache.dtype() != DType::F16 || !cache.device().is_cpu() {
+    if cache.dtype() != DType::F16 || !crate::linear::native_on(cache.device()) {
         return Ok(cache.narrow(1, 0, len)?.to_dtype(DType::F32)?);
     }
     let (heads, slots, hd) = cache.dims3()?;

@@ -26,5 +26,6 @@ pub mod model;
 pub mod sampler;
 pub mod session;
 pub mod tokenizer;
+pub mod vision;
 
 pub use error::{EngineError, Result};

@@ -32,6 +32,16 @@ pub fn available_bytes() -> Option<u64> {
     ram().map(|r| r.available)
 }
 
+/// Free memory on a GPU device, asked of its driver; `None` for the CPU, for Metal (which shares
+/// system RAM) and where the driver does not tell.
+pub fn device_free_bytes(device: &candle_core::Device) -> Option<u64> {
+    match device {
+        #[cfg(feature = "cuda")]
+        candle_core::Device::Cuda(d) => d.cuda_stream().context().mem_get_info().ok().map(|(free, _)| free as u64),
+        _ => None,
+    }
+}
+
 /// Caps glibc's malloc arenas. glibc gives each thread that allocates its own arena, and the
 /// model's forward passes allocate on its pool's threads, so every pool thread would keep its
 /// own high-water mark of temporaries: about 20 MiB more peak RSS on the 270M model at two

@@ -49,6 +49,9 @@ struct Layer {
 pub struct Model {
     cfg: Config,
     device: Device,
+    /// Our CPU kernels (in-place softmax and GELU, f16 KV attention); `false`: candle's ops only,
+    /// as on a GPU (see `linear::native_on`).
+    native: bool,
     embed: Embedding,
     layers: Vec<Layer>,
     output_norm: Tensor,
@@ -99,11 +102,13 @@ impl Model {
             }
             total += tensor_bytes(info);
         }
-        if device.is_cpu() {
-            if let Some(avail) = crate::memory::available_bytes() {
-                if total > avail {
-                    return Err(EngineError::InsufficientMemory { needed: total, available: avail });
-                }
+        // Weights stay quantized wherever they go. On a GPU they must all fit its memory: there
+        // is no partial offload to the CPU (yet), so a model too big for VRAM is refused here.
+        let available =
+            if device.is_cpu() { crate::memory::available_bytes() } else { crate::memory::device_free_bytes(device) };
+        if let Some(avail) = available {
+            if total > avail {
+                return Err(EngineError::InsufficientMemory { needed: total, available: avail });
             }
         }
 
@@ -166,6 +171,7 @@ impl Model {
         Ok(Self {
             cfg,
             device: device.clone(),
+            native: crate::linear::native_on(device),
             embed,
             layers,
             output_norm,
@@ -241,7 +247,7 @@ impl Model {
     /// `down(gelu(gate(x)) * up(x))`. On the CPU the product is formed in place in the gate's
     /// output, so a prompt chunk holds two `[n, ffn]` tensors at a time rather than four.
     fn mlp(&self, layer: &Layer, x: &Tensor) -> Result<Tensor> {
-        if !self.device.is_cpu() {
+        if !self.native {
             return layer.down.forward(&(layer.gate.forward(x)?.gelu()? * layer.up.forward(x)?)?);
         }
         let g = layer.gate.forward(x)?;
@@ -303,7 +309,7 @@ impl Model {
         k = kv_cache::to_cache_dtype(&k, dtype)?;
         v = kv_cache::to_cache_dtype(&v, dtype)?;
         // One query on an f16 CPU cache: attend straight from the f16 rows.
-        let fused = n == 1 && dtype == KvDType::F16 && self.device.is_cpu();
+        let fused = n == 1 && dtype == KvDType::F16 && self.native;
 
         // `seen`: which keys each query may attend to; None when it sees all of them.
         let (keys, values, seen) = match kv {
@@ -350,7 +356,7 @@ impl Model {
         drop((k, v));
         let len = keys.dim(1)?;
         let (keys_t, values) = (keys.t()?, values.contiguous()?);
-        let out = if self.device.is_cpu() {
+        let out = if self.native {
             // Query rows in blocks of about SCORE_BLOCK scores per kv head, each block's scores
             // turned into probabilities in place: a 512-token chunk never holds all of its
             // [heads, n, len] scores, nor a mask or a second copy of them.

@@ -35,14 +35,15 @@ fn load(tiny: &Tiny) -> (tempfile::TempDir, Model) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tiny.gguf");
     tiny.write(&path);
-    let model = Model::load(&path, &Device::Cpu).unwrap();
+    let model = Model::load(&path, &common::device()).unwrap();
     (dir, model)
 }
 
 fn full(model: &Model, ids: &[u32], kv: KvDType) -> Tensor {
     let mut cache = model.new_cache_with(64, kv).unwrap();
     assert_eq!(cache.dtype(), kv);
-    model.forward(ids, &mut cache, Logits::All).unwrap().unwrap()
+    // On the CPU for comparing, whatever device the model runs on.
+    model.forward(ids, &mut cache, Logits::All).unwrap().unwrap().to_device(&Device::Cpu).unwrap()
 }
 
 fn chunked(model: &Model, ids: &[u32], sizes: &[usize], kv: KvDType) -> Tensor {
@@ -52,7 +53,9 @@ fn chunked(model: &Model, ids: &[u32], sizes: &[usize], kv: KvDType) -> Tensor {
     let mut k = 0;
     while at < ids.len() {
         let n = sizes[k % sizes.len()].min(ids.len() - at);
-        rows.push(model.forward(&ids[at..at + n], &mut cache, Logits::All).unwrap().unwrap());
+        rows.push(
+            model.forward(&ids[at..at + n], &mut cache, Logits::All).unwrap().unwrap().to_device(&Device::Cpu).unwrap(),
+        );
         at += n;
         k += 1;
     }

@@ -2,7 +2,6 @@
 
 mod common;
 
-use candle_core::Device;
 use engine::kv_cache::KvDType;
 use engine::model::{Logits, Model};
 use engine::session::top_k_probs;
@@ -21,7 +20,7 @@ fn argmax(row: &[f32]) -> u32 {
 /// including the long case that runs far past the 512-token sliding window (default f16 cache).
 #[test]
 fn greedy_matches_llama_cpp_stable_prefix() {
-    let model = Model::load(&common::test_model(), &Device::Cpu).unwrap();
+    let model = Model::load(&common::test_model(), &common::device()).unwrap();
     let refs = common::refs();
     for (name, case) in refs["cases"].as_object().unwrap() {
         let prompt = common::ids(&case["prompt_ids"]);
@@ -47,7 +46,7 @@ fn greedy_matches_llama_cpp_stable_prefix() {
 /// leads by >= 0.1, and mean |p - p_llama| for its top-1 under 0.03.
 #[test]
 fn scores_match_llama_cpp() {
-    let model = Model::load(&common::test_model(), &Device::Cpu).unwrap();
+    let model = Model::load(&common::test_model(), &common::device()).unwrap();
     // The default cache (f16), then f32.
     let mean = mean_dp(&model, None);
     assert!(mean < 0.03, "mean |p - p_llama| = {mean}");

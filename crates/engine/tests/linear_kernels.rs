@@ -103,11 +103,15 @@ fn quantized_types_match_reference_at_every_level() {
                     let want = reference(&w, &x);
                     let scalar = lin.forward_at(&x, Level::Scalar).unwrap();
                     assert_eq!(scalar.dims(), &[m, n]);
-                    // Against the same product with the activations rounded through Q8_0, the
-                    // kernels' only error is float rounding.
+                    // Against the same product with the activations rounded through Q8_0, our
+                    // kernels' only error is float rounding. Not so where candle's kernel runs
+                    // (types we leave to it without SIMD, as on Arm): its Q8_0 activations keep
+                    // an f16 scale, 2.6e-5 away here at k=96 (regression: linear_kernels on Arm).
                     let xq = q8_roundtrip(&x);
                     let e = worst_scaled_err(&scalar, &reference(&w, &xq), &x, &w);
-                    assert!(e < 2e-5, "{dt:?} k={k} n={n} m={m} scalar vs Q8_0 activations: {e}");
+                    if lin.is_native() {
+                        assert!(e < 2e-5, "{dt:?} k={k} n={n} m={m} scalar vs Q8_0 activations: {e}");
+                    }
                     let e = worst_scaled_err(&scalar, &want, &x, &w);
                     assert!(e < 3e-3, "{dt:?} k={k} n={n} m={m} scalar: scaled error {e}");
                     // The relative error of the whole output; with few outputs it is dominated by

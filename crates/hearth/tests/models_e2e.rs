@@ -110,6 +110,25 @@ fn catalog_fit_list_and_import_never_touch_the_network() {
 }
 
 #[test]
+fn fit_and_list_say_which_device_models_run_on_and_why() {
+    let hub = FakeHub::start();
+    let data = tempfile::tempdir().unwrap();
+    let hf = tempfile::tempdir().unwrap();
+    let out = hearth(data.path(), hf.path(), &hub, &["models", "fit", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let device = &report["memory"]["device"];
+    let want = engine::device::report();
+    assert_eq!(device["device"], want.device.as_str(), "{device}");
+    assert_eq!(device["reason"], want.reason.as_str());
+    let line = format!("{} ({})", want.device.as_str(), want.reason);
+    for args in [&["models", "fit"][..], &["models", "list"][..]] {
+        let out = hearth(data.path(), hf.path(), &hub, args);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(&line), "{args:?} does not say `{line}`:\n{text}");
+    }
+}
+
+#[test]
 fn gated_download_works_with_a_stored_token_or_hf_token() {
     let hub = FakeHub::start();
     let bytes = gguf_gen::gemma3(1000);

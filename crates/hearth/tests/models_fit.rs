@@ -92,7 +92,13 @@ fn estimate_adds_weights_projector_kv_and_overhead() {
 }
 
 fn memory(total: u64, available: u64) -> Memory {
-    Memory { total_ram: total, available_ram: available, vram: None, gpu_backend: None }
+    Memory {
+        total_ram: total,
+        available_ram: available,
+        vram: None,
+        gpu_backend: None,
+        device: engine::device::report(),
+    }
 }
 
 #[test]

@@ -125,6 +125,20 @@ pub(crate) fn kernels() -> Isa {
     })
 }
 
+/// Whether `HEARTH_KERNELS=generic` asks the CPU to run the device-generic path: candle's own
+/// ops (quantized matmul, softmax, GELU, f16 conversions) in place of our CPU kernels, exactly
+/// as a CUDA or Metal device runs the model. CI runs the fidelity tests this way, so everything
+/// a GPU runs except candle's own GPU kernels is tested on machines without one.
+pub fn generic_requested() -> bool {
+    static G: OnceLock<bool> = OnceLock::new();
+    *G.get_or_init(|| std::env::var("HEARTH_KERNELS").as_deref() == Ok("generic"))
+}
+
+/// Whether tensors on `device` go through our CPU kernels (`false`: the device-generic path).
+pub fn native_on(device: &candle_core::Device) -> bool {
+    device.is_cpu() && !generic_requested()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,7 +30,7 @@ use candle_core::{DType, Device, Module, Storage, Tensor};
 use crate::{EngineError, Result};
 use acts::QActs;
 use formats::{WType, QK};
-pub use isa::{kernel_level, Level};
+pub use isa::{generic_requested, kernel_level, native_on, Level};
 pub(crate) use isa::{kernels, Isa};
 use pool::{par_for, SendPtr};
 
@@ -80,7 +80,7 @@ impl Linear {
         let native = WType::from_ggml(dtype).filter(|t| {
             // Without SIMD, candle's own kernels (NEON on ARM) beat our portable ones on the
             // types it has vectorized; keep ours for the types it only has scalar code for.
-            w.device().is_cpu()
+            native_on(&w.device())
                 && in_dim % t.block_elems() == 0
                 && (kernel_level() > Level::Scalar || matches!(t, WType::Q4_1 | WType::Q5_0 | WType::Q5_1))
         });
@@ -175,6 +175,11 @@ impl Linear {
     /// Bytes the weights take in memory.
     pub fn storage_bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// Whether `forward` runs our CPU kernels (`false`: candle's matmul, the GPU's path).
+    pub fn is_native(&self) -> bool {
+        matches!(self.backend, Backend::Native(..))
     }
 }
 
@@ -355,7 +360,7 @@ impl Embedding {
     pub fn new(table: Arc<QTensor>) -> Result<Self> {
         let (vocab, hidden) = table.shape().dims2()?;
         let native =
-            WType::from_ggml(table.dtype()).filter(|t| table.device().is_cpu() && hidden % t.block_elems() == 0);
+            WType::from_ggml(table.dtype()).filter(|t| native_on(&table.device()) && hidden % t.block_elems() == 0);
         Ok(Self { table, native, vocab, hidden })
     }
 

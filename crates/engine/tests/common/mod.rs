@@ -27,6 +27,14 @@ pub fn refs() -> serde_json::Value {
 
 pub mod tiny;
 
+/// The device the model tests run on: the CPU, or `HEARTH_TEST_DEVICE=cuda|metal` (what
+/// scripts/gpu-check sets on a machine with a GPU, so the same fidelity bars judge that path).
+pub fn device() -> candle_core::Device {
+    let want = std::env::var("HEARTH_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
+    let pref: engine::device::DevicePreference = want.parse().expect("HEARTH_TEST_DEVICE");
+    engine::device::select(pref).expect("HEARTH_TEST_DEVICE names a device this build and machine have")
+}
+
 pub fn ids(v: &serde_json::Value) -> Vec<u32> {
     v.as_array().expect("array of ids").iter().map(|x| x.as_u64().expect("id") as u32).collect()
 }

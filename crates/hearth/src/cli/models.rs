@@ -279,6 +279,7 @@ async fn fit_cmd(data_dir: &Path, context: u64, kv_type: &str, model: Option<&st
             (Some(b), None) => format!(" ({b} backend; VRAM not measured, using RAM)"),
         }
     );
+    println!("Device: {} ({})", memory.device.device.as_str(), memory.device.reason);
     println!(
         "Context: {context} tokens; KV cache {kv_type}; local layers keep min(context, window) tokens; +{} runtime allowance",
         human(fit::RUNTIME_OVERHEAD_BYTES)
@@ -344,6 +345,8 @@ async fn list(data_dir: &Path, json: bool) -> anyhow::Result<()> {
             if u.present { "" } else { "  [MISSING]" }
         );
     }
+    let device = engine::device::report();
+    println!("Models run on: {} ({})", device.device.as_str(), device.reason);
     println!(
         "Total on disk: {}; free where downloads go ({}): {}",
         human(usage.total_bytes),

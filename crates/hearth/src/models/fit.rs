@@ -63,6 +63,8 @@ pub struct Memory {
     pub vram: Option<u64>,
     /// The GPU backend compiled into this build, if any.
     pub gpu_backend: Option<&'static str>,
+    /// Where a model loaded with the `auto` device runs, and why.
+    pub device: engine::device::DeviceReport,
 }
 
 impl Memory {
@@ -83,7 +85,7 @@ impl Memory {
         };
         // Only a CUDA build puts the model in VRAM; Metal shares system RAM.
         let vram = if cfg!(feature = "cuda") { gpu_free_memory() } else { None };
-        Memory { total_ram, available_ram, vram, gpu_backend }
+        Memory { total_ram, available_ram, vram, gpu_backend, device: engine::device::report() }
     }
 
     /// What the model has to fit in: VRAM when it is known, else available RAM.
