@@ -16,7 +16,7 @@ fn model() -> &'static (ModelFacts, engine::tokenizer::Tokenizer) {
 
 /// Plenty of memory, so the plan depends on the context alone.
 fn roomy() -> Memory {
-    Memory { total_ram: 64 << 30, available_ram: 64 << 30, vram: None, gpu_backend: None }
+    Memory { total_ram: 64 << 30, available_ram: 64 << 30, vram: None, ..Memory::detect() }
 }
 
 fn opts(context: Option<usize>, max_tokens: usize) -> PlanOptions {

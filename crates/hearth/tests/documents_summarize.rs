@@ -34,7 +34,7 @@ fn each_partial_summary_prompt_holds_its_chunk_and_the_result_is_saved() {
     let (facts, tokenizer) = ModelFacts::from_gguf(&support::test_model(), Some(&cache)).unwrap();
     let text = document();
     let joined = join(&[Source { name: "harvest.txt".into(), text: text.clone() }]);
-    let memory = Memory { total_ram: 64 << 30, available_ram: 64 << 30, vram: None, gpu_backend: None };
+    let memory = Memory { total_ram: 64 << 30, available_ram: 64 << 30, vram: None, ..Memory::detect() };
     let opts = PlanOptions { context: Some(CONTEXT), max_tokens: 16, memory: Some(memory), prompt_tokens_per_s: None };
     let p = plan::plan(&joined, &facts, &opts, &tokenizer).unwrap();
     assert_eq!(p.mode, Mode::MapReduce);
@@ -191,7 +191,7 @@ fn a_follow_up_question_reuses_the_document_in_the_kv_cache() {
     let text: String =
         (0..12).map(|i| format!("Paragraph {i}: the barn number {i} holds {} sacks.\n\n", i * 5)).collect();
     let joined = join(&[Source { name: "barns.txt".into(), text: text.trim().to_owned() }]);
-    let memory = Memory { total_ram: 64 << 30, available_ram: 64 << 30, vram: None, gpu_backend: None };
+    let memory = Memory { total_ram: 64 << 30, available_ram: 64 << 30, vram: None, ..Memory::detect() };
     let opts = PlanOptions { context: Some(CONTEXT), max_tokens: 16, memory: Some(memory), prompt_tokens_per_s: None };
     let p = plan::plan(&joined, &facts, &opts, &tokenizer).unwrap();
     assert_eq!(p.mode, Mode::Whole);
