@@ -471,6 +471,13 @@ const errorsEn: Record<ErrorCode, Sentence> = {
     `The attached file${d.path ? ` ${d.path}` : ''} is too large${d.size !== undefined && d.limit !== undefined ? ` (${bytes(d.size)}; the limit is ${bytes(d.limit)})` : ''}. Attach a smaller file.`,
   engine: () => 'The model failed while writing the reply. Try again, or load the model again.',
   internal: () => 'Something unexpected went wrong inside Hearth. Please try again.',
+  document_no_text: (d) =>
+    `The document${d.path ? ` ${d.path}` : ''} has no text to read. A scanned PDF is only pictures of pages: it needs text recognition (OCR) first.`,
+  document_encrypted: (d) => `The document${d.path ? ` ${d.path}` : ''} is protected by a password. Save an unprotected copy and try again.`,
+  document_unreadable: (d) =>
+    `The document${d.path ? ` ${d.path}` : ''} cannot be read: it is damaged, or not the kind of file its name says.`,
+  document_too_large: (d) =>
+    `The document${d.path ? ` ${d.path}` : ''} is too large to read safely${d.size !== undefined && d.limit !== undefined ? ` (${bytes(d.size)}; the limit is ${bytes(d.limit)})` : ''}. Split it into smaller files.`,
 };
 
 const errorsKo: Record<ErrorCode, Sentence> = {
@@ -540,6 +547,12 @@ const errorsKo: Record<ErrorCode, Sentence> = {
     `첨부한 파일${d.path ? `(${d.path})` : ''}이 너무 큽니다${d.size !== undefined && d.limit !== undefined ? `(${bytes(d.size)}, 최대 ${bytes(d.limit)})` : ''}. 더 작은 파일을 첨부하세요.`,
   engine: () => '답변을 생성하는 중에 모델에 문제가 생겼습니다. 다시 시도하거나 모델을 다시 불러오세요.',
   internal: () => 'Hearth 내부에서 예상하지 못한 문제가 발생했습니다. 다시 시도해 주세요.',
+  document_no_text: (d) =>
+    `문서${d.path ? `(${d.path})` : ''}에 읽을 수 있는 글자가 없습니다. 스캔한 PDF는 페이지 그림일 뿐이라 먼저 문자 인식(OCR)이 필요합니다.`,
+  document_encrypted: (d) => `문서${d.path ? `(${d.path})` : ''}가 암호로 보호되어 있습니다. 보호를 해제한 사본을 저장한 뒤 다시 시도하세요.`,
+  document_unreadable: (d) => `문서${d.path ? `(${d.path})` : ''}를 읽을 수 없습니다. 손상되었거나 이름과 다른 종류의 파일입니다.`,
+  document_too_large: (d) =>
+    `문서${d.path ? `(${d.path})` : ''}가 너무 커서 안전하게 읽을 수 없습니다${d.size !== undefined && d.limit !== undefined ? `(${bytes(d.size)}, 최대 ${bytes(d.limit)})` : ''}. 더 작은 파일로 나누세요.`,
 };
 
 const errorTables: Record<Language, Record<ErrorCode, Sentence>> = { en: errorsEn, ko: errorsKo };

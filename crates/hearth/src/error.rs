@@ -89,6 +89,15 @@ pub enum ErrorCode {
     /// A bug: something Hearth did not expect, e.g. a crash inside a reply or a load that
     /// the runtime caught. The app keeps working.
     Internal,
+    /// A document (or a whitespace-only one) has no text; a PDF with no text layer (scanned).
+    DocumentNoText,
+    /// A document is encrypted with a password.
+    DocumentEncrypted,
+    /// A document is damaged, not of its kind, binary data, or its reader failed on it.
+    DocumentUnreadable,
+    /// A document is over a limit: size, inflated size, parts, nesting or reading time
+    /// (details: path, size, limit).
+    DocumentTooLarge,
 }
 
 impl ErrorCode {
@@ -127,6 +136,10 @@ impl ErrorCode {
         ErrorCode::AttachmentTooLarge,
         ErrorCode::Engine,
         ErrorCode::Internal,
+        ErrorCode::DocumentNoText,
+        ErrorCode::DocumentEncrypted,
+        ErrorCode::DocumentUnreadable,
+        ErrorCode::DocumentTooLarge,
     ];
 
     /// The wire name (`"not_found"`), as serde writes it.
@@ -350,6 +363,38 @@ impl From<DownloadError> for HearthError {
                 ErrorDetails { needed: Some(*needed), available: Some(*available), ..ErrorDetails::path(path) },
             ),
             D::Other(_) => (ErrorCode::Io, ErrorDetails::default()),
+        };
+        Self { code, message: e.to_string(), details: Box::new(details) }
+    }
+}
+
+impl From<crate::documents::DocumentError> for HearthError {
+    fn from(e: crate::documents::DocumentError) -> Self {
+        use crate::documents::DocumentError as D;
+        let what = |w: &str| ErrorDetails { path: Some(w.to_owned()), ..Default::default() };
+        let (code, details) = match &e {
+            D::Io { path, source } if source.kind() == std::io::ErrorKind::NotFound => {
+                (ErrorCode::NotFound, ErrorDetails::path(path))
+            }
+            D::Io { path, .. } => (ErrorCode::Io, ErrorDetails::path(path)),
+            D::TooLarge { what: w, size, limit } => {
+                (ErrorCode::DocumentTooLarge, ErrorDetails { size: Some(*size), limit: Some(*limit), ..what(w) })
+            }
+            D::TooDeep { what: w, depth, limit } => (
+                ErrorCode::DocumentTooLarge,
+                ErrorDetails { size: Some(*depth as u64), limit: Some(*limit as u64), ..what(w) },
+            ),
+            D::TooManyParts { what: w, limit } => {
+                (ErrorCode::DocumentTooLarge, ErrorDetails { limit: Some(*limit as u64), ..what(w) })
+            }
+            D::Timeout { what: w, seconds } => {
+                (ErrorCode::DocumentTooLarge, ErrorDetails { limit: Some(*seconds), ..what(w) })
+            }
+            D::NoText { what: w } | D::NoTextLayer { what: w } => (ErrorCode::DocumentNoText, what(w)),
+            D::Encrypted { what: w } => (ErrorCode::DocumentEncrypted, what(w)),
+            D::Binary { what: w, .. } | D::Damaged { what: w, .. } | D::ParserFailed { what: w, .. } => {
+                (ErrorCode::DocumentUnreadable, what(w))
+            }
         };
         Self { code, message: e.to_string(), details: Box::new(details) }
     }

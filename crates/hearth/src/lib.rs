@@ -4,6 +4,7 @@
 pub mod app_api;
 pub mod bindings;
 pub mod chat;
+pub mod documents;
 pub mod error;
 pub mod images;
 pub mod logging;

@@ -1,6 +1,7 @@
 //! Argument parsing and dispatch; each subcommand lives in its own module.
 
 pub mod chat;
+mod documents;
 mod engine_cmds;
 pub mod history;
 pub mod models;
@@ -42,6 +43,10 @@ enum Cmd {
     Settings(settings::SettingsArgs),
     /// The OpenAI-compatible API on a model, for other programs (loopback only by default).
     Serve(serve::ServeArgs),
+    /// A document's text (txt, md, html, pdf, docx, code, csv, json), or why it has none.
+    Extract(documents::ExtractArgs),
+    /// Summarize documents (whole when they fit the context, else in parts); --plan only plans.
+    Summarize(documents::SummarizeArgs),
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -60,6 +65,8 @@ pub fn run() -> anyhow::Result<()> {
         Cmd::Models(a) => runtime()?.block_on(models::run(a, &data_dir)),
         Cmd::Settings(a) => runtime()?.block_on(settings::run(a, &data_dir)),
         Cmd::Serve(a) => serve::run(a, &data_dir),
+        Cmd::Extract(a) => documents::extract(a, &data_dir),
+        Cmd::Summarize(a) => documents::summarize(a, &data_dir),
     }
 }
 

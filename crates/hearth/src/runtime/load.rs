@@ -59,9 +59,25 @@ impl Runtime {
         model: InstalledModel,
         on_progress: impl Fn(f64) + Send + Sync + 'static,
     ) -> HearthResult<super::ModelStatus> {
+        self.finish_load_with_context(model, None, on_progress).await
+    }
+
+    /// [`Runtime::finish_load`] with a context length other than the app's setting (`None`:
+    /// the setting), for work that plans its own context (document summaries).
+    pub async fn finish_load_with_context(
+        &self,
+        model: InstalledModel,
+        context: Option<usize>,
+        on_progress: impl Fn(f64) + Send + Sync + 'static,
+    ) -> HearthResult<super::ModelStatus> {
         let on_progress: Arc<LoadProgress> = Arc::new(on_progress);
         let loaded = match AppSettings::load(&self.inner.store).await {
-            Ok(settings) => self.read_model(&model, &settings, on_progress.clone()).await,
+            Ok(mut settings) => {
+                if let Some(c) = context {
+                    settings.context_size = c as _;
+                }
+                self.read_model(&model, &settings, on_progress.clone()).await
+            }
             Err(e) => Err(e.into()),
         };
         {

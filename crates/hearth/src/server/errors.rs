@@ -121,8 +121,11 @@ fn status_of(code: ErrorCode) -> StatusCode {
         | C::InvalidSetting
         | C::InvalidQuery
         | C::ContextFull
-        | C::ContextTooLong => StatusCode::BAD_REQUEST,
-        C::AttachmentTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        | C::ContextTooLong
+        | C::DocumentNoText
+        | C::DocumentEncrypted
+        | C::DocumentUnreadable => StatusCode::BAD_REQUEST,
+        C::AttachmentTooLarge | C::DocumentTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         C::Busy | C::NoModel | C::Locked => StatusCode::SERVICE_UNAVAILABLE,
         C::ModelInUse
         | C::NotGguf
