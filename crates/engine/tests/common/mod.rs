@@ -26,6 +26,7 @@ pub fn refs() -> serde_json::Value {
 }
 
 pub mod tiny;
+pub mod vision;
 
 pub fn ids(v: &serde_json::Value) -> Vec<u32> {
     v.as_array().expect("array of ids").iter().map(|x| x.as_u64().expect("id") as u32).collect()
