@@ -277,7 +277,11 @@ def main():
             content = [{"type": "image"} for _ in names] + [{"type": "text", "text": PROMPT}]
             messages = [{"role": "user", "content": content}]
             text = proc.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-            inputs = proc(text=text, images=[Image.open(images[n]) for n in names], return_tensors="pt")
+            # The rendered template already starts with <bos>: no second one from the tokenizer.
+            inputs = proc(
+                text=text, images=[Image.open(images[n]) for n in names], return_tensors="pt", add_special_tokens=False
+            )
+            assert int((inputs["input_ids"][0] == 2).sum()) == 1, "one <bos>"
             ids = inputs["input_ids"]
             tt = inputs["token_type_ids"]
             assert int((ids == 262144).sum()) == 256 * len(names)

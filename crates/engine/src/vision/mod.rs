@@ -24,3 +24,12 @@ pub const END_OF_IMAGE: &str = "<end_of_image>";
 pub fn image_prompt_text(tokens: usize) -> String {
     format!("\n\n{START_OF_IMAGE}{}{END_OF_IMAGE}\n\n", IMAGE_SOFT_TOKEN.repeat(tokens))
 }
+
+/// An encoded image for a prompt: its embeddings (`VisionEncoder::encode`) and a key naming its
+/// content (e.g. the sha256 of the image), by which a session tells a cached image from another
+/// with the same soft tokens.
+#[derive(Debug, Clone)]
+pub struct PromptImage {
+    pub key: String,
+    pub embeddings: candle_core::Tensor,
+}
