@@ -1,5 +1,6 @@
 //! The engine's commands: `tokenize`, `generate`, `score`, `bench`. Their flags and JSON are a
-//! contract that tests and `scripts/bench-vs-llamacpp` rely on.
+//! contract that tests and `scripts/bench-vs-llamacpp` rely on. `generate --mmproj M --image F`
+//! and `bench --mmproj M --image F` run Gemma 3 vision.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,7 +13,9 @@ use engine::kv_cache::KvDType;
 use engine::model::Logits;
 use engine::sampler::SamplingParams;
 use engine::session::{Engine, GenerateOptions, LoadOptions, Session, PREFILL_CHUNK};
+use engine::vision::{PromptImage, VisionEncoder};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 #[derive(clap::Args, Debug)]
 pub struct ModelArgs {
@@ -87,14 +90,71 @@ pub struct GenerateArgs {
     /// Element type of the KV cache: f16 (half the memory) or f32.
     #[arg(long, default_value = "f16")]
     kv_type: KvDType,
+    /// The vision projector GGUF paired with the model (needed for --image).
+    #[arg(long)]
+    mmproj: Option<PathBuf>,
+    /// An image for the user turn, placed before the prompt's text (repeatable, in order).
+    #[arg(long = "image")]
+    images: Vec<PathBuf>,
+    /// Also print the K most likely next tokens at the last prompt position as `top`.
+    #[arg(long)]
+    top: Option<usize>,
+}
+
+/// The mmproj loaded for `engine`, refused unless it is the text model's pair.
+fn load_vision(mmproj: &Path, engine: &Engine) -> anyhow::Result<VisionEncoder> {
+    let enc = VisionEncoder::load(mmproj, engine.device()).with_context(|| format!("loading {}", mmproj.display()))?;
+    enc.check_text_model(engine.config())
+        .with_context(|| format!("{} with {}", mmproj.display(), engine.path().display()))?;
+    Ok(enc)
+}
+
+/// `image`'s pixels as the encoder takes them (see `engine::vision`): RGB, stretched to the
+/// encoder's square with a bilinear (triangle) filter, (x / 255 - 0.5) / 0.5, channels first.
+// replaced by vision::preprocess at merge
+fn image_pixels(path: &Path, size: u32) -> anyhow::Result<Vec<f32>> {
+    let rgb = image::open(path).with_context(|| format!("reading image {}", path.display()))?.to_rgb8();
+    let img = image::imageops::resize(&rgb, size, size, image::imageops::FilterType::Triangle);
+    let plane = (size * size) as usize;
+    let mut out = vec![0f32; 3 * plane];
+    for (i, p) in img.pixels().enumerate() {
+        for c in 0..3 {
+            out[c * plane + i] = (p[c] as f32 / 255.0 - 0.5) / 0.5;
+        }
+    }
+    Ok(out)
+}
+
+/// Encodes each image on the engine's threads, keyed by the sha256 of its file.
+fn encode_images(paths: &[PathBuf], enc: &VisionEncoder, engine: &Engine) -> anyhow::Result<Vec<PromptImage>> {
+    paths
+        .iter()
+        .map(|p| {
+            let bytes = std::fs::read(p).with_context(|| format!("reading image {}", p.display()))?;
+            let key = format!("{:x}", Sha256::digest(&bytes));
+            let pixels = image_pixels(p, enc.config().image_size as u32)?;
+            let embeddings = engine.install(|| enc.encode(&pixels))?;
+            Ok(PromptImage { key, embeddings })
+        })
+        .collect()
 }
 
 pub fn generate(a: GenerateArgs, data_dir: &Path) -> anyhow::Result<()> {
     let engine = a.model.load(data_dir)?;
+    let images = match (&a.mmproj, a.images.is_empty()) {
+        (_, true) => Vec::new(),
+        (None, false) => bail!("--image needs --mmproj, the vision projector GGUF paired with the model"),
+        (Some(_), false) if a.raw => bail!("--image needs the chat template: leave out --raw"),
+        (Some(m), false) => encode_images(&a.images, &load_vision(m, &engine)?, &engine)?,
+    };
+    let user = [ChatMessage { role: Role::User, content: a.prompt.clone() }];
     let prompt_ids = if a.raw {
         engine.tokenizer().encode(&a.prompt, true)?
+    } else if images.is_empty() {
+        engine.chat_prompt(&user)?
     } else {
-        engine.chat_prompt(&[ChatMessage { role: Role::User, content: a.prompt.clone() }])?
+        let per_image = images[0].embeddings.dim(0)?;
+        engine.chat_prompt_with_images(&user, &[images.len()], per_image)?
     };
     let mut sampling = SamplingParams::default();
     if let Some(t) = a.temperature {
@@ -122,10 +182,11 @@ pub fn generate(a: GenerateArgs, data_dir: &Path) -> anyhow::Result<()> {
         bail!("the prompt has {} tokens; the model's context is {max_ctx}", prompt_ids.len());
     }
     let mut session = Session::with_kv_dtype(engine.clone(), ctx, a.kv_type)?;
+    let top = a.top.map(|k| session.next_token_top(&prompt_ids, &images, k)).transpose()?;
     let opts = GenerateOptions { max_tokens: a.max_tokens, sampling, stop_strings: a.stop, cancel: None };
     let json_out = a.json;
     let mut stdout = std::io::stdout();
-    let r = session.generate(&prompt_ids, &opts, &mut |piece| {
+    let r = session.generate_with_images(&prompt_ids, &images, &opts, &mut |piece| {
         if !json_out {
             use std::io::Write;
             let _ = stdout.write_all(piece.as_bytes());
@@ -133,17 +194,21 @@ pub fn generate(a: GenerateArgs, data_dir: &Path) -> anyhow::Result<()> {
         }
     })?;
     if json_out {
-        println!(
-            "{}",
-            json!({
-                "prompt_ids": prompt_ids,
-                "ids": r.ids,
-                "text": r.text,
-                "stop_reason": r.stop.as_str(),
-                "prompt_tokens_per_s": r.prompt_tokens_per_s,
-                "gen_tokens_per_s": r.gen_tokens_per_s,
-            })
-        );
+        let mut out = json!({
+            "prompt_ids": prompt_ids,
+            "ids": r.ids,
+            "text": r.text,
+            "stop_reason": r.stop.as_str(),
+            "prompt_tokens_per_s": r.prompt_tokens_per_s,
+            "gen_tokens_per_s": r.gen_tokens_per_s,
+        });
+        if let Some(top) = top {
+            out["top"] = json!(top);
+        }
+        if !images.is_empty() {
+            out["images"] = json!(images.len());
+        }
+        println!("{out}");
     } else {
         println!();
     }
