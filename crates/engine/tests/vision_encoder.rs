@@ -168,3 +168,43 @@ fn not_a_gguf_is_refused() {
     let err = VisionEncoder::load(Path::new(&path), &Device::Cpu).err().expect("refused");
     assert!(err.to_string().contains("not a GGUF file"), "{err}");
 }
+
+#[test]
+fn loaded_weight_bytes_from_the_header_equal_what_loading_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let q8_path = dir.path().join("q8.gguf");
+    fx::rewrite(
+        &fx::mmproj_gguf(),
+        &q8_path,
+        |_| {},
+        |_, dims| (dims.len() == 2 && dims[1] % 32 == 0).then_some(GgmlDType::Q8_0),
+    );
+    for path in [fx::mmproj_gguf(), q8_path] {
+        let planned = engine::vision::loaded_weight_bytes(&Summary::read(&path).unwrap().tensors);
+        let enc = VisionEncoder::load(&path, &Device::Cpu).unwrap();
+        assert_eq!(planned, enc.resident_bytes(), "{}", path.display());
+        assert!(enc.weight_bytes() <= enc.resident_bytes());
+    }
+}
+
+#[test]
+fn activation_peak_of_siglip_so400m_is_a_few_hundred_mib() {
+    // Gemma 3's real encoder: 4096 patches of 1152, MLP 4304, 16 heads. The MLP phase holds
+    // 4096 x (3 x 1152 + 2 x 4304) f32 = 188.5 MiB, more than attention's 4096 x 9 x 1152 f32
+    // (162 MiB) plus two 16 x 128 x 4096 score blocks (64 MiB) = 226 MiB.
+    let cfg = engine::vision::VisionConfig {
+        image_size: 896,
+        patch_size: 14,
+        hidden: 1152,
+        ffn: 4304,
+        layers: 27,
+        heads: 16,
+        eps: 1e-6,
+        pool: 4,
+        projection_dim: 2560,
+        image_mean: [0.5; 3],
+        image_std: [0.5; 3],
+    };
+    let bytes = engine::vision::activation_peak_bytes(&cfg);
+    assert_eq!(bytes, 4 * (4096 * 9 * 1152 + 2 * 16 * 128 * 4096));
+}

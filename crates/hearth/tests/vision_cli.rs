@@ -100,3 +100,18 @@ fn image_errors_are_clear() {
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && e.contains("not a pair"), "{e}");
 }
+
+#[test]
+fn bench_reports_encoder_time_and_memory() {
+    let (model, mmproj, image) =
+        (fixture("tiny-gemma3-vision.gguf"), fixture("tiny-gemma3-mmproj.gguf"), fixture("square.png"));
+    let out = run(&["bench", "--model", &model, "--mmproj", &mmproj, "--image", &image, "-r", "1", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["encode_s"].as_f64().unwrap() > 0.0, "{v}");
+    assert_eq!(v["tokens_per_image"], 256);
+    let peak = v["peak_rss_bytes"].as_u64().unwrap();
+    assert!(peak >= v["rss_before_encoder_bytes"].as_u64().unwrap(), "{v}");
+    assert!(v["encoder_resident_bytes"].as_u64().unwrap() >= v["encoder_file_bytes"].as_u64().unwrap(), "{v}");
+    assert!(v["activation_peak_estimate_bytes"].as_u64().unwrap() > 0, "{v}");
+}

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::projector::Projector;
 use super::siglip::{Block, Siglip};
 use crate::config::Config;
-use crate::gguf::{GgufFile, MetadataExt};
+use crate::gguf::{GgufFile, MetadataExt, TensorSummary};
 use crate::linear::Linear;
 use crate::{EngineError, Result};
 
@@ -169,6 +169,7 @@ pub struct VisionEncoder {
     siglip: Siglip,
     projector: Projector,
     weight_bytes: u64,
+    resident_bytes: u64,
 }
 
 impl VisionEncoder {
@@ -230,8 +231,17 @@ impl VisionEncoder {
         let shape_of =
             |name: &str| -> &[usize] { plan.iter().find(|(n, _)| n == name).map(|(_, s)| s.as_slice()).unwrap_or(&[]) };
         let q = |name: &str| gguf.tensor(name, shape_of(name), device);
-        let dense = |name: &str| -> Result<Tensor> { Ok(q(name)?.dequantize(device)?) };
-        let lin = |name: &str| -> Result<Linear> { Linear::new(q(name)?) };
+        let resident = std::cell::Cell::new(0u64);
+        let dense = |name: &str| -> Result<Tensor> {
+            let t = q(name)?.dequantize(device)?;
+            resident.set(resident.get() + 4 * t.elem_count() as u64);
+            Ok(t)
+        };
+        let lin = |name: &str| -> Result<Linear> {
+            let l = Linear::new(q(name)?)?;
+            resident.set(resident.get() + l.storage_bytes() as u64);
+            Ok(l)
+        };
         let (fc1, fc2) = if swapped { ("ffn_down", "ffn_up") } else { ("ffn_up", "ffn_down") };
         let mut blocks = Vec::with_capacity(cfg.layers);
         for i in 0..cfg.layers {
@@ -266,7 +276,7 @@ impl VisionEncoder {
             pool: cfg.pool,
             eps: cfg.eps,
         };
-        Ok(Self { cfg, device: device.clone(), siglip, projector, weight_bytes: total })
+        Ok(Self { cfg, device: device.clone(), siglip, projector, weight_bytes: total, resident_bytes: resident.get() })
     }
 
     pub fn config(&self) -> &VisionConfig {
@@ -280,6 +290,11 @@ impl VisionEncoder {
     /// Bytes of the weights as stored in the file.
     pub fn weight_bytes(&self) -> u64 {
         self.weight_bytes
+    }
+
+    /// Bytes of the weights as held in memory (`loaded_weight_bytes` of the file's tensors).
+    pub fn resident_bytes(&self) -> u64 {
+        self.resident_bytes
     }
 
     /// Refuses a text model this projector was not made for: its embeddings must be exactly as
@@ -353,4 +368,27 @@ fn tensor_plan(cfg: &VisionConfig, ffn_swapped: bool) -> Vec<(String, Vec<usize>
         plan.push((n("ffn_down.bias"), vec![down_b]));
     }
     plan
+}
+
+/// Bytes an encoder loaded from an mmproj with these tensors holds, from the header alone (for
+/// memory planning before loading): the block matrices stay quantized as stored, F16/BF16/F32
+/// ones become f32 (`Linear` multiplies float weights in f32), every other tensor becomes f32.
+pub fn loaded_weight_bytes(tensors: &[TensorSummary]) -> u64 {
+    use candle_core::quantized::GgmlDType as T;
+    tensors
+        .iter()
+        .filter(|t| t.name.starts_with("v.") || t.name.starts_with("mm."))
+        .map(|t| {
+            let elems = t.dims.iter().product::<usize>() as u64;
+            let matrix = t.name.starts_with("v.blk.")
+                && ["attn_q", "attn_k", "attn_v", "attn_out", "ffn_up", "ffn_down"]
+                    .iter()
+                    .any(|m| t.name.ends_with(&format!(".{m}.weight")));
+            match t.dtype {
+                T::F32 | T::F16 | T::BF16 => 4 * elems,
+                _ if matrix => t.bytes,
+                _ => 4 * elems,
+            }
+        })
+        .sum()
 }

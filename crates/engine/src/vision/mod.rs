@@ -11,7 +11,8 @@ mod mmproj;
 mod projector;
 mod siglip;
 
-pub use mmproj::{VisionConfig, VisionEncoder};
+pub use mmproj::{loaded_weight_bytes, VisionConfig, VisionEncoder};
+pub use siglip::activation_peak_bytes;
 
 /// The token each image embedding stands in for.
 pub const IMAGE_SOFT_TOKEN: &str = "<image_soft_token>";

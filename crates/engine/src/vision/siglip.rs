@@ -86,3 +86,20 @@ impl Siglip {
         linear(&out.transpose(0, 1)?.contiguous()?.reshape((n, d))?, &b.o)
     }
 }
+
+/// Peak bytes of the encoder's activations for one image (f32), beside its weights: the largest
+/// set of tensors alive at once in `Siglip::forward` (and the projector, far smaller). In a block
+/// the MLP holds the residual, its normed input, fc1's output and GELU's (`patches x ffn` each)
+/// and fc2's output; attention holds the residual, the normed input, q/k/v with their per-head
+/// copies, one block of scores (`SCORE_BLOCK`) with its softmax, and the per-head outputs with
+/// their concatenation. Before the blocks: the pixels, the patch matrix and the embeddings.
+pub fn activation_peak_bytes(cfg: &super::VisionConfig) -> u64 {
+    let (n, d, f) = (cfg.patches() as u64, cfg.hidden as u64, cfg.ffn as u64);
+    let p2 = (cfg.patch_size * cfg.patch_size) as u64;
+    let score_rows = (SCORE_BLOCK as u64 / (cfg.heads as u64 * n)).clamp(16, n.max(16));
+    let scores = 2 * cfg.heads as u64 * score_rows * n;
+    let mlp = n * (3 * d + 2 * f);
+    let attention = n * 9 * d + scores;
+    let embed = 2 * 3 * n * p2 + 2 * n * d;
+    4 * mlp.max(attention).max(embed)
+}

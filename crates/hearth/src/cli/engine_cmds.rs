@@ -273,6 +273,12 @@ pub struct BenchArgs {
     kv_type: KvDType,
     #[arg(long)]
     json: bool,
+    /// Benchmark the vision encoder of this mmproj (paired with --model) on --image instead of
+    /// the text tests.
+    #[arg(long, requires = "image")]
+    mmproj: Option<PathBuf>,
+    #[arg(long, requires = "mmproj")]
+    image: Option<PathBuf>,
 }
 
 /// Measures like llama-bench: pp = one prompt of random tokens processed in chunks (logits only
@@ -281,6 +287,9 @@ pub fn bench(a: BenchArgs, data_dir: &Path) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let engine = a.model.load(data_dir)?;
     let load_s = t0.elapsed().as_secs_f64();
+    if let (Some(mmproj), Some(image)) = (&a.mmproj, &a.image) {
+        return bench_encoder(&engine, mmproj, image, a.reps.max(1), a.json);
+    }
     let model = engine.model();
     let cfg = engine.config();
     if a.n_prompt + a.n_gen > a.ctx || a.ctx > cfg.context_length {
@@ -353,9 +362,55 @@ pub fn bench(a: BenchArgs, data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Encoder time for one image (after one warm-up), and memory: the process's resident memory
+/// before the encoder was loaded, its peak after encoding, and the engine's own figures.
+fn bench_encoder(engine: &Engine, mmproj: &Path, image: &Path, reps: usize, json_out: bool) -> anyhow::Result<()> {
+    let rss_before = rss_bytes("VmRSS:");
+    let t = Instant::now();
+    let enc = load_vision(mmproj, engine)?;
+    let load_s = t.elapsed().as_secs_f64();
+    let pixels = image_pixels(image, enc.config().image_size as u32)?;
+    let mut times = Vec::with_capacity(reps);
+    for rep in 0..=reps {
+        let t = Instant::now();
+        let out = engine.install(|| enc.encode(&pixels))?;
+        if rep > 0 {
+            times.push(t.elapsed().as_secs_f64());
+        }
+        drop(out);
+    }
+    let out = json!({
+        "model": engine.path().display().to_string(),
+        "mmproj": mmproj.display().to_string(),
+        "image": image.display().to_string(),
+        "threads": engine.threads(),
+        "device": format!("{:?}", engine.device()),
+        "reps": reps,
+        "encode_s": times.iter().sum::<f64>() / times.len() as f64,
+        "tokens_per_image": enc.config().tokens_per_image(),
+        "load_s": load_s,
+        "rss_before_encoder_bytes": rss_before,
+        "peak_rss_bytes": peak_rss_bytes(),
+        "encoder_file_bytes": enc.weight_bytes(),
+        "encoder_resident_bytes": enc.resident_bytes(),
+        "activation_peak_estimate_bytes": engine::vision::activation_peak_bytes(enc.config()),
+    });
+    if json_out {
+        println!("{out}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    Ok(())
+}
+
 /// VmHWM: the most resident memory this process has had.
 fn peak_rss_bytes() -> Option<u64> {
+    rss_bytes("VmHWM:")
+}
+
+/// A memory line of /proc/self/status (`VmRSS:` now, `VmHWM:` the peak), in bytes.
+fn rss_bytes(key: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
     Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
 }
