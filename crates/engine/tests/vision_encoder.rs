@@ -206,7 +206,7 @@ fn activation_peak_of_siglip_so400m_is_a_few_hundred_mib() {
         image_std: [0.5; 3],
     };
     let full = engine::vision::activation_peak_bytes(&cfg);
-    assert!(full >= 4 * 4096 * 9 * 1152 && full >= 340_000_000 && full < 1 << 30, "{full}");
+    assert!((340_000_000..1 << 30).contains(&full), "{full}");
     // A quarter of the patches: less than half the memory (the score block's size is fixed);
     // the layer count does not matter.
     cfg.image_size = 448;
