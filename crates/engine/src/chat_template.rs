@@ -148,6 +148,19 @@ impl ChatTemplate {
     /// Renders the conversation. Template text comes back as `Control` parts, message contents as
     /// `Text` parts (empty contents are left out); adjacent template text is one part.
     pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<Vec<PromptPart>> {
+        self.render_with_images(messages, &[], 0, add_generation_prompt)
+    }
+
+    /// `render` with `images[i]` images at the start of message i's content (missing entries: none),
+    /// each as `vision::image_prompt_text(tokens_per_image)`, template text like Gemma 3's
+    /// processor writes it in place of the template's `<start_of_image>`.
+    pub fn render_with_images(
+        &self,
+        messages: &[ChatMessage],
+        images: &[usize],
+        tokens_per_image: usize,
+        add_generation_prompt: bool,
+    ) -> Result<Vec<PromptPart>> {
         let max = (SENTINEL_LAST - SENTINEL_BASE) as usize;
         if messages.len() > max {
             return Err(EngineError::InvalidArgument(format!(
@@ -179,7 +192,11 @@ impl ChatTemplate {
         for c in out.chars() {
             let code = c as u32;
             if (SENTINEL_BASE..SENTINEL_BASE + messages.len() as u32).contains(&code) {
-                let content = &messages[(code - SENTINEL_BASE) as usize].content;
+                let i = (code - SENTINEL_BASE) as usize;
+                for _ in 0..images.get(i).copied().unwrap_or(0) {
+                    control.push_str(&crate::vision::image_prompt_text(tokens_per_image));
+                }
+                let content = &messages[i].content;
                 // Gemma templates trim contents; the sentinel stood in for the content, so trim here.
                 let content = content.trim();
                 if !content.is_empty() {

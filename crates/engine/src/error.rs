@@ -30,6 +30,13 @@ pub enum EngineError {
     InvalidArgument(String),
     #[error("device: {0}")]
     Device(String),
+    /// A vision projector whose embeddings are not as wide as the text model's hidden state: the
+    /// mmproj belongs to another model.
+    #[error(
+        "the vision projector (mmproj) makes {projection}-wide embeddings but the text model is {text} wide: \
+         they are not a pair; use the mmproj file published with this model"
+    )]
+    MmprojMismatch { projection: usize, text: usize },
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }

@@ -6,7 +6,7 @@
 //! (a ring buffer of `window` positions on local layers), `model` runs the forward pass,
 //! `tokenizer`/`chat_template` turn text into ids, `sampler` picks tokens and `session` drives
 //! generation with streaming, stop conditions, cancel and cache reuse across turns.
-//! `memory` measures the machine's RAM.
+//! `memory` measures the machine's RAM. `vision` turns images into embeddings for image soft tokens.
 //! No async, no database, no window.
 
 // Every unsafe operation, also inside an `unsafe fn`, sits in its own `unsafe {}` block with a

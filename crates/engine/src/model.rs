@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::ops::Range;
 use std::path::Path;
 
 use candle_core::cpu::kernels::VecOps;
@@ -19,6 +20,13 @@ use crate::kv_kernels;
 use crate::linear::pool::{par_for, threads, SendPtr};
 use crate::linear::{Embedding, Linear};
 use crate::{EngineError, Result};
+
+/// One image's embeddings (`[tokens, hidden]`) in a forward call, from token `offset` of its ids.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageAt<'a> {
+    pub offset: usize,
+    pub embeddings: &'a Tensor,
+}
 
 /// Which logits a forward call computes. The output projection over a 262k vocabulary is the
 /// most expensive matmul per token, so prompt chunks skip it.
@@ -209,6 +217,20 @@ impl Model {
     /// (any size works; about 512 is fastest). Its parallel work runs on the rayon pool it is
     /// called from: `Session` and `Engine::install` call it on the engine's CPU threads.
     pub fn forward(&self, ids: &[u32], cache: &mut KvCache, want: Logits) -> Result<Option<Tensor>> {
+        self.forward_with_images(ids, &[], cache, want)
+    }
+
+    /// `forward` with image embeddings in place of some of the tokens' embeddings: each image's
+    /// rows replace the rows of the tokens from its `offset`, unscaled (text embeddings are scaled
+    /// by sqrt(hidden), image embeddings are not), and an image's tokens attend to each other in
+    /// both directions in every layer, as in Gemma 3's reference. An image must lie whole in `ids`.
+    pub fn forward_with_images(
+        &self,
+        ids: &[u32],
+        images: &[ImageAt<'_>],
+        cache: &mut KvCache,
+        want: Logits,
+    ) -> Result<Option<Tensor>> {
         let n = ids.len();
         if n == 0 {
             return Err(EngineError::InvalidArgument("forward needs at least one token".into()));
@@ -219,13 +241,34 @@ impl Model {
         }
         let eps = self.cfg.rms_eps;
         let mut x = (self.embed.lookup(ids)? * (self.cfg.hidden as f64).sqrt())?;
+        // Absolute positions of each image's tokens: the blocks that see each other both ways.
+        let mut blocks: Vec<Range<usize>> = Vec::with_capacity(images.len());
+        for im in images {
+            let rows = match im.embeddings.dims() {
+                [r, h] if *h == self.cfg.hidden => *r,
+                d => {
+                    return Err(EngineError::InvalidArgument(format!(
+                        "image embeddings of shape {d:?}, expected [tokens, {}]",
+                        self.cfg.hidden
+                    )))
+                }
+            };
+            let span = im.offset..im.offset + rows;
+            if rows == 0 || span.end > n || blocks.last().is_some_and(|b| b.end > pos + span.start) {
+                return Err(EngineError::InvalidArgument(format!(
+                    "image at tokens {span:?} of a {n}-token call: images must lie whole in it, in order, apart"
+                )));
+            }
+            x = x.slice_scatter0(&im.embeddings.to_dtype(x.dtype())?.to_device(x.device())?, im.offset)?;
+            blocks.push(pos + span.start..pos + span.end);
+        }
         let (cos_l, sin_l) = self.rope_tables(&self.inv_freq_local, pos, n)?;
         let (cos_g, sin_g) = self.rope_tables(&self.inv_freq_global, pos, n)?;
         let (window, dtype) = (cache.window, cache.dtype);
         for (layer, kv) in self.layers.iter().zip(cache.layers.iter_mut()) {
             let (cos, sin) = if layer.global { (&cos_g, &sin_g) } else { (&cos_l, &sin_l) };
             let h = rms_norm(&x, &layer.attn_norm, eps as f32)?;
-            let h = self.attention(layer, kv, dtype, &h, pos, window, cos, sin)?;
+            let h = self.attention(layer, kv, dtype, &h, pos, window, cos, sin, &blocks)?;
             x = (x + rms_norm(&h, &layer.post_attn_norm, eps as f32)?)?;
             let h = self.mlp(layer, &rms_norm(&x, &layer.ffn_norm, eps as f32)?)?;
             x = (x + rms_norm(&h, &layer.post_ffn_norm, eps as f32)?)?;
@@ -282,6 +325,7 @@ impl Model {
         window: usize,
         cos: &Tensor,
         sin: &Tensor,
+        blocks: &[Range<usize>],
     ) -> Result<Tensor> {
         let cfg = &self.cfg;
         let (n, h, kvh, hd) = (x.dim(0)?, cfg.heads, cfg.kv_heads, cfg.head_dim);
@@ -320,7 +364,7 @@ impl Model {
                 if fused {
                     return self.attend_one_f16(layer, &q, kc, vc, len);
                 }
-                let seen = (n > 1).then(|| Visible { ring: Vec::new(), first: 0, window: None });
+                let seen = (n > 1).then(|| Visible { ring: Vec::new(), first: 0, window: None, blocks });
                 (kv_cache::read_f32(kc, len)?, kv_cache::read_f32(vc, len)?, seen)
             }
             LayerKv::Local { k: kc, v: vc } if n == 1 => {
@@ -350,7 +394,7 @@ impl Model {
                 let keep = n.min(window);
                 ring_write(kc, &k.narrow(1, n - keep, keep)?, pos + n - keep, window)?;
                 ring_write(vc, &v.narrow(1, n - keep, keep)?, pos + n - keep, window)?;
-                (keys, values, Some(Visible { ring, first: pos, window: Some(window) }))
+                (keys, values, Some(Visible { ring, first: pos, window: Some(window), blocks }))
             }
         };
         drop((k, v));
@@ -433,16 +477,19 @@ const SCORE_BLOCK: usize = 1 << 18;
 
 /// Which keys a query sees. Keys are `ring.len()` keys at positions `ring`, then keys at
 /// consecutive positions from `first`. A query at position qp sees key position kp iff
-/// `kp <= qp` and, with a window, `qp - kp < window`.
-struct Visible {
+/// `kp <= qp` and, with a window, `qp - kp < window`; or both lie in one of `blocks` (an image's
+/// tokens, which see each other both ways on global and sliding layers alike).
+struct Visible<'a> {
     ring: Vec<usize>,
     first: usize,
     window: Option<usize>,
+    blocks: &'a [Range<usize>],
 }
 
-impl Visible {
+impl Visible<'_> {
     fn sees(&self, qp: usize, kp: usize) -> bool {
-        kp <= qp && self.window.is_none_or(|w| qp - kp < w)
+        (kp <= qp && self.window.is_none_or(|w| qp - kp < w))
+            || self.blocks.iter().any(|b| b.contains(&qp) && b.contains(&kp))
     }
 
     /// Sets the scores of the keys a query at position `qp` does not see to -inf.
@@ -474,7 +521,7 @@ impl Visible {
 /// query does not see masked first. Rows are rows `row0..` of `[groups * n]` query rows, row r
 /// being query `r % n` (position `pos + r % n`). Same arithmetic as candle's `softmax_last_dim`.
 struct MaskedSoftmax<'a> {
-    seen: Option<&'a Visible>,
+    seen: Option<&'a Visible<'a>>,
     n: usize,
     pos: usize,
     row0: usize,

@@ -1,6 +1,7 @@
 //! Generation: a loaded `Engine` (weights, tokenizer, chat template) shared by `Session`s, each
 //! owning a KV cache and the tokens it holds, so a follow-up turn prefills only what is new.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -13,9 +14,10 @@ use crate::config::Config;
 use crate::device::{self, CpuThreads, DeviceKind, DevicePreference};
 use crate::gguf::GgufFile;
 use crate::kv_cache::{KvCache, KvDType};
-use crate::model::{Logits, Model};
+use crate::model::{ImageAt, Logits, Model};
 use crate::sampler::{Sampler, SamplingParams};
 use crate::tokenizer::{StreamDecoder, Tokenizer};
+use crate::vision::{PromptImage, IMAGE_SOFT_TOKEN};
 use crate::{EngineError, Result};
 
 /// Prompt tokens per forward call: big enough for efficient matmuls, small enough that masks
@@ -120,6 +122,24 @@ impl Engine {
         let parts = self.template.render(messages, true)?;
         self.tokenizer.encode_prompt(&parts, true)
     }
+
+    /// `chat_prompt` with `images[i]` images before message i's text, each taking
+    /// `tokens_per_image` soft tokens (`VisionConfig::tokens_per_image`) for
+    /// `Session::generate_with_images` to fill.
+    pub fn chat_prompt_with_images(
+        &self,
+        messages: &[ChatMessage],
+        images: &[usize],
+        tokens_per_image: usize,
+    ) -> Result<Vec<u32>> {
+        if images.iter().any(|&n| n > 0) && self.tokenizer.token_id(IMAGE_SOFT_TOKEN).is_none() {
+            return Err(EngineError::InvalidArgument(format!(
+                "this model's vocabulary has no `{IMAGE_SOFT_TOKEN}`: it cannot read images"
+            )));
+        }
+        let parts = self.template.render_with_images(messages, images, tokens_per_image, true)?;
+        self.tokenizer.encode_prompt(&parts, true)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -180,6 +200,9 @@ pub struct Session {
     /// Invariant: `tokens.len() == cache.len()`, and `tokens[i]` is the token whose keys and
     /// values sit at position `i`.
     tokens: Vec<u32>,
+    /// The images among the cached tokens: their positions and keys (`PromptImage::key`), so a
+    /// prompt whose image differs at the same place is not served from the cache.
+    images: Vec<(Range<usize>, String)>,
     /// This session's own CPU threads (`set_threads`); None: the engine's.
     threads: Option<CpuThreads>,
 }
@@ -199,7 +222,7 @@ impl Session {
             )));
         }
         let cache = engine.model().new_cache_with(context, kv_dtype)?;
-        Ok(Self { engine, cache, tokens: Vec::new(), threads: None })
+        Ok(Self { engine, cache, tokens: Vec::new(), images: Vec::new(), threads: None })
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
@@ -247,9 +270,46 @@ impl Session {
 
     /// `Model::forward` on this session's cache, run on its CPU threads.
     fn forward(&mut self, ids: &[u32], want: Logits) -> Result<Option<Tensor>> {
+        self.forward_with_images(ids, &[], want)
+    }
+
+    fn forward_with_images(&mut self, ids: &[u32], images: &[ImageAt<'_>], want: Logits) -> Result<Option<Tensor>> {
         let pool = self.cpu_threads();
         let (model, cache) = (self.engine.model(), &mut self.cache);
-        pool.install(|| model.forward(ids, cache, want))
+        pool.install(|| model.forward_with_images(ids, images, cache, want))
+    }
+
+    /// Where `prompt`'s images sit: the runs of image soft tokens, one per image of `images`,
+    /// each exactly as long as its embeddings.
+    fn image_spans(&self, prompt: &[u32], images: &[PromptImage]) -> Result<Vec<Range<usize>>> {
+        let soft = self.engine.tokenizer().token_id(IMAGE_SOFT_TOKEN);
+        let mut spans: Vec<Range<usize>> = Vec::new();
+        if let Some(soft) = soft {
+            for (i, &id) in prompt.iter().enumerate() {
+                match spans.last_mut() {
+                    Some(s) if id == soft && s.end == i => s.end = i + 1,
+                    _ if id == soft => spans.push(i..i + 1),
+                    _ => {}
+                }
+            }
+        }
+        if spans.len() != images.len() {
+            return Err(EngineError::InvalidArgument(format!(
+                "the prompt holds {} images' soft tokens but {} images were given",
+                spans.len(),
+                images.len()
+            )));
+        }
+        for (s, im) in spans.iter().zip(images) {
+            let rows = im.embeddings.dim(0)?;
+            if rows != s.len() {
+                return Err(EngineError::InvalidArgument(format!(
+                    "an image of {rows} embeddings for {} soft tokens at {s:?}",
+                    s.len()
+                )));
+            }
+        }
+        Ok(spans)
     }
 
     /// The chat template applied to `messages`, ready to generate the model's turn.
@@ -260,33 +320,63 @@ impl Session {
     /// Makes the cache hold exactly `prompt[..prompt.len()-1]`-or-more and returns logits for the
     /// last prompt token: reuses the longest common prefix with what is cached, prefills the rest
     /// in chunks. Returns (logits, reused).
-    fn prefill(&mut self, prompt: &[u32]) -> Result<(Tensor, usize)> {
-        let common = self.tokens.iter().zip(prompt).take_while(|(a, b)| a == b).count();
-        // The last prompt token is always run again so there are logits to sample from.
-        let keep = common.min(prompt.len() - 1);
+    /// `images` are the prompt's images in order (see `generate_with_images`); each is prefilled
+    /// whole in one chunk, and reused from the cache only where the same image (same key) sits.
+    fn prefill(&mut self, prompt: &[u32], images: &[PromptImage]) -> Result<(Tensor, usize)> {
+        let spans = self.image_spans(prompt, images)?;
+        let mut common = self.tokens.iter().zip(prompt).take_while(|(a, b)| a == b).count();
+        // Equal soft tokens are not equal images: stop before the first cached image that differs.
+        for (cached, key) in &self.images {
+            let same = spans.iter().zip(images).any(|(s, im)| s == cached && im.key == *key);
+            if cached.start < common && !same {
+                common = cached.start;
+            }
+        }
+        // The last prompt token is always run again so there are logits to sample from; an image
+        // is never cut (its tokens attend to each other, so it is computed whole or not at all).
+        let mut keep = common.min(prompt.len() - 1);
+        if let Some(s) = spans.iter().find(|s| s.start < keep && keep < s.end) {
+            keep = s.start;
+        }
         if !self.cache.truncate(keep) {
             log::debug!("kv cache: sliding window already overwritten; prefilling from 0");
         }
         let reused = self.cache.len();
         self.tokens.truncate(reused);
-        let rest = &prompt[reused..];
+        self.images.retain(|(s, _)| s.end <= reused);
         let mut logits = None;
-        for (i, chunk) in rest.chunks(PREFILL_CHUNK).enumerate() {
-            let last = (i + 1) * PREFILL_CHUNK >= rest.len();
-            let want = if last { Logits::Last } else { Logits::None };
-            let out = self.forward(chunk, want);
+        let mut start = reused;
+        while start < prompt.len() {
+            // Chunks of PREFILL_CHUNK tokens, ended early (or late, for an image longer than a
+            // chunk) so that no image is split between two.
+            let mut end = (start + PREFILL_CHUNK).min(prompt.len());
+            if let Some(s) = spans.iter().find(|s| s.start < end && end < s.end) {
+                end = if s.start > start { s.start } else { s.end };
+            }
+            let inside: Vec<(usize, &Range<usize>)> =
+                spans.iter().enumerate().filter(|(_, s)| s.start >= start && s.end <= end).collect();
+            let at: Vec<ImageAt<'_>> = inside
+                .iter()
+                .map(|(i, s)| ImageAt { offset: s.start - start, embeddings: &images[*i].embeddings })
+                .collect();
+            let want = if end == prompt.len() { Logits::Last } else { Logits::None };
+            let out = self.forward_with_images(&prompt[start..end], &at, want);
             match out {
                 Ok(out) => {
-                    self.tokens.extend_from_slice(chunk);
+                    self.tokens.extend_from_slice(&prompt[start..end]);
+                    self.images.extend(inside.iter().map(|(i, s)| ((*s).clone(), images[*i].key.clone())));
                     logits = out;
                 }
                 Err(e) => {
                     // The chunk may be half-written into the cache: forget it.
                     self.cache.truncate(self.tokens.len());
                     self.tokens.truncate(self.cache.len());
+                    let len = self.tokens.len();
+                    self.images.retain(|(s, _)| s.end <= len);
                     return Err(e);
                 }
             }
+            start = end;
         }
         let logits = logits.ok_or_else(|| EngineError::InvalidArgument("empty prompt".into()))?;
         Ok((logits, reused))
@@ -300,6 +390,18 @@ impl Session {
         opts: &GenerateOptions,
         on_text: &mut dyn FnMut(&str),
     ) -> Result<GenerationResult> {
+        self.generate_with_images(prompt, &[], opts, on_text)
+    }
+
+    /// `generate` for a prompt with images: `images[i]` replaces the i-th run of image soft
+    /// tokens in `prompt` (as `Engine::chat_prompt_with_images` lays them out).
+    pub fn generate_with_images(
+        &mut self,
+        prompt: &[u32],
+        images: &[PromptImage],
+        opts: &GenerateOptions,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<GenerationResult> {
         if prompt.is_empty() {
             return Err(EngineError::InvalidArgument("the prompt is empty".into()));
         }
@@ -310,7 +412,7 @@ impl Session {
         let engine = self.engine.clone();
         let tok = engine.tokenizer();
         let t0 = Instant::now();
-        let (mut logits, reused) = self.prefill(prompt)?;
+        let (mut logits, reused) = self.prefill(prompt, images)?;
         let prompt_s = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
 
@@ -388,6 +490,20 @@ impl Session {
         out.ok_or_else(|| EngineError::InvalidArgument("no logits".into()))
     }
 
+    /// The `k` most likely next tokens (id, probability) after `prompt` with its `images`: the
+    /// prompt is prefilled into the cache, so a `generate_with_images` of the same prompt after
+    /// it computes only its last token again.
+    pub fn next_token_top(&mut self, prompt: &[u32], images: &[PromptImage], k: usize) -> Result<Vec<(u32, f32)>> {
+        if prompt.is_empty() {
+            return Err(EngineError::InvalidArgument("the prompt is empty".into()));
+        }
+        if prompt.len() > self.context() {
+            return Err(EngineError::ContextOverflow { tokens: prompt.len(), context: self.context() });
+        }
+        let (logits, _) = self.prefill(prompt, images)?;
+        Ok(top_k_probs(&logits.squeeze(0)?.to_vec1::<f32>()?, k))
+    }
+
     /// Teacher-forced scoring: for each position i, the top-`k` (id, probability) after reading
     /// `ids[..=i]`, probabilities being the softmax over the whole vocabulary.
     pub fn score(&mut self, ids: &[u32], k: usize) -> Result<Vec<Vec<(u32, f32)>>> {
@@ -396,6 +512,7 @@ impl Session {
         }
         self.cache.clear();
         self.tokens.clear();
+        self.images.clear();
         let mut out = Vec::with_capacity(ids.len());
         // Small chunks: all-position logits are [chunk, vocab] f32 (262k columns).
         for chunk in ids.chunks(64) {

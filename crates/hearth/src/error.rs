@@ -417,6 +417,7 @@ impl HearthError {
             ),
             E::InvalidGguf { path, .. } => (ErrorCode::NotGguf, ErrorDetails::path(path)),
             E::UnsupportedModel { path, .. } => (ErrorCode::UnsupportedModel, ErrorDetails::path(path)),
+            E::MmprojMismatch { .. } => (ErrorCode::UnsupportedModel, ErrorDetails::default()),
             E::InsufficientMemory { needed, available } => (
                 ErrorCode::OutOfMemory,
                 ErrorDetails { needed: Some(*needed), available: Some(*available), ..Default::default() },

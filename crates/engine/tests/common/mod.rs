@@ -26,6 +26,7 @@ pub fn refs() -> serde_json::Value {
 }
 
 pub mod tiny;
+pub mod vision;
 
 /// The device the model tests run on: the CPU, or `HEARTH_TEST_DEVICE=cuda|metal` (what
 /// scripts/gpu-check sets on a machine with a GPU, so the same fidelity bars judge that path).

@@ -1,5 +1,6 @@
 //! The engine's commands: `tokenize`, `generate`, `score`, `bench`. Their flags and JSON are a
-//! contract that tests and `scripts/bench-vs-llamacpp` rely on.
+//! contract that tests and `scripts/bench-vs-llamacpp` rely on. `generate --mmproj M --image F`
+//! and `bench --mmproj M --image F` run Gemma 3 vision.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,7 +13,9 @@ use engine::kv_cache::KvDType;
 use engine::model::Logits;
 use engine::sampler::SamplingParams;
 use engine::session::{Engine, GenerateOptions, LoadOptions, Session, PREFILL_CHUNK};
+use engine::vision::{preprocess, PromptImage, VisionEncoder};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 #[derive(clap::Args, Debug)]
 pub struct ModelArgs {
@@ -87,14 +90,63 @@ pub struct GenerateArgs {
     /// Element type of the KV cache: f16 (half the memory) or f32.
     #[arg(long, default_value = "f16")]
     kv_type: KvDType,
+    /// The vision projector GGUF paired with the model (needed for --image).
+    #[arg(long)]
+    mmproj: Option<PathBuf>,
+    /// An image for the user turn, placed before the prompt's text (repeatable, in order).
+    #[arg(long = "image")]
+    images: Vec<PathBuf>,
+    /// Also print the K most likely next tokens at the last prompt position as `top`.
+    #[arg(long)]
+    top: Option<usize>,
+}
+
+/// The mmproj loaded for `engine`, refused unless it is the text model's pair.
+fn load_vision(mmproj: &Path, engine: &Engine) -> anyhow::Result<VisionEncoder> {
+    let enc = VisionEncoder::load(mmproj, engine.device()).with_context(|| format!("loading {}", mmproj.display()))?;
+    enc.check_text_model(engine.config())
+        .with_context(|| format!("{} with {}", mmproj.display(), engine.path().display()))?;
+    Ok(enc)
+}
+
+/// An image file's pixels as the encoder takes them: decoded under the default limits, resized
+/// and normalized as the reference processor does (`engine::vision::preprocess`).
+fn image_pixels(path: &Path, bytes: &[u8], size: u32) -> anyhow::Result<Vec<f32>> {
+    let rgb = preprocess::decode(bytes, &preprocess::ImageLimits::default())
+        .with_context(|| format!("reading image {}", path.display()))?;
+    Ok(preprocess::pixel_values(&rgb, size))
+}
+
+/// Encodes each image on the engine's threads, keyed by the sha256 of its file.
+fn encode_images(paths: &[PathBuf], enc: &VisionEncoder, engine: &Engine) -> anyhow::Result<Vec<PromptImage>> {
+    paths
+        .iter()
+        .map(|p| {
+            let bytes = std::fs::read(p).with_context(|| format!("reading image {}", p.display()))?;
+            let key = format!("{:x}", Sha256::digest(&bytes));
+            let pixels = image_pixels(p, &bytes, enc.config().image_size as u32)?;
+            let embeddings = engine.install(|| enc.encode(&pixels))?;
+            Ok(PromptImage { key, embeddings })
+        })
+        .collect()
 }
 
 pub fn generate(a: GenerateArgs, data_dir: &Path) -> anyhow::Result<()> {
     let engine = a.model.load(data_dir)?;
+    let images = match (&a.mmproj, a.images.is_empty()) {
+        (_, true) => Vec::new(),
+        (None, false) => bail!("--image needs --mmproj, the vision projector GGUF paired with the model"),
+        (Some(_), false) if a.raw => bail!("--image needs the chat template: leave out --raw"),
+        (Some(m), false) => encode_images(&a.images, &load_vision(m, &engine)?, &engine)?,
+    };
+    let user = [ChatMessage { role: Role::User, content: a.prompt.clone() }];
     let prompt_ids = if a.raw {
         engine.tokenizer().encode(&a.prompt, true)?
+    } else if images.is_empty() {
+        engine.chat_prompt(&user)?
     } else {
-        engine.chat_prompt(&[ChatMessage { role: Role::User, content: a.prompt.clone() }])?
+        let per_image = images[0].embeddings.dim(0)?;
+        engine.chat_prompt_with_images(&user, &[images.len()], per_image)?
     };
     let mut sampling = SamplingParams::default();
     if let Some(t) = a.temperature {
@@ -122,10 +174,11 @@ pub fn generate(a: GenerateArgs, data_dir: &Path) -> anyhow::Result<()> {
         bail!("the prompt has {} tokens; the model's context is {max_ctx}", prompt_ids.len());
     }
     let mut session = Session::with_kv_dtype(engine.clone(), ctx, a.kv_type)?;
+    let top = a.top.map(|k| session.next_token_top(&prompt_ids, &images, k)).transpose()?;
     let opts = GenerateOptions { max_tokens: a.max_tokens, sampling, stop_strings: a.stop, cancel: None };
     let json_out = a.json;
     let mut stdout = std::io::stdout();
-    let r = session.generate(&prompt_ids, &opts, &mut |piece| {
+    let r = session.generate_with_images(&prompt_ids, &images, &opts, &mut |piece| {
         if !json_out {
             use std::io::Write;
             let _ = stdout.write_all(piece.as_bytes());
@@ -133,17 +186,21 @@ pub fn generate(a: GenerateArgs, data_dir: &Path) -> anyhow::Result<()> {
         }
     })?;
     if json_out {
-        println!(
-            "{}",
-            json!({
-                "prompt_ids": prompt_ids,
-                "ids": r.ids,
-                "text": r.text,
-                "stop_reason": r.stop.as_str(),
-                "prompt_tokens_per_s": r.prompt_tokens_per_s,
-                "gen_tokens_per_s": r.gen_tokens_per_s,
-            })
-        );
+        let mut out = json!({
+            "prompt_ids": prompt_ids,
+            "ids": r.ids,
+            "text": r.text,
+            "stop_reason": r.stop.as_str(),
+            "prompt_tokens_per_s": r.prompt_tokens_per_s,
+            "gen_tokens_per_s": r.gen_tokens_per_s,
+        });
+        if let Some(top) = top {
+            out["top"] = json!(top);
+        }
+        if !images.is_empty() {
+            out["images"] = json!(images.len());
+        }
+        println!("{out}");
     } else {
         println!();
     }
@@ -208,6 +265,12 @@ pub struct BenchArgs {
     kv_type: KvDType,
     #[arg(long)]
     json: bool,
+    /// Benchmark the vision encoder of this mmproj (paired with --model) on --image instead of
+    /// the text tests.
+    #[arg(long, requires = "image")]
+    mmproj: Option<PathBuf>,
+    #[arg(long, requires = "mmproj")]
+    image: Option<PathBuf>,
 }
 
 /// Measures like llama-bench: pp = one prompt of random tokens processed in chunks (logits only
@@ -216,6 +279,9 @@ pub fn bench(a: BenchArgs, data_dir: &Path) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let engine = a.model.load(data_dir)?;
     let load_s = t0.elapsed().as_secs_f64();
+    if let (Some(mmproj), Some(image)) = (&a.mmproj, &a.image) {
+        return bench_encoder(&engine, mmproj, image, a.reps.max(1), a.json);
+    }
     let model = engine.model();
     let cfg = engine.config();
     if a.n_prompt + a.n_gen > a.ctx || a.ctx > cfg.context_length {
@@ -288,9 +354,56 @@ pub fn bench(a: BenchArgs, data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Encoder time for one image (after one warm-up), and memory: the process's resident memory
+/// before the encoder was loaded, its peak after encoding, and the engine's own figures.
+fn bench_encoder(engine: &Engine, mmproj: &Path, image: &Path, reps: usize, json_out: bool) -> anyhow::Result<()> {
+    let rss_before = rss_bytes("VmRSS:");
+    let t = Instant::now();
+    let enc = load_vision(mmproj, engine)?;
+    let load_s = t.elapsed().as_secs_f64();
+    let bytes = std::fs::read(image).with_context(|| format!("reading image {}", image.display()))?;
+    let pixels = image_pixels(image, &bytes, enc.config().image_size as u32)?;
+    let mut times = Vec::with_capacity(reps);
+    for rep in 0..=reps {
+        let t = Instant::now();
+        let out = engine.install(|| enc.encode(&pixels))?;
+        if rep > 0 {
+            times.push(t.elapsed().as_secs_f64());
+        }
+        drop(out);
+    }
+    let out = json!({
+        "model": engine.path().display().to_string(),
+        "mmproj": mmproj.display().to_string(),
+        "image": image.display().to_string(),
+        "threads": engine.threads(),
+        "device": format!("{:?}", engine.device()),
+        "reps": reps,
+        "encode_s": times.iter().sum::<f64>() / times.len() as f64,
+        "tokens_per_image": enc.config().tokens_per_image(),
+        "load_s": load_s,
+        "rss_before_encoder_bytes": rss_before,
+        "peak_rss_bytes": peak_rss_bytes(),
+        "encoder_file_bytes": enc.weight_bytes(),
+        "encoder_resident_bytes": enc.resident_bytes(),
+        "activation_peak_estimate_bytes": engine::vision::activation_peak_bytes(enc.config()),
+    });
+    if json_out {
+        println!("{out}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    Ok(())
+}
+
 /// VmHWM: the most resident memory this process has had.
 fn peak_rss_bytes() -> Option<u64> {
+    rss_bytes("VmHWM:")
+}
+
+/// A memory line of /proc/self/status (`VmRSS:` now, `VmHWM:` the peak), in bytes.
+fn rss_bytes(key: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
     Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
 }
