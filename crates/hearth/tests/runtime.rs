@@ -184,6 +184,21 @@ fn the_last_loaded_model_is_loaded_again_at_start_up_and_a_missing_one_is_forgot
     assert_eq!(f.tokio.block_on(f.store.get_setting(&last_used::LAST_USED_MODEL)).unwrap(), None);
 }
 
+/// Regression: `hearth serve --model PATH` (and `summarize`) loaded an unregistered GGUF through
+/// the runtime, which recorded it as the last-used model; the next start forgot it, and the
+/// user's own last model with it.
+#[test]
+fn loading_a_file_that_is_not_installed_keeps_the_last_used_model() {
+    let f = Fixture::new(4);
+    f.load().unwrap();
+    let ad_hoc = support::runtime::installed("adhoc.gguf", support::test_model());
+    f.runtime.begin_load(&ad_hoc).unwrap();
+    let ready = f.tokio.block_on(f.runtime.finish_load(ad_hoc, |_| {})).unwrap();
+    assert_eq!((ready.state, ready.model_id.as_deref()), (ModelPhase::Ready, Some("adhoc.gguf")));
+    let remembered = f.tokio.block_on(f.store.get_setting(&last_used::LAST_USED_MODEL)).unwrap();
+    assert_eq!(remembered.as_deref(), Some(MODEL_ID));
+}
+
 /// Settings take effect without a restart: threads at once on the loaded model, a new context
 /// by loading the model again.
 #[test]

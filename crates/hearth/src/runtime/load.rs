@@ -95,8 +95,17 @@ impl Runtime {
         let status = self.status();
         match status.error.clone() {
             None => {
-                if let Err(e) = last_used::remember(&self.inner.store, &model.id).await {
-                    log::warn!("cannot remember {} as the last-used model: {e}", model.id);
+                // Only an installed model is worth reloading at the next start: a GGUF path that
+                // `hearth serve` or `summarize` loaded ad hoc would be forgotten then, and would
+                // have replaced the user's own last model.
+                match crate::models::registry::get(&self.inner.store, &model.id).await {
+                    Ok(Some(_)) => {
+                        if let Err(e) = last_used::remember(&self.inner.store, &model.id).await {
+                            log::warn!("cannot remember {} as the last-used model: {e}", model.id);
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => log::warn!("cannot check whether {} is installed: {e}", model.id),
                 }
                 on_progress(1.0);
                 Ok(status)
