@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use hearth::error::ErrorCode;
 use hearth::models::last_used;
-use hearth::runtime::{ModelPhase, ReplyStop, Runtime, TurnEvent};
+use hearth::runtime::{ModelPhase, ReplyStop, Runtime};
 use hearth::store::{MessageState, NewConversation, Role};
-use support::runtime::{events, Fixture, MODEL_ID};
+use support::runtime::{events, gated_events, Fixture, MODEL_ID};
 
 #[test]
 fn loading_reports_progress_and_fills_the_slot() {
@@ -93,21 +93,9 @@ fn one_reply_at_a_time_and_stop_keeps_the_partial_reply() {
 
     // The turn's thread waits in its first token until the test has checked everything, so
     // the reply is certainly streaming meanwhile.
-    let (first_tx, first_rx) = mpsc::channel::<()>();
-    let (go_tx, go_rx) = mpsc::channel::<()>();
-    let (sink, ev) = events();
-    let mut sink = sink;
-    let mut waited = false;
-    let gated = move |e: TurnEvent| {
-        if !waited {
-            waited = true;
-            first_tx.send(()).unwrap();
-            go_rx.recv().unwrap();
-        }
-        sink(e)
-    };
+    let (gated, ev, gate) = gated_events();
     let started = f.tokio.block_on(f.runtime.send(conv.id, "Once upon a time".into(), Vec::new(), gated)).unwrap();
-    first_rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    gate.reached();
 
     assert!(f.runtime.is_streaming(conv.id) && !f.runtime.is_streaming(other.id));
     fn busy<T>(r: hearth::error::HearthResult<T>) -> ErrorCode {
@@ -121,7 +109,7 @@ fn one_reply_at_a_time_and_stop_keeps_the_partial_reply() {
     assert_eq!(f.runtime.status().state, ModelPhase::Ready, "a busy load leaves the model alone");
 
     f.runtime.stop(conv.id);
-    go_tx.send(()).unwrap();
+    gate.release();
     let (text, stats) = ev.done();
     assert_eq!(stats.stop_reason, ReplyStop::Stopped);
     assert!(stats.tokens < 64, "{stats:?}");

@@ -12,9 +12,9 @@ use engine::chat_template::{ChatMessage, Role};
 use engine::sampler::SamplingParams;
 use engine::session::StopReason;
 use hearth::error::ErrorCode;
-use hearth::runtime::{CompletionRequest, TurnEvent};
+use hearth::runtime::CompletionRequest;
 use hearth::store::NewConversation;
-use support::runtime::{events, Fixture};
+use support::runtime::{gated_events, Fixture};
 
 fn ask(text: &str, max_tokens: usize) -> CompletionRequest {
     CompletionRequest {
@@ -90,22 +90,11 @@ fn completions_and_chat_turns_take_turns() {
     let conv = f.tokio.block_on(f.store.create_conversation(&NewConversation::default())).unwrap();
 
     // A chat turn held at its first token: a completion meanwhile is refused as busy.
-    let (first_tx, first_rx) = mpsc::channel::<()>();
-    let (go_tx, go_rx) = mpsc::channel::<()>();
-    let (mut sink, ev) = events();
-    let mut waited = false;
-    let gated = move |e: TurnEvent| {
-        if !waited {
-            waited = true;
-            first_tx.send(()).unwrap();
-            go_rx.recv().unwrap();
-        }
-        sink(e)
-    };
+    let (gated, ev, gate) = gated_events();
     f.tokio.block_on(f.runtime.send(conv.id, "Once upon a time".into(), Vec::new(), gated)).unwrap();
-    first_rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    gate.reached();
     assert_eq!(f.runtime.complete(ask("hi", 4), no_cancel(), &mut |_| {}).unwrap_err().code, ErrorCode::Busy);
-    go_tx.send(()).unwrap();
+    gate.release();
     ev.done();
 
     // A completion held at its first piece: a chat turn meanwhile is refused as busy, and it is

@@ -85,3 +85,38 @@ impl Events {
         }
     }
 }
+
+/// A turn's event sink that holds the turn's thread at its first event until the test calls
+/// [`Gate::release`], so the test can check what holds while a reply certainly streams.
+pub struct Gate {
+    first: mpsc::Receiver<()>,
+    go: mpsc::Sender<()>,
+}
+
+impl Gate {
+    /// Waits until the turn has reached its first event.
+    pub fn reached(&self) {
+        self.first.recv_timeout(Duration::from_secs(60)).expect("the turn never produced an event");
+    }
+
+    /// Lets the turn go on.
+    pub fn release(&self) {
+        self.go.send(()).unwrap();
+    }
+}
+
+pub fn gated_events() -> (impl FnMut(TurnEvent) + Send + 'static, Events, Gate) {
+    let (mut sink, ev) = events();
+    let (first_tx, first) = mpsc::channel::<()>();
+    let (go, go_rx) = mpsc::channel::<()>();
+    let mut waited = false;
+    let gated = move |e: TurnEvent| {
+        if !waited {
+            waited = true;
+            first_tx.send(()).unwrap();
+            go_rx.recv().unwrap();
+        }
+        sink(e)
+    };
+    (gated, ev, Gate { first, go })
+}
