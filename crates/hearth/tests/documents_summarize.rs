@@ -181,6 +181,9 @@ fn a_run_killed_mid_way_reruns_only_the_unfinished_steps() {
     assert_eq!(v["computed_steps"].as_u64().unwrap() as usize, after.len() - before.len(), "{v}");
     assert!(v["summary"].as_str().is_some_and(|s| !s.is_empty()));
     assert!(v["conversation_id"].as_i64().is_some());
+    // The rest of the run contract.
+    assert!(v["prompt_tokens"].as_u64().is_some(), "{v}");
+    assert!(v["seconds"].as_f64().is_some_and(|s| s >= 0.0), "{v}");
 }
 
 #[test]
