@@ -370,12 +370,13 @@ async fn missing_file_or_repo_is_a_clear_not_found() {
     let err = hub.download(&FileRequest::new(REPO, "nope.gguf"), &mut |_| {}, &CancelToken::new()).await.unwrap_err();
     assert!(matches!(&err, ModelsError::NotFound { repo, file } if repo == REPO && file == "nope.gguf"), "{err:?}");
     assert!(err.to_string().contains("404"), "{err}");
-    assert_eq!(server.log().last().map(|r| r.status), Some(404));
+    // Regression: reading the log right after the error raced the server's logging (CI, 11-29).
+    assert_eq!(server.wait_log(1).last().map(|r| r.status), Some(404));
     // An unknown repo: the Hub says 401 + RepoNotFound, which must not read as "gated".
     let err =
         hub.download(&FileRequest::new("nobody/nothing", FILE), &mut |_| {}, &CancelToken::new()).await.unwrap_err();
     assert!(matches!(&err, ModelsError::NotFound { repo, .. } if repo == "nobody/nothing"), "{err:?}");
-    assert_eq!(server.log().last().map(|r| r.status), Some(401));
+    assert_eq!(server.wait_log(2).last().map(|r| r.status), Some(401));
 }
 
 #[tokio::test]

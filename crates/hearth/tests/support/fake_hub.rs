@@ -112,6 +112,19 @@ impl FakeHub {
         self.state.lock().unwrap().log.clone()
     }
 
+    /// The log once it holds `n` requests, or whatever is there after 10 s. The server logs a
+    /// request after its response is written, so a client can see the answer first.
+    pub fn wait_log(&self, n: usize) -> Vec<Request> {
+        for _ in 0..1000 {
+            let log = self.log();
+            if log.len() >= n {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.log()
+    }
+
     /// GETs of file content (the CDN side), in order.
     /// Ordered by where they started (a fresh GET first), since the log is written when a
     /// response ends and a dropped response may end after its resume began.
