@@ -478,6 +478,8 @@ const errorsEn: Record<ErrorCode, Sentence> = {
     `The document${d.path ? ` ${d.path}` : ''} cannot be read: it is damaged, or not the kind of file its name says.`,
   document_too_large: (d) =>
     `The document${d.path ? ` ${d.path}` : ''} is too large to read safely${d.size !== undefined && d.limit !== undefined ? ` (${bytes(d.size)}; the limit is ${bytes(d.limit)})` : ''}. Split it into smaller files.`,
+  remote: (d) =>
+    `The model server${d.model ? ` "${d.model}"` : ''}${d.path ? ` at ${d.path}` : ''} failed. Check that it is running and reachable, and its key; the partial reply is kept.`,
 };
 
 const errorsKo: Record<ErrorCode, Sentence> = {
@@ -553,6 +555,8 @@ const errorsKo: Record<ErrorCode, Sentence> = {
   document_unreadable: (d) => `문서${d.path ? `(${d.path})` : ''}를 읽을 수 없습니다. 손상되었거나 이름과 다른 종류의 파일입니다.`,
   document_too_large: (d) =>
     `문서${d.path ? `(${d.path})` : ''}가 너무 커서 안전하게 읽을 수 없습니다${d.size !== undefined && d.limit !== undefined ? `(${bytes(d.size)}, 최대 ${bytes(d.limit)})` : ''}. 더 작은 파일로 나누세요.`,
+  remote: (d) =>
+    `모델 서버${d.model ? `(${d.model})` : ''}${d.path ? `(${d.path})` : ''}에 문제가 생겼습니다. 서버가 실행 중이고 연결할 수 있는지, 키가 맞는지 확인하세요. 받은 부분까지의 답변은 남겨 둡니다.`,
 };
 
 const errorTables: Record<Language, Record<ErrorCode, Sentence>> = { en: errorsEn, ko: errorsKo };

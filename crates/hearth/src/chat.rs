@@ -40,6 +40,83 @@ pub enum ChatError {
     /// message to answer); the text says why.
     #[error("{0}")]
     InvalidMessage(String),
+    /// A remote model's server failed (already in the form front ends show).
+    #[error("{0}")]
+    Remote(crate::error::HearthError),
+}
+
+impl From<crate::remote::RemoteError> for ChatError {
+    fn from(e: crate::remote::RemoteError) -> Self {
+        ChatError::Remote(e.into())
+    }
+}
+
+/// Where a turn's reply is generated.
+pub enum Backend<'a> {
+    /// The model in this process; its session keeps the KV cache between turns, so only new
+    /// tokens are computed.
+    Local(&'a mut Session),
+    /// A model on another machine's OpenAI-compatible server, which keeps its own cache and
+    /// context: it gets the whole history, and a failure mid-reply keeps what came.
+    Remote(&'a crate::remote::RemoteClient),
+}
+
+/// A generated reply, from either backend.
+struct Generated {
+    text: String,
+    stop: StopReason,
+    generated_tokens: usize,
+    prompt_tokens: usize,
+    reused_tokens: usize,
+    gen_tokens_per_s: f64,
+    /// Unknown for a remote model (the server's time is not ours to measure).
+    prompt_tokens_per_s: Option<f64>,
+    /// What the stored reply names as its model, when not the request's label.
+    model_label: Option<String>,
+}
+
+impl From<GenerationResult> for Generated {
+    fn from(r: GenerationResult) -> Self {
+        Generated {
+            generated_tokens: r.ids.len(),
+            text: r.text,
+            stop: r.stop,
+            prompt_tokens: r.prompt_tokens,
+            reused_tokens: r.reused_tokens,
+            gen_tokens_per_s: r.gen_tokens_per_s,
+            prompt_tokens_per_s: Some(r.prompt_tokens_per_s),
+            model_label: None,
+        }
+    }
+}
+
+impl Generated {
+    fn from_remote(r: crate::remote::RemoteReply, client: &crate::remote::RemoteClient) -> Self {
+        use crate::remote::RemoteFinish;
+        let remote = client.remote();
+        Generated {
+            stop: match r.finish {
+                RemoteFinish::Stop => StopReason::Eos,
+                RemoteFinish::Length => StopReason::MaxTokens,
+                RemoteFinish::Cancelled => StopReason::Cancelled,
+            },
+            generated_tokens: r.completion_tokens.unwrap_or(0) as usize,
+            prompt_tokens: r.prompt_tokens.unwrap_or(0) as usize,
+            reused_tokens: 0,
+            gen_tokens_per_s: r.gen_tokens_per_s,
+            prompt_tokens_per_s: None,
+            model_label: Some(remote_label(&remote.name, r.model.as_deref(), &remote.url)),
+            text: r.text,
+        }
+    }
+}
+
+/// How a stored reply names the remote model that wrote it: which backend answered.
+pub fn remote_label(name: &str, served: Option<&str>, url: &str) -> String {
+    match served {
+        Some(m) if m != name => format!("{name} ({m}, remote at {url})"),
+        _ => format!("{name} (remote at {url})"),
+    }
 }
 
 /// What a turn answers. Every kind ends with a new streamed reply that becomes the
@@ -225,6 +302,20 @@ impl ChatService {
         on_stored: &mut dyn FnMut(&StoredTurn),
         on_text: &mut dyn FnMut(&str),
     ) -> Result<TurnOutcome, ChatError> {
+        self.turn_with(Backend::Local(session), req, cancel, on_stored, on_text)
+    }
+
+    /// [`ChatService::turn_observed`] on either backend. A remote model gets the whole
+    /// history (its server fits it to its own context); if its connection fails after text
+    /// arrived, that text is kept as an `interrupted` reply with the reason.
+    pub fn turn_with(
+        &self,
+        mut backend: Backend<'_>,
+        req: &TurnRequest,
+        cancel: Arc<AtomicBool>,
+        on_stored: &mut dyn FnMut(&StoredTurn),
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<TurnOutcome, ChatError> {
         let store = &self.store;
         let conv = self.rt.block_on(store.conversation(req.conversation_id))?;
         let plan = self.plan(&req.input, conv.id)?;
@@ -232,7 +323,10 @@ impl ChatService {
         chat.push(ChatMessage::new(EngineRole::User, plan.user_text.as_str()));
         // Build the prompt before storing anything: a template error should not leave a
         // half-stored turn.
-        let prompt = fit_to_context(session, &mut chat, req.max_tokens)?;
+        let prompt = match &mut backend {
+            Backend::Local(session) => fit_to_context(session, &mut chat, req.max_tokens)?,
+            Backend::Remote(_) => Vec::new(),
+        };
 
         let (user_id, new_user_message) = match plan.user {
             Asked::Existing(id) => (id, false),
@@ -253,17 +347,11 @@ impl ChatService {
         ))?;
         on_stored(&StoredTurn { user_message_id: user_id, new_user_message, assistant_message_id: reply.id });
 
-        let opts = GenerateOptions {
-            max_tokens: req.max_tokens,
-            sampling: req.sampling.clone(),
-            stop_strings: Vec::new(),
-            cancel: Some(cancel),
-        };
         let mut partial = String::new();
         // The first piece is written at once, so a reply is visible in the database from its
         // first token; after that at most every flush interval.
         let mut last_flush: Option<Instant> = None;
-        let result = session.generate(&prompt, &opts, &mut |piece: &str| {
+        let mut on_piece = |piece: &str| {
             partial.push_str(piece);
             on_text(piece);
             if last_flush.is_none_or(|t| t.elapsed() >= self.flush_interval) {
@@ -273,7 +361,31 @@ impl ChatService {
                 }
                 last_flush = Some(Instant::now());
             }
-        });
+        };
+        let result: Result<Generated, ChatError> = match backend {
+            Backend::Local(session) => {
+                let opts = GenerateOptions {
+                    max_tokens: req.max_tokens,
+                    sampling: req.sampling.clone(),
+                    stop_strings: Vec::new(),
+                    cancel: Some(cancel),
+                };
+                session.generate(&prompt, &opts, &mut on_piece).map(Generated::from).map_err(ChatError::from)
+            }
+            Backend::Remote(client) => {
+                let opts = crate::remote::RemoteOptions {
+                    max_tokens: req.max_tokens,
+                    temperature: req.sampling.temperature,
+                    top_p: req.sampling.top_p,
+                    seed: Some(req.sampling.seed),
+                    stop: Vec::new(),
+                };
+                client
+                    .stream_chat(&self.rt, &chat, &opts, &cancel, &mut on_piece)
+                    .map(|r| Generated::from_remote(r, client))
+                    .map_err(ChatError::from)
+            }
+        };
 
         match result {
             Ok(r) => {
@@ -282,17 +394,27 @@ impl ChatService {
                 Ok(out)
             }
             Err(e) => {
+                let (state, error) = match &e {
+                    // What a remote model sent before its connection broke is a partial reply,
+                    // like a stopped one; the reason goes with it.
+                    ChatError::Remote(h) if !partial.is_empty() => (MessageState::Interrupted, h.clone()),
+                    ChatError::Remote(h) => (MessageState::Error, h.clone()),
+                    ChatError::Engine(engine_err) => {
+                        (MessageState::Error, crate::error::HearthError::of_engine(engine_err))
+                    }
+                    other => (MessageState::Error, crate::error::HearthError::internal(other)),
+                };
                 let fin = MessageFinish {
                     content: partial,
-                    state: MessageState::Error,
+                    state,
                     token_count: None,
                     stats: GenerationStats { model: Some(req.model_label.clone()), ..Default::default() },
-                    error: Some(crate::error::HearthError::of_engine(&e).to_stored()),
+                    error: Some(error.to_stored()),
                 };
                 if let Err(store_err) = self.rt.block_on(store.finish_message(reply.id, &fin)) {
                     log::warn!("could not record the failed reply: {store_err}");
                 }
-                Err(e.into())
+                Err(e)
             }
         }
     }
@@ -388,17 +510,17 @@ impl ChatService {
         user_message_id: MessageId,
         reply_id: MessageId,
         req: &TurnRequest,
-        r: GenerationResult,
+        r: Generated,
     ) -> Result<TurnOutcome, ChatError> {
         let state = if r.stop == StopReason::Cancelled { MessageState::Interrupted } else { MessageState::Complete };
         let fin = MessageFinish {
             content: r.text.clone(),
             state,
-            token_count: Some(r.ids.len() as i64),
+            token_count: Some(r.generated_tokens as i64),
             stats: GenerationStats {
-                model: Some(req.model_label.clone()),
+                model: Some(r.model_label.clone().unwrap_or_else(|| req.model_label.clone())),
                 gen_tokens_per_s: Some(r.gen_tokens_per_s),
-                prompt_tokens_per_s: Some(r.prompt_tokens_per_s),
+                prompt_tokens_per_s: r.prompt_tokens_per_s,
                 stop_reason: Some(r.stop.as_str().to_string()),
             },
             error: None,
@@ -413,10 +535,10 @@ impl ChatService {
             state,
             stop_reason: r.stop,
             gen_tokens_per_s: r.gen_tokens_per_s,
-            prompt_tokens_per_s: r.prompt_tokens_per_s,
+            prompt_tokens_per_s: r.prompt_tokens_per_s.unwrap_or(0.0),
             prompt_tokens: r.prompt_tokens,
             reused_tokens: r.reused_tokens,
-            generated_tokens: r.ids.len(),
+            generated_tokens: r.generated_tokens,
         })
     }
 }

@@ -98,6 +98,9 @@ pub enum ErrorCode {
     /// A document is over a limit: size, inflated size, parts, nesting or reading time
     /// (details: path, size, limit).
     DocumentTooLarge,
+    /// A remote model's server failed: unreachable, refused the request, or broke off mid-reply
+    /// (details: model = its name, path = its URL).
+    Remote,
 }
 
 impl ErrorCode {
@@ -140,6 +143,7 @@ impl ErrorCode {
         ErrorCode::DocumentEncrypted,
         ErrorCode::DocumentUnreadable,
         ErrorCode::DocumentTooLarge,
+        ErrorCode::Remote,
     ];
 
     /// The wire name (`"not_found"`), as serde writes it.
@@ -400,6 +404,26 @@ impl From<crate::documents::DocumentError> for HearthError {
     }
 }
 
+impl From<crate::remote::RemoteError> for HearthError {
+    fn from(e: crate::remote::RemoteError) -> Self {
+        use crate::remote::RemoteError as R;
+        let code = match &e {
+            R::InvalidName(_) => ErrorCode::InvalidId,
+            R::InvalidUrl { .. } => ErrorCode::InvalidUrl,
+            R::Exists(_) => ErrorCode::AlreadyInstalled,
+            R::NotFound { .. } => ErrorCode::NotFound,
+            R::Io { path, .. } => {
+                return Self::new(ErrorCode::Io, e.to_string()).with(ErrorDetails::path(path));
+            }
+            // The database failed under us: not something the user typed.
+            R::Db(_) | R::Installed(_) => ErrorCode::Internal,
+            R::Unreachable { .. } | R::Refused { .. } | R::Protocol { .. } | R::Interrupted { .. } => ErrorCode::Remote,
+        };
+        let details = ErrorDetails { path: e.url().map(String::from), ..Default::default() };
+        Self { code, message: e.to_string(), details: Box::new(details) }
+    }
+}
+
 impl From<engine::EngineError> for HearthError {
     fn from(e: engine::EngineError) -> Self {
         Self::of_engine(&e)
@@ -460,6 +484,7 @@ impl From<crate::chat::ChatError> for HearthError {
             C::Store(s) => s.into(),
             C::Engine(g) => g.into(),
             C::EmptyMessage | C::InvalidMessage(_) => Self::new(ErrorCode::InvalidMessage, e.to_string()),
+            C::Remote(h) => h,
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod images;
 pub mod logging;
 pub mod models;
+pub mod remote;
 pub mod runtime;
 pub mod server;
 pub mod store;

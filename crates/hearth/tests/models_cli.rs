@@ -4,6 +4,9 @@
 #[path = "../src/cli/models.rs"]
 #[allow(dead_code)]
 mod cli_models;
+// `models remote …` lives in its own file, which models.rs names as `super::remote`.
+#[path = "../src/cli/remote.rs"]
+mod remote;
 mod support;
 
 use clap::Parser;

@@ -14,8 +14,9 @@ use engine::kv_cache::KvDType;
 use engine::sampler::SamplingParams;
 use engine::session::{Engine, LoadOptions, Session};
 use hearth::app_api::AppSettings;
-use hearth::chat::{ChatService, TurnInput, TurnRequest};
+use hearth::chat::{Backend, ChatService, TurnInput, TurnRequest};
 use hearth::models::last_used::{self, LastUsed};
+use hearth::remote::RemoteClient;
 use hearth::store::{Conversation, NewConversation, SamplingSettings, Store};
 
 #[derive(clap::Args, Debug)]
@@ -128,7 +129,11 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
             }
         },
     };
-    let model_path: PathBuf = rt.block_on(hearth::models::resolve_model_arg(&store, &model_arg))?;
+    let remote = rt.block_on(remote_model(&store, data_dir, &model_arg))?;
+    let model_path: PathBuf = match &remote {
+        Some(r) => PathBuf::from(&r.url),
+        None => rt.block_on(hearth::models::resolve_model_arg(&store, &model_arg))?,
+    };
     if conv.model.as_deref() != Some(model_arg.as_str()) {
         rt.block_on(store.update_conversation_settings(
             conv.id,
@@ -138,14 +143,28 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
         ))?;
     }
 
-    let load = LoadOptions {
-        tokenizer_cache_dir: Some(data_dir.join("cache").join("tokenizers")),
-        threads: args.threads.or(app.threads.map(|t| t.max(1) as usize)),
-        ..Default::default()
+    let mut model = match remote {
+        Some(r) => {
+            let key = hearth::remote::registry::key(data_dir, &r.name)?;
+            let mut client = RemoteClient::new(r.clone(), key.clone())?;
+            // Ask the server once which model answers, rather than at every turn.
+            if r.model.is_none() {
+                let served = rt.block_on(client.model_id())?;
+                client = RemoteClient::new(hearth::remote::RemoteModel { model: Some(served), ..r }, key)?;
+            }
+            Model::Remote(client)
+        }
+        None => {
+            let load = LoadOptions {
+                tokenizer_cache_dir: Some(data_dir.join("cache").join("tokenizers")),
+                threads: args.threads.or(app.threads.map(|t| t.max(1) as usize)),
+                ..Default::default()
+            };
+            let engine = Engine::load(&model_path, &load)
+                .with_context(|| format!("cannot load the model {}", model_path.display()))?;
+            Model::Local(Session::with_kv_dtype(engine, context, args.kv_type)?)
+        }
     };
-    let engine =
-        Engine::load(&model_path, &load).with_context(|| format!("cannot load the model {}", model_path.display()))?;
-    let mut session = Session::with_kv_dtype(engine, context, args.kv_type)?;
     let service = ChatService::new(store.clone(), rt.handle().clone());
     let request = |text: String| TurnRequest {
         conversation_id: conv.id,
@@ -174,12 +193,18 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
         generating.store(true, Ordering::SeqCst);
         let mut stdout = std::io::stdout();
         let json = args.json;
-        let out = service.turn(&mut session, &request(message.clone()), cancel.clone(), &mut |piece| {
-            if !json {
-                let _ = stdout.write_all(piece.as_bytes());
-                let _ = stdout.flush();
-            }
-        })?;
+        let out = service.turn_with(
+            model.backend(),
+            &request(message.clone()),
+            cancel.clone(),
+            &mut |_| {},
+            &mut |piece| {
+                if !json {
+                    let _ = stdout.write_all(piece.as_bytes());
+                    let _ = stdout.flush();
+                }
+            },
+        )?;
         if json {
             let v = serde_json::json!({
                 "conversation_id": out.conversation_id,
@@ -233,10 +258,11 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
         cancel.store(false, Ordering::SeqCst);
         generating.store(true, Ordering::SeqCst);
         let mut stdout = std::io::stdout();
-        let result = service.turn(&mut session, &request(text.to_string()), cancel.clone(), &mut |piece| {
-            let _ = stdout.write_all(piece.as_bytes());
-            let _ = stdout.flush();
-        });
+        let result =
+            service.turn_with(model.backend(), &request(text.to_string()), cancel.clone(), &mut |_| {}, &mut |piece| {
+                let _ = stdout.write_all(piece.as_bytes());
+                let _ = stdout.flush();
+            });
         generating.store(false, Ordering::SeqCst);
         println!();
         match result {
@@ -250,6 +276,33 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
     }
     rt.block_on(store.close());
     Ok(())
+}
+
+/// What replies come from: a model loaded here, or a remote model's server.
+enum Model {
+    Local(Session),
+    Remote(RemoteClient),
+}
+
+impl Model {
+    fn backend(&mut self) -> Backend<'_> {
+        match self {
+            Model::Local(s) => Backend::Local(s),
+            Model::Remote(c) => Backend::Remote(c),
+        }
+    }
+}
+
+/// `arg` as a remote model's name, unless it is a file or an installed model.
+async fn remote_model(
+    store: &Store,
+    data_dir: &Path,
+    arg: &str,
+) -> anyhow::Result<Option<hearth::remote::RemoteModel>> {
+    if Path::new(arg).is_file() || hearth::models::registry::get(store, arg).await?.is_some() {
+        return Ok(None);
+    }
+    Ok(hearth::remote::registry::get(store, data_dir, arg).await?)
 }
 
 /// The conversation to talk in: the one asked for (updated with any new settings), or a new one.

@@ -5,6 +5,7 @@ mod documents;
 mod engine_cmds;
 pub mod history;
 pub mod models;
+mod remote;
 pub mod serve;
 pub mod settings;
 

@@ -88,6 +88,11 @@ pub enum ModelsCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Models on another machine's OpenAI-compatible server: add, remove, list.
+    Remote {
+        #[command(subcommand)]
+        cmd: super::remote::RemoteCmd,
+    },
     /// Store a Hugging Face token (read from stdin) for gated repos, owner-readable only.
     Login {
         /// Forget the stored token instead.
@@ -140,6 +145,7 @@ pub async fn run(args: ModelsArgs, data_dir: &Path) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        ModelsCmd::Remote { cmd } => super::remote::run(cmd, &open_store(data_dir).await?, data_dir).await,
         ModelsCmd::Login { clear } => {
             if clear {
                 let had = token::clear(data_dir)?;
@@ -233,6 +239,20 @@ async fn fit_cmd(data_dir: &Path, context: u64, kv_type: &str, model: Option<&st
     // The engine's cache types only: a fit for a cache the engine cannot allocate would promise
     // nothing.
     let kv: KvDType = kv_type.parse().map_err(|_| anyhow::anyhow!("unknown --kv-type '{kv_type}'; use f16 or f32"))?;
+    if let Some(r) = match model {
+        Some(m) => super::remote::find(data_dir, m).await?,
+        None => None,
+    } {
+        // Weights and KV cache live on the server: nothing to plan here.
+        if json {
+            let v = serde_json::json!({"model": r.name, "remote": true, "url": r.url, "local_bytes": 0,
+                "verdict": "remote", "context": context});
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            println!("{} runs on {}: it needs no memory on this machine.", r.name, r.url);
+        }
+        return Ok(());
+    }
     let cat = Catalog::load(data_dir)?;
     let memory = fit::Memory::detect();
     let mut report = fit::fit_catalog(&cat, &memory, context, kv)?;

@@ -44,9 +44,16 @@ pub fn resolve(data_dir: &Path) -> Option<HfToken> {
 
 /// Stores the token readable by the owner only.
 pub fn save(data_dir: &Path, token: &HfToken) -> Result<PathBuf, ModelsError> {
-    use std::io::Write;
     let path = token_path(data_dir);
     std::fs::create_dir_all(data_dir).map_err(ModelsError::io("cannot create", data_dir))?;
+    write_private(&path, token.secret().as_bytes()).map_err(ModelsError::io("cannot write", &path))?;
+    Ok(path)
+}
+
+/// Writes a secret to `path`, readable and writable by the owner only (also when the file
+/// existed with a wider mode). Shared by every secret Hearth keeps: this token, remote API keys.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -54,15 +61,14 @@ pub fn save(data_dir: &Path, token: &HfToken) -> Result<PathBuf, ModelsError> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(&path).map_err(ModelsError::io("cannot write", &path))?;
+    let mut f = opts.open(path)?;
     // An existing file keeps its old mode on open: tighten it explicitly.
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(ModelsError::io("cannot chmod", &path))?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     }
-    f.write_all(token.secret().as_bytes()).map_err(ModelsError::io("cannot write", &path))?;
-    Ok(path)
+    f.write_all(bytes)
 }
 
 /// Forgets Hearth's stored token (HF_TOKEN and the Hugging Face CLI's file are left alone).

@@ -118,10 +118,11 @@ impl Runtime {
     pub fn count_tokens(&self, text: &str) -> HearthResult<usize> {
         // The tokenizer lives on the engine, which a running reply does not lock.
         let engine = match &*lock(&self.inner.slot) {
-            super::Slot::Ready { engine, .. } => engine.clone(),
-            super::Slot::Loading { .. } => return Err(HearthError::busy()),
-            super::Slot::None | super::Slot::Failed { .. } => return Err(HearthError::no_model()),
+            super::Slot::Ready { engine, .. } => Some(engine.clone()),
+            _ => None,
         };
+        // No local model: `session` says why (none, loading, or a remote one).
+        let Some(engine) = engine else { return self.session().map(|_| 0) };
         Ok(engine.tokenizer().encode(text, false)?.len())
     }
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use engine::device::DevicePreference;
 use engine::session::{Engine, LoadOptions, Session};
 
-use super::{lock, Runtime, Slot};
+use super::{lock, RemoteClient, Runtime, Slot};
 use crate::app_api::{AppSettings, DeviceChoice};
 use crate::error::{HearthError, HearthResult};
 use crate::models::last_used::{self, LastUsed};
@@ -33,6 +33,12 @@ impl Runtime {
         model_id: &str,
         on_progress: impl Fn(f64) + Send + Sync + 'static,
     ) -> HearthResult<super::ModelStatus> {
+        let store = &self.inner.store;
+        if crate::models::registry::get(store, model_id).await?.is_none() {
+            if let Some(remote) = crate::remote::registry::get(store, &self.inner.data_dir, model_id).await? {
+                return self.connect_remote(remote).await;
+            }
+        }
         let model = self.installed(model_id).await?;
         self.begin_load(&model)?;
         self.finish_load(model, on_progress).await
@@ -42,13 +48,67 @@ impl Runtime {
     /// old model: one model in memory at a time. Refused while a reply streams (loading
     /// replaces the session it uses) or another model loads (two loads would hold two models).
     pub fn begin_load(&self, model: &InstalledModel) -> HearthResult<()> {
+        self.begin(&model.id, &model.display_name)
+    }
+
+    fn begin(&self, id: &str, name: &str) -> HearthResult<()> {
         let running = lock(&self.inner.running);
         let mut slot = lock(&self.inner.slot);
         if running.is_some() || matches!(*slot, Slot::Loading { .. }) {
             return Err(HearthError::busy());
         }
-        *slot = Slot::Loading { id: model.id.clone(), name: model.display_name.clone(), fraction: 0.0 };
+        *slot = Slot::Loading { id: id.to_string(), name: name.to_string(), fraction: 0.0 };
         Ok(())
+    }
+
+    /// Makes a remote model the current one: the local model (if any) is dropped, and the
+    /// server must answer with the model to use (asked for once, here). A server that does not
+    /// answer leaves the slot in `error` with the reason, like a failed load. Not remembered
+    /// for the next start: reconnecting to another machine is the user's call.
+    async fn connect_remote(&self, mut remote: crate::remote::RemoteModel) -> HearthResult<super::ModelStatus> {
+        self.begin(&remote.name, &remote.name)?;
+        let connected = async {
+            let key = crate::remote::registry::key(&self.inner.data_dir, &remote.name)?;
+            let probe = RemoteClient::new(remote.clone(), key.clone())?;
+            // The id served is checked even when configured: a typo shows now, not mid-chat.
+            let served = probe.models().await?;
+            let model = match &remote.model {
+                Some(m) if served.contains(m) => m.clone(),
+                Some(m) => {
+                    return Err(crate::remote::RemoteError::Refused {
+                        url: remote.url.clone(),
+                        status: 404,
+                        message: format!("it serves no model {m:?} (it serves: {})", served.join(", ")),
+                    })
+                }
+                None => served.into_iter().next().ok_or_else(|| crate::remote::RemoteError::Protocol {
+                    url: remote.url.clone(),
+                    reason: "it serves no model".into(),
+                })?,
+            };
+            remote.model = Some(model);
+            RemoteClient::new(remote.clone(), key)
+        }
+        .await;
+        let id = remote.name.clone();
+        *lock(&self.inner.slot) = match connected {
+            Ok(client) => {
+                let name = match &client.remote().model {
+                    Some(m) if *m != id => format!("{id} ({m})"),
+                    _ => id.clone(),
+                };
+                Slot::Remote { id, name, client: Arc::new(client) }
+            }
+            Err(e) => Slot::Failed { name: id.clone(), id, error: e.into() },
+        };
+        let status = self.status();
+        match status.error.clone() {
+            None => Ok(status),
+            Some(e) => {
+                log::warn!("connecting to {} failed: {} ({})", remote.name, e.message, e.code);
+                Err(e)
+            }
+        }
     }
 
     /// Reads the model that [`Runtime::begin_load`] marked, off the async workers, and puts it

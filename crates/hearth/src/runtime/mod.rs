@@ -36,6 +36,7 @@ use ts_rs::TS;
 use crate::chat::ChatService;
 use crate::error::{ErrorCode, HearthError, HearthResult};
 use crate::models::registry::InstalledModel;
+use crate::remote::RemoteClient;
 use crate::store::{ConversationId, Store};
 
 pub use complete::{Completion, CompletionRequest};
@@ -98,6 +99,10 @@ pub struct ModelStatus {
     pub threads: Option<usize>,
     /// Why the last load failed.
     pub error: Option<HearthError>,
+    /// For a remote model: its server's address (it runs there, not here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub remote_url: Option<String>,
 }
 
 /// The loaded model. Invariant: at most one model is in memory; `Loading` holds none (the old
@@ -122,6 +127,19 @@ enum Slot {
         name: String,
         error: HearthError,
     },
+    /// A model on another machine's server (see [`crate::remote`]): nothing in memory here.
+    Remote {
+        id: String,
+        name: String,
+        client: Arc<RemoteClient>,
+    },
+}
+
+/// What a turn generates with: the loaded model's session, or a remote model's client.
+#[derive(Clone)]
+pub(crate) enum Loaded {
+    Local(Arc<Mutex<Session>>),
+    Remote(Arc<RemoteClient>),
 }
 
 /// The reply being generated. Invariant: present from the moment a turn is accepted until its
@@ -211,6 +229,7 @@ impl Runtime {
             device: None,
             threads: None,
             error: None,
+            remote_url: None,
         };
         match &*slot {
             Slot::None => none,
@@ -239,15 +258,37 @@ impl Runtime {
                 error: Some(error.clone()),
                 ..none
             },
+            Slot::Remote { id, name, client } => ModelStatus {
+                state: ModelPhase::Ready,
+                model_id: Some(id.clone()),
+                name: Some(name.clone()),
+                remote_url: Some(client.remote().url.clone()),
+                ..none
+            },
         }
     }
 
-    /// The loaded model's id and session, or `no_model` (`busy` while one loads).
-    fn session(&self) -> HearthResult<(String, Arc<Mutex<Session>>)> {
+    /// The loaded model's id and what generates with it, or `no_model` (`busy` while one
+    /// loads).
+    fn loaded(&self) -> HearthResult<(String, Loaded)> {
         match &*lock(&self.inner.slot) {
-            Slot::Ready { id, session, .. } => Ok((id.clone(), session.clone())),
+            Slot::Ready { id, session, .. } => Ok((id.clone(), Loaded::Local(session.clone()))),
+            Slot::Remote { id, client, .. } => Ok((id.clone(), Loaded::Remote(client.clone()))),
             Slot::Loading { .. } => Err(HearthError::busy()),
             Slot::None | Slot::Failed { .. } => Err(HearthError::no_model()),
+        }
+    }
+
+    /// The loaded model's id and session, or `no_model` (`busy` while one loads). Work that
+    /// needs the tokenizer (token counts, document plans) is refused for a remote model.
+    fn session(&self) -> HearthResult<(String, Arc<Mutex<Session>>)> {
+        match self.loaded()? {
+            (id, Loaded::Local(session)) => Ok((id, session)),
+            (id, Loaded::Remote(client)) => Err(HearthError::new(
+                ErrorCode::InvalidMessage,
+                format!("{id} runs on {}: this needs a model loaded on this computer", client.remote().url),
+            )
+            .with(crate::error::ErrorDetails::model(id))),
         }
     }
 
@@ -293,7 +334,7 @@ impl Runtime {
     /// Refuses with `model_in_use` while `model_id` is loaded or loading.
     pub fn ensure_not_in_use(&self, model_id: &str) -> HearthResult<()> {
         let in_use = matches!(&*lock(&self.inner.slot),
-            Slot::Ready { id, .. } | Slot::Loading { id, .. } if id == model_id);
+            Slot::Ready { id, .. } | Slot::Loading { id, .. } | Slot::Remote { id, .. } if id == model_id);
         if in_use {
             return Err(HearthError::new(ErrorCode::ModelInUse, format!("{model_id} is loaded"))
                 .with(crate::error::ErrorDetails::model(model_id)));

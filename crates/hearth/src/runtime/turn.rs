@@ -12,9 +12,9 @@ use tokio::sync::oneshot;
 use ts_rs::TS;
 
 use super::load::panic_text;
-use super::{lock, Inner, Running, Runtime, Slot};
+use super::{lock, Inner, Loaded, Running, Runtime, Slot};
 use crate::app_api::AppSettings;
-use crate::chat::{ChatError, StoredTurn, TurnInput, TurnOutcome, TurnRequest};
+use crate::chat::{Backend, ChatError, StoredTurn, TurnInput, TurnOutcome, TurnRequest};
 use crate::error::{HearthError, HearthResult};
 use crate::store::{read_attachment_file, ConversationId, MessageFinish, MessageId, MessageState, NewAttachment};
 
@@ -126,7 +126,7 @@ impl Runtime {
         }
         self.inner.store.conversation(conversation_id).await?;
         // Refuse early, before reading possibly large files.
-        self.session()?;
+        self.loaded()?;
         let attachments = tokio::task::spawn_blocking(move || read_attachments(&attachments))
             .await
             .map_err(HearthError::internal)??;
@@ -179,9 +179,9 @@ impl Runtime {
         let cancel = Arc::new(AtomicBool::new(false));
         let stopped = Arc::new(AtomicBool::new(false));
         // Both locks, in begin_load's order: no load can start between the check and the claim.
-        let (model_id, session) = {
+        let (model_id, loaded) = {
             let mut running = lock(&self.inner.running);
-            let (model_id, session) = self.session()?;
+            let (model_id, loaded) = self.loaded()?;
             if running.is_some() {
                 return Err(HearthError::busy());
             }
@@ -191,7 +191,7 @@ impl Runtime {
                 stopped_by_user: stopped.clone(),
                 thread: None,
             });
-            (model_id, session)
+            (model_id, loaded)
         };
         let req = TurnRequest {
             conversation_id,
@@ -203,7 +203,7 @@ impl Runtime {
         let (tx, rx) = oneshot::channel();
         let job = TurnJob {
             inner: self.inner.clone(),
-            session,
+            loaded,
             req,
             cancel: cancel.clone(),
             stopped,
@@ -257,7 +257,7 @@ impl Drop for Release<'_> {
 /// One turn on its thread.
 struct TurnJob {
     inner: Arc<Inner>,
-    session: Arc<Mutex<Session>>,
+    loaded: Loaded,
     req: TurnRequest,
     cancel: Arc<AtomicBool>,
     stopped: Arc<AtomicBool>,
@@ -275,11 +275,18 @@ impl TurnJob {
         let result = {
             let (started, on_event, stored, partial) =
                 (&mut self.started, &mut self.on_event, &mut stored, &mut partial);
-            let (session, req, cancel) = (&self.session, &self.req, self.cancel.clone());
+            let (loaded, req, cancel) = (&self.loaded, &self.req, self.cancel.clone());
             std::panic::catch_unwind(AssertUnwindSafe(|| {
-                let mut session = lock(session);
-                inner.chat.turn_observed(
-                    &mut session,
+                let mut local;
+                let backend = match loaded {
+                    Loaded::Local(session) => {
+                        local = lock(session);
+                        Backend::Local(&mut local)
+                    }
+                    Loaded::Remote(client) => Backend::Remote(client),
+                };
+                inner.chat.turn_with(
+                    backend,
                     req,
                     cancel,
                     &mut |s: &StoredTurn| {
@@ -319,7 +326,9 @@ impl TurnJob {
             Err(panic) => {
                 let e = HearthError::internal(format!("the reply crashed: {}", panic_text(&*panic)));
                 log::error!("{}", e.message);
-                reset_session(&inner, &self.session);
+                if let Loaded::Local(session) = &self.loaded {
+                    reset_session(&inner, session);
+                }
                 if let Some(s) = stored {
                     let fin = MessageFinish {
                         content: partial,

@@ -147,6 +147,8 @@ fn status_of(code: ErrorCode) -> StatusCode {
         | C::AttachmentUnreadable
         | C::Engine
         | C::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        // The model behind this server is another server, which failed.
+        C::Remote => StatusCode::BAD_GATEWAY,
     }
 }
 

@@ -20,3 +20,4 @@ pub fn test_model() -> std::path::PathBuf {
     p
 }
 pub mod runtime;
+pub mod serve;
