@@ -149,7 +149,9 @@ impl Tokenizer {
         let mut inner = tokenizers::Tokenizer::new(bpe);
         let space = tokenizers::normalizers::Replace::new(" ", SPACE_MARK.to_string())
             .map_err(|e| EngineError::Tokenizer(format!("cannot build normalizer: {e}")))?;
-        inner.with_normalizer(Some(space));
+        inner
+            .with_normalizer(Some(space))
+            .map_err(|e| EngineError::Tokenizer(format!("cannot set normalizer: {e}")))?;
 
         let control: Vec<bool> = (0..n).map(|id| is_control_piece(vocab, id)).collect();
 
@@ -160,7 +162,7 @@ impl Tokenizer {
             .filter(|&id| vocab.kinds[id] == Kind::UserDefined && !control[id])
             .map(|id| tokenizers::AddedToken::from(vocab.tokens[id], false).normalized(false))
             .collect();
-        inner.add_tokens(&raw_pieces);
+        inner.add_tokens(raw_pieces).map_err(|e| EngineError::Tokenizer(format!("cannot add user pieces: {e}")))?;
 
         let mut decoded = Vec::with_capacity(n * 6);
         let mut decoded_at = Vec::with_capacity(n + 1);

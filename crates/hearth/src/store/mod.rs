@@ -34,7 +34,34 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// File name of the database inside the data folder.
 pub const DB_FILE: &str = "hearth.db";
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+/// The schema migrations in `migrations/`, embedded: (version, description, SQL), one entry per
+/// file (`migrations_lists_every_file` checks none is left out). Built by hand rather than with
+/// `sqlx::migrate!`, whose `macros` feature compiles a second SQLite for the build host; the
+/// checksums are the same (sha384 of the SQL), so databases migrated by either match.
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../../../../migrations/0001_initial.sql")),
+    (2, "message tree", include_str!("../../../../migrations/0002_message_tree.sql")),
+    (3, "remote models", include_str!("../../../../migrations/0003_remote_models.sql")),
+];
+
+static MIGRATOR: std::sync::LazyLock<sqlx::migrate::Migrator> = std::sync::LazyLock::new(|| {
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    Migrator::with_migrations(
+        MIGRATIONS
+            .iter()
+            .map(|&(version, description, sql)| {
+                let no_tx = sql.starts_with("-- no-transaction");
+                Migration::new(
+                    version,
+                    description.into(),
+                    MigrationType::Simple,
+                    sqlx::SqlStr::from_static(sql),
+                    no_tx,
+                )
+            })
+            .collect(),
+    )
+});
 
 /// How to open the store. `Default` is what the app uses; tests shorten the busy timeout and can
 /// cap the database size to simulate a full disk.
@@ -359,5 +386,32 @@ fn instance_alive(data_dir: &Path, id: &str) -> bool {
             false
         }
         Err(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A migration file missing from `MIGRATIONS` would never run: every file in the folder
+    /// must be listed, with the version and description sqlx derives from its name.
+    #[test]
+    fn migrations_lists_every_file() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
+        let mut files: Vec<(i64, String, String)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+            .map(|p| {
+                let name = p.file_stem().unwrap().to_str().unwrap().to_string();
+                let (v, d) = name.split_once('_').unwrap();
+                (v.parse().unwrap(), d.replace('_', " "), std::fs::read_to_string(&p).unwrap())
+            })
+            .collect();
+        files.sort();
+        let listed: Vec<(i64, String, String)> =
+            MIGRATIONS.iter().map(|&(v, d, sql)| (v, d.to_string(), sql.to_string())).collect();
+        assert_eq!(listed, files);
+        assert_eq!(MIGRATOR.iter().count(), files.len());
     }
 }
