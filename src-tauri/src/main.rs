@@ -129,6 +129,7 @@ fn main() -> anyhow::Result<()> {
             commands::attachments::attachment_thumbnail,
             commands::attachments::describe_document,
             commands::attachments::document_text,
+            commands::attachments::attachment_text,
             commands::attachments::summarize_documents,
             commands::attachments::cancel_summary,
         ])

@@ -163,6 +163,8 @@ export const attachmentThumbnail = (attachmentId: string) => call<string>('attac
 export const describeDocument = (path: string) => call<DocumentCard>('describe_document', { path });
 /** A document's extracted text. */
 export const documentText = (path: string) => call<Extracted>('document_text', { path });
+/** A stored document attachment's text (a message's, in the history). */
+export const attachmentText = (attachmentId: string) => call<Extracted>('attachment_text', { attachmentId });
 /** Summarizes documents on the loaded model; progress on `onEvent`; answers when done or cancelled. */
 export const summarizeDocuments = (paths: string[], onEvent: Channel<SummaryEvent>) => call<SummaryResult>('summarize_documents', { paths, onEvent });
 /** Stops the running summary (its finished steps stay stored; summarizing again resumes). */

@@ -139,6 +139,12 @@ test('summarize shows a progress bar, can be cancelled, and a finished summary o
     assert.equal(await page.locator('.doc-card').count(), 0, 'the summarized document left the composer');
     const [call] = await mock(page, 'callsOf', 'summarize_documents');
     assert.deepEqual(call.args.paths, [REPORT]);
+    // The attached document's text opens from the history too.
+    await page.getByRole('button', { name: 'Show the text of report.md' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Text of report.md' });
+    await dialog.waitFor();
+    await page.waitForFunction((t) => document.querySelector('.text-dialog pre')?.textContent === t, documents[REPORT].text);
+    await dialog.getByRole('button', { name: 'Close' }).click();
   });
 });
 

@@ -151,6 +151,10 @@ fn with_the_model_loaded_the_card_plans_for_its_context_and_the_summary_is_saved
     assert!(messages[0].attachments[0].extracted_text.as_deref().unwrap().contains("40 tonnes"));
     assert_eq!(messages[1].role, Role::Assistant);
     assert_eq!(messages[1].content, done.summary);
+    // The history's "view text" on that attachment gives the stored text.
+    let stored = f.tokio.block_on(app::attachment_text(&f.runtime, messages[0].attachments[0].id)).unwrap();
+    assert!(stored.text.contains("40 tonnes"), "{}", stored.text);
+    assert_eq!(stored.kind, DocKind::Text);
 }
 
 #[test]
@@ -224,4 +228,7 @@ fn thumbnails_reach_the_window_as_data_urls_and_stored_attachments_have_them_too
     assert_eq!(stored, url);
     let e = tokio.block_on(images::attachment_thumbnail_data_url(&store, doc_id)).unwrap_err();
     assert_eq!(e.code, ErrorCode::NotFound);
+    // A document stored without its text is extracted from its bytes; an image has no text.
+    assert_eq!(tokio.block_on(app::attachment_text(&runtime, doc_id)).unwrap().text, "text");
+    assert_eq!(tokio.block_on(app::attachment_text(&runtime, img_id)).unwrap_err().code, ErrorCode::NotFound);
 }

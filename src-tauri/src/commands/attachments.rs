@@ -70,6 +70,12 @@ pub async fn document_text(state: State<'_, AppState>, path: String) -> AppResul
     app::document_text(&state.runtime, PathBuf::from(path)).await
 }
 
+/// A stored document attachment's text (from the history).
+#[tauri::command]
+pub async fn attachment_text(state: State<'_, AppState>, attachment_id: String) -> AppResult<Extracted> {
+    app::attachment_text(&state.runtime, parse_id(&attachment_id)?).await
+}
+
 /// Summarizes documents on the loaded model; progress on `on_event`; answers when done or
 /// cancelled (`cancel_summary`).
 #[tauri::command]

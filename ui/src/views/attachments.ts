@@ -47,11 +47,20 @@ export function composerThumb(path: string): Element {
 
 /** A stored message's attachments as chips, images with their thumbnails. */
 export function messageAttachments(items: AttachmentInfo[] | undefined, names: string[] | undefined): HTMLElement | null {
-  const list: { name: string; el: Element }[] = items?.length
-    ? items.map((a) => ({ name: a.name, el: a.kind === 'image' ? thumbEl(`att:${a.id}`, a.name, () => ipc.attachmentThumbnail(a.id)) : icon('file') }))
+  const list: { name: string; el: Element; doc?: AttachmentInfo }[] = items?.length
+    ? items.map((a) => (a.kind === 'image' ? { name: a.name, el: thumbEl(`att:${a.id}`, a.name, () => ipc.attachmentThumbnail(a.id)) } : { name: a.name, el: icon('file'), doc: a }))
     : (names ?? []).map((p) => ({ name: basename(p), el: isImagePath(p) && p.includes('/') ? composerThumb(p) : icon('file') }));
   if (list.length === 0) return null;
-  return h('ul', { class: 'chips msg-chips', 'aria-label': t('composer.attachments') }, list.map((a) => h('li', { class: 'chip', title: a.name }, a.el, h('span', { class: 'chip-name' }, a.name))));
+  return h(
+    'ul',
+    { class: 'chips msg-chips', 'aria-label': t('composer.attachments') },
+    list.map((a) => {
+      const doc = a.doc;
+      // A stored document opens its text.
+      if (doc) return h('li', { class: 'chip', title: a.name }, h('button', { type: 'button', class: 'chip-open', 'data-action': 'attachment-text', 'aria-label': t('doc.textOf', { name: a.name }), onclick: () => void showText(a.name, () => ipc.attachmentText(doc.id)) }, a.el, h('span', { class: 'chip-name' }, a.name)));
+      return h('li', { class: 'chip', title: a.name }, a.el, h('span', { class: 'chip-name' }, a.name));
+    }),
+  );
 }
 
 // ---------- document cards ----------
@@ -202,9 +211,13 @@ async function cancelSummary(): Promise<void> {
 
 // ---------- extracted text ----------
 
-/** Shows a document's extracted text in a modal dialog, as plain text. */
-export async function openTextDialog(path: string): Promise<void> {
-  const name = basename(path);
+/** Shows a composer document's extracted text in a modal dialog. */
+export function openTextDialog(path: string): Promise<void> {
+  return showText(basename(path), () => ipc.documentText(path));
+}
+
+/** Shows a document's extracted text (`load`) in a modal dialog, as plain text. */
+async function showText(name: string, load: () => Promise<ipc.Extracted>): Promise<void> {
   const pre = h('pre', { class: 'doc-text', tabindex: '0' });
   pre.textContent = t('doc.reading');
   const close = h('button', { type: 'button', class: 'btn btn-primary', 'data-action': 'close-text' }, t('doc.close'));
@@ -214,7 +227,7 @@ export async function openTextDialog(path: string): Promise<void> {
   document.body.append(dialog);
   dialog.showModal();
   try {
-    const doc = await ipc.documentText(path);
+    const doc = await load();
     // textContent: the file's text is never parsed as markup.
     pre.textContent = doc.text;
   } catch (e) {

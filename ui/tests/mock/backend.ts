@@ -429,6 +429,14 @@ function handle(cmd: string, args: Record<string, unknown>): unknown {
       const text = documents[str('path')]?.text ?? '';
       return { kind: card.kind, text, chars: card.chars };
     }
+    case 'attachment_text': {
+      const m = [...messages.values()].find((x) => attachmentItems(x).some((a) => a.id === str('attachmentId')));
+      const index = m ? attachmentItems(m).findIndex((a) => a.id === str('attachmentId')) : -1;
+      if (!m || index < 0 || isImage(m.attachments[index])) err('not_found', `no attachment ${str('attachmentId')}`, { field: 'attachment' });
+      const path = m.attachments[index];
+      const text = documents[path]?.text ?? '';
+      return { kind: documents[path]?.kind ?? 'text', text, chars: [...text].length };
+    }
     case 'summarize_documents': {
       if (model.state !== 'ready') err('no_model', 'no model is loaded');
       if (stream || summary) err('busy', 'a reply is being generated or a model is loading');

@@ -125,6 +125,27 @@ pub async fn document_text(runtime: &Runtime, path: PathBuf) -> HearthResult<Ext
         .map_err(HearthError::internal)?
 }
 
+/// The text of a stored document attachment (a message's, in the history): what was extracted
+/// when it was stored, else extracted now from its stored bytes. An image has none
+/// (`not_found`, field `attachment`).
+pub async fn attachment_text(runtime: &Runtime, id: i64) -> HearthResult<Extracted> {
+    let store = runtime.store();
+    let att = store.attachment(id).await?;
+    if att.kind != crate::store::AttachmentKind::Document {
+        return Err(HearthError::not_found("attachment", id));
+    }
+    let kind = DocKind::from_path(Path::new(&att.file_name));
+    if let Some(text) = att.extracted_text {
+        let chars = text.chars().count();
+        return Ok(Extracted { kind, text, chars });
+    }
+    let bytes = store.attachment_bytes(&att).await?;
+    let name = att.file_name;
+    tokio::task::spawn_blocking(move || Ok(super::extract_bytes(bytes, kind, &name, &Limits::default())?))
+        .await
+        .map_err(HearthError::internal)?
+}
+
 /// The model's last measured prompt speed (tokens/s), from its stored replies.
 async fn last_prompt_speed(runtime: &Runtime, model_id: &str) -> Option<f64> {
     let r: Result<Option<f64>, sqlx::Error> = sqlx::query_scalar(
