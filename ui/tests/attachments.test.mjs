@@ -66,6 +66,7 @@ test('a document card shows kind, size, tokens and the plan for the loaded model
     await card(page, 'report.md').locator('.doc-plan').waitFor();
     assert.equal(await card(page, 'report.md').locator('.plan-mode').textContent(), '한 번에 요약 (컨텍스트 4,096토큰)');
     assert.match(await card(page, 'report.md').locator('.doc-facts').textContent(), /^마크다운 · .+ · [\d,]+토큰$/);
+    await screenshot(page, 'document-card-ko');
   });
 });
 

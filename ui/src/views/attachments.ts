@@ -28,28 +28,28 @@ const thumbs = new Map<string, Thumb>();
  * An <img> for a thumbnail once `load` answered, else a file icon (while it loads, or when
  * the image cannot be read). `key` caches the answer; the region is redrawn when it arrives.
  */
-function thumbEl(key: string, name: string, load: () => Promise<string>): Element {
+function thumbEl(key: string, name: string, load: () => Promise<string>, region: 'composer' | 'messages'): Element {
   const got = thumbs.get(key);
   if (got === undefined) {
     thumbs.set(key, 'pending');
     load()
       .then((url) => thumbs.set(key, /^data:image\/(png|jpeg);base64,/.test(url) ? { url } : { failed: true }))
       .catch(() => thumbs.set(key, { failed: true }))
-      .finally(() => render('composer', 'messages'));
+      .finally(() => render(region));
   }
   if (got && got !== 'pending' && 'url' in got) return h('img', { class: 'chip-thumb', src: got.url, alt: t('attach.preview', { name }) });
   return icon('file');
 }
 
 export function composerThumb(path: string): Element {
-  return thumbEl(`path:${path}`, basename(path), () => ipc.imageThumbnail(path));
+  return thumbEl(`path:${path}`, basename(path), () => ipc.imageThumbnail(path), 'composer');
 }
 
 /** A stored message's attachments as chips, images with their thumbnails. */
 export function messageAttachments(items: AttachmentInfo[] | undefined, names: string[] | undefined): HTMLElement | null {
   const list: { name: string; el: Element; doc?: AttachmentInfo }[] = items?.length
-    ? items.map((a) => (a.kind === 'image' ? { name: a.name, el: thumbEl(`att:${a.id}`, a.name, () => ipc.attachmentThumbnail(a.id)) } : { name: a.name, el: icon('file'), doc: a }))
-    : (names ?? []).map((p) => ({ name: basename(p), el: isImagePath(p) && p.includes('/') ? composerThumb(p) : icon('file') }));
+    ? items.map((a) => (a.kind === 'image' ? { name: a.name, el: thumbEl(`att:${a.id}`, a.name, () => ipc.attachmentThumbnail(a.id), 'messages') } : { name: a.name, el: icon('file'), doc: a }))
+    : (names ?? []).map((p) => ({ name: basename(p), el: isImagePath(p) && p.includes('/') ? thumbEl(`path:${p}`, basename(p), () => ipc.imageThumbnail(p), 'messages') : icon('file') }));
   if (list.length === 0) return null;
   return h(
     'ul',
