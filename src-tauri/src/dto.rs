@@ -75,6 +75,24 @@ pub struct Branch {
     pub sibling_ids: Vec<String>,
 }
 
+/// One attachment of a stored message, for its chip (an image's thumbnail comes from
+/// `attachment_thumbnail` by this id).
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachmentInfo {
+    pub id: String,
+    pub name: String,
+    #[ts(type = "\"image\" | \"document\"")]
+    pub kind: store::AttachmentKind,
+    pub size_bytes: u64,
+}
+
+impl From<&store::Attachment> for AttachmentInfo {
+    fn from(a: &store::Attachment) -> Self {
+        Self { id: a.id.to_string(), name: a.file_name.clone(), kind: a.kind, size_bytes: a.byte_size.max(0) as u64 }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct Message {
@@ -86,6 +104,8 @@ pub struct Message {
     pub error: Option<HearthError>,
     pub stats: Option<ReplyStats>,
     pub attachments: Vec<String>,
+    /// `attachments` with their ids and kinds, in the same order.
+    pub attachment_items: Vec<AttachmentInfo>,
     pub created_at: String,
     pub branch: Branch,
 }
@@ -115,6 +135,7 @@ impl Message {
             error: m.error.as_deref().filter(|_| m.state == store::MessageState::Error).map(HearthError::from_stored),
             stats: ReplyStats::from_stored(m),
             attachments: m.attachments.iter().map(|a| a.file_name.clone()).collect(),
+            attachment_items: m.attachments.iter().map(AttachmentInfo::from).collect(),
             created_at: rfc3339_utc(m.created_at),
             branch: branch_of(m.id, siblings),
         }
@@ -238,6 +259,7 @@ pub fn declarations() -> Vec<String> {
         decl::<MessageRole>(),
         decl::<store::MessageState>(),
         decl::<Branch>(),
+        decl::<AttachmentInfo>(),
         decl::<Message>(),
         decl::<MessageList>(),
         decl::<GenerationStarted>(),
@@ -248,6 +270,15 @@ pub fn declarations() -> Vec<String> {
         decl::<DownloadStatus>(),
         decl::<CatalogEntry>(),
         decl::<DownloadEvent>(),
+        decl::<hearth::documents::DocKind>(),
+        decl::<hearth::documents::Extracted>(),
+        decl::<hearth::documents::plan::Mode>(),
+        decl::<hearth::documents::summarize::Step>(),
+        decl::<hearth::documents::app::PlanSummary>(),
+        decl::<hearth::documents::app::DocumentCard>(),
+        decl::<hearth::documents::app::SummaryProgress>(),
+        decl::<hearth::documents::app::SummaryEvent>(),
+        decl::<hearth::documents::app::SummaryResult>(),
     ]);
     d
 }

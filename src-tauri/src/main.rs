@@ -123,6 +123,15 @@ fn main() -> anyhow::Result<()> {
             commands::settings::hf_token_status,
             commands::settings::set_hf_token,
             commands::shell::open_external,
+            commands::attachments::pick_attachment_files,
+            commands::attachments::save_pasted_image,
+            commands::attachments::image_thumbnail,
+            commands::attachments::attachment_thumbnail,
+            commands::attachments::describe_document,
+            commands::attachments::document_text,
+            commands::attachments::attachment_text,
+            commands::attachments::summarize_documents,
+            commands::attachments::cancel_summary,
         ])
         .build(tauri::generate_context!())
         .context("cannot start the window")?;

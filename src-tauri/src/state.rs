@@ -1,6 +1,9 @@
 //! What the shell holds between commands: the runtime (which owns the store, the loaded model
 //! and the running reply) and the model downloads. No rules live here.
 
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
 use hearth::models::DownloadManager;
 use hearth::runtime::Runtime;
 use hearth::store::Store;
@@ -11,11 +14,18 @@ pub struct AppState {
     pub downloads: DownloadManager,
     /// The runtime the store runs on, for shutting down from the event loop.
     pub rt: tokio::runtime::Handle,
+    /// The running document summary's cancel flag (one generation runs at a time).
+    pub summary_cancel: Mutex<Option<Arc<AtomicBool>>>,
 }
 
 impl AppState {
     pub fn new(runtime: Runtime, rt: tokio::runtime::Handle) -> Self {
-        Self { downloads: DownloadManager::new(runtime.store().clone(), runtime.data_dir()), runtime, rt }
+        Self {
+            downloads: DownloadManager::new(runtime.store().clone(), runtime.data_dir()),
+            runtime,
+            rt,
+            summary_cancel: Mutex::new(None),
+        }
     }
 
     pub fn store(&self) -> &Store {

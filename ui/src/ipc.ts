@@ -14,11 +14,11 @@ import { ERROR_CODES } from './generated/ipc';
 export type {
   ErrorCode, ErrorDetails, Conversation, ConversationPage, SearchHit, MessageRole, MessageState, Message, MessageList,
   GenerationStarted, CatalogEntry, DownloadStatus, InstalledModel, DownloadEvent, LoadEvent, Fit, Theme, Language,
-  SettingRange,
+  SettingRange, AttachmentInfo, DocumentCard, PlanSummary, SummaryEvent, SummaryProgress, SummaryResult, Extracted, DocKind,
 } from './generated/ipc';
 import type {
   ErrorCode, ErrorDetails, Conversation, ConversationPage, SearchHit, MessageList, GenerationStarted, CatalogEntry,
-  InstalledModel, DownloadEvent, LoadEvent, SettingRange,
+  InstalledModel, DownloadEvent, LoadEvent, SettingRange, DocumentCard, SummaryEvent, SummaryResult, Extracted,
 } from './generated/ipc';
 /** The wire shape every command rejects with (and a failed message's `error`). */
 export type HearthErrorPayload = G.HearthError;
@@ -148,3 +148,24 @@ export const setHfToken = (token: string) => call<boolean>('set_hf_token', { tok
 
 /** Asks the shell to open an http(s) URL in the system browser; the shell confirms with the user first. */
 export const openExternal = (url: string) => call<void>('open_external', { url });
+
+// ---------- attachments and documents ----------
+
+/** The system file dialog for attachments; empty when cancelled. */
+export const pickAttachmentFiles = () => call<string[]>('pick_attachment_files');
+/** Stores a pasted image (base64 of its bytes) in the data folder; answers its path, to attach. */
+export const savePastedImage = (dataBase64: string) => call<string>('save_pasted_image', { dataBase64 });
+/** A composer image's thumbnail as a data: URL (made and cached by the backend). */
+export const imageThumbnail = (path: string) => call<string>('image_thumbnail', { path });
+/** A stored image attachment's thumbnail as a data: URL. */
+export const attachmentThumbnail = (attachmentId: string) => call<string>('attachment_thumbnail', { attachmentId });
+/** A document's card: kind, size, tokens and the summary plan for the loaded model, or its error. Never rejects for the file's own problems. */
+export const describeDocument = (path: string) => call<DocumentCard>('describe_document', { path });
+/** A document's extracted text. */
+export const documentText = (path: string) => call<Extracted>('document_text', { path });
+/** A stored document attachment's text (a message's, in the history). */
+export const attachmentText = (attachmentId: string) => call<Extracted>('attachment_text', { attachmentId });
+/** Summarizes documents on the loaded model; progress on `onEvent`; answers when done or cancelled. */
+export const summarizeDocuments = (paths: string[], onEvent: Channel<SummaryEvent>) => call<SummaryResult>('summarize_documents', { paths, onEvent });
+/** Stops the running summary (its finished steps stay stored; summarizing again resumes). */
+export const cancelSummary = () => call<void>('cancel_summary');

@@ -477,6 +477,36 @@ impl From<AttachmentFileError> for HearthError {
     }
 }
 
+impl From<crate::images::ThumbnailError> for HearthError {
+    fn from(e: crate::images::ThumbnailError) -> Self {
+        use crate::images::ThumbnailError as T;
+        let (code, details) = match &e {
+            // Not an image, or one the decoder refuses: the file cannot be shown.
+            T::Image(_) | T::Encode(_) => (ErrorCode::AttachmentUnreadable, ErrorDetails::default()),
+            T::Cache { path, .. } => (ErrorCode::Io, ErrorDetails::path(path)),
+        };
+        Self { code, message: e.to_string(), details: Box::new(details) }
+    }
+}
+
+impl From<crate::images::PasteError> for HearthError {
+    fn from(e: crate::images::PasteError) -> Self {
+        use crate::images::PasteError as P;
+        let (code, details) = match &e {
+            P::TooLarge { size, limit } => (
+                ErrorCode::AttachmentTooLarge,
+                ErrorDetails { size: Some(*size), limit: Some(*limit), ..Default::default() },
+            ),
+            P::NotAnImage(_) | P::Encoding(_) => (ErrorCode::AttachmentUnreadable, ErrorDetails::default()),
+            P::Io { path, source } if source.kind() == std::io::ErrorKind::StorageFull => {
+                (ErrorCode::DiskFull, ErrorDetails::path(path))
+            }
+            P::Io { path, .. } => (ErrorCode::Io, ErrorDetails::path(path)),
+        };
+        Self { code, message: e.to_string(), details: Box::new(details) }
+    }
+}
+
 impl From<crate::chat::ChatError> for HearthError {
     fn from(e: crate::chat::ChatError) -> Self {
         use crate::chat::ChatError as C;

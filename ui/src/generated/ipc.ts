@@ -99,7 +99,13 @@ export type MessageState = "complete" | "streaming" | "interrupted" | "error";
 
 export type Branch = { index: number, count: number, siblingIds: Array<string>, };
 
-export type Message = { id: string, conversationId: string, role: MessageRole, text: string, state: MessageState, error: HearthError | null, stats: ReplyStats | null, attachments: Array<string>, createdAt: string, branch: Branch, };
+export type AttachmentInfo = { id: string, name: string, kind: "image" | "document", sizeBytes: number, };
+
+export type Message = { id: string, conversationId: string, role: MessageRole, text: string, state: MessageState, error: HearthError | null, stats: ReplyStats | null, attachments: Array<string>, 
+/**
+ * `attachments` with their ids and kinds, in the same order.
+ */
+attachmentItems: Array<AttachmentInfo>, createdAt: string, branch: Branch, };
 
 export type MessageList = { messages: Array<Message>, contextTokens: number, };
 
@@ -133,5 +139,72 @@ export type DownloadEvent = { "kind": "progress", bytes: number, total: number, 
  * "details"). Never instructions for the CLI.
  */
 message: string, details: ErrorDetails, };
+
+export type DocKind = "text" | "markdown" | "html" | "pdf" | "docx" | "code" | "csv" | "json";
+
+export type Extracted = { kind: DocKind, text: string, chars: number, };
+
+export type Mode = "whole" | "map_reduce";
+
+export type Step = { "kind": "whole" } | { "kind": "map", index: number, } | { "kind": "reduce", level: number, index: number, };
+
+export type PlanSummary = { mode: Mode, 
+/**
+ * The loaded model's context, which the run uses.
+ */
+context: number, chunks: number, reduceLevels: number, 
+/**
+ * Prompt tokens the whole run reads (instructions included).
+ */
+promptTokens: number, 
+/**
+ * At the model's last measured prompt speed; `None` before any reply measured one.
+ */
+seconds: number | null, kvBytes: number, 
+/**
+ * Weights, KV cache and runtime allowance.
+ */
+memoryBytes: number, 
+/**
+ * `fits`, `tight` or `too big` against this machine's free memory.
+ */
+memoryVerdict: string, };
+
+export type DocumentCard = { path: string, name: string, 
+/**
+ * The file's size on disk (0 when it cannot be read).
+ */
+sizeBytes: number, 
+/**
+ * What it was read as; `None` when it could not be read.
+ */
+kind: DocKind | null, chars: number | null, 
+/**
+ * Tokens for the loaded model; `None` without one.
+ */
+tokens: number | null, 
+/**
+ * The model slot when the card was made: without a ready model there is no plan.
+ */
+model: ModelPhase, plan: PlanSummary | null, 
+/**
+ * Why the file cannot be read (`document_*`, `not_found`, ...) or summarized (`context_full`).
+ */
+error: HearthError | null, };
+
+export type SummaryProgress = { tokensRead: number, tokensTotal: number, stepsDone: number, stepsTotal: number, 
+/**
+ * Prompt tokens per second over this run's computed steps (0 before the first).
+ */
+tokensPerS: number, secondsLeft: number | null, };
+
+export type SummaryEvent = { "kind": "progress" } & SummaryProgress | { "kind": "step", step: Step, resumed: boolean, } | { "kind": "text", text: string, };
+
+export type SummaryResult = { 
+/**
+ * The new conversation holding the documents and the summary; `None` when cancelled
+ * (the finished steps stay stored, and the same summary started again resumes).
+ */
+conversationId: string | null, cancelled: boolean, summary: string, mode: Mode, chunks: number, seconds: number, };
 
 export const ERROR_CODES: readonly ErrorCode[] = ["not_found", "invalid_id", "invalid_title", "invalid_url", "invalid_message", "invalid_setting", "invalid_query", "busy", "no_model", "model_in_use", "context_full", "context_too_long", "not_gguf", "unsupported_model", "out_of_memory", "already_installed", "download_running", "disk_full", "io", "locked", "read_only", "database_corrupt", "newer_schema", "network", "gated", "checksum", "bad_download", "catalog", "attachment_missing", "attachment_unreadable", "attachment_too_large", "engine", "internal", "document_no_text", "document_encrypted", "document_unreadable", "document_too_large", "remote"];

@@ -10,6 +10,7 @@ import { render, state } from '../state';
 import { showError, showToast } from '../toast';
 import { refreshConversations } from './sidebar';
 import { loadModelById } from './models';
+import { composerThumb, documentCards, isImagePath, messageAttachments, pastedImages } from './attachments';
 
 let headerEl: HTMLElement;
 let logEl: HTMLElement;
@@ -17,6 +18,8 @@ let composerEl: HTMLFormElement;
 let textarea: HTMLTextAreaElement;
 let sendBtn: HTMLButtonElement;
 let chipsEl: HTMLElement;
+let cardsEl: HTMLElement;
+let attachBtn: HTMLButtonElement;
 let hintEl: HTMLElement;
 let streamBody: HTMLElement | null = null;
 let streamRenderer: StreamRenderer | null = null;
@@ -26,7 +29,9 @@ export function mountChat(): { header: HTMLElement; log: HTMLElement; composer: 
   headerEl = h('header', { class: 'chat-header' });
   logEl = h('section', { class: 'messages', role: 'log', 'aria-live': 'polite', tabindex: '-1' });
   logEl.addEventListener('click', onLogClick);
-  textarea = h('textarea', { id: 'composer-input', rows: 1, onkeydown: onComposerKey, oninput: autosize });
+  textarea = h('textarea', { id: 'composer-input', rows: 1, onkeydown: onComposerKey, oninput: autosize, onpaste: onPaste });
+  attachBtn = h('button', { type: 'button', class: 'icon-btn attach-btn', id: 'attach-btn', onclick: () => void pickFiles() });
+  cardsEl = h('div', { class: 'doc-cards-region' });
   sendBtn = h('button', { type: 'submit', class: 'send-btn' });
   chipsEl = h('ul', { class: 'chips' });
   hintEl = h('p', { class: 'hint' });
@@ -34,7 +39,8 @@ export function mountChat(): { header: HTMLElement; log: HTMLElement; composer: 
     'form',
     { class: 'composer', onsubmit: (e: Event) => { e.preventDefault(); if (state.streaming) void stop(); else void send(); } },
     chipsEl,
-    h('div', { class: 'composer-row' }, textarea, sendBtn),
+    cardsEl,
+    h('div', { class: 'composer-row' }, attachBtn, textarea, sendBtn),
     hintEl,
   );
   for (const ev of ['dragenter', 'dragover']) composerEl.addEventListener(ev, (e) => { e.preventDefault(); composerEl.classList.add('dragging'); });
@@ -57,6 +63,25 @@ export function setDropHighlight(on: boolean): void {
 export function addAttachments(paths: string[]): void {
   for (const p of paths) if (p && !state.attachments.includes(p)) state.attachments.push(p);
   renderComposer();
+}
+
+async function pickFiles(): Promise<void> {
+  try {
+    addAttachments(await ipc.pickAttachmentFiles());
+  } catch (e) {
+    showError(e);
+  }
+}
+
+// Images in a paste are saved by the backend and attached like dropped files; text pastes as usual.
+function onPaste(e: ClipboardEvent): void {
+  const data = e.clipboardData;
+  const hasImage = Array.from(data?.items ?? []).some((it) => it.kind === 'file' && it.type.startsWith('image/'));
+  if (!hasImage) return;
+  if (!data?.types.includes('text/plain')) e.preventDefault();
+  void pastedImages(data).then((paths) => {
+    if (paths.length) addAttachments(paths);
+  });
 }
 
 function autosize(): void {
@@ -172,8 +197,7 @@ function pendingUser(text: string, attachments: string[]): HTMLElement {
 }
 
 function attachmentList(paths: string[] | undefined): HTMLElement | null {
-  if (!paths || paths.length === 0) return null;
-  return h('ul', { class: 'chips msg-chips', 'aria-label': t('composer.attachments') }, paths.map((p) => h('li', { class: 'chip', title: p }, icon('file'), h('span', { class: 'chip-name' }, basename(p)))));
+  return messageAttachments(undefined, paths);
 }
 
 function messageEl(m: Message, isLastAssistant: boolean): HTMLElement {
@@ -203,7 +227,7 @@ function messageEl(m: Message, isLastAssistant: boolean): HTMLElement {
   meta.push(actions);
   // Why a reply failed: the translated sentence, the backend's own words behind "details".
   const failure = m.state === 'error' && m.error ? errorBlock(m.error, { class: 'error-block msg-error' }) : null;
-  return h('article', { class: `msg ${isUser ? 'msg-user' : 'msg-assistant'} state-${m.state}`, 'aria-label': isUser ? t('chat.you') : t('chat.assistant'), 'data-id': m.id }, attachmentList(m.attachments), body, failure, h('div', { class: 'msg-meta' }, meta));
+  return h('article', { class: `msg ${isUser ? 'msg-user' : 'msg-assistant'} state-${m.state}`, 'aria-label': isUser ? t('chat.you') : t('chat.assistant'), 'data-id': m.id }, messageAttachments(m.attachmentItems, m.attachments), body, failure, h('div', { class: 'msg-meta' }, meta));
 }
 
 function stateLabel(m: Message): string | null {
@@ -470,13 +494,17 @@ export function renderComposer(): void {
   sendBtn.classList.toggle('stop', streaming);
   sendBtn.id = streaming ? 'stop-btn' : 'send-btn';
   hintEl.textContent = t('shortcuts.hint');
+  attachBtn.replaceChildren(icon('clip'));
+  attachBtn.setAttribute('aria-label', t('composer.attach'));
+  attachBtn.title = t('composer.attach');
+  cardsEl.replaceChildren(documentCards(state.attachments) ?? '');
   chipsEl.setAttribute('aria-label', t('composer.attachments'));
   chipsEl.replaceChildren(
     ...state.attachments.map((p) =>
       h(
         'li',
         { class: 'chip', title: p },
-        icon('file'),
+        isImagePath(p) ? composerThumb(p) : icon('file'),
         h('span', { class: 'chip-name' }, basename(p)),
         h('button', { type: 'button', class: 'icon-btn chip-x', 'aria-label': t('composer.removeAttachment', { name: basename(p) }), onclick: () => { state.attachments = state.attachments.filter((x) => x !== p); renderComposer(); } }, icon('close')),
       ),

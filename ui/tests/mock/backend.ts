@@ -8,7 +8,13 @@
 // download), failNextLoad() (the next load_model) and busy() (the next send_message refused).
 // available_devices answers the seed's `devices` (default ['cpu']); setDevices() changes it.
 // hf_token_status answers the seed's `hfToken` (default false); set_hf_token sets it ('' clears it).
+// Attachments: pick_attachment_files answers the seed's `pickFiles`; describe_document and
+// document_text read the seed's `documents` (path -> text and kind, or the error the real backend
+// would put on the card) and plan like the backend (whole when it fits the loaded context);
+// summarize_documents stays open until the test calls summaryProgress()/summaryDone(), or
+// cancel_summary ends it as cancelled.
 import { mockIPC } from '@tauri-apps/api/mocks';
+import type { AttachmentInfo, DocKind, DocumentCard, SummaryEvent, SummaryResult } from '../../src/generated/ipc';
 import type { CatalogEntry, Conversation, Device, DownloadEvent, ErrorCode, ErrorDetails, GenerationStats, HearthErrorPayload, InstalledModel, LoadEvent, Message, ModelState, SearchHit, SettingRange, Settings, StreamEvent } from '../../src/ipc';
 // The backend's ranges table; a Rust test (app_api) fails when this copy differs from it.
 import rangesJson from './settings-ranges.json';
@@ -41,6 +47,12 @@ interface Seed {
   devices?: Device[];
   /** Whether a Hugging Face token is available at start (default: none). */
   hfToken?: boolean;
+  /** What pick_attachment_files answers. */
+  pickFiles?: string[];
+  /** Documents on "disk": their text and kind, or the error reading them gives. */
+  documents?: Record<string, { text?: string; kind?: DocKind; sizeBytes?: number; error?: HearthErrorPayload }>;
+  /** The loaded model's last measured prompt speed (tokens/s), for the plan's time; none by default. */
+  promptSpeed?: number;
 }
 
 interface Call {
@@ -77,6 +89,43 @@ function readyOn(): Pick<ModelState, 'device' | 'threads'> {
   return { device: s.device !== 'cpu' && gpu ? gpu : 'cpu', threads: s.threads ?? 2 };
 }
 let pickResult: string | null = null;
+let pickFiles: string[] = [];
+let documents: NonNullable<Seed['documents']> = {};
+let promptSpeed: number | null = null;
+/** Pasted images saved so far (their base64). */
+const pasted: string[] = [];
+/** A 1x1 PNG: what the thumbnail commands answer. */
+const THUMB = 'data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=';
+interface ActiveSummary { paths: string[]; channelId: number; index: number; resolve: (r: SummaryResult) => void }
+let summary: ActiveSummary | null = null;
+const baseName = (p: string) => p.split(/[\\/]/).pop() || p;
+const isImage = (p: string) => /\.(png|jpe?g|webp|gif|bmp)$/i.test(p);
+
+function describe(path: string): DocumentCard {
+  const d = documents[path];
+  const card: DocumentCard = { path, name: baseName(path), sizeBytes: d?.sizeBytes ?? 0, kind: null, chars: null, tokens: null, model: model.state, plan: null, error: null };
+  if (!d) return { ...card, error: failure('not_found', `cannot read ${path}: No such file or directory`, { path }) };
+  if (d.error) return { ...card, error: d.error };
+  const text = d.text ?? '';
+  card.kind = d.kind ?? 'text';
+  card.chars = [...text].length;
+  if (!d.sizeBytes) card.sizeBytes = new TextEncoder().encode(text).length;
+  if (model.state !== 'ready') return card;
+  // As documents::plan, roughly: whole when the text, the instructions and the reply fit.
+  const tokens = Math.ceil(card.chars / 4);
+  const context = model.contextSize ?? 4096;
+  const whole = tokens + 100 + 512 <= context;
+  const chunks = whole ? 1 : Math.ceil(tokens / (context - 100 - 512));
+  const promptTokens = tokens + 100 * chunks + (whole ? 0 : chunks * 140);
+  const kvBytes = context * 18 * 2 * 256 * 2;
+  card.tokens = tokens;
+  card.plan = { mode: whole ? 'whole' : 'map_reduce', context, chunks, reduceLevels: whole ? 0 : 1, promptTokens, seconds: promptSpeed ? promptTokens / promptSpeed : null, kvBytes, memoryBytes: 253_000_000 + kvBytes + 268_435_456, memoryVerdict: 'fits' };
+  return card;
+}
+
+function attachmentItems(m: { id: string; attachments: string[] }): AttachmentInfo[] {
+  return m.attachments.map((p, i) => ({ id: `${m.id}a${i}`, name: baseName(p), kind: isImage(p) ? 'image' : 'document', sizeBytes: 1000 }));
+}
 const calls: Call[] = [];
 const failNext = new Map<string, HearthErrorPayload>();
 /** The next load_model fails this way: progress to half, an error event, then the rejection. */
@@ -117,7 +166,7 @@ function activePath(conversationId: string): StoredMessage[] {
 }
 function toMessage(m: StoredMessage): Message {
   const sibs = children(parentKey(m));
-  return { id: m.id, conversationId: m.conversationId, role: m.role, text: m.text, state: m.state, stats: m.stats, attachments: m.attachments, createdAt: m.createdAt, error: m.error, branch: { index: sibs.indexOf(m), count: sibs.length, siblingIds: sibs.map((s) => s.id) } };
+  return { id: m.id, conversationId: m.conversationId, role: m.role, text: m.text, state: m.state, stats: m.stats, attachments: m.attachments.map(baseName), attachmentItems: attachmentItems(m), createdAt: m.createdAt, error: m.error, branch: { index: sibs.indexOf(m), count: sibs.length, siblingIds: sibs.map((s) => s.id) } };
 }
 const tokensOf = (s: string) => Math.ceil(s.length / 4);
 function messageList(conversationId: string) {
@@ -359,6 +408,55 @@ function handle(cmd: string, args: Record<string, unknown>): unknown {
     }
     case 'open_external':
       return null;
+    case 'pick_attachment_files':
+      return pickFiles;
+    case 'save_pasted_image': {
+      const b64 = str('dataBase64');
+      if (!/^[A-Za-z0-9+/]+=*$/.test(b64)) err('attachment_unreadable', 'the pasted data is not base64');
+      pasted.push(b64);
+      return `/data/pasted/pasted-20261127-090000-${String(pasted.length).padStart(12, '0')}.png`;
+    }
+    case 'image_thumbnail':
+      if (str('path').includes('broken')) err('attachment_unreadable', 'this file is not an image Hearth can read');
+      return THUMB;
+    case 'attachment_thumbnail':
+      return THUMB;
+    case 'describe_document':
+      return describe(str('path'));
+    case 'document_text': {
+      const card = describe(str('path'));
+      if (card.error) throw card.error;
+      const text = documents[str('path')]?.text ?? '';
+      return { kind: card.kind, text, chars: card.chars };
+    }
+    case 'attachment_text': {
+      const m = [...messages.values()].find((x) => attachmentItems(x).some((a) => a.id === str('attachmentId')));
+      const index = m ? attachmentItems(m).findIndex((a) => a.id === str('attachmentId')) : -1;
+      if (!m || index < 0 || isImage(m.attachments[index])) err('not_found', `no attachment ${str('attachmentId')}`, { field: 'attachment' });
+      const path = m.attachments[index];
+      const text = documents[path]?.text ?? '';
+      return { kind: documents[path]?.kind ?? 'text', text, chars: [...text].length };
+    }
+    case 'summarize_documents': {
+      if (model.state !== 'ready') err('no_model', 'no model is loaded');
+      if (stream || summary) err('busy', 'a reply is being generated or a model is loading');
+      const paths = (args.paths as string[]) ?? [];
+      for (const p of paths) {
+        const card = describe(p);
+        if (card.error) throw card.error;
+      }
+      const id = channelId(args.onEvent);
+      return new Promise<SummaryResult>((resolve) => {
+        summary = { paths, channelId: id, index: 0, resolve };
+      });
+    }
+    case 'cancel_summary':
+      if (summary) {
+        const s = summary;
+        summary = null;
+        s.resolve({ conversationId: null, cancelled: true, summary: '', mode: 'whole', chunks: 1, seconds: 1 });
+      }
+      return null;
     default:
       err('internal', `mock has no command ${cmd}`);
   }
@@ -374,6 +472,9 @@ const control = {
     pickResult = seed.pickResult ?? null;
     devices = seed.devices ? [...seed.devices] : ['cpu'];
     hasToken = seed.hfToken ?? false;
+    pickFiles = seed.pickFiles ?? [];
+    documents = seed.documents ?? {};
+    promptSpeed = seed.promptSpeed ?? null;
     const loaded = installed.find((m) => m.id === seed.loaded);
     if (loaded) model = { state: 'ready', modelId: loaded.id, name: loaded.name, contextSize: loadSettings().contextSize, loadFraction: null, ...readyOn(), error: null };
     const loading = installed.find((m) => m.id === seed.loadingAtStart);
@@ -407,6 +508,26 @@ const control = {
     stream = null;
   },
   streaming: () => stream !== null,
+  summarizing: () => summary !== null,
+  pastedImages: () => [...pasted],
+  /** Sends a running summary's progress. */
+  summaryProgress(tokensRead: number, tokensTotal: number, tokensPerS: number, secondsLeft: number | null): void {
+    if (!summary) throw new Error('no summary running');
+    const ev: SummaryEvent = { kind: 'progress', tokensRead, tokensTotal, stepsDone: 0, stepsTotal: 0, tokensPerS, secondsLeft };
+    send(summary.channelId, summary.index++, ev);
+  },
+  /** Ends the running summary: saved as a new conversation (the documents on its user message), as summarize::save does. */
+  summaryDone(text: string): string {
+    if (!summary) throw new Error('no summary running');
+    const s = summary;
+    summary = null;
+    const names = s.paths.map(baseName).join(', ');
+    const c = createConv(`Summary: ${names}`);
+    const u = addMessage(c.id, null, 'user', `Summarize ${names}.`, 'complete', s.paths);
+    addMessage(c.id, u.id, 'assistant', text);
+    s.resolve({ conversationId: c.id, cancelled: false, summary: text, mode: 'whole', chunks: 1, seconds: 2 });
+    return c.id;
+  },
   hasToken: () => hasToken,
   /** What available_devices answers from now on (the app asks at start: set it in an init script or reload). */
   setDevices(list: Device[]): void {

@@ -2,6 +2,7 @@
 //! over the model's context ([`plan`], [`chunk`]), summaries run through the runtime
 //! ([`summarize`], with the instructions in [`prompt`]) and questions about a document ([`ask`]).
 
+pub mod app;
 pub mod ask;
 pub mod chunk;
 mod error;

@@ -82,13 +82,21 @@ impl ModelFacts {
         tokenizer_cache: Option<&Path>,
     ) -> HearthResult<(ModelFacts, engine::tokenizer::Tokenizer)> {
         let file = engine::gguf::GgufFile::open(path)?;
+        let facts = Self::of(&file)?;
+        let tokenizer = engine::tokenizer::Tokenizer::from_gguf_cached(file.content(), tokenizer_cache)?;
+        Ok((facts, tokenizer))
+    }
+
+    /// The facts alone, for a caller that counts tokens with the loaded model instead (the app).
+    pub fn from_gguf_header(path: &Path) -> HearthResult<ModelFacts> {
+        Self::of(&engine::gguf::GgufFile::open(path)?)
+    }
+
+    fn of(file: &engine::gguf::GgufFile) -> HearthResult<ModelFacts> {
         let summary = file.summary()?;
         let config =
             summary.check_gemma3().map_err(|m| HearthError::new(ErrorCode::UnsupportedModel, m.to_string()))?;
-        let facts =
-            ModelFacts { max_context: config.context_length, kv: config.kv_shape(), weights_bytes: summary.file_size };
-        let tokenizer = engine::tokenizer::Tokenizer::from_gguf_cached(file.content(), tokenizer_cache)?;
-        Ok((facts, tokenizer))
+        Ok(ModelFacts { max_context: config.context_length, kv: config.kv_shape(), weights_bytes: summary.file_size })
     }
 }
 
