@@ -79,3 +79,48 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// llama.cpp's `llama-server` on the test model (`HEARTH_LLAMA_SERVER`: its binary), on a free
+/// loopback port with an API key, 2 threads and a 1024-token context, ready to answer.
+pub struct LlamaServer {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+}
+
+impl LlamaServer {
+    pub fn start(key: &str) -> LlamaServer {
+        let bin = std::env::var_os("HEARTH_LLAMA_SERVER").expect(
+            "HEARTH_LLAMA_SERVER must name llama-server (scripts/bench-vs-llamacpp --build-only --with-server)",
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(bin)
+            .arg("-m")
+            .arg(super::test_model())
+            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "-c", "1024", "-t", "2", "--api-key", key])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = LlamaServer { child, url: format!("http://127.0.0.1:{port}") };
+        // /health answers 503 while the model loads, 200 once it can serve.
+        for _ in 0..600 {
+            let out = Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &format!("{}/health", server.url)])
+                .output()
+                .unwrap();
+            if out.stdout == b"200" {
+                return server;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("llama-server did not become ready at {}", server.url);
+    }
+}
+
+impl Drop for LlamaServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
