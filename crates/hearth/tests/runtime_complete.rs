@@ -120,3 +120,68 @@ fn completions_and_chat_turns_take_turns() {
     assert!(worker.join().unwrap().unwrap().completion_tokens > 0);
     assert!(!f.runtime.is_generating());
 }
+
+/// The window's turns share the API's line: a queued request (what `hearth serve` and the
+/// app's server send) waits behind a streaming chat turn instead of being refused, and a chat
+/// turn sent while a queued request runs waits for it, then streams.
+#[test]
+fn queued_requests_and_chat_turns_wait_for_each_other() {
+    let f = Fixture::new(16);
+    f.load().unwrap();
+    let conv = f.tokio.block_on(f.store.create_conversation(&NewConversation::default())).unwrap();
+
+    // A chat turn held at its first token; a queued request meanwhile waits, then answers.
+    let (gated, ev, gate) = gated_events();
+    f.tokio.block_on(f.runtime.send(conv.id, "Once upon a time".into(), Vec::new(), gated)).unwrap();
+    gate.reached();
+    let runtime = f.runtime.clone();
+    let (started_tx, started_rx) = mpsc::channel::<()>();
+    let api = std::thread::spawn(move || {
+        let mut first = true;
+        runtime.complete_queued(ask("Name a fruit.", 4), no_cancel(), &mut |_| {
+            if std::mem::take(&mut first) {
+                started_tx.send(()).unwrap();
+            }
+        })
+    });
+    // It is in line, not running: the chat turn still holds the model.
+    for _ in 0..100 {
+        if f.runtime.queue().status().waiting == 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(f.runtime.queue().status().waiting, 1);
+    assert!(started_rx.try_recv().is_err(), "the request ran while the chat turn held the model");
+    gate.release();
+    ev.done();
+    let done = api.join().unwrap().unwrap();
+    assert_eq!((done.completion_tokens, done.stop), (4, StopReason::MaxTokens));
+
+    // A queued request held at its first piece; a chat turn sent meanwhile waits, then streams.
+    let runtime = f.runtime.clone();
+    let (first_tx, first_rx) = mpsc::channel::<()>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let api = std::thread::spawn(move || {
+        let mut waited = false;
+        runtime.complete_queued(ask("Once upon a time", 8), no_cancel(), &mut |_| {
+            if !waited {
+                waited = true;
+                first_tx.send(()).unwrap();
+                go_rx.recv().unwrap();
+            }
+        })
+    });
+    first_rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    let runtime = f.runtime.clone();
+    let handle = f.tokio.handle().clone();
+    let (sink, ev) = support::runtime::events();
+    let chat = std::thread::spawn(move || handle.block_on(runtime.send(conv.id, "hi".into(), Vec::new(), sink)));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!chat.is_finished(), "the chat turn did not wait for the request");
+    go_tx.send(()).unwrap();
+    assert!(api.join().unwrap().unwrap().completion_tokens > 0);
+    chat.join().unwrap().unwrap();
+    let (_, stats) = ev.done();
+    assert!(stats.tokens > 0);
+}

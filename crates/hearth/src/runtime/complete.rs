@@ -81,6 +81,7 @@ impl Runtime {
                 cancel: cancel.clone(),
                 stopped_by_user: Arc::new(AtomicBool::new(false)),
                 thread: None,
+                _queue_turn: None,
             });
             session
         };

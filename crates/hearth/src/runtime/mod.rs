@@ -7,7 +7,9 @@
 //! Rules kept here and nowhere else:
 //! - One model in memory at a time: loading drops the old one first.
 //! - One reply at a time: a turn while another streams, or while a model loads, is refused
-//!   with [`ErrorCode::Busy`]; so is a load while a reply streams.
+//!   with [`ErrorCode::Busy`]; so is a load while a reply streams. The exception is the line of
+//!   queued generations (API requests, [`queue`]): a chat turn takes its place in that line,
+//!   waiting behind requests rather than being refused, and requests wait behind it.
 //! - A panic inside a turn or a load stops at the runtime's boundary: the turn ends as
 //!   `internal` with its partial text stored, the model slot is reset (turn) or marked failed
 //!   (load), and the next request works.
@@ -153,6 +155,9 @@ struct Running {
     /// Set by [`Runtime::stop`], so a stopped reply is kept as a finished message.
     stopped_by_user: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    /// A chat turn's place at the head of the [`queue`]: API requests wait behind it, and it
+    /// is freed with this slot. `None` for a raw completion (a queued one holds its own).
+    _queue_turn: Option<QueueTurn>,
 }
 
 struct Inner {

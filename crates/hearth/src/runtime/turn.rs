@@ -178,6 +178,7 @@ impl Runtime {
         let settings = AppSettings::load(&self.inner.store).await?;
         let cancel = Arc::new(AtomicBool::new(false));
         let stopped = Arc::new(AtomicBool::new(false));
+        let queue_turn = self.wait_in_line().await?;
         // Both locks, in begin_load's order: no load can start between the check and the claim.
         let (model_id, loaded) = {
             let mut running = lock(&self.inner.running);
@@ -190,6 +191,7 @@ impl Runtime {
                 cancel: cancel.clone(),
                 stopped_by_user: stopped.clone(),
                 thread: None,
+                _queue_turn: Some(queue_turn),
             });
             (model_id, loaded)
         };
@@ -223,6 +225,23 @@ impl Runtime {
             }
         }
         rx.await.unwrap_or_else(|_| Err(HearthError::internal("the reply ended before it started")))
+    }
+}
+
+impl Runtime {
+    /// A chat turn's place in the generation line (see [`super::queue`]): at once when nothing
+    /// is queued, else after the API requests ahead of it. Another chat turn streaming is
+    /// still `busy` (a window streams one reply at a time), and so is a full line.
+    async fn wait_in_line(&self) -> HearthResult<super::QueueTurn> {
+        if lock(&self.inner.running).as_ref().is_some_and(|r| r.conversation_id.is_some()) {
+            return Err(HearthError::busy());
+        }
+        let ticket = self.queue().join()?;
+        // Nothing cancels the wait: the requests ahead are bounded by their max_tokens.
+        let waited = tokio::task::spawn_blocking(move || ticket.wait(&AtomicBool::new(false)))
+            .await
+            .map_err(HearthError::internal)?;
+        waited.map_err(|_| HearthError::busy())
     }
 }
 
