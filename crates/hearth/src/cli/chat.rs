@@ -16,7 +16,8 @@ use engine::session::{Engine, LoadOptions, Session};
 use hearth::app_api::AppSettings;
 use hearth::chat::{ChatService, TurnInput, TurnRequest};
 use hearth::models::last_used::{self, LastUsed};
-use hearth::store::{Conversation, NewConversation, SamplingSettings, Store};
+use hearth::store::{Conversation, NewAttachment, NewConversation, SamplingSettings, Store};
+use hearth::turn_inputs::Vision;
 
 #[derive(clap::Args, Debug)]
 pub struct ChatArgs {
@@ -58,6 +59,10 @@ pub struct ChatArgs {
     /// Element type of the KV cache: f16 (half the memory) or f32.
     #[arg(long, default_value = "f16")]
     pub kv_type: KvDType,
+    /// An image to send with --message (repeatable, in order): stored with the message, and
+    /// seen by a model installed with its vision projector.
+    #[arg(long = "image", requires = "message")]
+    pub images: Vec<PathBuf>,
 }
 
 /// The sampling parameters of a conversation: the app's settings (the same ones the desktop app
@@ -145,14 +150,27 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
     };
     let engine =
         Engine::load(&model_path, &load).with_context(|| format!("cannot load the model {}", model_path.display()))?;
+    // An installed model with its projector reads images; a GGUF path or a model without one
+    // reads text only (an image is then refused before anything is stored).
+    let mmproj = rt.block_on(hearth::models::registry::get(&store, &model_arg))?.and_then(|m| m.mmproj_path);
+    let vision = mmproj
+        .map(|m| Vision::load(&m, &engine, data_dir).map(Arc::new))
+        .transpose()
+        .with_context(|| format!("cannot load the vision projector of {model_arg}"))?;
     let mut session = Session::with_kv_dtype(engine, context, args.kv_type)?;
     let service = ChatService::new(store.clone(), rt.handle().clone());
-    let request = |text: String| TurnRequest {
+    let images = args
+        .images
+        .iter()
+        .map(|p| hearth::store::read_attachment_file(p).with_context(|| format!("cannot attach {}", p.display())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let request = |text: String, attachments: Vec<NewAttachment>| TurnRequest {
         conversation_id: conv.id,
-        input: TurnInput::send(text),
+        input: TurnInput::Send { text, attachments },
         max_tokens: args.max_tokens,
         sampling: sampling_for(&conv.sampling, &app),
         model_label: model_arg.clone(),
+        vision: vision.clone(),
     };
 
     let cancel = Arc::new(AtomicBool::new(false));
@@ -174,7 +192,7 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
         generating.store(true, Ordering::SeqCst);
         let mut stdout = std::io::stdout();
         let json = args.json;
-        let out = service.turn(&mut session, &request(message.clone()), cancel.clone(), &mut |piece| {
+        let out = service.turn(&mut session, &request(message.clone(), images), cancel.clone(), &mut |piece| {
             if !json {
                 let _ = stdout.write_all(piece.as_bytes());
                 let _ = stdout.flush();
@@ -191,6 +209,7 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
                 "gen_tokens_per_s": out.gen_tokens_per_s,
                 "prompt_tokens_per_s": out.prompt_tokens_per_s,
                 "generated_tokens": out.generated_tokens,
+                "prompt_tokens": out.prompt_tokens,
             });
             println!("{v}");
         } else {
@@ -233,7 +252,7 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
         cancel.store(false, Ordering::SeqCst);
         generating.store(true, Ordering::SeqCst);
         let mut stdout = std::io::stdout();
-        let result = service.turn(&mut session, &request(text.to_string()), cancel.clone(), &mut |piece| {
+        let result = service.turn(&mut session, &request(text.to_string(), Vec::new()), cancel.clone(), &mut |piece| {
             let _ = stdout.write_all(piece.as_bytes());
             let _ = stdout.flush();
         });
