@@ -478,6 +478,10 @@ const errorsEn: Record<ErrorCode, Sentence> = {
     `The document${d.path ? ` ${d.path}` : ''} cannot be read: it is damaged, or not the kind of file its name says.`,
   document_too_large: (d) =>
     `The document${d.path ? ` ${d.path}` : ''} is too large to read safely${d.size !== undefined && d.limit !== undefined ? ` (${bytes(d.size)}; the limit is ${bytes(d.limit)})` : ''}. Split it into smaller files.`,
+  image_input_unsupported: (d) =>
+    `This model reads only text, so it cannot see images.${d.model ? ` Models that read images: ${d.model}.` : ''} Remove the image or switch to one of them.`,
+  document_too_long: (d) =>
+    `The document${d.path ? ` ${d.path}` : ''} is too long for this conversation${d.needed !== undefined && d.limit !== undefined ? ` (${d.needed} tokens; the context holds ${d.limit})` : ''}. Summarize it first, then ask about the summary.`,
 };
 
 const errorsKo: Record<ErrorCode, Sentence> = {
@@ -553,6 +557,10 @@ const errorsKo: Record<ErrorCode, Sentence> = {
   document_unreadable: (d) => `문서${d.path ? `(${d.path})` : ''}를 읽을 수 없습니다. 손상되었거나 이름과 다른 종류의 파일입니다.`,
   document_too_large: (d) =>
     `문서${d.path ? `(${d.path})` : ''}가 너무 커서 안전하게 읽을 수 없습니다${d.size !== undefined && d.limit !== undefined ? `(${bytes(d.size)}, 최대 ${bytes(d.limit)})` : ''}. 더 작은 파일로 나누세요.`,
+  image_input_unsupported: (d) =>
+    `이 모델은 텍스트만 읽을 수 있어 이미지를 볼 수 없습니다.${d.model ? ` 이미지를 읽는 모델: ${d.model}.` : ''} 이미지를 빼거나 그중 한 모델로 바꾸세요.`,
+  document_too_long: (d) =>
+    `문서${d.path ? `(${d.path})` : ''}가 이 대화에 넣기에는 너무 깁니다${d.needed !== undefined && d.limit !== undefined ? `(${d.needed} 토큰, 컨텍스트 ${d.limit} 토큰)` : ''}. 먼저 요약한 뒤 요약에 대해 물어보세요.`,
 };
 
 const errorTables: Record<Language, Record<ErrorCode, Sentence>> = { en: errorsEn, ko: errorsKo };

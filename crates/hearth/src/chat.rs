@@ -16,11 +16,11 @@ use engine::session::{GenerateOptions, GenerationResult, Session};
 use serde::Serialize;
 use tokio::runtime::Handle;
 
-use crate::turn_inputs::TurnFile;
 use crate::store::{
     ConversationId, GenerationStats, Message, MessageFinish, MessageId, MessageState, NewAttachment, NewMessage, Role,
     Store, StoreError,
 };
+use crate::turn_inputs::TurnFile;
 
 /// How often the partial reply is written while it streams. The requirement is "at least every
 /// second"; half a second keeps a crash from losing more than a few tokens.

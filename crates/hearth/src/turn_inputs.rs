@@ -56,8 +56,8 @@ impl Vision {
         let engine_err = |source| VisionLoadError::Engine { path: mmproj.to_path_buf(), source };
         let encoder = VisionEncoder::load(mmproj, engine.device()).map_err(engine_err)?;
         encoder.check_text_model(engine.config()).map_err(engine_err)?;
-        let identity = mmproj_identity(mmproj)
-            .map_err(|source| VisionLoadError::Io { path: mmproj.to_path_buf(), source })?;
+        let identity =
+            mmproj_identity(mmproj).map_err(|source| VisionLoadError::Io { path: mmproj.to_path_buf(), source })?;
         let cache_dir = data_dir.join("cache").join("image-embeddings").join(identity);
         Ok(Self { encoder, cache_dir, encodes: AtomicUsize::new(0) })
     }
@@ -112,7 +112,8 @@ impl Vision {
 fn mmproj_identity(path: &Path) -> std::io::Result<String> {
     let meta = std::fs::metadata(path)?;
     let canonical = std::fs::canonicalize(path)?;
-    let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+    let mtime =
+        meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
     let key = format!("v{EMBEDDING_CACHE_VERSION}\n{}\n{}\n{mtime}", canonical.display(), meta.len());
     Ok(sha256_hex(key.as_bytes())[..32].to_string())
 }
@@ -220,8 +221,11 @@ fn history_parts<'a>(system_prompt: Option<&str>, messages: &'a [Message]) -> Ve
             continue;
         }
         let files: Vec<TurnFile<'a>> = m.attachments.iter().map(TurnFile::Stored).collect();
-        let content =
-            if m.role == crate::store::Role::User { user_content(&m.content, files.iter().copied()) } else { m.content.clone() };
+        let content = if m.role == crate::store::Role::User {
+            user_content(&m.content, files.iter().copied())
+        } else {
+            m.content.clone()
+        };
         let images = files.into_iter().filter(|f| f.kind() == AttachmentKind::Image).collect();
         out.push(Part { message: ChatMessage::new(m.role, content), images });
     }

@@ -7,11 +7,11 @@ use engine::device::DevicePreference;
 use engine::session::{Engine, LoadOptions, Session};
 
 use super::{lock, Runtime, Slot};
-use crate::turn_inputs::Vision;
 use crate::app_api::{AppSettings, DeviceChoice};
 use crate::error::{HearthError, HearthResult};
 use crate::models::last_used::{self, LastUsed};
 use crate::models::registry::InstalledModel;
+use crate::turn_inputs::Vision;
 
 /// What a caller hears while a model loads: fractions in 0..=1, at most about one per percent,
 /// never decreasing, and exactly `1.0` once it is ready.

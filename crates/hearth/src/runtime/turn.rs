@@ -15,8 +15,8 @@ use super::load::panic_text;
 use super::{lock, Inner, Running, Runtime, Slot};
 use crate::app_api::AppSettings;
 use crate::chat::{ChatError, StoredTurn, TurnInput, TurnOutcome, TurnRequest};
-use crate::error::{HearthError, HearthResult};
 use crate::documents::{extract_file_cached, Limits as DocLimits};
+use crate::error::{HearthError, HearthResult};
 use crate::store::{
     read_attachment_file, AttachmentKind, ConversationId, MessageFinish, MessageId, MessageState, NewAttachment,
 };
