@@ -83,7 +83,9 @@ impl Vision {
     ) -> Result<PromptImage, ChatError> {
         let path = self.cache_dir.join(format!("{sha}.emb"));
         if let Some((rows, cols, data)) = read_embeddings(&path) {
-            return Ok(PromptImage::from_rows(sha.to_string(), rows, cols, data, engine.device())?);
+            let embeddings = candle_core::Tensor::from_vec(data, (rows, cols), engine.device())
+                .map_err(engine::EngineError::from)?;
+            return Ok(PromptImage { key: sha.to_string(), embeddings });
         }
         let bytes = bytes()?;
         let rgb = preprocess::decode(&bytes, &ImageLimits::default())
@@ -93,7 +95,7 @@ impl Vision {
         let embeddings = engine.install(|| self.encoder.encode(&pixels))?;
         self.encodes.fetch_add(1, Ordering::Relaxed);
         let image = PromptImage { key: sha.to_string(), embeddings };
-        match image.to_rows() {
+        match embedding_rows(&image.embeddings) {
             Ok((rows, cols, data)) => {
                 // A cache that cannot be written only costs the next turn an encoder run.
                 if let Err(e) = write_embeddings(&path, rows, cols, &data) {
@@ -104,6 +106,12 @@ impl Vision {
         }
         Ok(image)
     }
+}
+
+/// An encoding as plain f32 rows: (rows, columns, values).
+fn embedding_rows(t: &candle_core::Tensor) -> candle_core::Result<(usize, usize, Vec<f32>)> {
+    let (rows, cols) = t.dims2()?;
+    Ok((rows, cols, t.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?))
 }
 
 /// Names an mmproj file for the cache: its canonical path, size and modification time (hashing

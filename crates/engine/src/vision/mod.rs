@@ -35,30 +35,3 @@ pub struct PromptImage {
     pub key: String,
     pub embeddings: candle_core::Tensor,
 }
-
-impl PromptImage {
-    /// The embeddings as plain f32 rows (`[tokens, width]`), for keeping them outside the
-    /// engine (a disk cache) without the caller depending on candle.
-    pub fn to_rows(&self) -> crate::Result<(usize, usize, Vec<f32>)> {
-        let (rows, cols) = self.embeddings.dims2()?;
-        let data = self.embeddings.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-        Ok((rows, cols, data))
-    }
-
-    /// An image from rows [`PromptImage::to_rows`] gave, on `device` (the text model's).
-    pub fn from_rows(
-        key: String,
-        rows: usize,
-        cols: usize,
-        data: Vec<f32>,
-        device: &candle_core::Device,
-    ) -> crate::Result<Self> {
-        if data.len() != rows * cols {
-            return Err(crate::EngineError::InvalidArgument(format!(
-                "{} values are not {rows} x {cols} image embeddings",
-                data.len()
-            )));
-        }
-        Ok(Self { key, embeddings: candle_core::Tensor::from_vec(data, (rows, cols), device)? })
-    }
-}
