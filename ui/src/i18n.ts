@@ -552,6 +552,10 @@ const errorsEn: Record<ErrorCode, Sentence> = {
     `The document${d.path ? ` ${d.path}` : ''} is too large to read safely${d.size !== undefined && d.limit !== undefined ? ` (${bytes(d.size)}; the limit is ${bytes(d.limit)})` : ''}. Split it into smaller files.`,
   remote: (d) =>
     `The model server${d.model ? ` "${d.model}"` : ''}${d.path ? ` at ${d.path}` : ''} failed. Check that it is running and reachable, and its key; the partial reply is kept.`,
+  image_input_unsupported: (d) =>
+    `This model reads only text, so it cannot see images.${d.model ? ` Models that read images: ${d.model}.` : ''} Remove the image or switch to one of them.`,
+  document_too_long: (d) =>
+    `The document${d.path ? ` ${d.path}` : ''} is too long for this conversation${d.needed !== undefined && d.limit !== undefined ? ` (${d.needed} tokens; the context holds ${d.limit})` : ''}. Summarize it first, then ask about the summary.`,
 };
 
 const errorsKo: Record<ErrorCode, Sentence> = {
@@ -629,6 +633,10 @@ const errorsKo: Record<ErrorCode, Sentence> = {
     `문서${d.path ? `(${d.path})` : ''}가 너무 커서 안전하게 읽을 수 없습니다${d.size !== undefined && d.limit !== undefined ? `(${bytes(d.size)}, 최대 ${bytes(d.limit)})` : ''}. 더 작은 파일로 나누세요.`,
   remote: (d) =>
     `모델 서버${d.model ? `(${d.model})` : ''}${d.path ? `(${d.path})` : ''}에 문제가 생겼습니다. 서버가 실행 중이고 연결할 수 있는지, 키가 맞는지 확인하세요. 받은 부분까지의 답변은 남겨 둡니다.`,
+  image_input_unsupported: (d) =>
+    `이 모델은 텍스트만 읽을 수 있어 이미지를 볼 수 없습니다.${d.model ? ` 이미지를 읽는 모델: ${d.model}.` : ''} 이미지를 빼거나 그중 한 모델로 바꾸세요.`,
+  document_too_long: (d) =>
+    `문서${d.path ? `(${d.path})` : ''}가 이 대화에 넣기에는 너무 깁니다${d.needed !== undefined && d.limit !== undefined ? `(${d.needed} 토큰, 컨텍스트 ${d.limit} 토큰)` : ''}. 먼저 요약한 뒤 요약에 대해 물어보세요.`,
 };
 
 const errorTables: Record<Language, Record<ErrorCode, Sentence>> = { en: errorsEn, ko: errorsKo };

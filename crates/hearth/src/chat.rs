@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use engine::chat_template::{ChatMessage, Role as EngineRole};
+use engine::chat_template::ChatMessage;
 use engine::sampler::SamplingParams;
 pub use engine::session::StopReason;
 use engine::session::{GenerateOptions, GenerationResult, Session};
@@ -20,6 +20,7 @@ use crate::store::{
     ConversationId, GenerationStats, Message, MessageFinish, MessageId, MessageState, NewAttachment, NewMessage, Role,
     Store, StoreError,
 };
+use crate::turn_inputs::TurnFile;
 
 /// How often the partial reply is written while it streams. The requirement is "at least every
 /// second"; half a second keeps a crash from losing more than a few tokens.
@@ -40,6 +41,19 @@ pub enum ChatError {
     /// message to answer); the text says why.
     #[error("{0}")]
     InvalidMessage(String),
+    /// Images for a model without a vision tower; `vision_models` are the catalog's models
+    /// that read images.
+    #[error("this model does not read images; a vision model does: {}", vision_models.join(", "))]
+    ImagesUnsupported { vision_models: Vec<String> },
+    /// Documents too long to read with the conversation's context and still leave room for
+    /// a reply.
+    #[error(
+        "{} too long for this conversation ({tokens} tokens with the message; the context is {context} and a reply needs {room}): summarize it first (`hearth summarize`) and ask about the summary",
+        match files.as_slice() { [one] => format!("the document {one} is"), many => format!("the documents {} are", many.join(", ")) }
+    )]
+    DocumentTooLong { files: Vec<String>, tokens: usize, room: usize, context: usize },
+    #[error("cannot read the image {file}: {source}")]
+    Image { file: String, source: engine::vision::preprocess::ImageInputError },
     /// A remote model's server failed (already in the form front ends show).
     #[error("{0}")]
     Remote(crate::error::HearthError),
@@ -57,7 +71,8 @@ pub enum Backend<'a> {
     /// tokens are computed.
     Local(&'a mut Session),
     /// A model on another machine's OpenAI-compatible server, which keeps its own cache and
-    /// context: it gets the whole history, and a failure mid-reply keeps what came.
+    /// context: it gets the whole history (documents joined, as a local model reads them), and
+    /// a failure mid-reply keeps what came.
     Remote(&'a crate::remote::RemoteClient),
 }
 
@@ -150,6 +165,9 @@ pub struct TurnRequest {
     pub sampling: SamplingParams,
     /// Recorded with the reply (model id or file name).
     pub model_label: String,
+    /// The loaded model's vision tower; `None` for a model that reads only text (an image in
+    /// the turn is then refused).
+    pub vision: Option<Arc<crate::turn_inputs::Vision>>,
 }
 
 /// What a turn produced; the reply is already stored.
@@ -183,19 +201,10 @@ pub struct StoredTurn {
 }
 
 /// The stored history as the engine's chat messages: the conversation's system prompt first,
-/// then every message with text. Partial replies (interrupted) are kept: the user saw them.
+/// then every message with text (documents joined into user messages, images left out).
+/// Partial replies (interrupted) are kept: the user saw them.
 pub fn history_to_chat(system_prompt: Option<&str>, messages: &[Message]) -> Vec<ChatMessage> {
-    let mut out = Vec::with_capacity(messages.len() + 1);
-    if let Some(sp) = system_prompt.filter(|s| !s.trim().is_empty()) {
-        out.push(ChatMessage::new(EngineRole::System, sp));
-    }
-    for m in messages {
-        if m.content.is_empty() || m.state == MessageState::Error {
-            continue;
-        }
-        out.push(ChatMessage::new(m.role, m.content.clone()));
-    }
-    out
+    crate::turn_inputs::history_messages(system_prompt, messages)
 }
 
 /// A title from the first thing the user said: its first line, cut at a word boundary.
@@ -212,35 +221,14 @@ pub fn title_from(text: &str) -> String {
     format!("{}…", cut.trim_end())
 }
 
-/// The prompt for `chat`, dropping the oldest turns (never the system prompt or the new
-/// message) until it leaves room for a reply: a quarter of the context, or `max_tokens` if
-/// smaller. The store keeps everything; only what the model sees is cut.
-fn fit_to_context(session: &Session, chat: &mut Vec<ChatMessage>, max_tokens: usize) -> Result<Vec<u32>, ChatError> {
-    let context = session.context();
-    let room = max_tokens.min(context / 4).max(1);
-    loop {
-        let prompt = session.chat_prompt(chat)?;
-        let first_droppable = usize::from(chat.first().is_some_and(|m| m.role == EngineRole::System));
-        if prompt.len() + room <= context || chat.len() <= first_droppable + 1 {
-            // Still too long with only the new message: generate reports the overflow clearly.
-            return Ok(prompt);
-        }
-        chat.remove(first_droppable);
-        // Gemma's template wants the first turn to be the user's.
-        if chat.get(first_droppable).is_some_and(|m| m.role == EngineRole::Assistant)
-            && chat.len() > first_droppable + 1
-        {
-            chat.remove(first_droppable);
-        }
-    }
-}
-
 /// The user's side of a turn, resolved against the store.
 struct TurnPlan {
     /// What comes before the user's message (the path to its parent), oldest first.
     history: Vec<Message>,
-    /// The user's message as the model sees it.
+    /// The user's message as typed (its documents join it in the prompt).
     user_text: String,
+    /// A regenerated turn's stored files (send and edit carry theirs in `user`).
+    existing_files: Vec<crate::store::Attachment>,
     user: Asked,
 }
 
@@ -319,14 +307,40 @@ impl ChatService {
         let store = &self.store;
         let conv = self.rt.block_on(store.conversation(req.conversation_id))?;
         let plan = self.plan(&req.input, conv.id)?;
-        let mut chat = history_to_chat(conv.system_prompt.as_deref(), &plan.history);
-        chat.push(ChatMessage::new(EngineRole::User, plan.user_text.as_str()));
-        // Build the prompt before storing anything: a template error should not leave a
-        // half-stored turn.
-        let prompt = match &mut backend {
-            Backend::Local(session) => fit_to_context(session, &mut chat, req.max_tokens)?,
-            Backend::Remote(_) => Vec::new(),
+        // Build the prompt before storing anything: a template error, an image for a text-only
+        // model or a document that does not fit should not leave a half-stored turn.
+        let files: Vec<TurnFile<'_>> = match &plan.user {
+            Asked::Existing(_) => plan.existing_files.iter().map(TurnFile::Stored).collect(),
+            Asked::New { attachments, .. } => attachments.iter().map(TurnFile::New).collect(),
         };
+        enum Prepared {
+            Local(crate::turn_inputs::TurnPrompt),
+            Remote(Vec<ChatMessage>),
+        }
+        let prompt = match &mut backend {
+            Backend::Local(session) => Prepared::Local(crate::turn_inputs::prepare(
+                session,
+                req.vision.as_deref(),
+                conv.system_prompt.as_deref(),
+                &plan.history,
+                &plan.user_text,
+                &files,
+                req.max_tokens,
+                &mut |a| Ok(self.rt.block_on(store.attachment_bytes(a))?),
+            )?),
+            Backend::Remote(_) => {
+                if files.iter().any(|f| f.is_image()) {
+                    return Err(ChatError::InvalidMessage(
+                        "images are not sent to a model on another machine yet: use a local vision model".into(),
+                    ));
+                }
+                let mut chat = crate::turn_inputs::history_messages(conv.system_prompt.as_deref(), &plan.history);
+                let content = crate::turn_inputs::user_content(&plan.user_text, files.iter().copied());
+                chat.push(ChatMessage::new(engine::chat_template::Role::User, content));
+                Prepared::Remote(chat)
+            }
+        };
+        drop(files);
 
         let (user_id, new_user_message) = match plan.user {
             Asked::Existing(id) => (id, false),
@@ -362,17 +376,20 @@ impl ChatService {
                 last_flush = Some(Instant::now());
             }
         };
-        let result: Result<Generated, ChatError> = match backend {
-            Backend::Local(session) => {
+        let result: Result<Generated, ChatError> = match (backend, prompt) {
+            (Backend::Local(session), Prepared::Local(prompt)) => {
                 let opts = GenerateOptions {
                     max_tokens: req.max_tokens,
                     sampling: req.sampling.clone(),
                     stop_strings: Vec::new(),
                     cancel: Some(cancel),
                 };
-                session.generate(&prompt, &opts, &mut on_piece).map(Generated::from).map_err(ChatError::from)
+                session
+                    .generate_with_images(&prompt.ids, &prompt.images, &opts, &mut on_piece)
+                    .map(Generated::from)
+                    .map_err(ChatError::from)
             }
-            Backend::Remote(client) => {
+            (Backend::Remote(client), Prepared::Remote(chat)) => {
                 let opts = crate::remote::RemoteOptions {
                     max_tokens: req.max_tokens,
                     temperature: req.sampling.temperature,
@@ -385,6 +402,7 @@ impl ChatService {
                     .map(|r| Generated::from_remote(r, client))
                     .map_err(ChatError::from)
             }
+            _ => unreachable!("the prompt is prepared for the backend it runs on"),
         };
 
         match result {
@@ -441,11 +459,11 @@ impl ChatService {
         match input {
             TurnInput::Send { text, attachments } => {
                 let text = nonempty(text)?;
-                // Attachments are stored with the message; images and documents do not reach
-                // the model yet (they would join the user's turn here).
+                // The attachments join the user's turn in the prompt (`turn_inputs`).
                 Ok(TurnPlan {
                     history: self.rt.block_on(store.messages(conversation_id))?,
                     user_text: text,
+                    existing_files: Vec::new(),
                     user: Asked::New {
                         parent: self.rt.block_on(store.active_leaf(conversation_id))?,
                         attachments: attachments.clone(),
@@ -472,6 +490,7 @@ impl ChatService {
                 Ok(TurnPlan {
                     history: history_before(&question)?,
                     user_text: question.content.clone(),
+                    existing_files: question.attachments.clone(),
                     user: Asked::Existing(question.id),
                 })
             }
@@ -498,6 +517,7 @@ impl ChatService {
                 Ok(TurnPlan {
                     history: history_before(&old)?,
                     user_text: text,
+                    existing_files: Vec::new(),
                     user: Asked::New { parent: old.parent_id, attachments },
                 })
             }

@@ -101,6 +101,12 @@ pub enum ErrorCode {
     /// A remote model's server failed: unreachable, refused the request, or broke off mid-reply
     /// (details: model = its name, path = its URL).
     Remote,
+    /// Images were attached for a model that reads only text (details: model, the catalog's
+    /// vision models, comma-separated).
+    ImageInputUnsupported,
+    /// An attached document is too long for the conversation's context; summarizing it is the
+    /// way (details: path, the file names; needed, the prompt's tokens; limit, the context).
+    DocumentTooLong,
 }
 
 impl ErrorCode {
@@ -144,6 +150,8 @@ impl ErrorCode {
         ErrorCode::DocumentUnreadable,
         ErrorCode::DocumentTooLarge,
         ErrorCode::Remote,
+        ErrorCode::ImageInputUnsupported,
+        ErrorCode::DocumentTooLong,
     ];
 
     /// The wire name (`"not_found"`), as serde writes it.
@@ -507,6 +515,23 @@ impl From<crate::images::PasteError> for HearthError {
     }
 }
 
+impl From<crate::turn_inputs::VisionLoadError> for HearthError {
+    fn from(e: crate::turn_inputs::VisionLoadError) -> Self {
+        use crate::turn_inputs::VisionLoadError as V;
+        match &e {
+            V::Io { path, .. } => Self::new(ErrorCode::Io, e.to_string()).with(ErrorDetails::path(path)),
+            V::Engine { path, source } => {
+                let mut out = Self::of_engine(source);
+                out.message = e.to_string();
+                if out.details.path.is_none() {
+                    out.details.path = Some(path.display().to_string());
+                }
+                out
+            }
+        }
+    }
+}
+
 impl From<crate::chat::ChatError> for HearthError {
     fn from(e: crate::chat::ChatError) -> Self {
         use crate::chat::ChatError as C;
@@ -515,6 +540,22 @@ impl From<crate::chat::ChatError> for HearthError {
             C::Engine(g) => g.into(),
             C::EmptyMessage | C::InvalidMessage(_) => Self::new(ErrorCode::InvalidMessage, e.to_string()),
             C::Remote(h) => h,
+            C::ImagesUnsupported { ref vision_models } => {
+                let models = vision_models.join(", ");
+                Self::new(ErrorCode::ImageInputUnsupported, e.to_string()).with(ErrorDetails::model(models))
+            }
+            C::DocumentTooLong { ref files, tokens, context, .. } => {
+                let details = ErrorDetails {
+                    path: Some(files.join(", ")),
+                    needed: Some(tokens as u64),
+                    limit: Some(context as u64),
+                    ..Default::default()
+                };
+                Self::new(ErrorCode::DocumentTooLong, e.to_string()).with(details)
+            }
+            C::Image { ref file, .. } => {
+                Self::new(ErrorCode::AttachmentUnreadable, e.to_string()).with(ErrorDetails::path(Path::new(file)))
+            }
         }
     }
 }

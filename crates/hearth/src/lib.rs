@@ -13,6 +13,7 @@ pub mod remote;
 pub mod runtime;
 pub mod server;
 pub mod store;
+pub mod turn_inputs;
 mod utc;
 
 /// See `engine::memory::limit_malloc_arenas`; for binaries that do not depend on the engine.

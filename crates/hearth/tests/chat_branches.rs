@@ -41,6 +41,7 @@ impl Fixture {
             max_tokens: 4,
             sampling: SamplingParams { temperature: 0.0, ..Default::default() },
             model_label: "gemma-3-270m".into(),
+            vision: None,
         };
         let mut streamed = String::new();
         let out = self

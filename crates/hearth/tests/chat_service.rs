@@ -42,6 +42,7 @@ fn turns_reuse_the_cache_and_cancel_keeps_the_partial_reply() {
         max_tokens,
         sampling: greedy(),
         model_label: "gemma-3-270m".into(),
+        vision: None,
     };
 
     let mut streamed = String::new();
@@ -114,6 +115,7 @@ fn a_history_longer_than_the_context_is_trimmed_from_the_oldest_turn() {
                 max_tokens: 8,
                 sampling: greedy(),
                 model_label: "m".into(),
+                vision: None,
             },
             Arc::new(AtomicBool::new(false)),
             &mut |_| {},

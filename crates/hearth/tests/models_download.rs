@@ -269,7 +269,7 @@ async fn install_registers_a_verified_download() {
 }
 
 #[tokio::test]
-async fn a_vision_model_downloads_no_projector_until_image_input_is_on() {
+async fn a_vision_model_downloads_with_its_projector_as_a_pair() {
     let server = FakeHub::start();
     let bytes = model_bytes();
     const MMPROJ: &str = "mmproj-test-f16.gguf";
@@ -277,13 +277,13 @@ async fn a_vision_model_downloads_no_projector_until_image_input_is_on() {
     cat.models.retain(|m| m.id == "gemma-3-4b-it");
     let entry = &mut cat.models[0];
     assert!(entry.vision);
-    // Model and projector both served: only the engine's lack of image input keeps the projector out.
+    // Model and projector both served.
     let v = entry.variants.iter_mut().find(|v| v.name == "Q4_0").unwrap();
     (v.repo, v.file, v.sha256) = (REPO.into(), FILE.into(), None);
     let mm = entry.mmproj.as_mut().unwrap();
     (mm.repo, mm.file, mm.sha256) = (REPO.into(), MMPROJ.into(), None);
     server.add(REPO, FILE, FileSpec::new(bytes.clone()));
-    server.add(REPO, MMPROJ, FileSpec::new(gguf_gen::gemma3(16)));
+    server.add(REPO, MMPROJ, FileSpec::new(gguf_gen::mmproj()));
     let data = tempfile::tempdir().unwrap();
     let store = Store::open(data.path()).await.unwrap();
     let cache = tempfile::tempdir().unwrap();
@@ -293,10 +293,13 @@ async fn a_vision_model_downloads_no_projector_until_image_input_is_on() {
     let m = models::install(&store, &hub, &cat.models[0], Some("Q4_0"), true, &mut |_| {}, &CancelToken::new())
         .await
         .unwrap();
-    assert_eq!(m.mmproj_path, None);
+    let mmproj = m.mmproj_path.expect("the projector is registered with the model");
+    assert_eq!(std::fs::read(&mmproj).unwrap(), gguf_gen::mmproj());
     let asked: Vec<String> = server.log().into_iter().map(|r| r.path).collect();
     assert!(asked.iter().any(|p| p.ends_with(FILE)), "{asked:?}");
-    assert!(!asked.iter().any(|p| p.contains("mmproj")), "a projector was requested: {asked:?}");
+    assert!(asked.iter().any(|p| p.ends_with(MMPROJ)), "the projector was not requested: {asked:?}");
+    let listed = registry::get(&store, &m.id).await.unwrap().unwrap();
+    assert_eq!(listed.mmproj_path.as_deref(), Some(mmproj.as_path()));
 }
 
 #[tokio::test]

@@ -28,10 +28,10 @@ fn json_lines(out: &Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// A vision model downloads as a text model until the engine reads images
-/// (`catalog::IMAGE_INPUT`): the projector is served here but never asked for.
+/// A vision model downloads with its projector (`catalog::IMAGE_INPUT`), is listed as reading
+/// images, and is removed with both files.
 #[test]
-fn download_list_remove_a_vision_model_through_the_cli_without_its_projector() {
+fn download_list_remove_a_vision_model_through_the_cli_with_its_projector() {
     let hub = FakeHub::start();
     let model = gguf_gen::gemma3(300_000);
     let proj = gguf_gen::mmproj();
@@ -44,7 +44,7 @@ fn download_list_remove_a_vision_model_through_the_cli_without_its_projector() {
     assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     let lines = json_lines(&out);
     let kinds: Vec<_> = lines.iter().filter_map(|l| l["event"].as_str()).collect();
-    assert_eq!(kinds.iter().filter(|k| **k == "finished").count(), 1, "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == "finished").count(), 2, "model and projector: {kinds:?}");
     assert!(kinds.contains(&"progress") && kinds.contains(&"verifying"), "{kinds:?}");
     let installed = lines.last().unwrap();
     assert_eq!(installed["id"], "gemma-3-4b-it-q4_0");
@@ -55,20 +55,22 @@ fn download_list_remove_a_vision_model_through_the_cli_without_its_projector() {
         "{path}"
     );
     assert_eq!(std::fs::read(path).unwrap(), model);
-    assert!(installed["mmproj_path"].is_null(), "{installed}");
-    assert!(!hub.log().iter().any(|r| r.path.contains("mmproj")), "the projector was requested");
+    let mmproj = installed["mmproj_path"].as_str().unwrap_or_else(|| panic!("no projector: {installed}")).to_string();
+    assert_eq!(std::fs::read(&mmproj).unwrap(), proj);
+    assert!(hub.log().iter().any(|r| r.path.contains("mmproj")), "the projector was not requested");
 
     let out = hearth(data.path(), hf.path(), &hub, &["models", "list", "--json"]);
     assert!(out.status.success());
     let usage: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(usage["models"][0]["model"]["id"], "gemma-3-4b-it-q4_0");
-    assert_eq!(usage["total_bytes"], model.len() as u64);
+    assert_eq!(usage["total_bytes"], (model.len() + proj.len()) as u64);
+    assert_eq!(usage["models"][0]["reads_images"], true);
 
     let out = hearth(data.path(), hf.path(), &hub, &["models", "remove", "gemma-3-4b-it-q4_0", "--json"]);
     assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     let removed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(removed["deleted_files"].as_array().unwrap().len(), 2, "blob + link of the model");
-    assert!(!Path::new(path).exists());
+    assert_eq!(removed["deleted_files"].as_array().unwrap().len(), 4, "blob + link of the model and projector");
+    assert!(!Path::new(path).exists() && !Path::new(&mmproj).exists());
 }
 
 #[test]

@@ -86,9 +86,9 @@ fn estimate_adds_weights_projector_kv_and_overhead() {
     // (5 x 8192 + 29 x 1024) x 4096 = 70 656 x 4096 = 289 406 976.
     assert_eq!(est.kv_bytes, 289_406_976);
     assert_eq!(est.weights_bytes, 2_489_757_856);
-    // No projector is loaded until the engine reads images (catalog::IMAGE_INPUT).
-    assert_eq!(est.mmproj_bytes, 0);
-    assert_eq!(est.total_bytes, 2_489_757_856 + 289_406_976 + fit::RUNTIME_OVERHEAD_BYTES);
+    // The projector loads with a vision model (catalog::IMAGE_INPUT): the 4B's f16 mmproj.
+    assert_eq!(est.mmproj_bytes, 851_251_104);
+    assert_eq!(est.total_bytes, 2_489_757_856 + 851_251_104 + 289_406_976 + fit::RUNTIME_OVERHEAD_BYTES);
 }
 
 fn memory(total: u64, available: u64) -> Memory {

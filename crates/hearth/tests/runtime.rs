@@ -140,12 +140,14 @@ fn a_bad_attachment_refuses_the_whole_message_and_stores_nothing() {
         f.tokio.block_on(f.runtime.send(conv.id, "look".into(), vec![f.dir.path().to_path_buf()], |_| {})).unwrap_err();
     assert_eq!(e.code, ErrorCode::AttachmentUnreadable);
     assert!(f.tokio.block_on(f.store.messages(conv.id)).unwrap().is_empty());
-    // A good one is stored with the message.
+    // A good one is stored with the message (a document: this text-only model refuses images).
+    let notes = f.dir.path().join("notes.txt");
+    std::fs::write(&notes, b"cats sleep a lot").unwrap();
     let (sink, ev) = events();
-    let started = f.tokio.block_on(f.runtime.send(conv.id, "look".into(), vec![photo], sink)).unwrap();
+    let started = f.tokio.block_on(f.runtime.send(conv.id, "look".into(), vec![notes], sink)).unwrap();
     ev.done();
     let user = f.tokio.block_on(f.store.message(started.user_message_id.unwrap())).unwrap();
-    assert_eq!(user.attachments.iter().map(|a| a.file_name.as_str()).collect::<Vec<_>>(), ["cat.jpg"]);
+    assert_eq!(user.attachments.iter().map(|a| a.file_name.as_str()).collect::<Vec<_>>(), ["notes.txt"]);
 }
 
 #[test]

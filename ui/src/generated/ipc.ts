@@ -1,7 +1,7 @@
 // Generated from the Rust types by `hearth::bindings` (src-tauri's bindings test). Do not edit:
 // run `UPDATE_BINDINGS=1 cargo test -p hearth-app bindings` after changing a Rust type.
 
-export type ErrorCode = "not_found" | "invalid_id" | "invalid_title" | "invalid_url" | "invalid_message" | "invalid_setting" | "invalid_query" | "busy" | "no_model" | "model_in_use" | "context_full" | "context_too_long" | "not_gguf" | "unsupported_model" | "out_of_memory" | "already_installed" | "download_running" | "disk_full" | "io" | "locked" | "read_only" | "database_corrupt" | "newer_schema" | "network" | "gated" | "checksum" | "bad_download" | "catalog" | "attachment_missing" | "attachment_unreadable" | "attachment_too_large" | "engine" | "internal" | "document_no_text" | "document_encrypted" | "document_unreadable" | "document_too_large" | "remote";
+export type ErrorCode = "not_found" | "invalid_id" | "invalid_title" | "invalid_url" | "invalid_message" | "invalid_setting" | "invalid_query" | "busy" | "no_model" | "model_in_use" | "context_full" | "context_too_long" | "not_gguf" | "unsupported_model" | "out_of_memory" | "already_installed" | "download_running" | "disk_full" | "io" | "locked" | "read_only" | "database_corrupt" | "newer_schema" | "network" | "gated" | "checksum" | "bad_download" | "catalog" | "attachment_missing" | "attachment_unreadable" | "attachment_too_large" | "engine" | "internal" | "document_no_text" | "document_encrypted" | "document_unreadable" | "document_too_large" | "remote" | "image_input_unsupported" | "document_too_long";
 
 export type ErrorDetails = { 
 /**
@@ -49,6 +49,10 @@ device: Device | null,
  * The CPU threads the loaded model runs on, once ready.
  */
 threads: number | null, 
+/**
+ * Whether the loaded model reads images (it was loaded with its vision projector).
+ */
+readsImages: boolean, 
 /**
  * Why the last load failed.
  */
@@ -207,4 +211,4 @@ export type SummaryResult = {
  */
 conversationId: string | null, cancelled: boolean, summary: string, mode: Mode, chunks: number, seconds: number, };
 
-export const ERROR_CODES: readonly ErrorCode[] = ["not_found", "invalid_id", "invalid_title", "invalid_url", "invalid_message", "invalid_setting", "invalid_query", "busy", "no_model", "model_in_use", "context_full", "context_too_long", "not_gguf", "unsupported_model", "out_of_memory", "already_installed", "download_running", "disk_full", "io", "locked", "read_only", "database_corrupt", "newer_schema", "network", "gated", "checksum", "bad_download", "catalog", "attachment_missing", "attachment_unreadable", "attachment_too_large", "engine", "internal", "document_no_text", "document_encrypted", "document_unreadable", "document_too_large", "remote"];
+export const ERROR_CODES: readonly ErrorCode[] = ["not_found", "invalid_id", "invalid_title", "invalid_url", "invalid_message", "invalid_setting", "invalid_query", "busy", "no_model", "model_in_use", "context_full", "context_too_long", "not_gguf", "unsupported_model", "out_of_memory", "already_installed", "download_running", "disk_full", "io", "locked", "read_only", "database_corrupt", "newer_schema", "network", "gated", "checksum", "bad_download", "catalog", "attachment_missing", "attachment_unreadable", "attachment_too_large", "engine", "internal", "document_no_text", "document_encrypted", "document_unreadable", "document_too_large", "remote", "image_input_unsupported", "document_too_long"];

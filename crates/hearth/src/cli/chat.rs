@@ -17,7 +17,8 @@ use hearth::app_api::AppSettings;
 use hearth::chat::{Backend, ChatService, TurnInput, TurnRequest};
 use hearth::models::last_used::{self, LastUsed};
 use hearth::remote::RemoteClient;
-use hearth::store::{Conversation, NewConversation, SamplingSettings, Store};
+use hearth::store::{Conversation, NewAttachment, NewConversation, SamplingSettings, Store};
+use hearth::turn_inputs::Vision;
 
 #[derive(clap::Args, Debug)]
 pub struct ChatArgs {
@@ -59,6 +60,10 @@ pub struct ChatArgs {
     /// Element type of the KV cache: f16 (half the memory) or f32.
     #[arg(long, default_value = "f16")]
     pub kv_type: KvDType,
+    /// An image to send with --message (repeatable, in order): stored with the message, and
+    /// seen by a model installed with its vision projector.
+    #[arg(long = "image", requires = "message")]
+    pub images: Vec<PathBuf>,
 }
 
 /// The sampling parameters of a conversation: the app's settings (the same ones the desktop app
@@ -143,7 +148,7 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
         ))?;
     }
 
-    let mut model = match remote {
+    let (mut model, vision) = match remote {
         Some(r) => {
             let key = hearth::remote::registry::key(data_dir, &r.name)?;
             let mut client = RemoteClient::new(r.clone(), key.clone())?;
@@ -152,7 +157,7 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
                 let served = rt.block_on(client.model_id())?;
                 client = RemoteClient::new(hearth::remote::RemoteModel { model: Some(served), ..r }, key)?;
             }
-            Model::Remote(client)
+            (Model::Remote(client), None)
         }
         None => {
             let load = LoadOptions {
@@ -162,16 +167,29 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
             };
             let engine = Engine::load(&model_path, &load)
                 .with_context(|| format!("cannot load the model {}", model_path.display()))?;
-            Model::Local(Session::with_kv_dtype(engine, context, args.kv_type)?)
+            // An installed model with its projector reads images; a GGUF path or a model without
+            // one reads text only (an image is then refused before anything is stored).
+            let mmproj = rt.block_on(hearth::models::registry::get(&store, &model_arg))?.and_then(|m| m.mmproj_path);
+            let vision = mmproj
+                .map(|m| Vision::load(&m, &engine, data_dir).map(Arc::new))
+                .transpose()
+                .with_context(|| format!("cannot load the vision projector of {model_arg}"))?;
+            (Model::Local(Session::with_kv_dtype(engine, context, args.kv_type)?), vision)
         }
     };
     let service = ChatService::new(store.clone(), rt.handle().clone());
-    let request = |text: String| TurnRequest {
+    let images = args
+        .images
+        .iter()
+        .map(|p| hearth::store::read_attachment_file(p).with_context(|| format!("cannot attach {}", p.display())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let request = |text: String, attachments: Vec<NewAttachment>| TurnRequest {
         conversation_id: conv.id,
-        input: TurnInput::send(text),
+        input: TurnInput::Send { text, attachments },
         max_tokens: args.max_tokens,
         sampling: sampling_for(&conv.sampling, &app),
         model_label: model_arg.clone(),
+        vision: vision.clone(),
     };
 
     let cancel = Arc::new(AtomicBool::new(false));
@@ -195,7 +213,7 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
         let json = args.json;
         let out = service.turn_with(
             model.backend(),
-            &request(message.clone()),
+            &request(message.clone(), images),
             cancel.clone(),
             &mut |_| {},
             &mut |piece| {
@@ -216,6 +234,7 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
                 "gen_tokens_per_s": out.gen_tokens_per_s,
                 "prompt_tokens_per_s": out.prompt_tokens_per_s,
                 "generated_tokens": out.generated_tokens,
+                "prompt_tokens": out.prompt_tokens,
             });
             println!("{v}");
         } else {
@@ -258,11 +277,16 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
         cancel.store(false, Ordering::SeqCst);
         generating.store(true, Ordering::SeqCst);
         let mut stdout = std::io::stdout();
-        let result =
-            service.turn_with(model.backend(), &request(text.to_string()), cancel.clone(), &mut |_| {}, &mut |piece| {
+        let result = service.turn_with(
+            model.backend(),
+            &request(text.to_string(), Vec::new()),
+            cancel.clone(),
+            &mut |_| {},
+            &mut |piece| {
                 let _ = stdout.write_all(piece.as_bytes());
                 let _ = stdout.flush();
-            });
+            },
+        );
         generating.store(false, Ordering::SeqCst);
         println!();
         match result {

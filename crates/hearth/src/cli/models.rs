@@ -53,8 +53,7 @@ pub enum ModelsCmd {
         /// Variant, e.g. Q4_0 (default: the recommended one), Q4_K_M, Q8_0.
         #[arg(long)]
         quant: Option<String>,
-        /// Skip the vision projector of multimodal models (none is fetched anyway until Hearth
-        /// reads images: `catalog::IMAGE_INPUT`).
+        /// Skip the vision projector of multimodal models (the model then reads text only).
         #[arg(long)]
         no_mmproj: bool,
         /// Print JSON lines (progress events, then the installed model).

@@ -8,10 +8,10 @@ use super::ModelsError;
 /// The catalog shipped with this build.
 const BUILTIN: &str = include_str!("../../../../assets/catalog.json");
 
-/// Whether the engine reads images. Until it does, a vision model is offered as a text model:
-/// no projector (mmproj) is downloaded, counted in the memory estimate or mentioned to the user.
-/// The catalog keeps the projector data so the vision work only has to turn this on.
-pub const IMAGE_INPUT: bool = false;
+/// Whether Hearth gives vision models images: then a vision model downloads with its projector
+/// (mmproj), the memory estimate counts it, and the runtime loads it with the model
+/// (`turn_inputs::Vision`). Off, a vision model would be offered as a text model.
+pub const IMAGE_INPUT: bool = true;
 
 /// Shape numbers the KV-cache formula needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -285,15 +285,13 @@ mod tests {
     }
 
     #[test]
-    fn no_model_reads_images_or_fetches_a_projector_while_image_input_is_off() {
-        // A const check: turning image input on needs the engine to read images first.
-        const { assert!(!IMAGE_INPUT) };
+    fn vision_models_read_images_and_fetch_their_projector() {
         let cat = Catalog::builtin().unwrap();
-        assert!(cat.models.iter().any(|m| m.vision && m.mmproj.is_some()), "the projector data is kept");
+        assert!(cat.models.iter().any(|m| m.vision), "the catalog has vision models");
         for m in &cat.models {
-            assert!(!m.reads_images(), "{}", m.id);
+            assert_eq!(m.reads_images(), m.vision, "{}", m.id);
             for v in &m.variants {
-                assert_eq!(m.mmproj_for(v), None, "{} {}", m.id, v.name);
+                assert_eq!(m.mmproj_for(v).is_some(), m.vision, "{} {}", m.id, v.name);
             }
         }
     }

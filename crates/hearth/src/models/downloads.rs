@@ -219,7 +219,7 @@ impl DownloadManager {
     }
 
     /// Starts downloading catalog model `id` (its recommended variant, and the projector a vision
-    /// model has once `catalog::IMAGE_INPUT` is on) on a task of the current Tokio runtime, and returns at once. Refused
+    /// model has, with `catalog::IMAGE_INPUT` on) on a task of the current Tokio runtime, and returns at once. Refused
     /// with [`DownloadError::Busy`] while that model is already downloading. A partial file from
     /// an earlier attempt is continued, not started over.
     pub fn start(&self, id: &str, on_update: UpdateSink) -> Result<(), DownloadError> {
@@ -416,7 +416,7 @@ struct Progress {
     /// The current file's size and bytes so far.
     current_total: u64,
     current: u64,
-    /// Estimated size of the file still to come (a projector, once `catalog::IMAGE_INPUT` is on).
+    /// Estimated size of the file still to come (a vision model's projector).
     pending: u64,
     every: Duration,
     last: Option<Instant>,

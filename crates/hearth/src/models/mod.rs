@@ -118,7 +118,23 @@ pub async fn import_gguf(
             blocking(move || check_mmproj(&mc)).await?;
             Some(m)
         }
-        None => None,
+        None => match mmproj_beside(&path) {
+            // Found, not asked for: a file that is no projector is left out, not an error.
+            Some(m) => {
+                let mc = m.clone();
+                match blocking(move || check_mmproj(&mc)).await {
+                    Ok(_) => {
+                        log::info!("using the vision projector {} found beside the model", m.display());
+                        Some(m)
+                    }
+                    Err(e) => {
+                        log::warn!("not using {} as the vision projector: {e}", m.display());
+                        None
+                    }
+                }
+            }
+            None => None,
+        },
     };
     let sha256 = hub::sha256_file(&path).await?;
     let id = opts.id.clone().unwrap_or_else(|| format!("local-{}", &sha256[..12]));
@@ -154,6 +170,30 @@ pub async fn import_gguf(
     };
     registry::insert(store, &model, false).await?;
     Ok(model)
+}
+
+/// The one `mmproj*.gguf` (any case) in the model's folder, as llama.cpp's downloads name
+/// projectors; `None` when there is none, or several (which one pairs with the model is then
+/// not clear: `--mmproj` says).
+pub fn mmproj_beside(model: &Path) -> Option<PathBuf> {
+    let dir = model.parent()?;
+    let mut found = std::fs::read_dir(dir).ok()?.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| {
+        let name = p.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+        name.starts_with("mmproj") && name.ends_with(".gguf") && p.as_path() != model && p.is_file()
+    });
+    let first = found.next()?;
+    match found.next() {
+        None => Some(first),
+        Some(second) => {
+            log::warn!(
+                "several vision projectors beside {} ({} and {}...): pass --mmproj to pick one",
+                model.display(),
+                first.display(),
+                second.display()
+            );
+            None
+        }
+    }
 }
 
 /// Copies through a temporary name so a crash never leaves a half file under the real name.
@@ -343,6 +383,8 @@ pub struct ModelUsage {
     /// Bytes on disk now (model + projector); 0 when the files are missing.
     pub on_disk_bytes: u64,
     pub present: bool,
+    /// Whether the model reads images: it has its vision projector (mmproj) on disk.
+    pub reads_images: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -362,7 +404,8 @@ pub async fn disk_usage(store: &Store, download_dir: &Path) -> Result<DiskUsage,
         let mm = m.mmproj_path.as_deref().and_then(size).unwrap_or(0);
         let on_disk = main.unwrap_or(0) + mm;
         total_bytes += on_disk;
-        models.push(ModelUsage { present: main.is_some(), on_disk_bytes: on_disk, model: m });
+        let reads_images = m.mmproj_path.as_deref().is_some_and(Path::is_file);
+        models.push(ModelUsage { present: main.is_some(), on_disk_bytes: on_disk, reads_images, model: m });
     }
     Ok(DiskUsage { models, total_bytes, free_bytes: hub::free_disk_bytes(download_dir).ok() })
 }

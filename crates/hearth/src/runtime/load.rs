@@ -11,6 +11,7 @@ use crate::app_api::{AppSettings, DeviceChoice};
 use crate::error::{HearthError, HearthResult};
 use crate::models::last_used::{self, LastUsed};
 use crate::models::registry::InstalledModel;
+use crate::turn_inputs::Vision;
 
 /// What a caller hears while a model loads: fractions in 0..=1, at most about one per percent,
 /// never decreasing, and exactly `1.0` once it is ready.
@@ -143,11 +144,12 @@ impl Runtime {
         {
             let mut slot = lock(&self.inner.slot);
             *slot = match loaded {
-                Ok(session) => Slot::Ready {
+                Ok((session, vision)) => Slot::Ready {
                     id: model.id.clone(),
                     name: model.display_name.clone(),
                     engine: session.engine().clone(),
                     session: Arc::new(Mutex::new(session)),
+                    vision: vision.map(Arc::new),
                 },
                 Err(ref e) => Slot::Failed { id: model.id.clone(), name: model.display_name.clone(), error: e.clone() },
             };
@@ -182,7 +184,7 @@ impl Runtime {
         model: &InstalledModel,
         settings: &AppSettings,
         report: Arc<LoadProgress>,
-    ) -> HearthResult<Session> {
+    ) -> HearthResult<(Session, Option<Vision>)> {
         report(0.0);
         let opts = LoadOptions {
             threads: settings.threads.map(|t| t.max(1) as usize),
@@ -193,11 +195,13 @@ impl Runtime {
             tokenizer_cache_dir: Some(self.inner.data_dir.join("cache").join("tokenizers")),
         };
         let path = model.path.clone();
+        let mmproj = model.mmproj_path.clone();
+        let data_dir = self.inner.data_dir.clone();
         let ctx = settings.context_size.max(1) as usize;
         let inner = self.inner.clone();
         // Reading weights takes seconds: a blocking thread keeps the async workers free.
         let joined = tokio::task::spawn_blocking(move || {
-            std::panic::catch_unwind(AssertUnwindSafe(|| -> HearthResult<Session> {
+            std::panic::catch_unwind(AssertUnwindSafe(|| -> HearthResult<(Session, Option<Vision>)> {
                 // The engine reports per tensor (hundreds of times); a step per percent is enough.
                 let mut last = 0.0f32;
                 let engine = Engine::load_with_progress(&path, &opts, &mut |f| {
@@ -210,7 +214,12 @@ impl Runtime {
                         fail::fail_point!("runtime::load::progress");
                     }
                 })?;
-                Ok(Session::new(engine, ctx)?)
+                // The vision tower loads with the model, not at the first image: the load is
+                // already a background step with progress (an image then never waits seconds
+                // mid-turn), a projector that does not match the model is refused here rather
+                // than in a conversation, and the memory estimate counts the projector anyway.
+                let vision = mmproj.map(|m| Vision::load(&m, &engine, &data_dir)).transpose()?;
+                Ok((Session::new(engine, ctx)?, vision))
             }))
         })
         .await;

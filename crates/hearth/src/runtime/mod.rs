@@ -99,6 +99,8 @@ pub struct ModelStatus {
     pub device: Option<Device>,
     /// The CPU threads the loaded model runs on, once ready.
     pub threads: Option<usize>,
+    /// Whether the loaded model reads images (it was loaded with its vision projector).
+    pub reads_images: bool,
     /// Why the last load failed.
     pub error: Option<HearthError>,
     /// For a remote model: its server's address (it runs there, not here).
@@ -123,6 +125,8 @@ enum Slot {
         name: String,
         engine: Arc<engine::session::Engine>,
         session: Arc<Mutex<Session>>,
+        /// The vision tower, for a model installed with its projector (mmproj).
+        vision: Option<Arc<crate::turn_inputs::Vision>>,
     },
     Failed {
         id: String,
@@ -233,6 +237,7 @@ impl Runtime {
             load_fraction: None,
             device: None,
             threads: None,
+            reads_images: false,
             error: None,
             remote_url: None,
         };
@@ -245,8 +250,9 @@ impl Runtime {
                 load_fraction: Some(*fraction),
                 ..none
             },
-            Slot::Ready { id, name, engine, session } => ModelStatus {
+            Slot::Ready { id, name, engine, session, vision } => ModelStatus {
                 state: ModelPhase::Ready,
+                reads_images: vision.is_some(),
                 model_id: Some(id.clone()),
                 name: Some(name.clone()),
                 device: Some(engine.device_kind().into()),
@@ -295,6 +301,20 @@ impl Runtime {
             )
             .with(crate::error::ErrorDetails::model(id))),
         }
+    }
+
+    /// The loaded model's vision tower, if it reads images.
+    fn vision(&self) -> Option<Arc<crate::turn_inputs::Vision>> {
+        match &*lock(&self.inner.slot) {
+            Slot::Ready { vision, .. } => vision.clone(),
+            _ => None,
+        }
+    }
+
+    /// How many images the loaded model's vision tower has encoded since it was loaded (each a
+    /// miss of the on-disk cache of encodings); 0 without one.
+    pub fn image_encodes(&self) -> usize {
+        self.vision().map_or(0, |v| v.encodes())
     }
 
     /// Validates and stores a settings patch, and makes it take effect without a restart:

@@ -2,7 +2,7 @@
 //! the panic boundary.
 
 use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -15,8 +15,11 @@ use super::load::panic_text;
 use super::{lock, Inner, Loaded, Running, Runtime, Slot};
 use crate::app_api::AppSettings;
 use crate::chat::{Backend, ChatError, StoredTurn, TurnInput, TurnOutcome, TurnRequest};
+use crate::documents::{extract_file_cached, Limits as DocLimits};
 use crate::error::{HearthError, HearthResult};
-use crate::store::{read_attachment_file, ConversationId, MessageFinish, MessageId, MessageState, NewAttachment};
+use crate::store::{
+    read_attachment_file, AttachmentKind, ConversationId, MessageFinish, MessageId, MessageState, NewAttachment,
+};
 
 /// Why a reply ended, as front ends show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
@@ -127,7 +130,8 @@ impl Runtime {
         self.inner.store.conversation(conversation_id).await?;
         // Refuse early, before reading possibly large files.
         self.loaded()?;
-        let attachments = tokio::task::spawn_blocking(move || read_attachments(&attachments))
+        let data_dir = self.inner.data_dir.clone();
+        let attachments = tokio::task::spawn_blocking(move || read_attachments(&data_dir, &attachments))
             .await
             .map_err(HearthError::internal)??;
         self.start(conversation_id, TurnInput::Send { text, attachments }, Box::new(on_event)).await
@@ -180,9 +184,10 @@ impl Runtime {
         let stopped = Arc::new(AtomicBool::new(false));
         let queue_turn = self.wait_in_line().await?;
         // Both locks, in begin_load's order: no load can start between the check and the claim.
-        let (model_id, loaded) = {
+        let (model_id, loaded, vision) = {
             let mut running = lock(&self.inner.running);
             let (model_id, loaded) = self.loaded()?;
+            let vision = self.vision();
             if running.is_some() {
                 return Err(HearthError::busy());
             }
@@ -193,7 +198,7 @@ impl Runtime {
                 thread: None,
                 _queue_turn: Some(queue_turn),
             });
-            (model_id, loaded)
+            (model_id, loaded, vision)
         };
         let req = TurnRequest {
             conversation_id,
@@ -201,6 +206,7 @@ impl Runtime {
             max_tokens: self.inner.reply_limit.load(Ordering::Relaxed),
             sampling: settings.sampling(),
             model_label: model_id,
+            vision,
         };
         let (tx, rx) = oneshot::channel();
         let job = TurnJob {
@@ -246,9 +252,21 @@ impl Runtime {
 }
 
 /// The dropped files, read and checked before anything is stored: one missing, unreadable or
-/// oversized file refuses the whole message.
-fn read_attachments(paths: &[PathBuf]) -> HearthResult<Vec<NewAttachment>> {
-    paths.iter().map(|p| Ok(read_attachment_file(p)?)).collect()
+/// oversized file refuses the whole message. A document's text is extracted here (once per
+/// content: the text cache under `data_dir`), so it is stored with the attachment and joins
+/// the user's turn; a document with no text to read refuses the message too, since the model
+/// would not see it.
+fn read_attachments(data_dir: &Path, paths: &[PathBuf]) -> HearthResult<Vec<NewAttachment>> {
+    paths
+        .iter()
+        .map(|p| {
+            let mut a = read_attachment_file(p)?;
+            if a.kind == AttachmentKind::Document {
+                a.extracted_text = Some(extract_file_cached(data_dir, p, &DocLimits::default())?.text);
+            }
+            Ok(a)
+        })
+        .collect()
 }
 
 /// Frees the running slot if it still holds the turn with this cancel flag (a shutdown may

@@ -124,8 +124,9 @@ fn status_of(code: ErrorCode) -> StatusCode {
         | C::ContextTooLong
         | C::DocumentNoText
         | C::DocumentEncrypted
-        | C::DocumentUnreadable => StatusCode::BAD_REQUEST,
-        C::AttachmentTooLarge | C::DocumentTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        | C::DocumentUnreadable
+        | C::ImageInputUnsupported => StatusCode::BAD_REQUEST,
+        C::AttachmentTooLarge | C::DocumentTooLarge | C::DocumentTooLong => StatusCode::PAYLOAD_TOO_LARGE,
         C::Busy | C::NoModel | C::Locked => StatusCode::SERVICE_UNAVAILABLE,
         C::ModelInUse
         | C::NotGguf

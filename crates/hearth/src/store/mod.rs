@@ -14,7 +14,7 @@ pub mod search;
 pub mod settings;
 mod types;
 
-pub use attachments::{attachment_kind, read_attachment_file, AttachmentFileError, ATTACHMENT_MAX_BYTES};
+pub use attachments::{attachment_kind, read_attachment_file, sha256_hex, AttachmentFileError, ATTACHMENT_MAX_BYTES};
 pub use error::StoreError;
 pub use export::{format_utc, ConversationExport, EXPORT_FORMAT, EXPORT_VERSION};
 pub use search::{SearchHit, SearchOptions};
