@@ -101,6 +101,9 @@ pub enum ErrorCode {
     /// A remote model's server failed: unreachable, refused the request, or broke off mid-reply
     /// (details: model = its name, path = its URL).
     Remote,
+    /// The local API server cannot listen: another program uses the port (details: path = the
+    /// address, e.g. `127.0.0.1:11435`).
+    PortInUse,
 }
 
 impl ErrorCode {
@@ -144,6 +147,7 @@ impl ErrorCode {
         ErrorCode::DocumentUnreadable,
         ErrorCode::DocumentTooLarge,
         ErrorCode::Remote,
+        ErrorCode::PortInUse,
     ];
 
     /// The wire name (`"not_found"`), as serde writes it.
