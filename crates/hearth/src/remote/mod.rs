@@ -9,7 +9,13 @@
 pub mod client;
 pub mod registry;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use ts_rs::TS;
+
+use crate::error::{ErrorCode, HearthError, HearthResult};
+use crate::store::Store;
 
 pub use client::{RemoteClient, RemoteFinish, RemoteOptions, RemoteReply};
 pub use registry::{RemoteKey, RemoteModel};
@@ -58,4 +64,56 @@ impl RemoteError {
             _ => None,
         }
     }
+}
+
+/// Whether a remote model's server answers `GET /v1/models` with its stored key, and what it
+/// offers: what the models page's "check" shows.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoteCheck {
+    pub name: String,
+    /// The model ids the server lists (empty when it failed).
+    pub models: Vec<String>,
+    /// Why it did not answer; `None`: it answered.
+    pub error: Option<HearthError>,
+}
+
+/// Asks `name`'s server what it offers. A server that does not answer is a result, not an
+/// error; an unknown name or an unreadable key file is an error.
+pub async fn check(store: &Store, data_dir: &Path, name: &str) -> Result<RemoteCheck, RemoteError> {
+    let Some(m) = registry::get(store, data_dir, name).await? else {
+        return Err(not_found(store, data_dir, name).await);
+    };
+    let key = registry::key(data_dir, name)?;
+    let result = async { RemoteClient::new(m, key)?.models().await }.await;
+    Ok(match result {
+        Ok(models) => RemoteCheck { name: name.to_string(), models, error: None },
+        Err(e) => {
+            let mut err = HearthError::from(e);
+            err.details.model = Some(name.to_string());
+            RemoteCheck { name: name.to_string(), models: Vec::new(), error: Some(err) }
+        }
+    })
+}
+
+async fn not_found(store: &Store, data_dir: &Path, name: &str) -> RemoteError {
+    let known = match registry::list(store, data_dir).await {
+        Ok(l) if !l.is_empty() => l.into_iter().map(|m| m.name).collect::<Vec<_>>().join(", "),
+        _ => "none".to_string(),
+    };
+    RemoteError::NotFound { name: name.to_string(), known }
+}
+
+/// Removes a remote model unless it is the one in use (`model_in_use`, like an installed model):
+/// its turns would fail mid-conversation otherwise.
+pub async fn remove_unless_loaded(runtime: &crate::runtime::Runtime, name: &str) -> HearthResult<RemoteModel> {
+    let st = runtime.status();
+    if st.remote_url.is_some() && st.model_id.as_deref() == Some(name) {
+        return Err(HearthError::new(
+            ErrorCode::ModelInUse,
+            format!("{name} is the model in use: load another model before removing it"),
+        )
+        .with(crate::error::ErrorDetails::model(name)));
+    }
+    Ok(registry::remove(runtime.store(), runtime.data_dir(), name).await?)
 }
