@@ -117,3 +117,33 @@ pub async fn remove_unless_loaded(runtime: &crate::runtime::Runtime, name: &str)
     }
     Ok(registry::remove(runtime.store(), runtime.data_dir(), name).await?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::Runtime;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_check_reports_a_silent_server_as_a_result_and_remove_spares_nothing_unloaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        // A port nobody listens on: taken from the OS, then given back.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let url = format!("http://127.0.0.1:{port}");
+        registry::add(&store, dir.path(), "gone", &url, None, None).await.unwrap();
+
+        let c = check(&store, dir.path(), "gone").await.unwrap();
+        assert_eq!((c.name.as_str(), c.models.len()), ("gone", 0));
+        let e = c.error.unwrap();
+        assert_eq!(e.code, ErrorCode::Remote, "{e:?}");
+        assert_eq!((e.details.path.as_deref(), e.details.model.as_deref()), (Some(url.as_str()), Some("gone")));
+
+        let err = check(&store, dir.path(), "nope").await.unwrap_err();
+        assert!(matches!(&err, RemoteError::NotFound { known, .. } if known == "gone"), "{err}");
+
+        // Not loaded: removed like any other.
+        let runtime = Runtime::new(store.clone(), dir.path().to_path_buf(), tokio::runtime::Handle::current());
+        assert_eq!(remove_unless_loaded(&runtime, "gone").await.unwrap().name, "gone");
+        assert_eq!(remove_unless_loaded(&runtime, "gone").await.unwrap_err().code, ErrorCode::NotFound);
+    }
+}
