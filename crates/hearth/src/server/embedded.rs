@@ -393,6 +393,12 @@ mod tests {
             let mode = std::fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+        // Changing an option while it runs restarts it on the same port.
+        let relaxed = LocalServerSettings { require_key: false, ..on.clone() };
+        let st2 = server.apply(relaxed).await.unwrap();
+        assert_eq!((st2.url.clone(), st2.api_key.as_deref()), (st.url.clone(), Some(key.as_str())));
+        assert_eq!(post_chat(st2.url.as_deref().unwrap(), None).await.0, 503, "no key needed now");
+        let st = server.apply(on.clone()).await.unwrap();
         // The key is required when asked for, and is the one shown.
         let base = st.url.clone().unwrap();
         assert_eq!(post_chat(&base, None).await.0, 401);
