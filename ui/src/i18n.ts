@@ -552,7 +552,7 @@ const errorsEn: Record<ErrorCode, Sentence> = {
   document_too_large: (d) =>
     `The document${d.path ? ` ${d.path}` : ''} is too large to read safely${d.size !== undefined && d.limit !== undefined ? ` (${bytes(d.size)}; the limit is ${bytes(d.limit)})` : ''}. Split it into smaller files.`,
   remote: (d) =>
-    `The model server${d.model ? ` "${d.model}"` : ''}${d.path ? ` at ${d.path}` : ''} failed. Check that it is running and reachable, and its key; the partial reply is kept.`,
+    `The model server${d.model ? ` "${d.model}"` : ''}${d.path ? ` at ${d.path}` : ''} failed. Check that it is running and reachable, and its key${d.field === 'check' ? '' : '; the partial reply is kept'}.`,
   port_in_use: (d) => `Another program is already using ${d.path ?? 'that port'}. Choose another port for the local API server.`,
 };
 
@@ -630,7 +630,7 @@ const errorsKo: Record<ErrorCode, Sentence> = {
   document_too_large: (d) =>
     `문서${d.path ? `(${d.path})` : ''}가 너무 커서 안전하게 읽을 수 없습니다${d.size !== undefined && d.limit !== undefined ? `(${bytes(d.size)}, 최대 ${bytes(d.limit)})` : ''}. 더 작은 파일로 나누세요.`,
   remote: (d) =>
-    `모델 서버${d.model ? `(${d.model})` : ''}${d.path ? `(${d.path})` : ''}에 문제가 생겼습니다. 서버가 실행 중이고 연결할 수 있는지, 키가 맞는지 확인하세요. 받은 부분까지의 답변은 남겨 둡니다.`,
+    `모델 서버${d.model ? `(${d.model})` : ''}${d.path ? `(${d.path})` : ''}에 문제가 생겼습니다. 서버가 실행 중이고 연결할 수 있는지, 키가 맞는지 확인하세요.${d.field === 'check' ? '' : ' 받은 부분까지의 답변은 남겨 둡니다.'}`,
   port_in_use: (d) => `다른 프로그램이 이미 ${d.path ?? '그 포트'}를 사용하고 있습니다. 로컬 API 서버에 다른 포트를 고르세요.`,
 };
 

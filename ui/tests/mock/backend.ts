@@ -381,7 +381,7 @@ function handle(cmd: string, args: Record<string, unknown>): unknown {
       const r = remoteModels.find((x) => x.name === str('name')) ?? err('not_found', `no remote model named ${str('name')}`);
       const models = remoteAnswers[r.url];
       if (models) return { name: r.name, models, error: null };
-      return { name: r.name, models: [], error: { code: 'remote', message: `cannot reach ${r.url}: connection refused`, details: { path: r.url, model: r.name } } };
+      return { name: r.name, models: [], error: { code: 'remote', message: `cannot reach ${r.url}: connection refused`, details: { path: r.url, model: r.name, field: 'check' } } };
     }
     case 'local_server_status':
       return serverStatus();

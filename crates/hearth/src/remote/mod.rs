@@ -91,6 +91,8 @@ pub async fn check(store: &Store, data_dir: &Path, name: &str) -> Result<RemoteC
         Err(e) => {
             let mut err = HearthError::from(e);
             err.details.model = Some(name.to_string());
+            // A check, not a reply: the sentence then says nothing about a partial reply.
+            err.details.field = Some("check".to_string());
             RemoteCheck { name: name.to_string(), models: Vec::new(), error: Some(err) }
         }
     })
@@ -137,6 +139,7 @@ mod tests {
         let e = c.error.unwrap();
         assert_eq!(e.code, ErrorCode::Remote, "{e:?}");
         assert_eq!((e.details.path.as_deref(), e.details.model.as_deref()), (Some(url.as_str()), Some("gone")));
+        assert_eq!(e.details.field.as_deref(), Some("check"));
 
         let err = check(&store, dir.path(), "nope").await.unwrap_err();
         assert!(matches!(&err, RemoteError::NotFound { known, .. } if known == "gone"), "{err}");
