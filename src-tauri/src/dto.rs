@@ -246,6 +246,32 @@ pub enum DownloadEvent {
     },
 }
 
+/// A remote model as the models page lists it (its key never leaves its file: only whether
+/// one is stored).
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoteModelInfo {
+    pub name: String,
+    /// The server's base URL.
+    pub url: String,
+    /// The server's model id asked for; `null`: the first one it lists.
+    pub model: Option<String>,
+    pub has_key: bool,
+    pub added_at: String,
+}
+
+impl From<&hearth::remote::RemoteModel> for RemoteModelInfo {
+    fn from(m: &hearth::remote::RemoteModel) -> Self {
+        Self {
+            name: m.name.clone(),
+            url: m.url.clone(),
+            model: m.model.clone(),
+            has_key: m.has_key,
+            added_at: rfc3339_utc(m.added_at),
+        }
+    }
+}
+
 /// Every DTO's TypeScript declaration (used by the bindings test), after the runtime's (`hearth::bindings`), in an order
 /// where each type is declared before the types that use it.
 #[cfg(test)]
@@ -279,6 +305,10 @@ pub fn declarations() -> Vec<String> {
         decl::<hearth::documents::app::SummaryProgress>(),
         decl::<hearth::documents::app::SummaryEvent>(),
         decl::<hearth::documents::app::SummaryResult>(),
+        decl::<RemoteModelInfo>(),
+        decl::<hearth::remote::RemoteCheck>(),
+        decl::<hearth::server::embedded::LocalServerSettings>(),
+        decl::<hearth::server::embedded::LocalServerStatus>(),
     ]);
     d
 }

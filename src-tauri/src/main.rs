@@ -79,6 +79,16 @@ fn main() -> anyhow::Result<()> {
         .plugin(tauri_plugin_opener::init())
         .manage(state)
         .setup(move |app| {
+            // The local API server comes back if it was on; a failure (port taken) waits in its
+            // status for the settings page.
+            let handle = app.handle().clone();
+            tauri::async_runtime::spawn(async move {
+                match handle.state::<AppState>().server.restore().await {
+                    Ok(Some(addr)) => log::info!("local API server back on http://{addr}/v1"),
+                    Ok(None) => {}
+                    Err(e) => log::warn!("cannot start the local API server: {e}"),
+                }
+            });
             if let Some(model) = startup_model {
                 let handle = app.handle().clone();
                 tauri::async_runtime::spawn(async move {
@@ -132,6 +142,12 @@ fn main() -> anyhow::Result<()> {
             commands::attachments::attachment_text,
             commands::attachments::summarize_documents,
             commands::attachments::cancel_summary,
+            commands::remote::list_remote_models,
+            commands::remote::add_remote_model,
+            commands::remote::remove_remote_model,
+            commands::remote::check_remote_model,
+            commands::local_server::local_server_status,
+            commands::local_server::set_local_server,
         ])
         .build(tauri::generate_context!())
         .context("cannot start the window")?;
@@ -139,6 +155,8 @@ fn main() -> anyhow::Result<()> {
     app.run(|handle, event| {
         if let tauri::RunEvent::Exit = event {
             let state = handle.state::<AppState>();
+            // API clients first: their requests would otherwise hold the runtime's queue.
+            state.rt.block_on(state.server.stop(hearth::server::embedded::STOP_WAIT));
             // A reply cut off by quitting is stored as interrupted, and the database closed cleanly.
             state.runtime.shutdown(QUIT_WAIT);
             // Downloads stop with their partial files intact, to resume at the next start.

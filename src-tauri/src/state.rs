@@ -6,12 +6,15 @@ use std::sync::{Arc, Mutex};
 
 use hearth::models::DownloadManager;
 use hearth::runtime::Runtime;
+use hearth::server::embedded::Embedded;
 use hearth::store::Store;
 
 pub struct AppState {
     pub runtime: Runtime,
     /// Model downloads running in the background (several models at once, one each).
     pub downloads: DownloadManager,
+    /// The local OpenAI-compatible API server (Settings → Local API server), over `runtime`.
+    pub server: Embedded,
     /// The runtime the store runs on, for shutting down from the event loop.
     pub rt: tokio::runtime::Handle,
     /// The running document summary's cancel flag (one generation runs at a time).
@@ -22,6 +25,7 @@ impl AppState {
     pub fn new(runtime: Runtime, rt: tokio::runtime::Handle) -> Self {
         Self {
             downloads: DownloadManager::new(runtime.store().clone(), runtime.data_dir()),
+            server: Embedded::new(runtime.clone()),
             runtime,
             rt,
             summary_cancel: Mutex::new(None),

@@ -14,9 +14,10 @@ import { ERROR_CODES } from './generated/ipc';
 export type {
   ErrorCode, ErrorDetails, Conversation, ConversationPage, SearchHit, MessageRole, MessageState, Message, MessageList,
   GenerationStarted, CatalogEntry, DownloadStatus, InstalledModel, DownloadEvent, LoadEvent, Fit, Theme, Language,
-  SettingRange, AttachmentInfo, DocumentCard, PlanSummary, SummaryEvent, SummaryProgress, SummaryResult, Extracted, DocKind,
+  SettingRange, AttachmentInfo, DocumentCard, PlanSummary, SummaryEvent, SummaryProgress, SummaryResult, Extracted, DocKind, RemoteModelInfo, RemoteCheck, LocalServerSettings, LocalServerStatus,
 } from './generated/ipc';
 import type {
+  RemoteModelInfo, RemoteCheck, LocalServerSettings, LocalServerStatus,
   ErrorCode, ErrorDetails, Conversation, ConversationPage, SearchHit, MessageList, GenerationStarted, CatalogEntry,
   InstalledModel, DownloadEvent, LoadEvent, SettingRange, DocumentCard, SummaryEvent, SummaryResult, Extracted,
 } from './generated/ipc';
@@ -143,6 +144,22 @@ export const setSettings = (patch: Partial<Settings>) => call<Settings>('set_set
 export const hfTokenStatus = () => call<boolean>('hf_token_status');
 /** Stores the Hugging Face read token on this computer ('' forgets Hearth's stored one); answers the status afterwards. */
 export const setHfToken = (token: string) => call<boolean>('set_hf_token', { token });
+
+// ---------- remote models ----------
+
+export const listRemoteModels = () => call<RemoteModelInfo[]>('list_remote_models');
+/** Adds a model on another machine's OpenAI-compatible server. The key is sent this once and stored on this computer; it never comes back. */
+export const addRemoteModel = (args: { name: string; url: string; model: string | null; apiKey: string | null }) =>
+  call<RemoteModelInfo>('add_remote_model', args);
+export const removeRemoteModel = (name: string) => call<void>('remove_remote_model', { name });
+/** Whether its server answers (a failure is in the result's `error`, not a rejection). */
+export const checkRemoteModel = (name: string) => call<RemoteCheck>('check_remote_model', { name });
+
+// ---------- local API server ----------
+
+export const localServerStatus = () => call<LocalServerStatus>('local_server_status');
+/** Switches the local API server on or off (and sets its port and options); rejects with 'port_in_use' when the port is taken. */
+export const setLocalServer = (settings: LocalServerSettings) => call<LocalServerStatus>('set_local_server', { settings });
 
 // ---------- shell ----------
 

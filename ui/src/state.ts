@@ -1,6 +1,6 @@
 // The app's single state object and the hooks views register to redraw themselves.
 import { focusKey, restoreFocus } from './focus';
-import type { CatalogEntry, Conversation, Device, DownloadProgress, HearthError, InstalledModel, Message, ModelState, SearchHit, SettingRange, Settings } from './ipc';
+import type { CatalogEntry, Conversation, Device, DownloadProgress, HearthError, InstalledModel, Message, RemoteCheck, RemoteModelInfo, ModelState, SearchHit, SettingRange, Settings } from './ipc';
 
 export type View = 'chat' | 'models' | 'settings';
 
@@ -41,6 +41,10 @@ export const state = {
   hfToken: null as boolean | null,
   loadFraction: 0,
   installed: [] as InstalledModel[],
+  /** Models on other machines' servers (list_remote_models). */
+  remote: [] as RemoteModelInfo[],
+  /** Each remote model's last check, by name (check_remote_model). */
+  remoteChecks: new Map<string, RemoteCheck | 'checking'>(),
   catalog: [] as CatalogEntry[],
   downloads: new Map<string, DownloadView>(),
   attachments: [] as string[],

@@ -107,6 +107,9 @@ pub enum ErrorCode {
     /// An attached document is too long for the conversation's context; summarizing it is the
     /// way (details: path, the file names; needed, the prompt's tokens; limit, the context).
     DocumentTooLong,
+    /// The local API server cannot listen: another program uses the port (details: path = the
+    /// address, e.g. `127.0.0.1:11435`).
+    PortInUse,
 }
 
 impl ErrorCode {
@@ -152,6 +155,7 @@ impl ErrorCode {
         ErrorCode::Remote,
         ErrorCode::ImageInputUnsupported,
         ErrorCode::DocumentTooLong,
+        ErrorCode::PortInUse,
     ];
 
     /// The wire name (`"not_found"`), as serde writes it.

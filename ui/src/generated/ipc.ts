@@ -1,7 +1,7 @@
 // Generated from the Rust types by `hearth::bindings` (src-tauri's bindings test). Do not edit:
 // run `UPDATE_BINDINGS=1 cargo test -p hearth-app bindings` after changing a Rust type.
 
-export type ErrorCode = "not_found" | "invalid_id" | "invalid_title" | "invalid_url" | "invalid_message" | "invalid_setting" | "invalid_query" | "busy" | "no_model" | "model_in_use" | "context_full" | "context_too_long" | "not_gguf" | "unsupported_model" | "out_of_memory" | "already_installed" | "download_running" | "disk_full" | "io" | "locked" | "read_only" | "database_corrupt" | "newer_schema" | "network" | "gated" | "checksum" | "bad_download" | "catalog" | "attachment_missing" | "attachment_unreadable" | "attachment_too_large" | "engine" | "internal" | "document_no_text" | "document_encrypted" | "document_unreadable" | "document_too_large" | "remote" | "image_input_unsupported" | "document_too_long";
+export type ErrorCode = "not_found" | "invalid_id" | "invalid_title" | "invalid_url" | "invalid_message" | "invalid_setting" | "invalid_query" | "busy" | "no_model" | "model_in_use" | "context_full" | "context_too_long" | "not_gguf" | "unsupported_model" | "out_of_memory" | "already_installed" | "download_running" | "disk_full" | "io" | "locked" | "read_only" | "database_corrupt" | "newer_schema" | "network" | "gated" | "checksum" | "bad_download" | "catalog" | "attachment_missing" | "attachment_unreadable" | "attachment_too_large" | "engine" | "internal" | "document_no_text" | "document_encrypted" | "document_unreadable" | "document_too_large" | "remote" | "image_input_unsupported" | "document_too_long" | "port_in_use";
 
 export type ErrorDetails = { 
 /**
@@ -211,4 +211,57 @@ export type SummaryResult = {
  */
 conversationId: string | null, cancelled: boolean, summary: string, mode: Mode, chunks: number, seconds: number, };
 
-export const ERROR_CODES: readonly ErrorCode[] = ["not_found", "invalid_id", "invalid_title", "invalid_url", "invalid_message", "invalid_setting", "invalid_query", "busy", "no_model", "model_in_use", "context_full", "context_too_long", "not_gguf", "unsupported_model", "out_of_memory", "already_installed", "download_running", "disk_full", "io", "locked", "read_only", "database_corrupt", "newer_schema", "network", "gated", "checksum", "bad_download", "catalog", "attachment_missing", "attachment_unreadable", "attachment_too_large", "engine", "internal", "document_no_text", "document_encrypted", "document_unreadable", "document_too_large", "remote", "image_input_unsupported", "document_too_long"];
+export type RemoteModelInfo = { name: string, 
+/**
+ * The server's base URL.
+ */
+url: string, 
+/**
+ * The server's model id asked for; `null`: the first one it lists.
+ */
+model: string | null, hasKey: boolean, addedAt: string, };
+
+export type RemoteCheck = { name: string, 
+/**
+ * The model ids the server lists (empty when it failed).
+ */
+models: Array<string>, 
+/**
+ * Why it did not answer; `None`: it answered.
+ */
+error: HearthError | null, };
+
+export type LocalServerSettings = { 
+/**
+ * On: the server runs, and comes back at the next start.
+ */
+enabled: boolean, 
+/**
+ * The loopback port (1..=65535).
+ */
+port: number, 
+/**
+ * Keep each answered API request as a conversation.
+ */
+store: boolean, 
+/**
+ * Clients must send the key (`Authorization: Bearer KEY`). Off by default: the server
+ * listens on loopback only, and the key is there for clients that insist on one.
+ */
+requireKey: boolean, };
+
+export type LocalServerStatus = { settings: LocalServerSettings, 
+/**
+ * While it runs: the base URL clients use (`http://127.0.0.1:PORT/v1`).
+ */
+url: string | null, 
+/**
+ * The key, once one was generated (the first time the server was switched on).
+ */
+apiKey: string | null, 
+/**
+ * Why the server is not running although switched on (e.g. the port was taken at start-up).
+ */
+error: HearthError | null, };
+
+export const ERROR_CODES: readonly ErrorCode[] = ["not_found", "invalid_id", "invalid_title", "invalid_url", "invalid_message", "invalid_setting", "invalid_query", "busy", "no_model", "model_in_use", "context_full", "context_too_long", "not_gguf", "unsupported_model", "out_of_memory", "already_installed", "download_running", "disk_full", "io", "locked", "read_only", "database_corrupt", "newer_schema", "network", "gated", "checksum", "bad_download", "catalog", "attachment_missing", "attachment_unreadable", "attachment_too_large", "engine", "internal", "document_no_text", "document_encrypted", "document_unreadable", "document_too_large", "remote", "image_input_unsupported", "document_too_long", "port_in_use"];

@@ -126,15 +126,17 @@ function modelPicker(): HTMLElement {
     },
     m.modelId ? null : h('option', { value: '' }, t('picker.choose')),
     state.installed.map((im) => h('option', { value: im.id, selected: im.id === m.modelId }, im.name)),
+    state.remote.map((r) => h('option', { value: r.name, selected: r.name === m.modelId, 'data-remote': r.url }, `${r.name} (${r.url})`)),
     h('option', { value: '__manage' }, `${t('nav.models')}…`),
   );
   let status: string;
   if (m.state === 'loading') status = t('picker.loading', { name: m.name ?? '', percent: Math.round(state.loadFraction * 100) });
+  else if (m.state === 'ready' && m.remoteUrl) status = t('models.remote.runsOn', { url: m.remoteUrl });
   else if (m.state === 'ready') status = t('picker.ready', { name: m.name ?? '' });
   else if (m.state === 'error') status = t('picker.error');
   else status = t('picker.none');
   // Loading and failure are shown in words; the ready/none states are already clear from the select.
-  const visible = m.state === 'loading' || m.state === 'error';
+  const visible = m.state === 'loading' || m.state === 'error' || (m.state === 'ready' && !!m.remoteUrl);
   return h('div', { class: `picker state-${m.state}` }, h('span', { class: 'dot', 'aria-hidden': 'true' }), select, h('span', { class: visible ? 'picker-status small' : 'sr-only', id: 'model-state', role: 'status' }, status));
 }
 

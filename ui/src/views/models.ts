@@ -3,7 +3,7 @@
 import { basename, h, icon } from '../dom';
 import { formatBytes, formatDuration, formatNumber, formatParams, t } from '../i18n';
 import * as ipc from '../ipc';
-import { Channel, type CatalogEntry, type DownloadEvent, type InstalledModel, type LoadEvent, type ModelState } from '../ipc';
+import { Channel, type CatalogEntry, type DownloadEvent, type InstalledModel, type LoadEvent, type ModelState, type RemoteModelInfo } from '../ipc';
 import { errorBlock } from '../errors';
 import { render, state } from '../state';
 import { showError, showToast } from '../toast';
@@ -16,8 +16,9 @@ let confirmingRemove: string | null = null;
 
 export async function refreshModels(): Promise<void> {
   try {
-    const [installed, catalog, model] = await Promise.all([ipc.listInstalledModels(), ipc.modelCatalog(), ipc.currentModel()]);
+    const [installed, catalog, model, remote] = await Promise.all([ipc.listInstalledModels(), ipc.modelCatalog(), ipc.currentModel(), ipc.listRemoteModels()]);
     state.installed = installed;
+    state.remote = remote;
     state.catalog = catalog;
     if (state.model.state !== 'loading') state.model = model;
     for (const c of catalog) {
@@ -75,7 +76,7 @@ export async function loadModelById(id: string): Promise<void> {
 }
 
 async function loadHere(id: string): Promise<void> {
-  const im = state.installed.find((m) => m.id === id);
+  const im = state.installed.find((m) => m.id === id) ?? state.remote.find((r) => r.name === id);
   state.model = { state: 'loading', modelId: id, name: im?.name ?? id, contextSize: null, loadFraction: 0, device: null, threads: null, error: null };
   state.loadFraction = 0;
   render('header', 'main');
@@ -135,8 +136,128 @@ export function modelsPage(): HTMLElement {
     h('h1', { class: 'page-title' }, t('models.title')),
     h('section', { 'aria-labelledby': 'installed-h', class: 'page-section' }, h('h2', { id: 'installed-h' }, t('models.installed')), installedList()),
     h('section', { 'aria-labelledby': 'catalog-h', class: 'page-section' }, h('h2', { id: 'catalog-h' }, t('models.catalog')), h('ul', { class: 'cards' }, state.catalog.map(catalogCard))),
+    remoteSection(),
     importSection(),
   );
+}
+
+// ---------- remote models ----------
+
+/** The add form's inputs, kept for the page's lifetime so redraws never drop what is typed. */
+let remoteInputs: { name: HTMLInputElement; url: HTMLInputElement; model: HTMLInputElement; key: HTMLInputElement } | null = null;
+/** A check made here (a sentence) or the backend's refusal of the add form. */
+let remoteError: string | ipc.HearthError | null = null;
+let confirmingRemoteRemove: string | null = null;
+
+function remoteSection(): HTMLElement {
+  remoteInputs ??= {
+    name: h('input', { type: 'text', id: 'remote-name', class: 'text-input', placeholder: 'gemma-27b-server', spellcheck: 'false', autocomplete: 'off' }),
+    url: h('input', { type: 'url', id: 'remote-url', class: 'text-input', placeholder: 'http://192.168.1.20:8080', spellcheck: 'false', autocomplete: 'off' }),
+    model: h('input', { type: 'text', id: 'remote-model', class: 'text-input', placeholder: 'gemma-3-27b-it', spellcheck: 'false', autocomplete: 'off' }),
+    key: h('input', { type: 'password', id: 'remote-key', class: 'text-input', autocomplete: 'off', 'aria-describedby': 'remote-key-note' }),
+  };
+  const f = remoteInputs;
+  const field = (input: HTMLInputElement, label: string) => h('div', { class: 'field' }, h('label', { for: input.id, class: 'field-label' }, label), input);
+  return h(
+    'section',
+    { class: 'page-section', 'aria-labelledby': 'remote-h', id: 'remote-section' },
+    h('h2', { id: 'remote-h' }, t('models.remote')),
+    h('p', { class: 'muted small' }, t('models.remote.note')),
+    state.remote.length === 0 ? h('p', { class: 'muted', id: 'remote-none' }, t('models.remote.none')) : h('ul', { class: 'rows', id: 'remote-list' }, state.remote.map(remoteRow)),
+    h(
+      'form',
+      { class: 'remote-form', id: 'remote-form', onsubmit: (e: Event) => { e.preventDefault(); void addRemote(); } },
+      h('div', { class: 'grid' }, field(f.name, t('models.remote.name')), field(f.url, t('models.remote.url')), field(f.model, t('models.remote.model')), field(f.key, t('models.remote.key'))),
+      h('p', { class: 'field-note small muted', id: 'remote-key-note' }, t('models.remote.keyNote')),
+      remoteError === null ? null
+        : typeof remoteError === 'string' ? h('p', { class: 'field-error', id: 'remote-error', role: 'alert' }, remoteError)
+        : errorBlock(remoteError, { class: 'error-block field-error', id: 'remote-error', role: 'alert' }),
+      h('button', { type: 'submit', class: 'btn btn-primary', id: 'remote-add' }, t('models.remote.add')),
+    ),
+  );
+}
+
+function remoteRow(r: RemoteModelInfo): HTMLElement {
+  const m = state.model;
+  const loaded = m.modelId === r.name && m.state === 'ready';
+  const loading = m.modelId === r.name && m.state === 'loading';
+  const failed = m.modelId === r.name && m.state === 'error' ? m.error : null;
+  const check = state.remoteChecks.get(r.name);
+  let checkEl: HTMLElement | null = null;
+  if (check === 'checking') checkEl = h('p', { class: 'small muted remote-check', role: 'status' }, t('models.remote.checking'));
+  else if (check && check.error) checkEl = errorBlock(check.error, { class: 'error-block remote-check', role: 'status' });
+  else if (check) checkEl = h('p', { class: 'small remote-check', role: 'status', 'data-ok': 'true' }, check.models.length ? t('models.remote.answers', { models: check.models.join(', ') }) : t('models.remote.answersNone'));
+  const label = `${t('models.remote.use')}: ${r.name}`;
+  return h(
+    'li',
+    { class: 'row', 'data-remote': r.name },
+    h('div', { class: 'row-main' },
+      h('strong', null, r.name),
+      h('span', { class: 'muted small path', title: r.url }, r.url),
+      h('span', { class: 'muted small' }, [r.model ?? t('models.remote.firstModel'), r.hasKey ? ` · ${t('models.remote.hasKey')}` : ''].join('')),
+      loaded ? h('span', { class: 'small', 'data-runs-on': r.url }, t('models.remote.runsOn', { url: m.remoteUrl ?? r.url })) : null,
+      checkEl,
+      failed ? h('div', { class: 'row-error' }, h('span', { class: 'badge badge-error' }, t('picker.error')), errorBlock(failed)) : null),
+    h('div', { class: 'row-actions' },
+      h('button', { type: 'button', class: 'btn btn-ghost', 'data-action': 'check', 'aria-label': `${t('models.remote.check')}: ${r.name}`, disabled: check === 'checking', onclick: () => void checkRemote(r.name) }, t('models.remote.check')),
+      loaded
+        ? h('span', { class: 'badge badge-ok' }, t('models.loaded'))
+        : h('button', { type: 'button', class: 'btn', 'data-action': 'use', 'aria-label': label, disabled: loading || m.state === 'loading', onclick: () => void loadModelById(r.name) }, t('models.remote.use')),
+      confirmingRemoteRemove === r.name
+        ? h('span', { class: 'confirm', role: 'group', 'aria-label': t('models.remote.removeConfirm', { name: r.name }) },
+            h('span', { class: 'small' }, t('models.remote.removeConfirm', { name: r.name })),
+            h('button', { type: 'button', class: 'btn btn-danger', 'data-action': 'confirm-remove', onclick: () => void removeRemote(r.name) }, t('models.remove')),
+            h('button', { type: 'button', class: 'btn btn-ghost', 'data-action': 'cancel-remove', onclick: () => { confirmingRemoteRemove = null; render('main'); } }, t('models.cancel')))
+        : h('button', { type: 'button', class: 'btn btn-ghost', 'data-action': 'remove', 'aria-label': `${t('models.remove')}: ${r.name}`, onclick: () => { confirmingRemoteRemove = r.name; render('main'); (document.querySelector(`[data-remote="${CSS.escape(r.name)}"] [data-action="cancel-remove"]`) as HTMLElement | null)?.focus(); } }, t('models.remove')),
+    ),
+  );
+}
+
+async function addRemote(): Promise<void> {
+  const f = remoteInputs;
+  if (!f) return;
+  const name = f.name.value.trim();
+  const url = f.url.value.trim();
+  remoteError = name === '' ? t('models.remote.emptyName') : url === '' ? t('models.remote.emptyUrl') : null;
+  if (remoteError) {
+    render('main');
+    (name === '' ? f.name : f.url).focus();
+    return;
+  }
+  try {
+    const added = await ipc.addRemoteModel({ name, url, model: f.model.value.trim() || null, apiKey: f.key.value.trim() || null });
+    // The key went to the shell once; it is not kept in the page.
+    for (const input of [f.name, f.url, f.model, f.key]) input.value = '';
+    showToast(t('models.remote.added', { name: added.name }), null);
+    await refreshModels();
+    await checkRemote(added.name);
+  } catch (e) {
+    remoteError = ipc.toHearthError(e);
+    render('main');
+  }
+}
+
+async function checkRemote(name: string): Promise<void> {
+  state.remoteChecks.set(name, 'checking');
+  render('main');
+  try {
+    state.remoteChecks.set(name, await ipc.checkRemoteModel(name));
+  } catch (e) {
+    state.remoteChecks.delete(name);
+    showError(e);
+  }
+  render('main');
+}
+
+async function removeRemote(name: string): Promise<void> {
+  confirmingRemoteRemove = null;
+  try {
+    await ipc.removeRemoteModel(name);
+    state.remoteChecks.delete(name);
+  } catch (e) {
+    showError(e);
+  }
+  await refreshModels();
 }
 
 function installedList(): HTMLElement {

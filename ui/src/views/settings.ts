@@ -56,6 +56,8 @@ async function refreshModelStatus(): Promise<void> {
 
 /** "In use: CPU · 2 threads" while a model is ready; null otherwise. */
 function inUseText(m: ModelState): string | null {
+  // A remote model runs on its server: no device or threads here.
+  if (m.state === 'ready' && m.remoteUrl) return t('models.remote.runsOn', { url: m.remoteUrl });
   if (m.state !== 'ready' || !m.device) return null;
   const device = t(`device.${m.device}` as Key);
   if (m.threads === null) return t('settings.inUse', { device });
@@ -228,6 +230,94 @@ export function settingsPage(): HTMLElement {
       ),
     ),
     hfTokenSection(),
+    localServerSection(),
     status,
+  );
+}
+
+// ---------- local API server ----------
+
+/** What local_server_status answered; null until it does. */
+let serverStatus: ipc.LocalServerStatus | null = null;
+/** The last refusal of set_local_server (e.g. port_in_use), or a check made here. */
+let serverError: string | ipc.HearthError | null = null;
+let serverAsked = false;
+
+async function refreshServer(): Promise<void> {
+  try {
+    serverStatus = await ipc.localServerStatus();
+  } catch (e) {
+    showError(e);
+  }
+  if (state.view === 'settings') render('main');
+}
+
+async function applyServer(next: ipc.LocalServerSettings): Promise<void> {
+  serverError = null;
+  try {
+    serverStatus = await ipc.setLocalServer(next);
+  } catch (e) {
+    serverError = ipc.toHearthError(e);
+    // The shell stored nothing: show what is in effect.
+    try {
+      serverStatus = await ipc.localServerStatus();
+    } catch {
+      /* keep the last known status */
+    }
+  }
+  render('main');
+}
+
+function copyButton(id: string, label: string, text: string): HTMLElement {
+  const btn = h('button', { type: 'button', class: 'btn btn-ghost', id, 'aria-label': label }, t('settings.server.copy'));
+  btn.addEventListener('click', () => {
+    void navigator.clipboard?.writeText(text).then(() => { btn.textContent = t('settings.server.copied'); }, showError);
+  });
+  return btn;
+}
+
+function localServerSection(): HTMLElement {
+  if (!serverAsked) {
+    serverAsked = true;
+    void refreshServer();
+  }
+  const st = serverStatus;
+  const cur: ipc.LocalServerSettings = st?.settings ?? { enabled: false, port: 11435, store: false, requireKey: false };
+  const sw = h('input', { type: 'checkbox', id: 'set-server', role: 'switch', checked: cur.enabled, disabled: st === null, 'aria-checked': cur.enabled ? 'true' : 'false' });
+  const port = h('input', { type: 'number', id: 'set-server-port', class: 'text-input', min: 1, max: 65535, step: 1, value: String(cur.port), 'aria-invalid': serverError ? 'true' : null, 'aria-describedby': serverError ? 'server-error' : null });
+  const store = h('input', { type: 'checkbox', id: 'set-server-store', checked: cur.store, disabled: st === null });
+  const requireKey = h('input', { type: 'checkbox', id: 'set-server-requireKey', checked: cur.requireKey, disabled: st === null });
+  const next = (patch: Partial<ipc.LocalServerSettings>): ipc.LocalServerSettings | null => {
+    const p = Number(port.value.trim());
+    if (!Number.isInteger(p) || p < 1 || p > 65535) {
+      serverError = t('settings.server.badPort');
+      render('main');
+      return null;
+    }
+    return { ...cur, port: p, ...patch };
+  };
+  sw.addEventListener('change', () => { const n = next({ enabled: sw.checked }); if (n) void applyServer(n); });
+  // A new port or option applies at once while it runs (the shell restarts it); off, it is stored with the next switch-on.
+  port.addEventListener('change', () => { const n = next({}); if (n && cur.enabled) void applyServer(n); });
+  store.addEventListener('change', () => { const n = next({ store: store.checked }); if (n) void applyServer(n); });
+  requireKey.addEventListener('change', () => { const n = next({ requireKey: requireKey.checked }); if (n) void applyServer(n); });
+  const check = (input: HTMLInputElement, label: string) => h('div', { class: 'field field-check' }, input, h('label', { for: input.id }, label));
+  const running = st?.url ?? null;
+  const shownError = serverError ?? st?.error ?? null;
+  return h(
+    'section',
+    { class: 'page-section', 'aria-labelledby': 'set-server-heading', id: 'server-section' },
+    h('h2', { id: 'set-server-heading' }, t('settings.server')),
+    h('p', { class: 'field-note small muted' }, t('settings.server.note')),
+    check(sw, t('settings.server.switch')),
+    h('div', { class: 'grid' }, h('div', { class: 'field' }, h('label', { for: 'set-server-port', class: 'field-label' }, t('settings.server.port')), port)),
+    check(store, t('settings.server.store')),
+    check(requireKey, t('settings.server.requireKey')),
+    h('p', { class: 'small', id: 'server-status', role: 'status' }, running ? t('settings.server.running', { url: running }) : t('settings.server.off')),
+    running ? h('div', { class: 'field' }, h('span', { class: 'field-label' }, t('settings.server.url')), h('div', { class: 'inline' }, h('code', { id: 'server-url' }, running), copyButton('server-copy-url', t('settings.server.copyUrl'), running))) : null,
+    st?.apiKey ? h('div', { class: 'field' }, h('span', { class: 'field-label' }, t('settings.server.key')), h('div', { class: 'inline' }, h('code', { id: 'server-key' }, st.apiKey), copyButton('server-copy-key', t('settings.server.copyKey'), st.apiKey))) : null,
+    shownError === null ? null
+      : typeof shownError === 'string' ? h('p', { class: 'field-error', id: 'server-error', role: 'alert' }, shownError)
+      : errorBlock(shownError, { class: 'error-block field-error', id: 'server-error', role: 'alert' }),
   );
 }

@@ -13,9 +13,12 @@
 // would put on the card) and plan like the backend (whole when it fits the loaded context);
 // summarize_documents stays open until the test calls summaryProgress()/summaryDone(), or
 // cancel_summary ends it as cancelled.
+// Remote models: the seed's `remote` list; check_remote_model answers the models of a URL in the
+// seed's `remoteAnswers`, any other URL fails with `remote`. The local API server: set_local_server
+// refuses a port in the seed's `takenPorts` with `port_in_use`; the key appears at the first switch-on.
 import { mockIPC } from '@tauri-apps/api/mocks';
 import type { AttachmentInfo, DocKind, DocumentCard, SummaryEvent, SummaryResult } from '../../src/generated/ipc';
-import type { CatalogEntry, Conversation, Device, DownloadEvent, ErrorCode, ErrorDetails, GenerationStats, HearthErrorPayload, InstalledModel, LoadEvent, Message, ModelState, SearchHit, SettingRange, Settings, StreamEvent } from '../../src/ipc';
+import type { LocalServerSettings, LocalServerStatus, RemoteModelInfo, CatalogEntry, Conversation, Device, DownloadEvent, ErrorCode, ErrorDetails, GenerationStats, HearthErrorPayload, InstalledModel, LoadEvent, Message, ModelState, SearchHit, SettingRange, Settings, StreamEvent } from '../../src/ipc';
 // The backend's ranges table; a Rust test (app_api) fails when this copy differs from it.
 import rangesJson from './settings-ranges.json';
 
@@ -53,6 +56,14 @@ interface Seed {
   documents?: Record<string, { text?: string; kind?: DocKind; sizeBytes?: number; error?: HearthErrorPayload }>;
   /** The loaded model's last measured prompt speed (tokens/s), for the plan's time; none by default. */
   promptSpeed?: number;
+  /** Remote models at start. */
+  remote?: RemoteModelInfo[];
+  /** Server URL -> the model ids it lists; a URL not here does not answer. */
+  remoteAnswers?: Record<string, string[]>;
+  /** Ports another program holds (set_local_server on them fails with port_in_use). */
+  takenPorts?: number[];
+  /** The local API server's stored settings at start (on: it runs, unless its port is taken). */
+  server?: Partial<LocalServerSettings>;
 }
 
 interface Call {
@@ -87,6 +98,19 @@ function readyOn(): Pick<ModelState, 'device' | 'threads'> {
   const s = loadSettings();
   const gpu = devices.find((d) => d !== 'cpu');
   return { device: s.device !== 'cpu' && gpu ? gpu : 'cpu', threads: s.threads ?? 2 };
+}
+let remoteModels: RemoteModelInfo[] = [];
+let remoteAnswers: Record<string, string[]> = {};
+let takenPorts: number[] = [];
+let server: LocalServerSettings = { enabled: false, port: 11435, store: false, requireKey: false };
+let serverRunning = false;
+let serverError: HearthErrorPayload | null = null;
+let serverKey: string | null = null;
+function serverStatus(): LocalServerStatus {
+  return { settings: { ...server }, url: serverRunning ? `http://127.0.0.1:${server.port}/v1` : null, apiKey: serverKey, error: server.enabled ? serverError : null };
+}
+function portInUse(port: number): HearthErrorPayload {
+  return failure('port_in_use', `127.0.0.1:${port} is in use by another program: choose another port`, { path: `127.0.0.1:${port}` });
 }
 let pickResult: string | null = null;
 let pickFiles: string[] = [];
@@ -384,7 +408,53 @@ function handle(cmd: string, args: Record<string, unknown>): unknown {
     case 'remove_model':
       installed = installed.filter((m) => m.id !== str('modelId'));
       return null;
+    case 'list_remote_models':
+      return remoteModels;
+    case 'add_remote_model': {
+      const name = str('name').trim();
+      if (!/^[A-Za-z0-9._-]{1,128}$/.test(name)) err('invalid_id', `${JSON.stringify(name)} is not a valid name for a remote model`);
+      if (!/^https?:\/\/[^/]+/.test(str('url').trim())) err('invalid_url', `${JSON.stringify(str('url'))} is not a usable server address: not a URL`, { path: str('url') });
+      if (remoteModels.some((r) => r.name === name) || installed.some((m) => m.id === name)) err('already_installed', `a model named ${JSON.stringify(name)} exists already`);
+      const r: RemoteModelInfo = { name, url: str('url').trim().replace(/\/+$/, '').replace(/\/v1$/, ''), model: (args.model as string | null) || null, hasKey: Boolean(args.apiKey), addedAt: now() };
+      remoteModels.push(r);
+      return r;
+    }
+    case 'remove_remote_model': {
+      const name = str('name');
+      if (!remoteModels.some((r) => r.name === name)) err('not_found', `no remote model named ${name}`);
+      if (model.modelId === name && model.remoteUrl) err('model_in_use', `${name} is the model in use`, { model: name });
+      remoteModels = remoteModels.filter((r) => r.name !== name);
+      return null;
+    }
+    case 'check_remote_model': {
+      const r = remoteModels.find((x) => x.name === str('name')) ?? err('not_found', `no remote model named ${str('name')}`);
+      const models = remoteAnswers[r.url];
+      if (models) return { name: r.name, models, error: null };
+      return { name: r.name, models: [], error: { code: 'remote', message: `cannot reach ${r.url}: connection refused`, details: { path: r.url, model: r.name, field: 'check' } } };
+    }
+    case 'local_server_status':
+      return serverStatus();
+    case 'set_local_server': {
+      const next = args.settings as LocalServerSettings;
+      if (next.enabled) {
+        if (takenPorts.includes(next.port)) throw portInUse(next.port);
+        serverKey ??= 'hearth-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef';
+        serverRunning = true;
+      } else {
+        serverRunning = false;
+      }
+      serverError = null;
+      server = { ...next };
+      return serverStatus();
+    }
     case 'load_model': {
+      const r = remoteModels.find((x) => x.name === str('modelId'));
+      if (r) {
+        const id = channelId(args.onProgress);
+        send(id, 0, { kind: 'done' } satisfies LoadEvent);
+        model = { state: 'ready', modelId: r.name, name: r.name, contextSize: 8192, loadFraction: null, device: null, threads: null, error: null, remoteUrl: r.url };
+        return model;
+      }
       const m = installed.find((x) => x.id === str('modelId')) ?? err('not_found', `model ${str('modelId')} is not installed`, { field: 'model', model: str('modelId') });
       const id = channelId(args.onProgress);
       model = { state: 'loading', modelId: m.id, name: m.name, contextSize: null, loadFraction: 0, device: null, threads: null, error: null };
@@ -475,6 +545,16 @@ const control = {
     pickFiles = seed.pickFiles ?? [];
     documents = seed.documents ?? {};
     promptSpeed = seed.promptSpeed ?? null;
+    remoteModels = [...(seed.remote ?? [])];
+    remoteAnswers = { ...(seed.remoteAnswers ?? {}) };
+    takenPorts = [...(seed.takenPorts ?? [])];
+    server = { ...server, ...(seed.server ?? {}) };
+    if (server.enabled) {
+      // As at the shell's start: back on, unless the port is taken (then the error waits in the status).
+      serverKey = 'hearth-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef';
+      serverRunning = !takenPorts.includes(server.port);
+      serverError = serverRunning ? null : portInUse(server.port);
+    }
     const loaded = installed.find((m) => m.id === seed.loaded);
     if (loaded) model = { state: 'ready', modelId: loaded.id, name: loaded.name, contextSize: loadSettings().contextSize, loadFraction: null, ...readyOn(), error: null };
     const loading = installed.find((m) => m.id === seed.loadingAtStart);
@@ -529,6 +609,11 @@ const control = {
     return c.id;
   },
   hasToken: () => hasToken,
+  /** Another program takes (or frees) a port. */
+  takePort(port: number, taken = true): void {
+    takenPorts = taken ? [...takenPorts, port] : takenPorts.filter((p) => p !== port);
+  },
+  serverRunning: () => serverRunning,
   /** What available_devices answers from now on (the app asks at start: set it in an init script or reload). */
   setDevices(list: Device[]): void {
     devices = [...list];

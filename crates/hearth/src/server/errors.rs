@@ -147,6 +147,7 @@ fn status_of(code: ErrorCode) -> StatusCode {
         | C::AttachmentMissing
         | C::AttachmentUnreadable
         | C::Engine
+        | C::PortInUse
         | C::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         // The model behind this server is another server, which failed.
         C::Remote => StatusCode::BAD_GATEWAY,

@@ -9,6 +9,7 @@
 //! given; bodies and conversations have size limits; requests are not stored as conversations.
 
 mod auth;
+pub mod embedded;
 pub mod errors;
 pub mod openai;
 pub mod record;
