@@ -77,7 +77,7 @@ export async function loadModelById(id: string): Promise<void> {
 
 async function loadHere(id: string): Promise<void> {
   const im = state.installed.find((m) => m.id === id) ?? state.remote.find((r) => r.name === id);
-  state.model = { state: 'loading', modelId: id, name: im?.name ?? id, contextSize: null, loadFraction: 0, device: null, threads: null, error: null };
+  state.model = { state: 'loading', modelId: id, name: im?.name ?? id, contextSize: null, loadFraction: 0, device: null, threads: null, readsImages: false, error: null };
   state.loadFraction = 0;
   render('header', 'main');
   const ch = new Channel<LoadEvent>();
@@ -102,7 +102,7 @@ async function loadHere(id: string): Promise<void> {
     try {
       state.model = await ipc.currentModel();
     } catch {
-      state.model = { state: 'error', modelId: id, name: im?.name ?? id, contextSize: null, loadFraction: null, device: null, threads: null, error: failure };
+      state.model = { state: 'error', modelId: id, name: im?.name ?? id, contextSize: null, loadFraction: null, device: null, threads: null, readsImages: false, error: failure };
     }
   }
   failure ??= streamError;

@@ -88,7 +88,7 @@ const messages = new Map<string, StoredMessage>();
 const selected = new Map<string, string>();
 let installed: InstalledModel[] = [];
 let catalog: CatalogEntry[] = [];
-let model: ModelState = { state: 'none', modelId: null, name: null, contextSize: null, loadFraction: null, device: null, threads: null, error: null };
+let model: ModelState = { state: 'none', modelId: null, name: null, contextSize: null, loadFraction: null, device: null, threads: null, readsImages: false, error: null };
 /** What available_devices answers (setDevices changes it). */
 let devices: Device[] = ['cpu'];
 /** Whether a Hugging Face token is stored (hf_token_status); the token itself is kept nowhere. */
@@ -452,24 +452,24 @@ function handle(cmd: string, args: Record<string, unknown>): unknown {
       if (r) {
         const id = channelId(args.onProgress);
         send(id, 0, { kind: 'done' } satisfies LoadEvent);
-        model = { state: 'ready', modelId: r.name, name: r.name, contextSize: 8192, loadFraction: null, device: null, threads: null, error: null, remoteUrl: r.url };
+        model = { state: 'ready', modelId: r.name, name: r.name, contextSize: 8192, loadFraction: null, device: null, threads: null, readsImages: false, error: null, remoteUrl: r.url };
         return model;
       }
       const m = installed.find((x) => x.id === str('modelId')) ?? err('not_found', `model ${str('modelId')} is not installed`, { field: 'model', model: str('modelId') });
       const id = channelId(args.onProgress);
-      model = { state: 'loading', modelId: m.id, name: m.name, contextSize: null, loadFraction: 0, device: null, threads: null, error: null };
+      model = { state: 'loading', modelId: m.id, name: m.name, contextSize: null, loadFraction: 0, device: null, threads: null, readsImages: false, error: null };
       send(id, 0, { kind: 'progress', fraction: 0.5 } satisfies LoadEvent);
       if (loadFailure) {
         const f = loadFailure;
         loadFailure = null;
-        model = { state: 'error', modelId: m.id, name: m.name, contextSize: null, loadFraction: null, device: null, threads: null, error: f };
+        model = { state: 'error', modelId: m.id, name: m.name, contextSize: null, loadFraction: null, device: null, threads: null, readsImages: false, error: f };
         send(id, 1, { kind: 'error', ...f } satisfies LoadEvent);
         throw f;
       }
       const finishLoad = () => {
         send(id, 1, { kind: 'progress', fraction: 1 });
         send(id, 2, { kind: 'done' });
-        model = { state: 'ready', modelId: m.id, name: m.name, contextSize: loadSettings().contextSize, loadFraction: null, ...readyOn(), error: null };
+        model = { state: 'ready', modelId: m.id, name: m.name, contextSize: loadSettings().contextSize, loadFraction: null, ...readyOn(), readsImages: false, error: null };
         return model;
       };
       // With holdLoads set, the load stays half done until the test calls releaseLoad().
@@ -556,9 +556,9 @@ const control = {
       serverError = serverRunning ? null : portInUse(server.port);
     }
     const loaded = installed.find((m) => m.id === seed.loaded);
-    if (loaded) model = { state: 'ready', modelId: loaded.id, name: loaded.name, contextSize: loadSettings().contextSize, loadFraction: null, ...readyOn(), error: null };
+    if (loaded) model = { state: 'ready', modelId: loaded.id, name: loaded.name, contextSize: loadSettings().contextSize, loadFraction: null, ...readyOn(), readsImages: false, error: null };
     const loading = installed.find((m) => m.id === seed.loadingAtStart);
-    if (loading) model = { state: 'loading', modelId: loading.id, name: loading.name, contextSize: null, loadFraction: 0, device: null, threads: null, error: null };
+    if (loading) model = { state: 'loading', modelId: loading.id, name: loading.name, contextSize: null, loadFraction: 0, device: null, threads: null, readsImages: false, error: null };
     for (const sc of seed.conversations ?? []) {
       const c = createConv(sc.title, sc.pinned);
       let parent: string | null = null;
