@@ -6,25 +6,30 @@ use std::path::{Path, PathBuf};
 
 use super::ModelsError;
 
+/// A secret Hearth keeps for the user (this token, a remote model's API key). Its Debug form is
+/// redacted, so it never reaches a log.
 #[derive(Clone, PartialEq, Eq)]
-pub struct HfToken(String);
+pub struct Secret(String);
 
-impl HfToken {
-    /// None for an empty or whitespace-only token.
-    pub fn new(token: &str) -> Option<Self> {
-        let t = token.trim();
-        (!t.is_empty()).then(|| HfToken(t.to_string()))
+impl Secret {
+    /// None for an empty or whitespace-only secret.
+    pub fn new(secret: &str) -> Option<Self> {
+        let t = secret.trim();
+        (!t.is_empty()).then(|| Secret(t.to_string()))
     }
     pub fn secret(&self) -> &str {
         &self.0
     }
 }
 
-impl std::fmt::Debug for HfToken {
+impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("HfToken(<redacted>)")
+        f.write_str("Secret(<redacted>)")
     }
 }
+
+/// The Hugging Face read token.
+pub type HfToken = Secret;
 
 /// Where Hearth keeps a token the user gave it.
 pub fn token_path(data_dir: &Path) -> PathBuf {

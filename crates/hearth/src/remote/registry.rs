@@ -25,26 +25,8 @@ pub struct RemoteModel {
     pub added_at: i64,
 }
 
-/// An API key. Its Debug form is redacted, so it never reaches a log.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RemoteKey(String);
-
-impl RemoteKey {
-    /// None for an empty or whitespace-only key.
-    pub fn new(key: &str) -> Option<Self> {
-        let k = key.trim();
-        (!k.is_empty()).then(|| RemoteKey(k.to_string()))
-    }
-    pub fn secret(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for RemoteKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RemoteKey(<redacted>)")
-    }
-}
+/// A remote server's API key (redacted in Debug output, like every [`Secret`]).
+pub type RemoteKey = crate::models::token::Secret;
 
 /// A server address as given (`http://host:8080`, `.../`, `.../v1`), as stored: its base.
 /// Credentials in the URL are refused: they would end up in the database (use a key).

@@ -227,7 +227,7 @@ fn message(i: usize, m: WireMessage) -> Result<ChatMessage, ApiError> {
                     Some("image_url") => {
                         return Err(ApiError::http(
                             HttpCode::ImagesUnsupported,
-                            "this model/engine does not read images yet; send text parts only",
+                            "this API does not pass images to the model yet (the app and `hearth chat --image` do); send text parts only",
                         )
                         .with_param(format!("{param}[{j}]")))
                     }
@@ -455,7 +455,7 @@ mod tests {
         ]}]}))
         .unwrap_err();
         assert_eq!((e.status, e.code.as_str()), (StatusCode::BAD_REQUEST, "images_unsupported"));
-        assert!(e.message.contains("does not read images yet"), "{}", e.message);
+        assert!(e.message.contains("does not pass images to the model yet"), "{}", e.message);
         assert_eq!(e.param.as_deref(), Some("messages[0].content[1]"));
     }
 }
