@@ -19,7 +19,7 @@ pub enum HttpCode {
     InvalidJson,
     /// JSON, but not a valid request (a missing field, a wrong type, a value out of range).
     InvalidRequest,
-    /// An `image_url` part: the engine does not read images yet.
+    /// An `image_url` part: the API does not pass images to the model yet.
     ImagesUnsupported,
     /// No `Authorization: Bearer` header, or the wrong key.
     InvalidApiKey,
