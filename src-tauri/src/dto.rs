@@ -302,7 +302,7 @@ pub fn declarations() -> Vec<String> {
         decl::<hearth::documents::summarize::Step>(),
         decl::<hearth::documents::app::PlanSummary>(),
         decl::<hearth::documents::app::DocumentCard>(),
-        decl::<hearth::documents::app::SummaryProgress>(),
+        decl::<hearth::documents::summarize::Progress>(),
         decl::<hearth::documents::app::SummaryEvent>(),
         decl::<hearth::documents::app::SummaryResult>(),
         decl::<RemoteModelInfo>(),

@@ -196,7 +196,15 @@ model: ModelPhase, plan: PlanSummary | null,
  */
 error: HearthError | null, };
 
-export type SummaryProgress = { tokensRead: number, tokensTotal: number, stepsDone: number, stepsTotal: number, 
+export type SummaryProgress = { 
+/**
+ * Prompt tokens read so far (steps resumed from storage count as read).
+ */
+tokensRead: number, 
+/**
+ * The plan's estimate of all prompt tokens.
+ */
+tokensTotal: number, stepsDone: number, stepsTotal: number, 
 /**
  * Prompt tokens per second over this run's computed steps (0 before the first).
  */

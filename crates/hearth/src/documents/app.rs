@@ -74,25 +74,12 @@ pub struct DocumentCard {
     pub error: Option<HearthError>,
 }
 
-/// One step of an app summary, for its progress bar.
-#[derive(Debug, Clone, PartialEq, Serialize, TS)]
-#[serde(rename_all = "camelCase")]
-pub struct SummaryProgress {
-    pub tokens_read: usize,
-    pub tokens_total: usize,
-    pub steps_done: usize,
-    pub steps_total: usize,
-    /// Prompt tokens per second over this run's computed steps (0 before the first).
-    pub tokens_per_s: f64,
-    pub seconds_left: Option<f64>,
-}
-
 /// What a running summary sends the window.
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum SummaryEvent {
     /// Where the run stands: sent once at the start (nothing read) and after every step.
-    Progress(SummaryProgress),
+    Progress(summarize::Progress),
     /// A step starts; `resumed`: its result was stored by an earlier run.
     Step { step: Step, resumed: bool },
     /// Text of the step being generated.
@@ -270,7 +257,7 @@ pub async fn summarize(
     let (joined, outcome) = tokio::task::spawn_blocking(move || -> HearthResult<_> {
         let joined = sources(&data_dir, &paths_for_run)?;
         let plan = plan::plan(&joined, &facts, &opts, &rt)?;
-        on_event(SummaryEvent::Progress(SummaryProgress {
+        on_event(SummaryEvent::Progress(summarize::Progress {
             tokens_read: 0,
             tokens_total: plan.prompt_tokens.max(1),
             steps_done: 0,
@@ -282,14 +269,7 @@ pub async fn summarize(
         let outcome = summarize::run(&rt, &joined, &plan, &parts, cancel, &mut |e| match e {
             Event::Step { step, resumed, .. } => on_event(SummaryEvent::Step { step, resumed }),
             Event::Text(t) => on_event(SummaryEvent::Text { text: t.to_owned() }),
-            Event::Progress(p) => on_event(SummaryEvent::Progress(SummaryProgress {
-                tokens_read: p.tokens_read,
-                tokens_total: p.tokens_total,
-                steps_done: p.steps_done,
-                steps_total: p.steps_total,
-                tokens_per_s: p.tokens_per_s,
-                seconds_left: p.seconds_left,
-            })),
+            Event::Progress(p) => on_event(SummaryEvent::Progress(p.clone())),
         })?;
         Ok((joined, outcome))
     })

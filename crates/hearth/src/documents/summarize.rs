@@ -50,8 +50,11 @@ impl Step {
     }
 }
 
-/// Where a run stands, after each step.
-#[derive(Debug, Clone, Serialize, TS)]
+/// Where a run stands, after each step. The window gets it as is (`SummaryProgress` in the
+/// IPC types); the CLI draws its bar from it.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename = "SummaryProgress")]
 pub struct Progress {
     /// Prompt tokens read so far (steps resumed from storage count as read).
     pub tokens_read: usize,
@@ -59,7 +62,7 @@ pub struct Progress {
     pub tokens_total: usize,
     pub steps_done: usize,
     pub steps_total: usize,
-    /// Prompt tokens per second over this run's computed steps.
+    /// Prompt tokens per second over this run's computed steps (0 before the first).
     pub tokens_per_s: f64,
     pub seconds_left: Option<f64>,
 }
