@@ -38,9 +38,13 @@ fn add_check_chat_fit_and_remove_a_remote_model() {
     assert!(!out.contains(KEY));
 
     // A second one with a wrong key: added, but the check says why it fails.
-    let (ok, out, _) = run(d, &["models", "remote", "add", "lab2", "--url", &server.url, "--key", "nope", "--json"]);
+    let (ok, out, _) = run(
+        d,
+        &["models", "remote", "add", "lab2", "--url", &server.url, "--model", &server.model, "--key", "nope", "--json"],
+    );
     assert!(ok);
     let v = json(&out);
+    assert_eq!(v["remote"]["model"], server.model.as_str(), "{v}");
     assert_eq!(v["check"]["ok"], false);
     assert!(v["check"]["error"].as_str().unwrap().contains("401"), "{v}");
 
