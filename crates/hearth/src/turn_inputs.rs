@@ -353,6 +353,42 @@ pub fn prepare(
     Ok(TurnPrompt { ids, images })
 }
 
+/// The prompt of a raw completion (the API server's requests) with images: `messages` as the
+/// client sent them (no history is dropped: the client chose it), `images` as (message index,
+/// file bytes) in order, each placed before its message's text. Encodings share the chat
+/// turns' disk cache, so a client that resends its history does not run the encoder again.
+pub fn completion_prompt(
+    session: &Session,
+    vision: Option<&Vision>,
+    messages: &[ChatMessage],
+    images: &[(usize, &[u8])],
+) -> Result<TurnPrompt, ChatError> {
+    let Some(vision) = vision else {
+        return Err(ChatError::ImagesUnsupported { vision_models: catalog_vision_models() });
+    };
+    let mut counts = vec![0; messages.len()];
+    for &(m, _) in images {
+        match counts.get_mut(m) {
+            Some(n) => *n += 1,
+            None => return Err(ChatError::InvalidMessage(format!("an image names message {m}, which is not there"))),
+        }
+    }
+    let ids = session.engine().chat_prompt_with_images(messages, &counts, vision.tokens_per_image())?;
+    // Before any encoder run: a prompt that cannot fit is refused at once.
+    if ids.len() > session.context() {
+        return Err(engine::EngineError::ContextOverflow { tokens: ids.len(), context: session.context() }.into());
+    }
+    let mut prompt_images = Vec::with_capacity(images.len());
+    // The template lays images out in message order; a stable sort keeps each message's own.
+    let mut ordered: Vec<(usize, usize, &[u8])> = images.iter().enumerate().map(|(i, &(m, b))| (m, i, b)).collect();
+    ordered.sort_by_key(|&(m, i, _)| (m, i));
+    for (m, i, bytes) in ordered {
+        let name = format!("image {} of messages[{m}]", i + 1);
+        prompt_images.push(vision.image(session.engine(), &sha256_hex(bytes), &name, &mut || Ok(bytes.to_vec()))?);
+    }
+    Ok(TurnPrompt { ids, images: prompt_images })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

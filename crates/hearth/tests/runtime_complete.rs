@@ -21,7 +21,7 @@ fn ask(text: &str, max_tokens: usize) -> CompletionRequest {
         messages: vec![ChatMessage::new(Role::User, text)],
         max_tokens: Some(max_tokens),
         sampling: Some(SamplingParams { temperature: 0.0, ..Default::default() }),
-        stop: Vec::new(),
+        ..Default::default()
     }
 }
 

@@ -143,9 +143,15 @@ fn bad_requests_get_the_right_status_and_an_openai_shaped_error() {
     assert_error(post(&s, Some(KEY), "{\"messages\": [{\"role\": \"user\", "), 400, "invalid_json");
     assert_error(post(&s, Some(KEY), "{\"messages\": \"hello\"}"), 400, "invalid_request");
     assert_error(post(&s, Some(KEY), &ask("no-such-model", "Hi", json!({}))), 404, "not_found");
+    // The 270M model has no vision tower: an image is refused, naming the models that read one.
     let image = json!({"messages": [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]});
-    assert_error(post(&s, Some(KEY), &image.to_string()), 400, "images_unsupported");
+    let refused = post(&s, Some(KEY), &image.to_string());
+    assert!(refused.1.contains("Gemma 3 4B"), "{}", refused.1);
+    assert_error(refused, 400, "image_input_unsupported");
+    let fetch = json!({"messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}]});
+    assert_error(post(&s, Some(KEY), &fetch.to_string()), 400, "invalid_request");
     // Longer than the 1024-token context: the runtime's code, as a client error.
     let long = ask(&s.model, &"word ".repeat(1500), json!({}));
     assert_error(post(&s, Some(KEY), &long), 400, "context_full");
@@ -358,4 +364,86 @@ fn the_openai_python_package_talks_to_hearth_serve() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
+
+fn vision_fixture(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/vision").join(name)
+}
+
+fn data_url(path: &std::path::Path) -> String {
+    use base64::Engine as _;
+    format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(std::fs::read(path).unwrap()))
+}
+
+#[test]
+fn image_url_parts_reach_the_vision_model_whole_and_streamed() {
+    // The tiny vision pair, laid out as llama.cpp's downloads are: the projector beside the
+    // model as mmproj*.gguf.
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny-gemma3.gguf");
+    std::fs::copy(vision_fixture("tiny-gemma3-vision.gguf"), &model).unwrap();
+    std::fs::copy(vision_fixture("tiny-gemma3-mmproj.gguf"), dir.path().join("mmproj-tiny-gemma3.gguf")).unwrap();
+    let s = Server::start_model(&model, &["--store"]);
+    let prompt = "Describe this image.";
+    let image = vision_fixture("square.896.png");
+
+    // The engine's own answer for the same prompt and image: `hearth generate`, greedy.
+    let out = hearth(dir.path())
+        .args(["generate", "--model"])
+        .arg(&model)
+        .arg("--mmproj")
+        .arg(dir.path().join("mmproj-tiny-gemma3.gguf"))
+        .arg("--image")
+        .arg(&image)
+        .args(["--prompt", prompt, "--temperature", "0", "--max-tokens", "8", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let want: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let prompt_len = want["prompt_ids"].as_array().unwrap().len() as u64;
+    assert!(prompt_len > 256, "an image is 256 soft tokens: {prompt_len}");
+
+    let body = |stream: bool| {
+        json!({"model": s.model, "max_tokens": 8, "stream": stream, "stream_options": {"include_usage": true},
+            "messages": [{"role": "user", "content": [
+                {"type": "text", "text": prompt},
+                {"type": "image_url", "image_url": {"url": data_url(&image)}}]}]})
+        .to_string()
+    };
+    let (status, text) = post(&s, None, &body(false));
+    assert_eq!(status, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["usage"]["prompt_tokens"].as_u64(), Some(prompt_len), "{v}");
+    assert_eq!(v["choices"][0]["message"]["content"], want["text"], "{v}");
+
+    // Streamed, the same reply; the image's encoding comes from the cache, not the encoder.
+    let (status, text) = post(&s, None, &body(true));
+    assert_eq!(status, 200, "{text}");
+    let events: Vec<Value> =
+        sse_data(&text).iter().filter(|d| *d != "[DONE]").map(|d| serde_json::from_str(d).unwrap()).collect();
+    let streamed: String = events.iter().filter_map(|e| e["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(streamed, want["text"].as_str().unwrap());
+    let usage = events.iter().find_map(|e| e["usage"]["prompt_tokens"].as_u64());
+    assert_eq!(usage, Some(prompt_len));
+    let encodes = s.log().iter().filter(|l| l.contains("encoding image")).count();
+    assert_eq!(encodes, 1, "{:?}", s.log());
+
+    // Bytes that are not an image: the client's mistake, named.
+    let junk = json!({"messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,bm90IGFuIGltYWdl"}}]}]});
+    let (status, text) = post(&s, None, &junk.to_string());
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!((status, v["error"]["code"].as_str()), (400, Some("invalid_message")), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("image 1 of messages[0]"), "{v}");
+
+    // `--store` keeps the image with the stored request, as the app's history shows it.
+    let out = hearth(s.data_dir()).args(["history", "list", "--json"]).output().unwrap();
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "the two answered requests: {list}");
+    let id = items[0]["id"].to_string();
+    let out = hearth(s.data_dir()).args(["history", "export", &id, "--format", "json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let export = String::from_utf8_lossy(&out.stdout);
+    assert!(export.contains("image-1.png") && export.contains("image/png"), "{export}");
 }

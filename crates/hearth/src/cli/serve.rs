@@ -118,7 +118,8 @@ async fn serve(args: ServeArgs, addr: SocketAddr, options: ServerOptions, data_d
 }
 
 /// `--model`: an installed model's id, or a GGUF file (named by the installed model that is
-/// that file, else by the file's name, without registering it).
+/// that file, else by the file's name, without registering it; an `mmproj*.gguf` beside it
+/// makes it read images).
 async fn model_for(store: &Store, arg: &str) -> anyhow::Result<InstalledModel> {
     if let Some(m) = registry::get(store, arg).await? {
         return Ok(m);
@@ -139,8 +140,9 @@ async fn model_for(store: &Store, arg: &str) -> anyhow::Result<InstalledModel> {
         quant: None,
         size_bytes: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
         sha256: None,
+        // As an import would pair them: the one `mmproj*.gguf` beside the file.
+        mmproj_path: hearth::models::mmproj_beside(&path),
         path,
-        mmproj_path: None,
         source: Source::Import,
         added_at: registry::now_ms(),
     })

@@ -46,7 +46,13 @@ pub fn ask(
             ))
         }
     };
-    let req = CompletionRequest { messages, max_tokens: Some(plan.max_tokens), sampling: None, stop: Vec::new() };
+    let req = CompletionRequest {
+        messages,
+        max_tokens: Some(plan.max_tokens),
+        sampling: None,
+        stop: Vec::new(),
+        images: Vec::new(),
+    };
     let done = runtime.complete(req, cancel, on_text)?;
     Ok(Answer {
         text: done.text.trim().to_owned(),

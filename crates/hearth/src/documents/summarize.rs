@@ -259,7 +259,13 @@ impl Running<'_> {
             return Ok((String::new(), false));
         }
         (self.on_event)(Event::Step { step, prompt: &messages, resumed: false });
-        let req = CompletionRequest { messages, max_tokens: Some(max_tokens), sampling: None, stop: Vec::new() };
+        let req = CompletionRequest {
+            messages,
+            max_tokens: Some(max_tokens),
+            sampling: None,
+            stop: Vec::new(),
+            images: Vec::new(),
+        };
         let on_event = &mut *self.on_event;
         let started = Instant::now();
         let done = self.runtime.complete(req, self.cancel.clone(), &mut |t| on_event(Event::Text(t)))?;

@@ -20,6 +20,7 @@ use super::load::panic_text;
 use super::turn::{reset_session, Release};
 use super::{lock, Running, Runtime};
 use crate::app_api::AppSettings;
+use crate::chat::ChatError;
 use crate::error::{HearthError, HearthResult};
 
 /// One completion to run.
@@ -34,6 +35,18 @@ pub struct CompletionRequest {
     pub sampling: Option<SamplingParams>,
     /// The reply ends before the first of these it contains.
     pub stop: Vec<String>,
+    /// Images (encoded files: PNG, JPEG, …), each before the text of the user message it
+    /// belongs to, in order. Refused with `image_input_unsupported` unless the model reads images.
+    pub images: Vec<CompletionImage>,
+}
+
+/// One image of a completion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletionImage {
+    /// The index in `CompletionRequest::messages` of the (user) message it belongs to.
+    pub message: usize,
+    /// The file's bytes.
+    pub bytes: Vec<u8>,
 }
 
 /// What a completion produced.
@@ -70,9 +83,10 @@ impl Runtime {
         };
         let max_tokens = req.max_tokens.unwrap_or_else(|| self.inner.reply_limit.load(Ordering::Relaxed)).max(1);
         // Both locks, in begin_load's order (as a chat turn takes them).
-        let session = {
+        let (session, vision) = {
             let mut running = lock(&self.inner.running);
             let (_, session) = self.session()?;
+            let vision = self.vision();
             if running.is_some() {
                 return Err(HearthError::busy());
             }
@@ -83,17 +97,25 @@ impl Runtime {
                 thread: None,
                 _queue_turn: None,
             });
-            session
+            (session, vision)
         };
         let _release = Release { inner: &self.inner, cancel: cancel.clone() };
         let opts = GenerateOptions { max_tokens, sampling, stop_strings: req.stop, cancel: Some(cancel) };
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
             let mut s = lock(&session);
-            let prompt = s.chat_prompt(&req.messages)?;
-            s.generate(&prompt, &opts, &mut |piece: &str| {
+            let (prompt, images) = if req.images.is_empty() {
+                (s.chat_prompt(&req.messages)?, Vec::new())
+            } else {
+                let images: Vec<(usize, &[u8])> = req.images.iter().map(|i| (i.message, &i.bytes[..])).collect();
+                let p = crate::turn_inputs::completion_prompt(&s, vision.as_deref(), &req.messages, &images)
+                    .map_err(completion_error)?;
+                (p.ids, p.images)
+            };
+            s.generate_with_images(&prompt, &images, &opts, &mut |piece: &str| {
                 fail::fail_point!("runtime::complete::token");
                 on_text(piece);
             })
+            .map_err(HearthError::from)
         }));
         match result {
             Ok(Ok(r)) => Ok(Completion {
@@ -105,7 +127,7 @@ impl Runtime {
                 prompt_tokens_per_s: r.prompt_tokens_per_s,
                 gen_tokens_per_s: r.gen_tokens_per_s,
             }),
-            Ok(Err(e)) => Err(e.into()),
+            Ok(Err(e)) => Err(e),
             Err(panic) => {
                 let e = HearthError::internal(format!("the completion crashed: {}", panic_text(&*panic)));
                 log::error!("{}", e.message);
@@ -125,5 +147,14 @@ impl Runtime {
         // No local model: `session` says why (none, loading, or a remote one).
         let Some(engine) = engine else { return self.session().map(|_| 0) };
         Ok(engine.tokenizer().encode(text, false)?.len())
+    }
+}
+
+/// A completion's image that cannot be decoded came with the request, unlike a chat turn's
+/// stored file: the caller's mistake (`invalid_message`), not an unreadable attachment.
+fn completion_error(e: ChatError) -> HearthError {
+    match e {
+        ChatError::Image { .. } => HearthError::new(crate::error::ErrorCode::InvalidMessage, e.to_string()),
+        other => other.into(),
     }
 }

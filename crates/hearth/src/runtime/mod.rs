@@ -41,7 +41,7 @@ use crate::models::registry::InstalledModel;
 use crate::remote::RemoteClient;
 use crate::store::{ConversationId, Store};
 
-pub use complete::{Completion, CompletionRequest};
+pub use complete::{Completion, CompletionImage, CompletionRequest};
 pub use queue::{GenerationQueue, QueueStatus, QueueTicket, QueueTurn};
 pub use turn::{ReplyStats, ReplyStop, TurnEvent, TurnStarted};
 

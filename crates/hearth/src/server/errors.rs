@@ -19,8 +19,6 @@ pub enum HttpCode {
     InvalidJson,
     /// JSON, but not a valid request (a missing field, a wrong type, a value out of range).
     InvalidRequest,
-    /// An `image_url` part: the API does not pass images to the model yet.
-    ImagesUnsupported,
     /// No `Authorization: Bearer` header, or the wrong key.
     InvalidApiKey,
     /// A path this server does not serve.
@@ -35,7 +33,6 @@ impl HttpCode {
         match self {
             HttpCode::InvalidJson => "invalid_json",
             HttpCode::InvalidRequest => "invalid_request",
-            HttpCode::ImagesUnsupported => "images_unsupported",
             HttpCode::InvalidApiKey => "invalid_api_key",
             HttpCode::UnknownPath => "unknown_path",
             HttpCode::MethodNotAllowed => "method_not_allowed",
@@ -73,9 +70,7 @@ struct Inner<'a> {
 impl ApiError {
     pub fn http(code: HttpCode, message: impl Into<String>) -> Self {
         let (status, kind) = match code {
-            HttpCode::InvalidJson | HttpCode::InvalidRequest | HttpCode::ImagesUnsupported => {
-                (StatusCode::BAD_REQUEST, "invalid_request_error")
-            }
+            HttpCode::InvalidJson | HttpCode::InvalidRequest => (StatusCode::BAD_REQUEST, "invalid_request_error"),
             HttpCode::InvalidApiKey => (StatusCode::UNAUTHORIZED, "authentication_error"),
             HttpCode::UnknownPath => (StatusCode::NOT_FOUND, "invalid_request_error"),
             HttpCode::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error"),

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::errors::{ApiError, HttpCode};
+use crate::runtime::CompletionImage;
 
 /// OpenAI allows at most this many stop sequences.
 pub const MAX_STOP_SEQUENCES: usize = 4;
@@ -71,6 +72,8 @@ pub struct ChatRequest {
     pub max_tokens: Option<usize>,
     pub seed: Option<u64>,
     pub stop: Vec<String>,
+    /// The `image_url` parts, each tied to its (joined) message in `messages`.
+    pub images: Vec<CompletionImage>,
 }
 
 /// Parses and checks a request body. `max_messages` bounds the conversation's length.
@@ -141,7 +144,7 @@ fn check(req: ChatCompletionRequest, max_messages: usize) -> Result<ChatRequest,
         return Err(ApiError::invalid("stop", "a stop sequence cannot be empty"));
     }
     let messages = req.messages.into_iter().enumerate().map(|(i, m)| message(i, m)).collect::<Result<Vec<_>, _>>()?;
-    let messages = turns(messages)?;
+    let (messages, images) = turns(messages)?;
     Ok(ChatRequest {
         model: req.model,
         messages,
@@ -154,6 +157,7 @@ fn check(req: ChatCompletionRequest, max_messages: usize) -> Result<ChatRequest,
         // OpenAI's seed is any integer; the sampler's is 64 bits: keep the bits.
         seed: req.seed.map(|s| s as u64),
         stop,
+        images,
     })
 }
 
@@ -161,9 +165,10 @@ fn check(req: ChatCompletionRequest, max_messages: usize) -> Result<ChatRequest,
 /// turns that alternate, starting with the user's (Gemma's official template refuses anything
 /// else). OpenAI accepts several messages of one role in a row, so those are joined into one
 /// turn, as other servers for alternating-role models do.
-fn turns(messages: Vec<ChatMessage>) -> Result<Vec<ChatMessage>, ApiError> {
+fn turns(messages: Vec<WireTurn>) -> Result<(Vec<ChatMessage>, Vec<CompletionImage>), ApiError> {
     let mut out: Vec<ChatMessage> = Vec::with_capacity(messages.len());
-    for (i, m) in messages.into_iter().enumerate() {
+    let mut images = Vec::new();
+    for (i, (m, bytes)) in messages.into_iter().enumerate() {
         if m.role == Role::System && i > 0 {
             return Err(ApiError::invalid(
                 format!("messages[{i}].role"),
@@ -172,8 +177,13 @@ fn turns(messages: Vec<ChatMessage>) -> Result<Vec<ChatMessage>, ApiError> {
         }
         match out.last_mut() {
             Some(last) if last.role == m.role => {
-                last.content.push_str("\n\n");
-                last.content.push_str(&m.content);
+                // An images-only message adds no text, and no blank lines.
+                if !m.content.is_empty() {
+                    if !last.content.is_empty() {
+                        last.content.push_str("\n\n");
+                    }
+                    last.content.push_str(&m.content);
+                }
             }
             last => {
                 let after_system = last.is_none_or(|l| l.role == Role::System);
@@ -186,11 +196,16 @@ fn turns(messages: Vec<ChatMessage>) -> Result<Vec<ChatMessage>, ApiError> {
                 out.push(m);
             }
         }
+        // A joined message keeps every image of its parts, in order.
+        images.extend(bytes.into_iter().map(|bytes| CompletionImage { message: out.len() - 1, bytes }));
     }
-    Ok(out)
+    Ok((out, images))
 }
 
-fn message(i: usize, m: WireMessage) -> Result<ChatMessage, ApiError> {
+/// One wire message as the template takes it, with the bytes of its images.
+type WireTurn = (ChatMessage, Vec<Vec<u8>>);
+
+fn message(i: usize, m: WireMessage) -> Result<WireTurn, ApiError> {
     let role = match m.role.as_str() {
         // OpenAI's newer name for the system role.
         "system" | "developer" => Role::System,
@@ -204,6 +219,7 @@ fn message(i: usize, m: WireMessage) -> Result<ChatMessage, ApiError> {
         }
     };
     let param = format!("messages[{i}].content");
+    let mut images = Vec::new();
     let content = match m.content {
         Value::String(s) => s,
         Value::Array(parts) => {
@@ -225,16 +241,16 @@ fn message(i: usize, m: WireMessage) -> Result<ChatMessage, ApiError> {
                         }
                     },
                     Some("image_url") => {
-                        return Err(ApiError::http(
-                            HttpCode::ImagesUnsupported,
-                            "this API does not pass images to the model yet (the app and `hearth chat --image` do); send text parts only",
-                        )
-                        .with_param(format!("{param}[{j}]")))
+                        let at = format!("{param}[{j}].image_url");
+                        if role != Role::User {
+                            return Err(ApiError::invalid(at, "only a user message can hold images"));
+                        }
+                        images.push(image_bytes(part.get("image_url"), &at)?);
                     }
                     Some(other) => {
                         return Err(ApiError::invalid(
                             format!("{param}[{j}].type"),
-                            format!("unknown content part type {other:?} (expected text)"),
+                            format!("unknown content part type {other:?} (expected text or image_url)"),
                         ))
                     }
                     None => return Err(ApiError::invalid(format!("{param}[{j}]"), "a content part needs a `type`")),
@@ -245,7 +261,42 @@ fn message(i: usize, m: WireMessage) -> Result<ChatMessage, ApiError> {
         Value::Null => return Err(ApiError::invalid(param, "a message needs `content`")),
         _ => return Err(ApiError::invalid(param, "`content` must be a string or an array of parts")),
     };
-    Ok(ChatMessage::new(role, content))
+    Ok((ChatMessage::new(role, content), images))
+}
+
+/// The file in an `image_url` part: `{"url": "data:<type>;base64,<data>"}` (or the URL as a
+/// plain string, as some clients send it). Only `data:` URLs: the server never fetches from
+/// the network on a client's behalf. The bytes are decoded (and refused if they are not an
+/// image) when the model encodes them.
+fn image_bytes(part: Option<&Value>, param: &str) -> Result<Vec<u8>, ApiError> {
+    use base64::Engine as _;
+    let url = match part {
+        Some(Value::String(u)) => u.as_str(),
+        Some(v) => match v.get("url").and_then(Value::as_str) {
+            Some(u) => u,
+            None => return Err(ApiError::invalid(format!("{param}.url"), "an image_url part needs a string `url`")),
+        },
+        None => return Err(ApiError::invalid(param, "an image_url part needs `image_url`")),
+    };
+    let Some(rest) = url.strip_prefix("data:") else {
+        return Err(ApiError::invalid(
+            format!("{param}.url"),
+            "only `data:` URLs are accepted (base64 image data): this server does not fetch images from the network",
+        ));
+    };
+    let Some((meta, data)) = rest.split_once(',') else {
+        return Err(ApiError::invalid(format!("{param}.url"), "a data: URL needs a `,` before its data"));
+    };
+    if !meta.ends_with(";base64") {
+        return Err(ApiError::invalid(format!("{param}.url"), "the image's data: URL must be base64 (`;base64,`)"));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .map_err(|e| ApiError::invalid(format!("{param}.url"), format!("the image's base64 data is invalid: {e}")))?;
+    if bytes.is_empty() {
+        return Err(ApiError::invalid(format!("{param}.url"), "the image is empty"));
+    }
+    Ok(bytes)
 }
 
 /// Why a reply ended, in OpenAI's words.
@@ -448,14 +499,73 @@ mod tests {
     }
 
     #[test]
-    fn an_image_part_is_refused_clearly() {
-        let e = parse(serde_json::json!({"messages": [{"role": "user", "content": [
-            {"type": "text", "text": "what is this?"},
-            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
-        ]}]}))
-        .unwrap_err();
-        assert_eq!((e.status, e.code.as_str()), (StatusCode::BAD_REQUEST, "images_unsupported"));
-        assert!(e.message.contains("does not pass images to the model yet"), "{}", e.message);
-        assert_eq!(e.param.as_deref(), Some("messages[0].content[1]"));
+    fn image_parts_become_images_of_their_joined_message() {
+        let png = |b: &[u8]| {
+            use base64::Engine as _;
+            format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(b))
+        };
+        let r = parse(serde_json::json!({"messages": [
+            {"role": "system", "content": "S"},
+            {"role": "user", "content": [
+                {"type": "text", "text": "what is this?"},
+                {"type": "image_url", "image_url": {"url": png(b"one")}}
+            ]},
+            {"role": "user", "content": [{"type": "image_url", "image_url": png(b"two")}]},
+            {"role": "assistant", "content": "a cat"},
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": png(b"three")}}]},
+        ]}))
+        .unwrap();
+        let got: Vec<(usize, &[u8])> = r.images.iter().map(|i| (i.message, &i.bytes[..])).collect();
+        assert_eq!(got, [(1, &b"one"[..]), (1, &b"two"[..]), (3, &b"three"[..])]);
+        assert_eq!(r.messages[1].content, "what is this?");
+    }
+
+    #[test]
+    fn an_image_part_that_cannot_be_used_names_itself() {
+        let with = |role: &str, image: Value| {
+            parse(serde_json::json!({"messages": [
+                {"role": "user", "content": "x"},
+                {"role": role, "content": [{"type": "image_url", "image_url": image}]}
+            ]}))
+            .unwrap_err()
+        };
+        let cases = [
+            (
+                "user",
+                serde_json::json!({"url": "https://example.com/cat.png"}),
+                "messages[1].content[0].image_url.url",
+                "network",
+            ),
+            (
+                "user",
+                serde_json::json!({"url": "data:image/png,abc"}),
+                "messages[1].content[0].image_url.url",
+                "base64",
+            ),
+            (
+                "user",
+                serde_json::json!({"url": "data:image/png;base64,***"}),
+                "messages[1].content[0].image_url.url",
+                "invalid",
+            ),
+            (
+                "user",
+                serde_json::json!({"url": "data:image/png;base64,"}),
+                "messages[1].content[0].image_url.url",
+                "empty",
+            ),
+            ("user", serde_json::json!({}), "messages[1].content[0].image_url.url", "url"),
+            (
+                "assistant",
+                serde_json::json!({"url": "data:image/png;base64,AAAA"}),
+                "messages[1].content[0].image_url",
+                "user message",
+            ),
+        ];
+        for (role, image, param, says) in cases {
+            let e = with(role, image.clone());
+            assert_eq!((e.status, e.param.as_deref()), (StatusCode::BAD_REQUEST, Some(param)), "{image}");
+            assert!(e.message.contains(says), "{image}: {}", e.message);
+        }
     }
 }

@@ -1,11 +1,13 @@
 //! `--store`: an answered API request kept as a conversation, as if it had been typed in the
-//! app (its system prompt, the request's turns, the reply with its figures). Off by default:
+//! app (its system prompt, the request's turns with their images, the reply with its figures). Off by default:
 //! other programs' traffic is theirs, not the user's history.
 
 use engine::chat_template::{ChatMessage, Role};
 
-use crate::runtime::Completion;
-use crate::store::{ConversationId, GenerationStats, NewConversation, NewMessage, Store, StoreError};
+use crate::runtime::{Completion, CompletionImage};
+use crate::store::{
+    AttachmentKind, ConversationId, GenerationStats, NewAttachment, NewConversation, NewMessage, Store, StoreError,
+};
 
 /// A conversation's title from the request's first user turn (its first line, shortened).
 fn title(messages: &[ChatMessage]) -> String {
@@ -18,16 +20,32 @@ fn title(messages: &[ChatMessage]) -> String {
     t
 }
 
-/// Stores `messages` and the reply `c` (by `model`) as a new conversation.
+/// An image of a request as a stored attachment, named by its place and its format's extension.
+fn image_attachment(n: usize, bytes: &[u8]) -> NewAttachment {
+    let format = image::guess_format(bytes).ok();
+    let ext = format.and_then(|f| f.extensions_str().first().copied()).unwrap_or("bin");
+    let mime = format.map_or("application/octet-stream", |f| f.to_mime_type());
+    NewAttachment {
+        kind: AttachmentKind::Image,
+        file_name: format!("image-{n}.{ext}"),
+        mime: mime.to_string(),
+        bytes: bytes.to_vec(),
+        extracted_text: None,
+    }
+}
+
+/// Stores `messages` (with `images`, as the request placed them) and the reply `c` (by
+/// `model`) as a new conversation.
 pub async fn store_exchange(
     store: &Store,
     model: &str,
     messages: &[ChatMessage],
+    images: &[CompletionImage],
     c: &Completion,
 ) -> Result<ConversationId, StoreError> {
-    let (system, turns) = match messages.split_first() {
-        Some((first, rest)) if first.role == Role::System => (Some(first.content.clone()), rest),
-        _ => (None, messages),
+    let (system, turns, first) = match messages.split_first() {
+        Some((first, rest)) if first.role == Role::System => (Some(first.content.clone()), rest, 1),
+        _ => (None, messages, 0),
     };
     let new = NewConversation {
         title: title(messages),
@@ -36,8 +54,18 @@ pub async fn store_exchange(
         sampling: Default::default(),
     };
     let conv = store.create_conversation(&new).await?;
-    for m in turns {
-        store.append_message(conv.id, &NewMessage::complete(m.role, m.content.clone())).await?;
+    let (mut parent, mut n) = (None, 0);
+    for (i, m) in turns.iter().enumerate() {
+        let attachments: Vec<NewAttachment> = images
+            .iter()
+            .filter(|im| im.message == first + i)
+            .map(|im| {
+                n += 1;
+                image_attachment(n, &im.bytes)
+            })
+            .collect();
+        let new = NewMessage::complete(m.role, m.content.clone());
+        parent = Some(store.append_child(conv.id, parent, &new, &attachments).await?.id);
     }
     let reply = NewMessage {
         token_count: Some(c.completion_tokens as i64),

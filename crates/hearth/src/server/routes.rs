@@ -165,7 +165,7 @@ impl Job {
         log::info!("{} started", self.id);
         on_start();
         // Kept for `--store` (the request moves into the runtime).
-        let messages = self.state.store.then(|| self.request.messages.clone());
+        let messages = self.state.store.then(|| (self.request.messages.clone(), self.request.images.clone()));
         let result = self.state.runtime.complete(self.request, self.cancel, on_text);
         match &result {
             Ok(c) => log::info!(
@@ -180,12 +180,13 @@ impl Job {
         }
         // The model is free (complete released it); now the next in line may start.
         drop(turn);
-        if let (Some(messages), Ok(c)) = (messages, &result) {
+        if let (Some((messages, images)), Ok(c)) = (messages, &result) {
             // A blocking thread of the server's runtime: not inside an async task.
             let stored = tokio::runtime::Handle::current().block_on(super::record::store_exchange(
                 self.state.runtime.store(),
                 &self.model,
                 &messages,
+                &images,
                 c,
             ));
             match stored {
@@ -223,6 +224,7 @@ async fn start(s: AppState, body: Result<Bytes, BytesRejection>) -> Result<Respo
         messages: req.messages.clone(),
         max_tokens: req.max_tokens,
         stop: req.stop.clone(),
+        images: req.images.clone(),
     };
     // The place in line is taken here, in the order requests arrive.
     let ticket = s.runtime.queue().join().map_err(|e| bad(queue_full(e)))?;

@@ -29,7 +29,11 @@ pub fn hearth(dir: &std::path::Path) -> Command {
 impl Server {
     /// Serves the test model with `extra` flags; greedy sampling, a 1024-token context.
     pub fn start(extra: &[&str]) -> Server {
-        let model = super::test_model();
+        Self::start_model(&super::test_model(), extra)
+    }
+
+    /// `start` with another GGUF file (an `mmproj*.gguf` beside it is its vision projector).
+    pub fn start_model(model: &std::path::Path, extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let set = hearth(dir.path())
             .args(["settings", "set", "contextSize=1024", "temperature=0", "seed=1"])
@@ -38,7 +42,7 @@ impl Server {
         assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
         let mut child = hearth(dir.path())
             .args(["serve", "--port", "0", "--model"])
-            .arg(&model)
+            .arg(model)
             .args(extra)
             .env("RUST_LOG", "hearth=info")
             .stdout(Stdio::piped())
@@ -66,6 +70,11 @@ impl Server {
             log,
             _dir: dir,
         }
+    }
+
+    /// The server's data folder.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
     }
 
     pub fn log(&self) -> Vec<String> {
