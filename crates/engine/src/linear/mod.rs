@@ -65,6 +65,15 @@ enum Backend {
     Candle(QMatMul),
 }
 
+/// Whether `w` is of a type that candle's CPU code only has scalar dot products for
+/// (`vec_dot_unopt`). Small Gemma 3 files store most of their matrices so (Q4_K_M falls back to
+/// Q5_0 for rows of 640), and the device-generic path on the CPU then ran ~20x slower than the
+/// rest. Such a matrix is dequantized once instead: the same arithmetic as candle's CUDA
+/// fallback for these types (dequantize, then a float matmul), at 4 bytes a weight.
+fn candle_scalar_on_cpu(w: &QTensor) -> bool {
+    w.device().is_cpu() && matches!(w.dtype(), GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1)
+}
+
 /// A weight matrix of shape `[out, in]` (GGUF stores it so), applied as `x @ W^T`.
 pub struct Linear {
     backend: Backend,
@@ -87,7 +96,7 @@ impl Linear {
         let (backend, bytes) = if let Some(t) = native {
             let bytes = w.storage_size_in_bytes();
             (Backend::Native(t, w), bytes)
-        } else if matches!(dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16) {
+        } else if matches!(dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16) || candle_scalar_on_cpu(&w) {
             let t = w.dequantize(&w.device())?;
             (Backend::Dense(t), out_dim * in_dim * 4)
         } else {
