@@ -219,3 +219,33 @@ fn embedding_rows_equal_dequantized_rows() {
         assert_eq!(emb.lookup(&[]).unwrap().dims(), &[0, hidden]);
     }
 }
+
+/// Regression guard for the AVX2 GEMM, which adds `vpmaddubsw` pair sums in i16 before widening
+/// them: weights at the top of their range met by activations at +127 (a constant row) give
+/// the largest sums there are, and every level must still agree with the scalar kernel.
+#[test]
+fn extreme_weights_and_activations_do_not_saturate_any_level() {
+    for &dt in &QUANTIZED {
+        let k = 512;
+        // One value of each 32-block at the negative extreme sets the scale; the rest sit at
+        // the positive end, which quantizes to the largest unsigned value of each type.
+        let mut v = Vec::new();
+        for r in 0..24 {
+            for j in 0..k {
+                v.push(if j % 32 == 0 { -1.0 } else if r % 2 == 0 { 0.99 } else { -0.99 });
+            }
+        }
+        let w = Arc::new(QTensor::quantize(&Tensor::from_vec(v, (24, k), &Device::Cpu).unwrap(), dt).unwrap());
+        let lin = Linear::new(w.clone()).unwrap();
+        for sign in [1.0f32, -1.0] {
+            let x = Tensor::from_vec(vec![sign; 16 * k], (16, k), &Device::Cpu).unwrap();
+            let scalar = lin.forward_at(&x, Level::Scalar).unwrap();
+            let e = worst_scaled_err(&scalar, &reference(&w, &x), &x, &w);
+            assert!(e < 3e-3, "{dt:?} scalar: {e}");
+            for level in Level::available() {
+                let e = worst_scaled_err(&lin.forward_at(&x, level).unwrap(), &scalar, &x, &w);
+                assert!(e < 1e-6, "{dt:?} {level:?} vs scalar (x = {sign}): {e}");
+            }
+        }
+    }
+}

@@ -265,6 +265,50 @@ unsafe fn matmul(t: WType, w: &[u8], n: usize, k: usize, acts: &QActs, dst: Send
         }
     }
 
+    #[cfg(target_arch = "x86_64")]
+    if let Isa::Avx2(_) = isa {
+        if m >= gemm_min_rows(t) && x86::avx2::gemm8_supports(t) {
+            use x86::avx2::{tile8_rows, Tile8};
+            let ntiles = n.div_ceil(8);
+            let kb = k / QK;
+            // As the AVX-512 GEMM above, with tiles of 8 columns: groups of up to 8 tiles.
+            let group = ntiles.div_ceil(threads * 4).clamp(1, 8);
+            let ngroups = ntiles.div_ceil(group);
+            let rc = ((128 << 10) / (k + 16 * (k / QK))).clamp(16, 512) / 4 * 4;
+            thread_local! {
+                static TILES8: RefCell<Vec<Tile8>> = const { RefCell::new(Vec::new()) };
+            }
+            let run = |gi: usize| {
+                let mut tiles = TILES8.with(|t| t.take());
+                tiles.retain(|t| t.kb() == kb);
+                let t0 = gi * group;
+                let nt = group.min(ntiles - t0);
+                tiles.resize_with(nt, || Tile8::new(kb));
+                for (j, tile) in tiles.iter_mut().enumerate() {
+                    let r0 = (t0 + j) * 8;
+                    let nr = (n - r0).min(8);
+                    tile.fill(t, &w[r0 * rb..(r0 + nr) * rb], rb, nr);
+                }
+                let mut i0 = 0;
+                while i0 < m {
+                    let i1 = (i0 + rc).min(m);
+                    for (j, tile) in tiles.iter().enumerate() {
+                        // SAFETY: `isa` is the AVX2 level, so the CPU has AVX2, FMA and F16C;
+                        // `t` is supported (checked above); rows i0..i1 < m and the tile's 8
+                        // columns from (t0 + j) * 8 (the mask stops at n) lie inside the m * n
+                        // values `dst` may write (this fn's contract); groups write disjoint
+                        // columns.
+                        unsafe { tile8_rows(t, tile, acts, i0..i1, dst.get(), n, (t0 + j) * 8) };
+                    }
+                    i0 = i1;
+                }
+                TILES8.with(|t| *t.borrow_mut() = tiles);
+            };
+            par_for(ngroups, run);
+            return;
+        }
+    }
+
     // Per-row kernels: split the weight rows into chunks; each chunk meets every activation row
     // while it is in cache.
     let work = n * rb * m.max(1);

@@ -7,10 +7,12 @@
 //! in integers, eight blocks' sums are gathered into one vector, and the float scales are applied
 //! eight blocks at a time.
 //!
-//! Many-row GEMM (AVX-512 only, `avx512::Tile` and `avx512::tile_rows`): 16 weight rows are
-//! unpacked into a tile where each 64-byte group holds 4 consecutive values of all 16 rows, so
-//! that one `vpdpbusd` with a broadcast activation computes 4 products for each of 16 output
-//! columns; the tile then meets every activation row.
+//! Many-row GEMM (`avx512::Tile` and `avx512::tile_rows`): 16 weight rows are unpacked into a
+//! tile where each 64-byte group holds 4 consecutive values of all 16 rows, so that one
+//! `vpdpbusd` with a broadcast activation computes 4 products for each of 16 output columns; the
+//! tile then meets every activation row. Without AVX-512, `avx2::Tile8` and `avx2::tile8_rows`
+//! do the same for 8 rows with `vpmaddubsw` + `vpmaddwd` (the layout llama.cpp's AVX2 repacked
+//! GEMMs use too).
 
 use std::arch::x86_64::*;
 
@@ -496,6 +498,201 @@ pub(crate) mod avx2 {
     }
 
     row_kernels!("avx2,fma,f16c");
+
+    // ---------------------------------------------------------------------------------------
+    // Many-row GEMM without VNNI (`Tile8`, `tile8_rows`): 8 weight rows per tile, each 32-byte
+    // group holding 4 consecutive values of all 8 rows, so that one `vpmaddubsw` with a
+    // broadcast group of 4 activations gives every row's two pair sums. `vpmaddubsw` saturates
+    // at i16: with activations in -127..=127, a pair sum of values below 2^b stays under
+    // 2^(b+8), so `S` of them (8 for 4-bit values, 4 for 5-bit, 2 for 6-bit) are added in i16
+    // before one `vpmaddwd` widens them. Q8_0's unsigned values (0..=255) would saturate: it
+    // keeps the per-row kernels.
+
+    /// Whether `tile8_rows` handles `t` (see above).
+    pub(crate) fn gemm8_supports(t: WType) -> bool {
+        t != WType::Q8_0
+    }
+
+    /// 8 weight rows repacked: per 32-value block, 8 groups of 4 values, each group holding
+    /// the 4 bytes of all 8 rows (32 bytes), and the rows' scales per block.
+    pub(crate) struct Tile8 {
+        kb: usize,
+        /// `kb * 256` bytes.
+        qs: Vec<u8>,
+        /// `[block][row]`, `kb * 8` each: the scales of values 0..16 and 16..32, the minimum.
+        sc_lo: Vec<f32>,
+        sc_hi: Vec<f32>,
+        mn: Vec<f32>,
+    }
+
+    impl Tile8 {
+        pub(crate) fn new(kb: usize) -> Self {
+            Self { kb, qs: vec![0; kb * 256], sc_lo: vec![0.0; kb * 8], sc_hi: vec![0.0; kb * 8], mn: vec![0.0; kb * 8] }
+        }
+
+        pub(crate) fn kb(&self) -> usize {
+            self.kb
+        }
+
+        /// Repacks rows `0..nrows` (<= 8) starting at `w`; rows past `nrows` become zero.
+        /// Unpacking is scalar: a tile is filled once and then met by every activation row of
+        /// the call (hundreds in a prompt chunk), so it costs a few percent.
+        pub(crate) fn fill(&mut self, t: WType, w: &[u8], rb: usize, nrows: usize) {
+            let kb = self.kb;
+            assert!(nrows <= 8 && w.len() >= nrows * rb && rb == t.row_bytes(kb * QK) && gemm8_supports(t));
+            if nrows < 8 {
+                self.qs.fill(0);
+                self.sc_lo.fill(0.0);
+                self.sc_hi.fill(0.0);
+                self.mn.fill(0.0);
+            }
+            for r in 0..nrows {
+                let row = &w[r * rb..(r + 1) * rb];
+                for b in 0..kb {
+                    let u = super::super::formats::unpack32(t, row, b);
+                    let q = &mut self.qs[b * 256..(b + 1) * 256];
+                    for g in 0..8 {
+                        q[g * 32 + r * 4..g * 32 + r * 4 + 4].copy_from_slice(&u.v[g * 4..g * 4 + 4]);
+                    }
+                    self.sc_lo[b * 8 + r] = u.sc[0];
+                    self.sc_hi[b * 8 + r] = u.sc[1];
+                    self.mn[b * 8 + r] = u.mn;
+                }
+            }
+        }
+    }
+
+    /// The i32 sums, per row of the tile, of groups `g0..g0 + n` of one block (`S` groups
+    /// added in i16 at a time), on top of `acc`.
+    #[inline(always)]
+    fn groups<const S: usize>(w: &[__m256i; 8], x: &[__m256i; 8], g0: usize, n: usize, acc: __m256i) -> __m256i {
+        // SAFETY: only called from `tile8_kernel`, whose target features include AVX2.
+        unsafe {
+            let ones = _mm256_set1_epi16(1);
+            let mut acc = acc;
+            let mut g = g0;
+            while g < g0 + n {
+                let mut p = _mm256_maddubs_epi16(w[g], x[g]);
+                for j in 1..S {
+                    p = _mm256_add_epi16(p, _mm256_maddubs_epi16(w[g + j], x[g + j]));
+                }
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones));
+                g += S;
+            }
+            acc
+        }
+    }
+
+    /// `R` activation rows from `r0` times one tile: 8 output columns from `col0`.
+    ///
+    /// # Safety
+    ///
+    /// As for `tile8_rows`, for rows `r0..r0 + R`; `mask` has no lane at or past `n - col0`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn tile8_kernel<const OFF: i32, const HALF: bool, const MIN: bool, const S: usize, const R: usize>(
+        tile: &Tile8,
+        a: &QActs,
+        r0: usize,
+        dst: *mut f32,
+        n: usize,
+        col0: usize,
+        mask: __m256i,
+    ) {
+        let (kb, k, kbp) = (tile.kb, a.k, a.kbp);
+        let mut out = [_mm256_setzero_ps(); R];
+        let qs = tile.qs.as_ptr();
+        // SAFETY (every access in this loop): a tile holds kb blocks of 256 bytes and 8 scales
+        // of each kind per block (`Tile8::new`); `a` holds rows r0..r0 + R (contract), each k
+        // values and kbp >= kb per-block entries.
+        for b in 0..kb {
+            let wq = unsafe { qs.add(b * 256) };
+            let w: [__m256i; 8] =
+                std::array::from_fn(|g| unsafe { _mm256_loadu_si256(wq.add(g * 32) as *const __m256i) });
+            let sc_lo = unsafe { _mm256_loadu_ps(tile.sc_lo.as_ptr().add(b * 8)) };
+            let sc_hi = if HALF { unsafe { _mm256_loadu_ps(tile.sc_hi.as_ptr().add(b * 8)) } } else { sc_lo };
+            let mn = if MIN { unsafe { _mm256_loadu_ps(tile.mn.as_ptr().add(b * 8)) } } else { sc_lo };
+            for (r, out) in out.iter_mut().enumerate() {
+                let row = r0 + r;
+                let xq = unsafe { a.q.as_ptr().add(row * k + b * QK) };
+                let x: [__m256i; 8] = std::array::from_fn(|g| {
+                    _mm256_set1_epi32(unsafe { std::ptr::read_unaligned(xq.add(4 * g) as *const i32) })
+                });
+                let dx = _mm256_set1_ps(unsafe { *a.d.get_unchecked(row * kbp + b) });
+                if !HALF {
+                    let init = _mm256_set1_epi32(-OFF * unsafe { *a.s.get_unchecked(row * kbp + b) });
+                    let acc = groups::<S>(&w, &x, 0, 8, init);
+                    *out = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_mul_ps(sc_lo, dx), *out);
+                } else {
+                    let (s_lo, s_hi) = unsafe {
+                        let s16 = a.s16.as_ptr().add((row * kbp + b) * 2);
+                        (*s16, *s16.add(1))
+                    };
+                    let lo = groups::<S>(&w, &x, 0, 4, _mm256_set1_epi32(-OFF * s_lo));
+                    let hi = groups::<S>(&w, &x, 4, 4, _mm256_set1_epi32(-OFF * s_hi));
+                    *out = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lo), _mm256_mul_ps(sc_lo, dx), *out);
+                    *out = _mm256_fmadd_ps(_mm256_cvtepi32_ps(hi), _mm256_mul_ps(sc_hi, dx), *out);
+                }
+                if MIN {
+                    let ds = _mm256_set1_ps(unsafe { *a.ds.get_unchecked(row * kbp + b) });
+                    *out = _mm256_fmadd_ps(mn, ds, *out);
+                }
+            }
+        }
+        for (r, out) in out.iter().enumerate() {
+            // SAFETY: row r0 + r of `dst`, columns col0.. under `mask`, all < n (contract).
+            unsafe { _mm256_maskstore_ps(dst.add((r0 + r) * n + col0), mask, *out) };
+        }
+    }
+
+    pub(crate) const GEMM8_R: usize = 4;
+
+    /// Activation rows `rows` times one repacked tile: `dst[i * n + col0 + c] = x_i . w_c` for
+    /// `i` in `rows` and the tile's valid columns `c < 8` (those below `n - col0`).
+    ///
+    /// # Safety
+    ///
+    /// The CPU must have the features this fn enables; `gemm8_supports(t)`, `rows.end <= a.m`,
+    /// `col0 < n`, the tile filled from `t` rows of `a.k` values, and `dst` writable at those
+    /// `[a.m, n]` positions.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn tile8_rows(
+        t: WType,
+        tile: &Tile8,
+        a: &QActs,
+        rows: std::ops::Range<usize>,
+        dst: *mut f32,
+        n: usize,
+        col0: usize,
+    ) {
+        debug_assert!(rows.end <= a.m && col0 < n && gemm8_supports(t));
+        let valid = (n - col0).min(8) as i32;
+        let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        macro_rules! run {
+            ($off:expr, $half:expr, $min:expr, $s:expr) => {{
+                let mut r0 = rows.start;
+                // SAFETY: rows r0.. stay below rows.end; the rest is this fn's contract.
+                while r0 + GEMM8_R <= rows.end {
+                    unsafe { tile8_kernel::<$off, $half, $min, $s, GEMM8_R>(tile, a, r0, dst, n, col0, mask) };
+                    r0 += GEMM8_R;
+                }
+                while r0 < rows.end {
+                    // SAFETY: as above.
+                    unsafe { tile8_kernel::<$off, $half, $min, $s, 1>(tile, a, r0, dst, n, col0, mask) };
+                    r0 += 1;
+                }
+            }};
+        }
+        match t {
+            WType::Q4_0 => run!(8, false, false, 8),
+            WType::Q4_1 | WType::Q4K => run!(0, false, true, 8),
+            WType::Q5_0 => run!(16, false, false, 4),
+            WType::Q5_1 | WType::Q5K => run!(0, false, true, 4),
+            WType::Q6K => run!(32, true, false, 2),
+            // Refused by `gemm8_supports` (the contract): nothing is written.
+            WType::Q8_0 => {}
+        }
+    }
 }
 
 pub(crate) mod avx512 {
