@@ -51,6 +51,9 @@ export async function stopDriver({ driver, dataDir } = {}) {
   // Seen once under load: the driver went away before the app's window closed, leaving the app
   // orphaned with the test's stdout open (so the runner never ended). End any such app.
   if (dataDir) {
+    // A window closed just now takes a moment to exit (with its WebKit helper processes, which
+    // inherit the environment): give it that before calling it left over.
+    for (let i = 0; i < 25 && appsOn(dataDir).some((pid) => pid !== process.pid); i++) await sleep(200);
     for (const pid of appsOn(dataDir)) {
       if (pid === process.pid) continue;
       console.error(`e2e: the app (pid ${pid}) outlived its WebDriver session; ending it`);

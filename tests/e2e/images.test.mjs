@@ -122,6 +122,8 @@ test('drop and paste images, a streamed reply reads them, and they are still the
     // The model saw both images: the vision tower encoded exactly these bytes (its cache keeps
     // each encoding under the image's sha256).
     assert.deepEqual(encodedImages(), [sha256(join(FIXTURES, 'square.png')), sha256(join(FIXTURES, 'wide.png'))].sort());
+    // The context meter counts the images' soft tokens (256 each), not only the text.
+    assert.ok(list.contextTokens > 2 * 256, `context tokens ${list.contextTokens}`);
     await s.waitFor(bothThumbs, { timeout: 30000 });
     assert.deepEqual(await imagesDecoded(s, userThumbs), [true, true]);
     await shot(s, 'image-chat');
