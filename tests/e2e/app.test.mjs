@@ -9,78 +9,21 @@
 // default path. tests/e2e/run does all of this.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir, homedir } from 'node:os';
-import { join, resolve, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Session, sleep } from './webdriver.mjs';
+import { APP, BASE, MODEL, REPLY_TIMEOUT, look, shot, startDriver, stopDriver } from './harness.mjs';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const MODEL = process.env.HEARTH_TEST_MODEL || join(homedir(), '.cache/hearth-test/gemma-3-270m-q4_k_m.gguf');
-const APP = process.env.HEARTH_APP;
-const PORT = Number(process.env.TAURI_DRIVER_PORT || 4444);
-const BASE = `http://127.0.0.1:${PORT}`;
-const SHOTS = join(ROOT, 'docs/screenshots');
-// A 270M model on a busy 2-core machine: replies can take a while, so waits are generous.
-const REPLY_TIMEOUT = 480_000;
-
-let driver;
+let run;
 let dataDir;
 
 before(async () => {
   assert.ok(existsSync(MODEL), `test model missing at ${MODEL}: run scripts/fetch-test-model (or set HEARTH_TEST_MODEL)`);
-  assert.ok(APP && existsSync(APP), `HEARTH_APP must point at the built app binary (got ${APP})`);
-  dataDir = mkdtempSync(join(tmpdir(), 'hearth-e2e-'));
-  driver = spawn(process.env.TAURI_DRIVER || 'tauri-driver', ['--port', String(PORT)], {
-    env: { ...process.env, HEARTH_DATA_DIR: dataDir },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  driver.on('error', (e) => console.error(`tauri-driver: ${e}`));
+  run = startDriver();
+  dataDir = run.dataDir;
 });
 
-/** Pids of processes (the app) started with this test's data folder in their environment. */
-function appsOn(dir) {
-  const pids = [];
-  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    try {
-      if (readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(`HEARTH_DATA_DIR=${dir}`)) pids.push(Number(pid));
-    } catch { /* gone, or not ours to read */ }
-  }
-  return pids;
-}
-
-after(async () => {
-  // SIGTERM, not SIGKILL: a killed tauri-driver orphans WebKitWebDriver, which holds pipes open.
-  if (driver && driver.exitCode === null) {
-    driver.kill('SIGTERM');
-    await new Promise((r) => { driver.once('exit', r); setTimeout(r, 5000); });
-  }
-  // Seen once under load: the driver went away before the app's window closed, leaving the app
-  // orphaned with the test's stdout open (so the runner never ended). End any such app.
-  if (dataDir) {
-    for (const pid of appsOn(dataDir)) {
-      if (pid === process.pid) continue;
-      console.error(`e2e: the app (pid ${pid}) outlived its WebDriver session; ending it`);
-      try { process.kill(pid, 'SIGTERM'); } catch { /* already gone */ }
-    }
-    await sleep(500);
-    rmSync(dataDir, { recursive: true, force: true });
-  }
-});
-
-async function shot(s, name) {
-  mkdirSync(SHOTS, { recursive: true });
-  writeFileSync(join(SHOTS, `app-${name}.png`), await s.screenshotPng());
-}
-
-/** Applies theme and language as the settings page would, then reloads so the UI picks them up. */
-async function look(s, theme, language) {
-  await s.invoke('set_settings', { patch: { theme, language } });
-  await s.exec('location.reload();');
-  await sleep(500);
-  await s.waitFor('#composer-input, #first-run-cta, .models-page');
-}
+after(() => stopDriver(run));
 
 const lastAssistant = '.messages .msg-assistant:last-of-type .msg-body';
 

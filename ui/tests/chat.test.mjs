@@ -205,6 +205,8 @@ test('keyboard: Ctrl+N starts a new chat, Ctrl+K focuses search, a new chat is c
     await mock(page, 'done');
     // The backend titled it from the first message; the sidebar shows it as the active chat.
     await page.waitForSelector('.conv-item.active >> text=hello there');
+    // ...and so does the chat's header (it kept the title from before the first message).
+    await page.waitForSelector('.chat-title >> text=hello there', { timeout: 5000 });
     // The whole flow is reachable with Tab: from the composer, Tab reaches the send button.
     await page.locator('#composer-input').focus();
     await page.keyboard.type('x');

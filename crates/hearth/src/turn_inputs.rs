@@ -250,6 +250,38 @@ pub fn history_messages(system_prompt: Option<&str>, messages: &[Message]) -> Ve
     history_parts(system_prompt, messages).into_iter().map(|p| p.message).collect()
 }
 
+/// The prompt ids of `parts`, each image taking `per_image` soft tokens.
+fn render_parts(session: &Session, parts: &[Part<'_>], per_image: usize) -> engine::Result<Vec<u32>> {
+    let chat: Vec<ChatMessage> = parts.iter().map(|p| p.message.clone()).collect();
+    let counts: Vec<usize> = parts.iter().map(|p| p.images.len()).collect();
+    if counts.iter().all(|&n| n == 0) {
+        session.chat_prompt(&chat)
+    } else {
+        session.engine().chat_prompt_with_images(&chat, &counts, per_image)
+    }
+}
+
+/// How many tokens the stored history takes in the context, as the next turn's prompt holds it:
+/// its images' soft tokens included when the model reads images (`vision`), left out otherwise
+/// (as a turn leaves them out for such a model). 0 for an empty history.
+pub fn history_tokens(
+    session: &Session,
+    vision: Option<&Vision>,
+    system_prompt: Option<&str>,
+    messages: &[Message],
+) -> engine::Result<usize> {
+    let mut parts = history_parts(system_prompt, messages);
+    if parts.is_empty() {
+        return Ok(0);
+    }
+    if vision.is_none() {
+        for p in &mut parts {
+            p.images.clear();
+        }
+    }
+    Ok(render_parts(session, &parts, vision.map_or(0, Vision::tokens_per_image))?.len())
+}
+
 /// A turn's prompt, ready for `Session::generate_with_images`.
 pub struct TurnPrompt {
     pub ids: Vec<u32>,
@@ -300,15 +332,7 @@ pub fn prepare(
         }
     }
     let per_image = vision.map_or(0, Vision::tokens_per_image);
-    let render = |parts: &[Part<'_>]| -> Result<Vec<u32>, ChatError> {
-        let chat: Vec<ChatMessage> = parts.iter().map(|p| p.message.clone()).collect();
-        let counts: Vec<usize> = parts.iter().map(|p| p.images.len()).collect();
-        Ok(if counts.iter().all(|&n| n == 0) {
-            session.chat_prompt(&chat)?
-        } else {
-            session.engine().chat_prompt_with_images(&chat, &counts, per_image)?
-        })
-    };
+    let render = |parts: &[Part<'_>]| -> Result<Vec<u32>, ChatError> { Ok(render_parts(session, parts, per_image)?) };
 
     let context = session.context();
     let room = max_tokens.min(context / 4).max(1);

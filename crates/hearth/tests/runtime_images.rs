@@ -131,6 +131,11 @@ fn an_image_turn_is_the_engines_image_prompt_and_is_encoded_once_across_turns_an
     assert_eq!((reply.as_str(), tokens as usize, prompt_tokens as usize), (want.as_str(), want_tokens, want_prompt));
     assert_eq!(f.runtime.image_encodes(), 1, "the first turn encodes the image");
     assert_eq!(embedding_files(f.dir.path()), 1, "and keeps its encoding on disk");
+    // The context meter counts the image's soft tokens too: the stored turn takes at least what
+    // its prompt took (it once counted only the text, showing a third of a full context).
+    let history = f.tokio.block_on(f.store.messages(conv)).unwrap();
+    let in_context = f.runtime.context_tokens(None, &history);
+    assert!(in_context >= prompt_tokens as usize, "{in_context} < {prompt_tokens}");
     let user = f.tokio.block_on(f.store.message(user_id)).unwrap();
     assert_eq!((user.content.as_str(), user.attachments.len()), (question, 1));
     assert_eq!(user.attachments[0].kind, AttachmentKind::Image);

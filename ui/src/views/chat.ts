@@ -380,7 +380,8 @@ async function finishStream(conversationId: string): Promise<void> {
   state.streaming = null;
   renderComposer();
   if (state.activeId === conversationId) await reloadMessages();
-  void refreshConversations();
+  // The turn may have titled the conversation (its first message): the header shows it too.
+  void refreshConversations().then(() => render('header'));
 }
 
 async function reloadMessages(): Promise<void> {

@@ -299,7 +299,8 @@ function handle(cmd: string, args: Record<string, unknown>): unknown {
       return { items, nextCursor: start + limit < all.length ? String(start + limit) : null };
     }
     case 'create_conversation':
-      return createConv((args.title as string | null) ?? '');
+      // A copy, as the real IPC's JSON is: the window's copy does not change with the store's.
+      return { ...createConv((args.title as string | null) ?? '') };
     case 'rename_conversation': {
       const c = conversations.get(str('id')) ?? err('not_found', 'no such conversation', { field: 'conversation' });
       if (str('title').trim() === '') err('invalid_title', 'title must not be empty');

@@ -410,17 +410,15 @@ impl Runtime {
     }
 
     /// How many tokens `messages` (a conversation's active branch, after its system prompt) take
-    /// in the loaded model's context, by its own template and tokenizer; 0 with no model, or
-    /// while a reply holds the session (front ends ask again after it ends). Takes the messages
-    /// the caller already read, so listing a conversation reads it once.
+    /// in the loaded model's context, by its own template and tokenizer, images' soft tokens
+    /// included for a model that reads them; 0 with no model, or while a reply holds the session
+    /// (front ends ask again after it ends). Takes the messages the caller already read, so
+    /// listing a conversation reads it once.
     pub fn context_tokens(&self, system_prompt: Option<&str>, messages: &[crate::store::Message]) -> usize {
         let Ok((_, session)) = self.session() else { return 0 };
-        let chat = crate::chat::history_to_chat(system_prompt, messages);
-        if chat.is_empty() {
-            return 0;
-        }
+        let vision = self.vision();
         let Ok(s) = session.try_lock() else { return 0 };
-        s.chat_prompt(&chat).map(|p| p.len()).unwrap_or(0)
+        crate::turn_inputs::history_tokens(&s, vision.as_deref(), system_prompt, messages).unwrap_or(0)
     }
 
     /// The installed model `model_id`, or `not_found`.
