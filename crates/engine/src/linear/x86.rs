@@ -505,12 +505,14 @@ pub(crate) mod avx2 {
     // broadcast group of 4 activations gives every row's two pair sums. `vpmaddubsw` saturates
     // at i16: with activations in -127..=127, a pair sum of values below 2^b stays under
     // 2^(b+8), so `S` of them (8 for 4-bit values, 4 for 5-bit, 2 for 6-bit) are added in i16
-    // before one `vpmaddwd` widens them. Q8_0's unsigned values (0..=255) would saturate: it
-    // keeps the per-row kernels.
+    // before one `vpmaddwd` widens them. Q8_0's values, offset to 0..=255, would saturate: its
+    // tiles keep them signed, and each product is taken as |w| * (x with w's sign)
+    // (`vpsignb`), at most 128 * 127 * 2 per pair sum.
 
-    /// Whether `tile8_rows` handles `t` (see above).
+    /// Whether `tile8_rows` handles `t` (all native types).
     pub(crate) fn gemm8_supports(t: WType) -> bool {
-        t != WType::Q8_0
+        let _ = t;
+        true
     }
 
     /// 8 weight rows repacked: per 32-value block, 8 groups of 4 values, each group holding
@@ -527,7 +529,13 @@ pub(crate) mod avx2 {
 
     impl Tile8 {
         pub(crate) fn new(kb: usize) -> Self {
-            Self { kb, qs: vec![0; kb * 256], sc_lo: vec![0.0; kb * 8], sc_hi: vec![0.0; kb * 8], mn: vec![0.0; kb * 8] }
+            Self {
+                kb,
+                qs: vec![0; kb * 256],
+                sc_lo: vec![0.0; kb * 8],
+                sc_hi: vec![0.0; kb * 8],
+                mn: vec![0.0; kb * 8],
+            }
         }
 
         pub(crate) fn kb(&self) -> usize {
@@ -549,7 +557,11 @@ pub(crate) mod avx2 {
             for r in 0..nrows {
                 let row = &w[r * rb..(r + 1) * rb];
                 for b in 0..kb {
-                    let u = super::super::formats::unpack32(t, row, b);
+                    let mut u = super::super::formats::unpack32(t, row, b);
+                    if t == WType::Q8_0 {
+                        // Back to the signed values (see above).
+                        u.v.iter_mut().for_each(|v| *v ^= 0x80);
+                    }
                     let q = &mut self.qs[b * 256..(b + 1) * 256];
                     for g in 0..8 {
                         q[g * 32 + r * 4..g * 32 + r * 4 + 4].copy_from_slice(&u.v[g * 4..g * 4 + 4]);
@@ -563,18 +575,27 @@ pub(crate) mod avx2 {
     }
 
     /// The i32 sums, per row of the tile, of groups `g0..g0 + n` of one block (`S` groups
-    /// added in i16 at a time), on top of `acc`.
+    /// added in i16 at a time), on top of `acc`. `SIGNED`: `w` holds |w| and `sw` the signed
+    /// values, whose signs move onto the activations.
     #[inline(always)]
-    fn groups<const S: usize>(w: &[__m256i; 8], x: &[__m256i; 8], g0: usize, n: usize, acc: __m256i) -> __m256i {
+    fn groups<const S: usize, const SIGNED: bool>(
+        w: &[__m256i; 8],
+        sw: &[__m256i; 8],
+        x: &[__m256i; 8],
+        g0: usize,
+        n: usize,
+        acc: __m256i,
+    ) -> __m256i {
         // SAFETY: only called from `tile8_kernel`, whose target features include AVX2.
         unsafe {
             let ones = _mm256_set1_epi16(1);
+            let xs = |g: usize| if SIGNED { _mm256_sign_epi8(x[g], sw[g]) } else { x[g] };
             let mut acc = acc;
             let mut g = g0;
             while g < g0 + n {
-                let mut p = _mm256_maddubs_epi16(w[g], x[g]);
+                let mut p = _mm256_maddubs_epi16(w[g], xs(g));
                 for j in 1..S {
-                    p = _mm256_add_epi16(p, _mm256_maddubs_epi16(w[g + j], x[g + j]));
+                    p = _mm256_add_epi16(p, _mm256_maddubs_epi16(w[g + j], xs(g + j)));
                 }
                 acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones));
                 g += S;
@@ -590,7 +611,14 @@ pub(crate) mod avx2 {
     /// As for `tile8_rows`, for rows `r0..r0 + R`; `mask` has no lane at or past `n - col0`.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn tile8_kernel<const OFF: i32, const HALF: bool, const MIN: bool, const S: usize, const R: usize>(
+    unsafe fn tile8_kernel<
+        const OFF: i32,
+        const HALF: bool,
+        const MIN: bool,
+        const S: usize,
+        const SIGNED: bool,
+        const R: usize,
+    >(
         tile: &Tile8,
         a: &QActs,
         r0: usize,
@@ -607,8 +635,9 @@ pub(crate) mod avx2 {
         // values and kbp >= kb per-block entries.
         for b in 0..kb {
             let wq = unsafe { qs.add(b * 256) };
-            let w: [__m256i; 8] =
+            let sw: [__m256i; 8] =
                 std::array::from_fn(|g| unsafe { _mm256_loadu_si256(wq.add(g * 32) as *const __m256i) });
+            let w: [__m256i; 8] = if SIGNED { std::array::from_fn(|g| _mm256_abs_epi8(sw[g])) } else { sw };
             let sc_lo = unsafe { _mm256_loadu_ps(tile.sc_lo.as_ptr().add(b * 8)) };
             let sc_hi = if HALF { unsafe { _mm256_loadu_ps(tile.sc_hi.as_ptr().add(b * 8)) } } else { sc_lo };
             let mn = if MIN { unsafe { _mm256_loadu_ps(tile.mn.as_ptr().add(b * 8)) } } else { sc_lo };
@@ -621,15 +650,15 @@ pub(crate) mod avx2 {
                 let dx = _mm256_set1_ps(unsafe { *a.d.get_unchecked(row * kbp + b) });
                 if !HALF {
                     let init = _mm256_set1_epi32(-OFF * unsafe { *a.s.get_unchecked(row * kbp + b) });
-                    let acc = groups::<S>(&w, &x, 0, 8, init);
+                    let acc = groups::<S, SIGNED>(&w, &sw, &x, 0, 8, init);
                     *out = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_mul_ps(sc_lo, dx), *out);
                 } else {
                     let (s_lo, s_hi) = unsafe {
                         let s16 = a.s16.as_ptr().add((row * kbp + b) * 2);
                         (*s16, *s16.add(1))
                     };
-                    let lo = groups::<S>(&w, &x, 0, 4, _mm256_set1_epi32(-OFF * s_lo));
-                    let hi = groups::<S>(&w, &x, 4, 4, _mm256_set1_epi32(-OFF * s_hi));
+                    let lo = groups::<S, SIGNED>(&w, &sw, &x, 0, 4, _mm256_set1_epi32(-OFF * s_lo));
+                    let hi = groups::<S, SIGNED>(&w, &sw, &x, 4, 4, _mm256_set1_epi32(-OFF * s_hi));
                     *out = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lo), _mm256_mul_ps(sc_lo, dx), *out);
                     *out = _mm256_fmadd_ps(_mm256_cvtepi32_ps(hi), _mm256_mul_ps(sc_hi, dx), *out);
                 }
@@ -669,28 +698,27 @@ pub(crate) mod avx2 {
         let valid = (n - col0).min(8) as i32;
         let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
         macro_rules! run {
-            ($off:expr, $half:expr, $min:expr, $s:expr) => {{
+            ($off:expr, $half:expr, $min:expr, $s:expr, $signed:expr) => {{
                 let mut r0 = rows.start;
                 // SAFETY: rows r0.. stay below rows.end; the rest is this fn's contract.
                 while r0 + GEMM8_R <= rows.end {
-                    unsafe { tile8_kernel::<$off, $half, $min, $s, GEMM8_R>(tile, a, r0, dst, n, col0, mask) };
+                    unsafe { tile8_kernel::<$off, $half, $min, $s, $signed, GEMM8_R>(tile, a, r0, dst, n, col0, mask) };
                     r0 += GEMM8_R;
                 }
                 while r0 < rows.end {
                     // SAFETY: as above.
-                    unsafe { tile8_kernel::<$off, $half, $min, $s, 1>(tile, a, r0, dst, n, col0, mask) };
+                    unsafe { tile8_kernel::<$off, $half, $min, $s, $signed, 1>(tile, a, r0, dst, n, col0, mask) };
                     r0 += 1;
                 }
             }};
         }
         match t {
-            WType::Q4_0 => run!(8, false, false, 8),
-            WType::Q4_1 | WType::Q4K => run!(0, false, true, 8),
-            WType::Q5_0 => run!(16, false, false, 4),
-            WType::Q5_1 | WType::Q5K => run!(0, false, true, 4),
-            WType::Q6K => run!(32, true, false, 2),
-            // Refused by `gemm8_supports` (the contract): nothing is written.
-            WType::Q8_0 => {}
+            WType::Q4_0 => run!(8, false, false, 8, false),
+            WType::Q4_1 | WType::Q4K => run!(0, false, true, 8, false),
+            WType::Q5_0 => run!(16, false, false, 4, false),
+            WType::Q5_1 | WType::Q5K => run!(0, false, true, 4, false),
+            WType::Q6K => run!(32, true, false, 2, false),
+            WType::Q8_0 => run!(0, false, false, 1, true),
         }
     }
 }
