@@ -144,13 +144,8 @@ fn attend_part(q: &[f32], k: &[f16], v: &[f16], groups: usize, hd: usize, n: usi
     for g in 0..groups {
         let s = &mut scores[g * n..][..n];
         let m = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0f32;
-        for x in s.iter_mut() {
-            *x = (*x - m).exp();
-            sum += *x;
-        }
         maxes[g] = m;
-        sums[g] = sum;
+        sums[g] = crate::vmath::exp_sub_sum(s, m);
     }
     acc.fill(0.0);
     for j in 0..n {

@@ -27,5 +27,6 @@ pub mod sampler;
 pub mod session;
 pub mod tokenizer;
 pub mod vision;
+mod vmath;
 
 pub use error::{EngineError, Result};

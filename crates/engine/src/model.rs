@@ -553,14 +553,9 @@ impl InplaceOp1 for MaskedSoftmax<'_> {
                 let mut max = f32::NEG_INFINITY;
                 // SAFETY: `row` holds `len` values.
                 unsafe { f32::vec_reduce_max(row.as_ptr(), &mut max, len) };
+                let inv = 1.0 / crate::vmath::exp_sub_sum(row, max);
                 for x in row.iter_mut() {
-                    *x = (*x - max).exp();
-                }
-                let mut sum = 0f32;
-                // SAFETY: as above.
-                unsafe { f32::vec_reduce_sum(row.as_ptr(), &mut sum, len) };
-                for x in row.iter_mut() {
-                    *x /= sum;
+                    *x *= inv;
                 }
             }
         });
@@ -577,7 +572,6 @@ impl InplaceOp2 for GeluMul {
     }
 
     fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
-        const SQRT_TWO_OVER_PI: f32 = 0.797_884_560_802_865_4_f64 as f32;
         let (CpuStorage::F32(g), CpuStorage::F32(u), Some((a1, b1)), Some((a2, b2))) =
             (s1, s2, l1.contiguous_offsets(), l2.contiguous_offsets())
         else {
@@ -594,10 +588,7 @@ impl InplaceOp2 for GeluMul {
             let (s, e) = (t * chunk, ((t + 1) * chunk).min(u.len()));
             // SAFETY: task t alone touches elements s..e of `g`.
             let g = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(s), e - s) };
-            for (x, &y) in g.iter_mut().zip(&u[s..e]) {
-                let v = *x;
-                *x = 0.5 * v * (1.0 + f32::tanh(SQRT_TWO_OVER_PI * v * (1.0 + 0.044715 * v * v))) * y;
-            }
+            crate::vmath::gelu_mul(g, &u[s..e]);
         });
         Ok(())
     }
