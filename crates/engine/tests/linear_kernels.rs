@@ -232,7 +232,13 @@ fn extreme_weights_and_activations_do_not_saturate_any_level() {
         let mut v = Vec::new();
         for r in 0..24 {
             for j in 0..k {
-                v.push(if j % 32 == 0 { -1.0 } else if r % 2 == 0 { 0.99 } else { -0.99 });
+                v.push(if j % 32 == 0 {
+                    -1.0
+                } else if r % 2 == 0 {
+                    0.99
+                } else {
+                    -0.99
+                });
             }
         }
         let w = Arc::new(QTensor::quantize(&Tensor::from_vec(v, (24, k), &Device::Cpu).unwrap(), dt).unwrap());

@@ -527,7 +527,13 @@ pub(crate) mod avx2 {
 
     impl Tile8 {
         pub(crate) fn new(kb: usize) -> Self {
-            Self { kb, qs: vec![0; kb * 256], sc_lo: vec![0.0; kb * 8], sc_hi: vec![0.0; kb * 8], mn: vec![0.0; kb * 8] }
+            Self {
+                kb,
+                qs: vec![0; kb * 256],
+                sc_lo: vec![0.0; kb * 8],
+                sc_hi: vec![0.0; kb * 8],
+                mn: vec![0.0; kb * 8],
+            }
         }
 
         pub(crate) fn kb(&self) -> usize {
