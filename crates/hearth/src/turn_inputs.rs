@@ -75,19 +75,6 @@ impl Vision {
         self.encodes.load(Ordering::Relaxed)
     }
 
-    /// The image whose bytes have sha256 `sha`, from the disk cache, or encoded from `bytes()`
-    /// (and then cached). Only a miss reads the image's bytes.
-    fn image(
-        &self,
-        engine: &Engine,
-        sha: &str,
-        file_name: &str,
-        bytes: &mut dyn FnMut() -> Result<Vec<u8>, ChatError>,
-    ) -> Result<PromptImage, ChatError> {
-        let mut group = self.image_group(engine, sha, file_name, bytes, None)?;
-        group.pop().ok_or_else(|| ChatError::InvalidMessage(format!("no encoding of {file_name}")))
-    }
-
     /// The image whose bytes have sha256 `sha` as the prompt takes it: the whole image, then,
     /// with `crops` = (rule, n), its n Pan & Scan crops in the rule's order (what the reference
     /// processor gives the encoder). Each comes from the disk cache or is encoded (and then
@@ -532,34 +519,48 @@ pub fn prepare(
 /// client sent them (no history is dropped: the client chose it), `images` as (message index,
 /// file bytes) in order, each placed before its message's text. Encodings share the chat
 /// turns' disk cache, so a client that resends its history does not run the encoder again.
+/// With Pan & Scan (`pan_scan`), images are read as chat turns read them: whole, then crops.
 pub fn completion_prompt(
     session: &Session,
     vision: Option<&Vision>,
+    pan_scan: Option<&PanScan>,
     messages: &[ChatMessage],
     images: &[(usize, &[u8])],
 ) -> Result<TurnPrompt, ChatError> {
     let Some(vision) = vision else {
         return Err(ChatError::ImagesUnsupported { vision_models: catalog_vision_models() });
     };
-    let mut counts = vec![0; messages.len()];
-    for &(m, _) in images {
-        match counts.get_mut(m) {
-            Some(n) => *n += 1,
+    // The template lays images out in message order; a stable sort keeps each message's own.
+    let mut ordered: Vec<(usize, usize, &[u8])> = images.iter().enumerate().map(|(i, &(m, b))| (m, i, b)).collect();
+    ordered.sort_by_key(|&(m, i, _)| (m, i));
+    let name = |m: usize, i: usize| format!("image {} of messages[{m}]", i + 1);
+    let mut crops: Vec<Vec<usize>> = vec![Vec::new(); messages.len()];
+    for &(m, i, bytes) in &ordered {
+        let n = match pan_scan {
+            Some(rule) => vision.crop_count(&sha256_hex(bytes), &name(m, i), &mut || Ok(bytes.to_vec()), rule)?,
+            None => 0,
+        };
+        match crops.get_mut(m) {
+            Some(list) => list.push(n),
             None => return Err(ChatError::InvalidMessage(format!("an image names message {m}, which is not there"))),
         }
     }
-    let ids = session.engine().chat_prompt_with_images(messages, &counts, vision.tokens_per_image())?;
+    let ids = session.engine().chat_prompt_with_image_groups(messages, &crops, vision.tokens_per_image())?;
     // Before any encoder run: a prompt that cannot fit is refused at once.
     if ids.len() > session.context() {
         return Err(engine::EngineError::ContextOverflow { tokens: ids.len(), context: session.context() }.into());
     }
     let mut prompt_images = Vec::with_capacity(images.len());
-    // The template lays images out in message order; a stable sort keeps each message's own.
-    let mut ordered: Vec<(usize, usize, &[u8])> = images.iter().enumerate().map(|(i, &(m, b))| (m, i, b)).collect();
-    ordered.sort_by_key(|&(m, i, _)| (m, i));
-    for (m, i, bytes) in ordered {
-        let name = format!("image {} of messages[{m}]", i + 1);
-        prompt_images.push(vision.image(session.engine(), &sha256_hex(bytes), &name, &mut || Ok(bytes.to_vec()))?);
+    let per_message = crops.iter().flat_map(|list| list.iter().copied());
+    for (&(m, i, bytes), n) in ordered.iter().zip(per_message) {
+        let group = vision.image_group(
+            session.engine(),
+            &sha256_hex(bytes),
+            &name(m, i),
+            &mut || Ok(bytes.to_vec()),
+            pan_scan.map(|rule| (rule, n)),
+        )?;
+        prompt_images.extend(group);
     }
     Ok(TurnPrompt { ids, images: prompt_images })
 }
