@@ -161,6 +161,22 @@ impl ChatTemplate {
         tokens_per_image: usize,
         add_generation_prompt: bool,
     ) -> Result<Vec<PromptPart>> {
+        let groups: Vec<Vec<usize>> = images.iter().map(|&n| vec![0; n]).collect();
+        self.render_with_image_groups(messages, &groups, tokens_per_image, add_generation_prompt)
+    }
+
+    /// `render_with_images` with Pan & Scan crops: `crops[i]` lists message i's images, each by
+    /// how many crops follow it (0: the image alone), laid out as
+    /// `vision::image_group_prompt_text` (the reference processor's wording). Every image and
+    /// every crop takes `tokens_per_image` soft tokens, in that order: whole image, its crops,
+    /// the next image.
+    pub fn render_with_image_groups(
+        &self,
+        messages: &[ChatMessage],
+        crops: &[Vec<usize>],
+        tokens_per_image: usize,
+        add_generation_prompt: bool,
+    ) -> Result<Vec<PromptPart>> {
         let max = (SENTINEL_LAST - SENTINEL_BASE) as usize;
         if messages.len() > max {
             return Err(EngineError::InvalidArgument(format!(
@@ -193,8 +209,8 @@ impl ChatTemplate {
             let code = c as u32;
             if (SENTINEL_BASE..SENTINEL_BASE + messages.len() as u32).contains(&code) {
                 let i = (code - SENTINEL_BASE) as usize;
-                for _ in 0..images.get(i).copied().unwrap_or(0) {
-                    control.push_str(&crate::vision::image_prompt_text(tokens_per_image));
+                for &n in crops.get(i).map_or(&[][..], Vec::as_slice) {
+                    control.push_str(&crate::vision::image_group_prompt_text(n, tokens_per_image));
                 }
                 let content = &messages[i].content;
                 // Gemma templates trim contents; the sentinel stood in for the content, so trim here.

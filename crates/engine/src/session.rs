@@ -132,12 +132,25 @@ impl Engine {
         images: &[usize],
         tokens_per_image: usize,
     ) -> Result<Vec<u32>> {
-        if images.iter().any(|&n| n > 0) && self.tokenizer.token_id(IMAGE_SOFT_TOKEN).is_none() {
+        let groups: Vec<Vec<usize>> = images.iter().map(|&n| vec![0; n]).collect();
+        self.chat_prompt_with_image_groups(messages, &groups, tokens_per_image)
+    }
+
+    /// `chat_prompt_with_images` with Pan & Scan: `crops[i]` lists message i's images, each by
+    /// its number of crops (`ChatTemplate::render_with_image_groups`). The prompt's image spans
+    /// come in the order the reference processor gives pixel values: each image, then its crops.
+    pub fn chat_prompt_with_image_groups(
+        &self,
+        messages: &[ChatMessage],
+        crops: &[Vec<usize>],
+        tokens_per_image: usize,
+    ) -> Result<Vec<u32>> {
+        if crops.iter().any(|g| !g.is_empty()) && self.tokenizer.token_id(IMAGE_SOFT_TOKEN).is_none() {
             return Err(EngineError::InvalidArgument(format!(
                 "this model's vocabulary has no `{IMAGE_SOFT_TOKEN}`: it cannot read images"
             )));
         }
-        let parts = self.template.render_with_images(messages, images, tokens_per_image, true)?;
+        let parts = self.template.render_with_image_groups(messages, crops, tokens_per_image, true)?;
         self.tokenizer.encode_prompt(&parts, true)
     }
 }

@@ -255,3 +255,40 @@ fn templates_can_be_shared_across_threads() {
     let parts = std::thread::scope(|s| s.spawn(|| tpl.render(&[user("Hi")], true)).join().unwrap()).unwrap();
     assert_eq!(parts[1], text("Hi"));
 }
+
+/// One image of `n` soft tokens as Gemma 3's processor writes it.
+fn image_seq(n: usize) -> String {
+    format!("\n\n<start_of_image>{}<end_of_image>\n\n", "<image_soft_token>".repeat(n))
+}
+
+#[test]
+fn pan_and_scan_crops_follow_their_image_in_the_reference_wording() {
+    let t = ChatTemplate::gemma3_default();
+    // Message 0: a wide image with 2 crops, then a square one; message 2 has one image, no crops.
+    let msgs = [user("What is it?"), assistant("A cat."), user("And this?")];
+    let parts = t.render_with_image_groups(&msgs, &[vec![2, 0], vec![], vec![0]], 3, true).unwrap();
+    let img = image_seq(3);
+    let expected = format!(
+        "<bos><start_of_turn>user\n\
+         Here is the original image {img} and here are some crops to help you see better {img} {img}\
+         {img}What is it?<end_of_turn>\n\
+         <start_of_turn>model\nA cat.<end_of_turn>\n\
+         <start_of_turn>user\n{img}And this?<end_of_turn>\n<start_of_turn>model\n"
+    );
+    assert_eq!(joined(&parts), expected);
+    // The wording and every image are template text; the user's words stay text.
+    assert!(parts.contains(&text("What is it?")) && parts.contains(&text("And this?")));
+    assert!(parts.iter().all(|p| !matches!(p, PromptPart::Text(s) if s.contains("original image"))));
+    assert_eq!(expected.matches("<start_of_image>").count(), 5);
+}
+
+#[test]
+fn images_without_crops_render_exactly_as_plain_images() {
+    let t = ChatTemplate::gemma3_default();
+    let msgs = [system("Be brief."), user("Two pictures."), assistant("Yes."), user("")];
+    let plain = t.render_with_images(&msgs, &[0, 2, 0, 1], 4, true).unwrap();
+    let groups = t.render_with_image_groups(&msgs, &[vec![], vec![0, 0], vec![], vec![0]], 4, true).unwrap();
+    assert_eq!(plain, groups);
+    assert_eq!(joined(&plain).matches(&image_seq(4)).count(), 3);
+    assert!(!joined(&plain).contains("original image"));
+}

@@ -2,6 +2,7 @@
 //! (one validated record, stored as JSON) and the sampling parameters they give.
 
 use engine::sampler::SamplingParams;
+use engine::vision::preprocess::PanScan;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
@@ -50,6 +51,11 @@ pub struct AppSettings {
     pub device: DeviceChoice,
     pub theme: Theme,
     pub language: Language,
+    /// Pan & Scan: an elongated image is read as the whole image plus up to 4 crops (the
+    /// reference processor's rule, [`PanScan::default`]), at up to 5 times the soft tokens. Off
+    /// by default, as in the reference. Absent from settings stored before it existed.
+    #[serde(default)]
+    pub pan_scan: bool,
 }
 
 /// The sampler's f32 defaults as the decimals they were written as (0.95, not
@@ -75,6 +81,7 @@ impl Default for AppSettings {
             device: DeviceChoice::Auto,
             theme: Theme::System,
             language: Language::Ko,
+            pan_scan: false,
         }
     }
 }
@@ -221,6 +228,11 @@ impl AppSettings {
         Ok(next)
     }
 
+    /// The crop rule images are read with: the reference's when Pan & Scan is on.
+    pub fn pan_scan_rule(&self) -> Option<PanScan> {
+        self.pan_scan.then(PanScan::default)
+    }
+
     /// The sampler's parameters; no seed means a fresh random one for each reply.
     pub fn sampling(&self) -> SamplingParams {
         let base = SamplingParams::default();
@@ -337,5 +349,20 @@ mod tests {
         let again = AppSettings::load(&store).await.unwrap();
         assert_eq!(again.theme, Theme::Dark);
         assert_eq!(again.top_p, AppSettings::default().top_p);
+    }
+
+    #[test]
+    fn pan_scan_is_off_by_default_and_a_boolean() {
+        assert!(!AppSettings::default().pan_scan);
+        assert_eq!(AppSettings::default().pan_scan_rule(), None);
+        let on = AppSettings::default().patched(&json!({"panScan": true})).unwrap();
+        assert_eq!(on.pan_scan_rule(), Some(PanScan::default()));
+        let e = AppSettings::default().patched(&json!({"panScan": "yes"})).unwrap_err();
+        assert_eq!(e.to_string(), "panScan has the wrong type of value");
+        // Settings stored before the field existed still load, with it off.
+        let mut old = serde_json::to_value(AppSettings::default()).unwrap();
+        old.as_object_mut().unwrap().remove("panScan");
+        let loaded: AppSettings = serde_json::from_value(old).unwrap();
+        assert!(!loaded.pan_scan);
     }
 }

@@ -168,6 +168,9 @@ pub struct TurnRequest {
     /// The loaded model's vision tower; `None` for a model that reads only text (an image in
     /// the turn is then refused).
     pub vision: Option<Arc<crate::turn_inputs::Vision>>,
+    /// The Pan & Scan crop rule images are read with (`AppSettings::pan_scan_rule`); `None`:
+    /// each image is read whole.
+    pub pan_scan: Option<engine::vision::preprocess::PanScan>,
 }
 
 /// What a turn produced; the reply is already stored.
@@ -321,6 +324,7 @@ impl ChatService {
             Backend::Local(session) => Prepared::Local(crate::turn_inputs::prepare(
                 session,
                 req.vision.as_deref(),
+                req.pan_scan.as_ref(),
                 conv.system_prompt.as_deref(),
                 &plan.history,
                 &plan.user_text,

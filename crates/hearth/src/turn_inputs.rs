@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use engine::chat_template::{ChatMessage, Role as EngineRole};
 use engine::session::{Engine, Session};
-use engine::vision::preprocess::{self, ImageLimits};
+use engine::vision::preprocess::{self, ImageLimits, PanScan};
 use engine::vision::{PromptImage, VisionEncoder};
 
 use crate::chat::ChatError;
@@ -26,7 +26,10 @@ const EMBEDDING_CACHE_VERSION: u32 = 1;
 const EMBEDDING_MAGIC: &[u8; 4] = b"HEMB";
 
 /// A loaded vision tower (the mmproj paired with the text model) and the disk cache of its
-/// encodings: `data_dir/cache/image-embeddings/<mmproj identity>/<image sha256>.emb`.
+/// encodings: `data_dir/cache/image-embeddings/<mmproj identity>/<image sha256>.emb`; with
+/// Pan & Scan, each crop as `<image sha256>-<rule>-<i>.emb` and the image's number of crops as
+/// `<image sha256>-<rule>.crops`, `<rule>` naming the crop rule's parameters ([`pan_scan_tag`])
+/// so that crops made by another rule are never reused.
 pub struct Vision {
     encoder: VisionEncoder,
     cache_dir: PathBuf,
@@ -72,40 +75,135 @@ impl Vision {
         self.encodes.load(Ordering::Relaxed)
     }
 
-    /// The image whose bytes have sha256 `sha`, from the disk cache, or encoded from `bytes()`
-    /// (and then cached). Only a miss reads the image's bytes.
-    fn image(
+    /// The image whose bytes have sha256 `sha` as the prompt takes it: the whole image, then,
+    /// with `crops` = (rule, n), its n Pan & Scan crops in the rule's order (what the reference
+    /// processor gives the encoder). Each comes from the disk cache or is encoded (and then
+    /// cached); the image is read and decoded at most once, and only on a miss.
+    fn image_group(
         &self,
         engine: &Engine,
         sha: &str,
         file_name: &str,
         bytes: &mut dyn FnMut() -> Result<Vec<u8>, ChatError>,
-    ) -> Result<PromptImage, ChatError> {
-        let path = self.cache_dir.join(format!("{sha}.emb"));
-        if let Some((rows, cols, data)) = read_embeddings(&path) {
-            let embeddings = candle_core::Tensor::from_vec(data, (rows, cols), engine.device())
-                .map_err(engine::EngineError::from)?;
-            return Ok(PromptImage { key: sha.to_string(), embeddings });
+        crops: Option<(&PanScan, usize)>,
+    ) -> Result<Vec<PromptImage>, ChatError> {
+        let mut keys = vec![sha.to_string()];
+        if let Some((rule, n)) = crops {
+            keys.extend((0..n).map(|i| crop_key(sha, rule, i)));
         }
-        let bytes = bytes()?;
-        let rgb = preprocess::decode(&bytes, &ImageLimits::default())
-            .map_err(|source| ChatError::Image { file: file_name.to_string(), source })?;
-        let pixels = preprocess::pixel_values(&rgb, self.encoder.config().image_size as u32);
-        log::info!("encoding image {file_name} ({sha})");
+        let mut whole: Option<image::RgbImage> = None;
+        let mut cut: Option<Vec<image::RgbImage>> = None;
+        let mut out = Vec::with_capacity(keys.len());
+        for (i, key) in keys.iter().enumerate() {
+            if let Some(image) = self.cached(engine, key)? {
+                out.push(image);
+                continue;
+            }
+            if whole.is_none() {
+                let bytes = bytes()?;
+                let rgb = preprocess::decode(&bytes, &ImageLimits::default())
+                    .map_err(|source| ChatError::Image { file: file_name.to_string(), source })?;
+                whole = Some(rgb);
+            }
+            let Some(img) = whole.as_ref() else { continue };
+            let source = match (i, crops) {
+                (0, _) | (_, None) => img,
+                (_, Some((rule, _))) => {
+                    let all = cut.get_or_insert_with(|| preprocess::pan_and_scan_crops(img, rule));
+                    // The count came from a `.crops` file that disagrees with the image: the
+                    // rule's count is the truth, and the prompt was laid out with the other.
+                    all.get(i - 1).ok_or_else(|| {
+                        ChatError::InvalidMessage(format!(
+                            "{file_name} has {} Pan & Scan crops, not {}",
+                            all.len(),
+                            keys.len() - 1
+                        ))
+                    })?
+                }
+            };
+            let what = if i == 0 { file_name.to_string() } else { format!("{file_name} (crop {i})") };
+            out.push(self.encode_and_keep(engine, key, &what, source)?);
+        }
+        Ok(out)
+    }
+
+    /// The cached encoding named `key`, if there is a readable one.
+    fn cached(&self, engine: &Engine, key: &str) -> Result<Option<PromptImage>, ChatError> {
+        let Some((rows, cols, data)) = read_embeddings(&self.cache_dir.join(format!("{key}.emb"))) else {
+            return Ok(None);
+        };
+        let embeddings =
+            candle_core::Tensor::from_vec(data, (rows, cols), engine.device()).map_err(engine::EngineError::from)?;
+        Ok(Some(PromptImage { key: key.to_string(), embeddings }))
+    }
+
+    /// Encodes `img` and keeps the encoding on disk under `key`.
+    fn encode_and_keep(
+        &self,
+        engine: &Engine,
+        key: &str,
+        what: &str,
+        img: &image::RgbImage,
+    ) -> Result<PromptImage, ChatError> {
+        let pixels = preprocess::pixel_values(img, self.encoder.config().image_size as u32);
+        log::info!("encoding image {what} ({key})");
         let embeddings = engine.install(|| self.encoder.encode(&pixels))?;
         self.encodes.fetch_add(1, Ordering::Relaxed);
-        let image = PromptImage { key: sha.to_string(), embeddings };
+        let image = PromptImage { key: key.to_string(), embeddings };
+        let path = self.cache_dir.join(format!("{key}.emb"));
         match embedding_rows(&image.embeddings) {
             Ok((rows, cols, data)) => {
                 // A cache that cannot be written only costs the next turn an encoder run.
                 if let Err(e) = write_embeddings(&path, rows, cols, &data) {
-                    log::warn!("cannot keep the encoding of {file_name} in {}: {e}", path.display());
+                    log::warn!("cannot keep the encoding of {what} in {}: {e}", path.display());
                 }
             }
-            Err(e) => log::warn!("cannot read back the encoding of {file_name}: {e}"),
+            Err(e) => log::warn!("cannot read back the encoding of {what}: {e}"),
         }
         Ok(image)
     }
+
+    /// How many crops `rule` cuts the image with sha256 `sha` into: from the disk cache, or by
+    /// decoding `bytes()` (upright, as it is encoded) and then cached.
+    fn crop_count(
+        &self,
+        sha: &str,
+        file_name: &str,
+        bytes: &mut dyn FnMut() -> Result<Vec<u8>, ChatError>,
+        rule: &PanScan,
+    ) -> Result<usize, ChatError> {
+        if let Some(n) = self.known_crop_count(sha, rule) {
+            return Ok(n);
+        }
+        let bytes = bytes()?;
+        let rgb = preprocess::decode(&bytes, &ImageLimits::default())
+            .map_err(|source| ChatError::Image { file: file_name.to_string(), source })?;
+        let n = rule.crop_boxes(rgb.width(), rgb.height()).len();
+        let path = self.crop_count_path(sha, rule);
+        if let Err(e) = write_atomically(&path, n.to_string().as_bytes()) {
+            log::warn!("cannot keep the crop count of {file_name} in {}: {e}", path.display());
+        }
+        Ok(n)
+    }
+
+    /// The crop count cached by [`Vision::crop_count`], without reading the image.
+    fn known_crop_count(&self, sha: &str, rule: &PanScan) -> Option<usize> {
+        std::fs::read_to_string(self.crop_count_path(sha, rule)).ok()?.trim().parse().ok()
+    }
+
+    fn crop_count_path(&self, sha: &str, rule: &PanScan) -> PathBuf {
+        self.cache_dir.join(format!("{sha}-{}.crops", pan_scan_tag(rule)))
+    }
+}
+
+/// A crop rule's parameters as part of a cache key (`ps256x4r1.2`).
+fn pan_scan_tag(rule: &PanScan) -> String {
+    format!("ps{}x{}r{}", rule.min_crop_size, rule.max_crops, rule.min_ratio_to_activate)
+}
+
+/// The cache key (and prompt image key) of crop `i` of the image with sha256 `sha`.
+fn crop_key(sha: &str, rule: &PanScan, i: usize) -> String {
+    format!("{sha}-{}-{i}", pan_scan_tag(rule))
 }
 
 /// An encoding as plain f32 rows: (rows, columns, values).
@@ -146,19 +244,28 @@ fn read_embeddings(path: &Path) -> Option<(usize, usize, Vec<f32>)> {
 
 /// Written to a temporary name and renamed, so a crash never leaves half an encoding.
 fn write_embeddings(path: &Path, rows: usize, cols: usize, data: &[f32]) -> std::io::Result<()> {
+    let dim = |n: usize| u32::try_from(n).map_err(std::io::Error::other);
+    let mut body = Vec::with_capacity(12 + data.len() * 4);
+    body.extend_from_slice(EMBEDDING_MAGIC);
+    body.extend_from_slice(&dim(rows)?.to_le_bytes());
+    body.extend_from_slice(&dim(cols)?.to_le_bytes());
+    for v in data {
+        body.extend_from_slice(&v.to_le_bytes());
+    }
+    write_atomically(path, &body)
+}
+
+/// `body` written to a temporary name beside `path` and renamed over it.
+fn write_atomically(path: &Path, body: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let dim = |n: usize| u32::try_from(n).map_err(std::io::Error::other);
-    let tmp = path.with_extension("emb.tmp");
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
     {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-        f.write_all(EMBEDDING_MAGIC)?;
-        f.write_all(&dim(rows)?.to_le_bytes())?;
-        f.write_all(&dim(cols)?.to_le_bytes())?;
-        for v in data {
-            f.write_all(&v.to_le_bytes())?;
-        }
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(body)?;
         f.flush()?;
     }
     std::fs::rename(&tmp, path)
@@ -215,10 +322,11 @@ pub fn user_content<'a>(text: &str, files: impl IntoIterator<Item = TurnFile<'a>
     out
 }
 
-/// One message of the prompt and the images that come before its text.
+/// One message of the prompt and the images that come before its text, each with its number
+/// of Pan & Scan crops (0 without Pan & Scan).
 struct Part<'a> {
     message: ChatMessage,
-    images: Vec<TurnFile<'a>>,
+    images: Vec<(TurnFile<'a>, usize)>,
 }
 
 /// The stored history as prompt parts: the system prompt, then every message with text (partial
@@ -238,7 +346,7 @@ fn history_parts<'a>(system_prompt: Option<&str>, messages: &'a [Message]) -> Ve
         } else {
             m.content.clone()
         };
-        let images = files.into_iter().filter(|f| f.kind() == AttachmentKind::Image).collect();
+        let images = files.into_iter().filter(|f| f.kind() == AttachmentKind::Image).map(|f| (f, 0)).collect();
         out.push(Part { message: ChatMessage::new(m.role, content), images });
     }
     out
@@ -250,23 +358,26 @@ pub fn history_messages(system_prompt: Option<&str>, messages: &[Message]) -> Ve
     history_parts(system_prompt, messages).into_iter().map(|p| p.message).collect()
 }
 
-/// The prompt ids of `parts`, each image taking `per_image` soft tokens.
+/// The prompt ids of `parts`, each image and each crop taking `per_image` soft tokens.
 fn render_parts(session: &Session, parts: &[Part<'_>], per_image: usize) -> engine::Result<Vec<u32>> {
     let chat: Vec<ChatMessage> = parts.iter().map(|p| p.message.clone()).collect();
-    let counts: Vec<usize> = parts.iter().map(|p| p.images.len()).collect();
-    if counts.iter().all(|&n| n == 0) {
+    let crops: Vec<Vec<usize>> = parts.iter().map(|p| p.images.iter().map(|&(_, n)| n).collect()).collect();
+    if crops.iter().all(Vec::is_empty) {
         session.chat_prompt(&chat)
     } else {
-        session.engine().chat_prompt_with_images(&chat, &counts, per_image)
+        session.engine().chat_prompt_with_image_groups(&chat, &crops, per_image)
     }
 }
 
 /// How many tokens the stored history takes in the context, as the next turn's prompt holds it:
 /// its images' soft tokens included when the model reads images (`vision`), left out otherwise
-/// (as a turn leaves them out for such a model). 0 for an empty history.
+/// (as a turn leaves them out for such a model). With Pan & Scan (`pan_scan`), an image's crops
+/// count once a turn has cut it (the count is cached; the images are not read here). 0 for an
+/// empty history.
 pub fn history_tokens(
     session: &Session,
     vision: Option<&Vision>,
+    pan_scan: Option<&PanScan>,
     system_prompt: Option<&str>,
     messages: &[Message],
 ) -> engine::Result<usize> {
@@ -274,10 +385,16 @@ pub fn history_tokens(
     if parts.is_empty() {
         return Ok(0);
     }
-    if vision.is_none() {
-        for p in &mut parts {
-            p.images.clear();
+    match (vision, pan_scan) {
+        (None, _) => parts.iter_mut().for_each(|p| p.images.clear()),
+        (Some(vision), Some(rule)) => {
+            for (f, n) in parts.iter_mut().flat_map(|p| p.images.iter_mut()) {
+                if let TurnFile::Stored(a) = f {
+                    *n = vision.known_crop_count(&a.sha256, rule).unwrap_or(0);
+                }
+            }
         }
+        (Some(_), None) => {}
     }
     Ok(render_parts(session, &parts, vision.map_or(0, Vision::tokens_per_image))?.len())
 }
@@ -285,7 +402,8 @@ pub fn history_tokens(
 /// A turn's prompt, ready for `Session::generate_with_images`.
 pub struct TurnPrompt {
     pub ids: Vec<u32>,
-    /// The prompt's images in order, one per image span in `ids`.
+    /// The prompt's images in order, one per image span in `ids` (with Pan & Scan, each image
+    /// followed by its crops).
     pub images: Vec<PromptImage>,
 }
 
@@ -306,10 +424,14 @@ fn catalog_vision_models() -> Vec<String> {
 /// quarter of the context, or `max_tokens` if smaller. Refuses, before anything is stored:
 /// images for a model without a vision tower (`vision` is `None`), and documents that leave no
 /// room for a reply even with no history. Images in earlier turns are left out for such a model.
+/// With Pan & Scan (`pan_scan`: the crop rule), every image the rule cuts, new or from the
+/// history, is read as the whole image and its crops, as Gemma 3's processor lays them out; the
+/// crops' soft tokens count in the room the prompt takes.
 #[allow(clippy::too_many_arguments)]
 pub fn prepare(
     session: &Session,
     vision: Option<&Vision>,
+    pan_scan: Option<&PanScan>,
     system_prompt: Option<&str>,
     history: &[Message],
     text: &str,
@@ -324,12 +446,21 @@ pub fn prepare(
     let mut parts = history_parts(system_prompt, history);
     parts.push(Part {
         message: ChatMessage::new(EngineRole::User, user_content(text, files.iter().copied())),
-        images: new_images,
+        images: new_images.into_iter().map(|f| (f, 0)).collect(),
     });
-    if vision.is_none() {
-        for p in &mut parts {
-            p.images.clear();
+    match (vision, pan_scan) {
+        (None, _) => parts.iter_mut().for_each(|p| p.images.clear()),
+        (Some(vision), Some(rule)) => {
+            for (f, n) in parts.iter_mut().flat_map(|p| p.images.iter_mut()) {
+                *n = match *f {
+                    TurnFile::New(a) => {
+                        vision.crop_count(&sha256_hex(&a.bytes), &a.file_name, &mut || Ok(a.bytes.clone()), rule)?
+                    }
+                    TurnFile::Stored(a) => vision.crop_count(&a.sha256, &a.file_name, &mut || read_stored(a), rule)?,
+                };
+            }
         }
+        (Some(_), None) => {}
     }
     let per_image = vision.map_or(0, Vision::tokens_per_image);
     let render = |parts: &[Part<'_>]| -> Result<Vec<u32>, ChatError> { Ok(render_parts(session, parts, per_image)?) };
@@ -364,14 +495,21 @@ pub fn prepare(
     let mut images = Vec::new();
     if let Some(vision) = vision {
         let engine = session.engine();
-        for f in parts.iter().flat_map(|p| p.images.iter()) {
-            let image = match f {
-                TurnFile::New(a) => {
-                    vision.image(engine, &sha256_hex(&a.bytes), &a.file_name, &mut || Ok(a.bytes.clone()))?
+        for &(f, n) in parts.iter().flat_map(|p| p.images.iter()) {
+            let crops = pan_scan.map(|rule| (rule, n));
+            let group = match f {
+                TurnFile::New(a) => vision.image_group(
+                    engine,
+                    &sha256_hex(&a.bytes),
+                    &a.file_name,
+                    &mut || Ok(a.bytes.clone()),
+                    crops,
+                )?,
+                TurnFile::Stored(a) => {
+                    vision.image_group(engine, &a.sha256, &a.file_name, &mut || read_stored(a), crops)?
                 }
-                TurnFile::Stored(a) => vision.image(engine, &a.sha256, &a.file_name, &mut || read_stored(a))?,
             };
-            images.push(image);
+            images.extend(group);
         }
     }
     Ok(TurnPrompt { ids, images })
@@ -381,34 +519,48 @@ pub fn prepare(
 /// client sent them (no history is dropped: the client chose it), `images` as (message index,
 /// file bytes) in order, each placed before its message's text. Encodings share the chat
 /// turns' disk cache, so a client that resends its history does not run the encoder again.
+/// With Pan & Scan (`pan_scan`), images are read as chat turns read them: whole, then crops.
 pub fn completion_prompt(
     session: &Session,
     vision: Option<&Vision>,
+    pan_scan: Option<&PanScan>,
     messages: &[ChatMessage],
     images: &[(usize, &[u8])],
 ) -> Result<TurnPrompt, ChatError> {
     let Some(vision) = vision else {
         return Err(ChatError::ImagesUnsupported { vision_models: catalog_vision_models() });
     };
-    let mut counts = vec![0; messages.len()];
-    for &(m, _) in images {
-        match counts.get_mut(m) {
-            Some(n) => *n += 1,
+    // The template lays images out in message order; a stable sort keeps each message's own.
+    let mut ordered: Vec<(usize, usize, &[u8])> = images.iter().enumerate().map(|(i, &(m, b))| (m, i, b)).collect();
+    ordered.sort_by_key(|&(m, i, _)| (m, i));
+    let name = |m: usize, i: usize| format!("image {} of messages[{m}]", i + 1);
+    let mut crops: Vec<Vec<usize>> = vec![Vec::new(); messages.len()];
+    for &(m, i, bytes) in &ordered {
+        let n = match pan_scan {
+            Some(rule) => vision.crop_count(&sha256_hex(bytes), &name(m, i), &mut || Ok(bytes.to_vec()), rule)?,
+            None => 0,
+        };
+        match crops.get_mut(m) {
+            Some(list) => list.push(n),
             None => return Err(ChatError::InvalidMessage(format!("an image names message {m}, which is not there"))),
         }
     }
-    let ids = session.engine().chat_prompt_with_images(messages, &counts, vision.tokens_per_image())?;
+    let ids = session.engine().chat_prompt_with_image_groups(messages, &crops, vision.tokens_per_image())?;
     // Before any encoder run: a prompt that cannot fit is refused at once.
     if ids.len() > session.context() {
         return Err(engine::EngineError::ContextOverflow { tokens: ids.len(), context: session.context() }.into());
     }
     let mut prompt_images = Vec::with_capacity(images.len());
-    // The template lays images out in message order; a stable sort keeps each message's own.
-    let mut ordered: Vec<(usize, usize, &[u8])> = images.iter().enumerate().map(|(i, &(m, b))| (m, i, b)).collect();
-    ordered.sort_by_key(|&(m, i, _)| (m, i));
-    for (m, i, bytes) in ordered {
-        let name = format!("image {} of messages[{m}]", i + 1);
-        prompt_images.push(vision.image(session.engine(), &sha256_hex(bytes), &name, &mut || Ok(bytes.to_vec()))?);
+    let per_message = crops.iter().flat_map(|list| list.iter().copied());
+    for (&(m, i, bytes), n) in ordered.iter().zip(per_message) {
+        let group = vision.image_group(
+            session.engine(),
+            &sha256_hex(bytes),
+            &name(m, i),
+            &mut || Ok(bytes.to_vec()),
+            pan_scan.map(|rule| (rule, n)),
+        )?;
+        prompt_images.extend(group);
     }
     Ok(TurnPrompt { ids, images: prompt_images })
 }

@@ -42,6 +42,7 @@ impl Fixture {
             sampling: SamplingParams { temperature: 0.0, ..Default::default() },
             model_label: "gemma-3-270m".into(),
             vision: None,
+            pan_scan: None,
         };
         let mut streamed = String::new();
         let out = self

@@ -43,6 +43,7 @@ fn turns_reuse_the_cache_and_cancel_keeps_the_partial_reply() {
         sampling: greedy(),
         model_label: "gemma-3-270m".into(),
         vision: None,
+        pan_scan: None,
     };
 
     let mut streamed = String::new();
@@ -116,6 +117,7 @@ fn a_history_longer_than_the_context_is_trimmed_from_the_oldest_turn() {
                 sampling: greedy(),
                 model_label: "m".into(),
                 vision: None,
+                pan_scan: None,
             },
             Arc::new(AtomicBool::new(false)),
             &mut |_| {},

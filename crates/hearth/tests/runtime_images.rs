@@ -94,16 +94,35 @@ struct Sent {
 /// The same turn straight through the engine, as `hearth generate --image` runs it: encode the
 /// image, the chat prompt with one image before the text, `generate_with_images`.
 fn engine_reply(settings: &AppSettings, image: &Path, text: &str) -> (String, usize, usize) {
+    engine_reply_with(settings, image, text, None, CONTEXT)
+}
+
+/// `engine_reply`, with `pan_scan` the image followed by its crops as the reference processor
+/// gives them (`preprocess::encoder_inputs`) and laid out as it lays them out.
+fn engine_reply_with(
+    settings: &AppSettings,
+    image: &Path,
+    text: &str,
+    pan_scan: Option<&preprocess::PanScan>,
+    context: usize,
+) -> (String, usize, usize) {
     let engine = Engine::load(&vision_fixture("tiny-gemma3-vision.gguf"), &LoadOptions::default()).unwrap();
     let enc = VisionEncoder::load(&vision_fixture("tiny-gemma3-mmproj.gguf"), engine.device()).unwrap();
     let bytes = std::fs::read(image).unwrap();
     let rgb = preprocess::decode(&bytes, &preprocess::ImageLimits::default()).unwrap();
-    let pixels = preprocess::pixel_values(&rgb, enc.config().image_size as u32);
-    let embeddings = engine.install(|| enc.encode(&pixels)).unwrap();
-    let images = [PromptImage { key: "x".into(), embeddings }];
+    let inputs = preprocess::encoder_inputs(&rgb, pan_scan, enc.config().image_size as u32);
+    let images: Vec<PromptImage> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, pixels)| PromptImage {
+            key: format!("x{i}"),
+            embeddings: engine.install(|| enc.encode(pixels)).unwrap(),
+        })
+        .collect();
     let user = [ChatMessage::new(EngineRole::User, text)];
-    let prompt = engine.chat_prompt_with_images(&user, &[1], enc.config().tokens_per_image()).unwrap();
-    let mut session = Session::new(engine, CONTEXT).unwrap();
+    let crops = vec![inputs.len() - 1];
+    let prompt = engine.chat_prompt_with_image_groups(&user, &[crops], enc.config().tokens_per_image()).unwrap();
+    let mut session = Session::new(engine, context).unwrap();
     let opts = GenerateOptions { max_tokens: REPLY, sampling: settings.sampling(), ..Default::default() };
     let r = session.generate_with_images(&prompt, &images, &opts, &mut |_| {}).unwrap();
     (r.text, r.ids.len(), prompt.len())
@@ -134,7 +153,7 @@ fn an_image_turn_is_the_engines_image_prompt_and_is_encoded_once_across_turns_an
     // The context meter counts the image's soft tokens too: the stored turn takes at least what
     // its prompt took (it once counted only the text, showing a third of a full context).
     let history = f.tokio.block_on(f.store.messages(conv)).unwrap();
-    let in_context = f.runtime.context_tokens(None, &history);
+    let in_context = f.runtime.context_tokens(None, &history, None);
     assert!(in_context >= prompt_tokens as usize, "{in_context} < {prompt_tokens}");
     let user = f.tokio.block_on(f.store.message(user_id)).unwrap();
     assert_eq!((user.content.as_str(), user.attachments.len()), (question, 1));
@@ -230,4 +249,116 @@ fn a_document_too_long_for_the_context_is_refused_pointing_to_summarize() {
     assert!(e.details.needed.unwrap() > CONTEXT as u64 / 2);
     assert!(f.tokio.block_on(f.store.messages(conv)).unwrap().is_empty(), "nothing stored");
     assert!(!f.runtime.is_generating());
+}
+
+/// Runs of image soft tokens in `ids`: one per image or crop in the prompt.
+fn image_spans(engine: &Engine, ids: &[u32]) -> usize {
+    let soft = engine.tokenizer().token_id(engine::vision::IMAGE_SOFT_TOKEN).unwrap();
+    ids.iter().enumerate().filter(|&(i, &id)| id == soft && (i == 0 || ids[i - 1] != soft)).count()
+}
+
+#[test]
+fn with_pan_and_scan_a_wide_image_is_laid_out_whole_then_its_crops_and_a_square_one_stays_whole() {
+    use hearth::turn_inputs::{prepare, TurnFile, Vision};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::load(&vision_fixture("tiny-gemma3-vision.gguf"), &LoadOptions::default()).unwrap();
+    let vision = Vision::load(&vision_fixture("tiny-gemma3-mmproj.gguf"), &engine, dir.path()).unwrap();
+    let session = Session::new(engine.clone(), CONTEXT).unwrap();
+    let rule = preprocess::PanScan::default();
+    let attach = |name: &str| hearth::store::read_attachment_file(&vision_fixture(name)).unwrap();
+    let (wide, square) = (attach("wide.png"), attach("square.png"));
+    // wide.png is 640x360: the rule cuts it in two 320x360 halves; square.png it leaves alone.
+    let rgb = preprocess::decode(&wide.bytes, &preprocess::ImageLimits::default()).unwrap();
+    let crops = rule.crop_boxes(rgb.width(), rgb.height()).len();
+    assert_eq!(crops, 2);
+    let mut no_store = |_: &hearth::store::Attachment| -> Result<Vec<u8>, hearth::chat::ChatError> {
+        panic!("nothing is stored in this test")
+    };
+    let turn = |pan_scan: Option<&preprocess::PanScan>,
+                files: &[TurnFile<'_>],
+                read: &mut hearth::turn_inputs::ReadStored<'_>| {
+        prepare(&session, Some(&vision), pan_scan, None, &[], "What is it?", files, REPLY, read).unwrap()
+    };
+
+    let on = turn(Some(&rule), &[TurnFile::New(&wide), TurnFile::New(&square)], &mut no_store);
+    assert_eq!(image_spans(&engine, &on.ids), 1 + crops + 1, "wide: whole and crops; square: whole");
+    assert_eq!(on.images.len(), 1 + crops + 1);
+    assert_eq!(vision.encodes(), 1 + crops + 1);
+    let text = engine.tokenizer().decode(&on.ids).unwrap();
+    let original = text.find("Here is the original image").expect("the reference's wording");
+    let rest = text.find("and here are some crops to help you see better").expect("the reference's wording");
+    assert!(original < rest && text.matches("original image").count() == 1, "{text}");
+    // Whole image, its crops, then the next image: crops have keys of their own, by the rule.
+    let sha = hearth::store::sha256_hex(&wide.bytes);
+    assert_eq!(on.images[0].key, sha);
+    assert!(on.images[1].key.starts_with(&sha) && on.images[1].key != on.images[2].key);
+    assert!(on.images[1].key.contains("ps256x4r1.2"), "{}", on.images[1].key);
+    assert_eq!(on.images[3].key, hearth::store::sha256_hex(&square.bytes));
+    let per = vision.tokens_per_image();
+    let layout = engine
+        .chat_prompt_with_image_groups(&[ChatMessage::new(EngineRole::User, "What is it?")], &[vec![crops, 0]], per)
+        .unwrap();
+    assert_eq!(on.ids, layout);
+
+    // Again: every encoding, crops included, comes from the cache.
+    let again = turn(Some(&rule), &[TurnFile::New(&wide)], &mut no_store);
+    assert_eq!((again.images.len(), vision.encodes()), (1 + crops, 1 + crops + 1));
+
+    // Off, the same image is one image, laid out as before Pan & Scan existed.
+    let off = turn(None, &[TurnFile::New(&wide)], &mut no_store);
+    assert_eq!((image_spans(&engine, &off.ids), off.images.len()), (1, 1));
+    assert!(!engine.tokenizer().decode(&off.ids).unwrap().contains("original image"));
+    let plain =
+        engine.chat_prompt_with_images(&[ChatMessage::new(EngineRole::User, "What is it?")], &[1], per).unwrap();
+    assert_eq!(off.ids, plain);
+    // The crops' soft tokens count in the prompt's length (what trimming and the context see).
+    assert!(again.ids.len() >= off.ids.len() + crops * per, "{} vs {}", again.ids.len(), off.ids.len());
+}
+
+#[test]
+fn the_pan_scan_setting_makes_turns_read_crops_once_and_off_changes_nothing() {
+    let f = Fx::new();
+    // Three images of 256 soft tokens each do not fit the fixture's 512.
+    const BIG: usize = 2048;
+    let on = serde_json::json!({"panScan": true, "contextSize": BIG});
+    f.tokio.block_on(AppSettings::update(&f.store, &on)).unwrap();
+    f.load(&f.runtime, "vis");
+    let rule = preprocess::PanScan::default();
+    let wide = vision_fixture("wide.png");
+    let question = "What is in this picture?";
+    let conv = f.conversation();
+
+    let first = f.send(&f.runtime, conv, question, vec![wide.clone()]);
+    let settings = f.tokio.block_on(AppSettings::load(&f.store)).unwrap();
+    let (want, want_tokens, want_prompt) = engine_reply_with(&settings, &wide, question, Some(&rule), BIG);
+    assert_eq!(
+        (first.reply.as_str(), first.tokens as usize, first.prompt_tokens as usize),
+        (want.as_str(), want_tokens, want_prompt),
+        "the turn is the engine's whole-plus-crops prompt"
+    );
+    let (_, _, plain_prompt) = engine_reply_with(&settings, &wide, question, None, BIG);
+    assert!(want_prompt > plain_prompt, "{want_prompt} vs {plain_prompt} without crops");
+    assert_eq!(f.runtime.image_encodes(), 3, "the whole image and its two crops");
+    // Three encodings and the crop count on disk.
+    assert_eq!(embedding_files(f.dir.path()), 4);
+    // The context meter counts the crops the turn cut.
+    let history = f.tokio.block_on(f.store.messages(conv)).unwrap();
+    let in_context = f.runtime.context_tokens(None, &history, Some(&rule));
+    assert!(in_context >= want_prompt, "{in_context} < {want_prompt}");
+    assert!(f.runtime.context_tokens(None, &history, None) < want_prompt);
+
+    // A follow-up still shows the image with its crops, from the cache.
+    let follow = f.send(&f.runtime, conv, "And its colours?", Vec::new());
+    assert!(follow.prompt_tokens as usize > want_prompt);
+    assert_eq!(f.runtime.image_encodes(), 3, "no encoder run for the earlier image");
+
+    // A square image stays one image: one more encoding.
+    f.send(&f.runtime, conv, "And this one?", vec![vision_fixture("square.png")]);
+    assert_eq!(f.runtime.image_encodes(), 4);
+
+    // Off: the wide image is read whole again, exactly the plain prompt.
+    f.tokio.block_on(AppSettings::update(&f.store, &serde_json::json!({"panScan": false}))).unwrap();
+    let off = f.send(&f.runtime, f.conversation(), question, vec![wide]);
+    assert_eq!(off.prompt_tokens as usize, plain_prompt);
+    assert_eq!(f.runtime.image_encodes(), 4, "the whole image's encoding is the same one");
 }

@@ -447,3 +447,46 @@ fn image_url_parts_reach_the_vision_model_whole_and_streamed() {
     let export = String::from_utf8_lossy(&out.stdout);
     assert!(export.contains("image-1.png") && export.contains("image/png"), "{export}");
 }
+
+#[test]
+fn with_the_pan_scan_setting_an_image_url_is_read_with_its_crops() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny-gemma3.gguf");
+    std::fs::copy(vision_fixture("tiny-gemma3-vision.gguf"), &model).unwrap();
+    std::fs::copy(vision_fixture("tiny-gemma3-mmproj.gguf"), dir.path().join("mmproj-tiny-gemma3.gguf")).unwrap();
+    let s = Server::start_model(&model, &[]);
+    // The app's setting, changed while the server runs: each request reads it.
+    let set = hearth(s.data_dir()).args(["settings", "set", "panScan=true"]).output().unwrap();
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let prompt = "Describe this image.";
+    let image = vision_fixture("wide.png");
+
+    let out = hearth(dir.path())
+        .args(["generate", "--model"])
+        .arg(&model)
+        .arg("--mmproj")
+        .arg(dir.path().join("mmproj-tiny-gemma3.gguf"))
+        .arg("--image")
+        .arg(&image)
+        .args(["--pan-scan", "--prompt", prompt, "--temperature", "0", "--max-tokens", "8", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let want: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(want["crops"], json!([2]));
+    let prompt_len = want["prompt_ids"].as_array().unwrap().len() as u64;
+    assert!(prompt_len > 3 * 256, "the whole image and two crops of 256 soft tokens: {prompt_len}");
+
+    let body = json!({"model": s.model, "max_tokens": 8,
+        "messages": [{"role": "user", "content": [
+            {"type": "text", "text": prompt},
+            {"type": "image_url", "image_url": {"url": data_url(&image)}}]}]})
+    .to_string();
+    let (status, text) = post(&s, None, &body);
+    assert_eq!(status, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["usage"]["prompt_tokens"].as_u64(), Some(prompt_len), "{v}");
+    assert_eq!(v["choices"][0]["message"]["content"], want["text"], "{v}");
+    let encodes = s.log().iter().filter(|l| l.contains("encoding image")).count();
+    assert_eq!(encodes, 3, "{:?}", s.log());
+}

@@ -49,6 +49,16 @@ async fn the_cli_reads_and_writes_the_apps_settings_record() {
     let unknown = hearth(dir.path(), &["settings", "set", "colour=1"]);
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown setting: colour"));
 
+    // Pan & Scan: off by default, a boolean on the command line.
+    assert_eq!(shown["panScan"], false);
+    let on = json(&hearth(dir.path(), &["settings", "set", "panScan=true"]));
+    assert_eq!(on["panScan"], true);
+    let store = Store::open(dir.path()).await.unwrap();
+    assert!(AppSettings::load(&store).await.unwrap().pan_scan);
+    store.close().await;
+    let not_bool = hearth(dir.path(), &["settings", "set", "panScan=yes"]);
+    assert!(String::from_utf8_lossy(&not_bool.stderr).contains("panScan has the wrong type of value"));
+
     // The ranges table, as the shell sends it to the UI.
     let ranges = json(&hearth(dir.path(), &["settings", "ranges"]));
     assert_eq!(ranges, serde_json::to_value(AppSettings::ranges()).unwrap());

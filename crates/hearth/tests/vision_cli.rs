@@ -115,3 +115,28 @@ fn bench_reports_encoder_time_and_memory() {
     assert!(v["encoder_resident_bytes"].as_u64().unwrap() >= v["encoder_file_bytes"].as_u64().unwrap(), "{v}");
     assert!(v["activation_peak_estimate_bytes"].as_u64().unwrap() > 0, "{v}");
 }
+
+/// Runs of image soft tokens in a prompt: one per image or crop.
+fn image_spans(prompt: &[u64], soft: u64) -> usize {
+    prompt.iter().enumerate().filter(|&(i, &id)| id == soft && (i == 0 || prompt[i - 1] != soft)).count()
+}
+
+#[test]
+fn pan_scan_adds_the_crops_of_an_elongated_image_only() {
+    let soft = reference()["image_soft_token"].as_u64().unwrap();
+    let args = ["--temperature", "0", "--max-tokens", "1", "--threads", "2"];
+    let plain = generate(&["wide.png", "square.png"], &args).unwrap();
+    let with: Vec<&str> = args.iter().copied().chain(["--pan-scan"]).collect();
+    let cropped = generate(&["wide.png", "square.png"], &with).unwrap();
+    // wide.png (640x360) is cut in two by the reference's rule; square.png is not.
+    assert_eq!(cropped["crops"], serde_json::json!([2, 0]));
+    assert_eq!((plain["images"].clone(), cropped["images"].clone()), (2.into(), 2.into()));
+    assert!(plain.get("crops").is_none());
+    let (p, c) = (ids(&plain["prompt_ids"]), ids(&cropped["prompt_ids"]));
+    assert_eq!((image_spans(&p, soft), image_spans(&c, soft)), (2, 4));
+    let per = p.iter().filter(|&&id| id == soft).count() / 2;
+    assert_eq!(c.iter().filter(|&&id| id == soft).count(), 4 * per);
+    // Pan & Scan only adds: the plain prompt's tail (square image, text, turn end) is unchanged.
+    let tail = p.len() - p.iter().rposition(|&id| id == soft).unwrap();
+    assert_eq!(p[p.len() - tail..], c[c.len() - tail..]);
+}

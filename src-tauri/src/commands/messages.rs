@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use hearth::app_api::AppSettings;
 use hearth::runtime::{TurnEvent, TurnStarted};
 use hearth::store::{ConversationId, Role};
 use tauri::ipc::Channel;
@@ -23,13 +24,14 @@ async fn message_list(state: &AppState, id: ConversationId) -> AppResult<Message
     let conv = store.conversation(id).await?;
     let messages = store.messages(id).await?;
     let tree = store.message_tree(id).await?;
+    let pan_scan = AppSettings::load(store).await?.pan_scan_rule();
     Ok(MessageList {
         messages: messages
             .iter()
             .filter(|m| m.role != Role::System)
             .map(|m| Message::new(m, &tree.siblings(m)))
             .collect(),
-        context_tokens: state.runtime.context_tokens(conv.system_prompt.as_deref(), &messages),
+        context_tokens: state.runtime.context_tokens(conv.system_prompt.as_deref(), &messages, pan_scan.as_ref()),
     })
 }
 

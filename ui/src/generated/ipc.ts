@@ -79,7 +79,13 @@ export type Theme = "light" | "dark" | "system";
 
 export type Language = "ko" | "en";
 
-export type AppSettings = { systemPrompt: string, temperature: number, topP: number, topK: number, minP: number, repeatPenalty: number, seed: number | null, contextSize: number, threads: number | null, device: DeviceChoice, theme: Theme, language: Language, };
+export type AppSettings = { systemPrompt: string, temperature: number, topP: number, topK: number, minP: number, repeatPenalty: number, seed: number | null, contextSize: number, threads: number | null, device: DeviceChoice, theme: Theme, language: Language, 
+/**
+ * Pan & Scan: an elongated image is read as the whole image plus up to 4 crops (the
+ * reference processor's rule, [`PanScan::default`]), at up to 5 times the soft tokens. Off
+ * by default, as in the reference. Absent from settings stored before it existed.
+ */
+panScan: boolean, };
 
 export type SettingRange = { field: keyof AppSettings, min: number, max: number, step: number, 
 /**

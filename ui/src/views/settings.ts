@@ -187,6 +187,19 @@ export function settingsPage(): HTMLElement {
     return h('div', { class: 'field' }, h('label', { for: id, class: 'field-label' }, t('settings.device')), sel, note, inUseEl, errorFor('device'));
   };
 
+  // On/off settings: a checkbox that saves on change, with a note on what it costs.
+  const checkField = (key: 'panScan', label: Key, note: Key) => {
+    const id = `set-${key}`;
+    const describedBy = [`${id}-note`, fieldErrors.has(key) ? `err-${key}` : null].filter(Boolean).join(' ');
+    const box = h('input', { type: 'checkbox', id, checked: s[key], 'aria-describedby': describedBy });
+    box.addEventListener('change', () => void save(key, box.checked, status));
+    return h('div', { class: 'field' },
+      h('div', { class: 'field-check' }, box, h('label', { for: id }, t(label))),
+      h('p', { class: 'field-note small muted', id: `${id}-note` }, t(note)),
+      errorFor(key),
+    );
+  };
+
   const prompt = h('textarea', { id: 'set-systemPrompt', class: 'text-input', rows: 4 });
   prompt.value = s.systemPrompt;
   prompt.addEventListener('change', () => void save('systemPrompt', prompt.value, status));
@@ -218,6 +231,7 @@ export function settingsPage(): HTMLElement {
         numberField('repeatPenalty', 'settings.repeatPenalty'),
         numberField('seed', 'settings.seed'),
       ),
+      checkField('panScan', 'settings.panScan', 'settings.panScan.note'),
     ),
     h(
       'section',

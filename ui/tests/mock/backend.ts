@@ -74,7 +74,7 @@ interface Call {
 const SETTINGS_KEY = 'hearth-mock-settings';
 const DEFAULT_SETTINGS: Settings = {
   systemPrompt: '', temperature: 0.7, topP: 0.95, topK: 40, minP: 0.05, repeatPenalty: 1.1, seed: null,
-  contextSize: 4096, threads: null, device: 'auto', theme: 'light', language: 'en',
+  contextSize: 4096, threads: null, device: 'auto', theme: 'light', language: 'en', panScan: false,
 };
 
 let nextId = 1;

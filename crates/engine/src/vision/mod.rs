@@ -27,6 +27,19 @@ pub fn image_prompt_text(tokens: usize) -> String {
     format!("\n\n{START_OF_IMAGE}{}{END_OF_IMAGE}\n\n", IMAGE_SOFT_TOKEN.repeat(tokens))
 }
 
+/// What one image with `crops` Pan & Scan crops becomes, as Gemma 3's processor rewrites its
+/// `<start_of_image>` when the image was cropped: the whole image introduced as the original,
+/// then the crops, each an [`image_prompt_text`], joined by a space. With no crops it is the
+/// plain [`image_prompt_text`], so an uncropped image is laid out exactly as without Pan & Scan.
+pub fn image_group_prompt_text(crops: usize, tokens: usize) -> String {
+    let one = image_prompt_text(tokens);
+    if crops == 0 {
+        return one;
+    }
+    let crops_text = vec![one.as_str(); crops].join(" ");
+    format!("Here is the original image {one} and here are some crops to help you see better {crops_text}")
+}
+
 /// An encoded image for a prompt: its embeddings (`VisionEncoder::encode`) and a key naming its
 /// content (e.g. the sha256 of the image), by which a session tells a cached image from another
 /// with the same soft tokens.

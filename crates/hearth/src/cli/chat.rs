@@ -190,6 +190,7 @@ pub fn run(args: ChatArgs, data_dir: &Path) -> anyhow::Result<()> {
         sampling: sampling_for(&conv.sampling, &app),
         model_label: model_arg.clone(),
         vision: vision.clone(),
+        pan_scan: app.pan_scan_rule(),
     };
 
     let cancel = Arc::new(AtomicBool::new(false));

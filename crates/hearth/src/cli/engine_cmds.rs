@@ -96,6 +96,10 @@ pub struct GenerateArgs {
     /// An image for the user turn, placed before the prompt's text (repeatable, in order).
     #[arg(long = "image")]
     images: Vec<PathBuf>,
+    /// Pan & Scan: an elongated image is also read as crops (the reference processor's rule:
+    /// at least 256 pixels, up to 4, from an aspect ratio of 1.2), laid out as it lays them out.
+    #[arg(long)]
+    pan_scan: bool,
     /// Also print the K most likely next tokens at the last prompt position as `top`.
     #[arg(long)]
     top: Option<usize>,
@@ -117,27 +121,41 @@ fn image_pixels(path: &Path, bytes: &[u8], size: u32) -> anyhow::Result<Vec<f32>
     Ok(preprocess::pixel_values(&rgb, size))
 }
 
-/// Encodes each image on the engine's threads, keyed by the sha256 of its file.
-fn encode_images(paths: &[PathBuf], enc: &VisionEncoder, engine: &Engine) -> anyhow::Result<Vec<PromptImage>> {
-    paths
-        .iter()
-        .map(|p| {
-            let bytes = std::fs::read(p).with_context(|| format!("reading image {}", p.display()))?;
-            let key = format!("{:x}", Sha256::digest(&bytes));
-            let pixels = image_pixels(p, &bytes, enc.config().image_size as u32)?;
-            let embeddings = engine.install(|| enc.encode(&pixels))?;
-            Ok(PromptImage { key, embeddings })
-        })
-        .collect()
+/// Encodes each image on the engine's threads, keyed by the sha256 of its file; with
+/// `pan_scan`, each image is followed by its crops (keyed `<sha256>-crop<i>`). Returns the
+/// encodings in prompt order and each image's number of crops.
+fn encode_images(
+    paths: &[PathBuf],
+    enc: &VisionEncoder,
+    engine: &Engine,
+    pan_scan: Option<&preprocess::PanScan>,
+) -> anyhow::Result<(Vec<PromptImage>, Vec<usize>)> {
+    let size = enc.config().image_size as u32;
+    let (mut images, mut crops) = (Vec::new(), Vec::new());
+    for p in paths {
+        let bytes = std::fs::read(p).with_context(|| format!("reading image {}", p.display()))?;
+        let sha = format!("{:x}", Sha256::digest(&bytes));
+        let rgb = preprocess::decode(&bytes, &preprocess::ImageLimits::default())
+            .with_context(|| format!("reading image {}", p.display()))?;
+        let inputs = preprocess::encoder_inputs(&rgb, pan_scan, size);
+        crops.push(inputs.len() - 1);
+        for (i, pixels) in inputs.iter().enumerate() {
+            let key = if i == 0 { sha.clone() } else { format!("{sha}-crop{i}") };
+            let embeddings = engine.install(|| enc.encode(pixels))?;
+            images.push(PromptImage { key, embeddings });
+        }
+    }
+    Ok((images, crops))
 }
 
 pub fn generate(a: GenerateArgs, data_dir: &Path) -> anyhow::Result<()> {
     let engine = a.model.load(data_dir)?;
-    let images = match (&a.mmproj, a.images.is_empty()) {
-        (_, true) => Vec::new(),
+    let pan_scan = a.pan_scan.then(preprocess::PanScan::default);
+    let (images, crops) = match (&a.mmproj, a.images.is_empty()) {
+        (_, true) => (Vec::new(), Vec::new()),
         (None, false) => bail!("--image needs --mmproj, the vision projector GGUF paired with the model"),
         (Some(_), false) if a.raw => bail!("--image needs the chat template: leave out --raw"),
-        (Some(m), false) => encode_images(&a.images, &load_vision(m, &engine)?, &engine)?,
+        (Some(m), false) => encode_images(&a.images, &load_vision(m, &engine)?, &engine, pan_scan.as_ref())?,
     };
     let user = [ChatMessage { role: Role::User, content: a.prompt.clone() }];
     let prompt_ids = if a.raw {
@@ -146,7 +164,7 @@ pub fn generate(a: GenerateArgs, data_dir: &Path) -> anyhow::Result<()> {
         engine.chat_prompt(&user)?
     } else {
         let per_image = images[0].embeddings.dim(0)?;
-        engine.chat_prompt_with_images(&user, &[images.len()], per_image)?
+        engine.chat_prompt_with_image_groups(&user, std::slice::from_ref(&crops), per_image)?
     };
     let mut sampling = SamplingParams::default();
     if let Some(t) = a.temperature {
@@ -198,7 +216,10 @@ pub fn generate(a: GenerateArgs, data_dir: &Path) -> anyhow::Result<()> {
             out["top"] = json!(top);
         }
         if !images.is_empty() {
-            out["images"] = json!(images.len());
+            out["images"] = json!(crops.len());
+            if pan_scan.is_some() {
+                out["crops"] = json!(crops);
+            }
         }
         println!("{out}");
     } else {

@@ -77,9 +77,17 @@ impl Runtime {
         if req.messages.is_empty() {
             return Err(HearthError::new(crate::error::ErrorCode::InvalidMessage, "a completion needs a message"));
         }
-        let sampling = match req.sampling {
-            Some(s) => s,
-            None => self.inner.rt.block_on(AppSettings::load(&self.inner.store))?.sampling(),
+        // The app's settings give the sampling a request leaves out and how images are read.
+        let settings = if req.sampling.is_none() || !req.images.is_empty() {
+            Some(self.inner.rt.block_on(AppSettings::load(&self.inner.store))?)
+        } else {
+            None
+        };
+        let pan_scan = settings.as_ref().and_then(AppSettings::pan_scan_rule);
+        let sampling = match (req.sampling, &settings) {
+            (Some(s), _) => s,
+            (None, Some(app)) => app.sampling(),
+            (None, None) => AppSettings::default().sampling(),
         };
         let max_tokens = req.max_tokens.unwrap_or_else(|| self.inner.reply_limit.load(Ordering::Relaxed)).max(1);
         // Both locks, in begin_load's order (as a chat turn takes them).
@@ -107,8 +115,14 @@ impl Runtime {
                 (s.chat_prompt(&req.messages)?, Vec::new())
             } else {
                 let images: Vec<(usize, &[u8])> = req.images.iter().map(|i| (i.message, &i.bytes[..])).collect();
-                let p = crate::turn_inputs::completion_prompt(&s, vision.as_deref(), &req.messages, &images)
-                    .map_err(completion_error)?;
+                let p = crate::turn_inputs::completion_prompt(
+                    &s,
+                    vision.as_deref(),
+                    pan_scan.as_ref(),
+                    &req.messages,
+                    &images,
+                )
+                .map_err(completion_error)?;
                 (p.ids, p.images)
             };
             s.generate_with_images(&prompt, &images, &opts, &mut |piece: &str| {

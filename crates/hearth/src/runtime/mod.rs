@@ -413,12 +413,18 @@ impl Runtime {
     /// in the loaded model's context, by its own template and tokenizer, images' soft tokens
     /// included for a model that reads them; 0 with no model, or while a reply holds the session
     /// (front ends ask again after it ends). Takes the messages the caller already read, so
-    /// listing a conversation reads it once.
-    pub fn context_tokens(&self, system_prompt: Option<&str>, messages: &[crate::store::Message]) -> usize {
+    /// listing a conversation reads it once. `pan_scan`: the crop rule turns read images with
+    /// (`AppSettings::pan_scan_rule`), so the crops a turn cut count too.
+    pub fn context_tokens(
+        &self,
+        system_prompt: Option<&str>,
+        messages: &[crate::store::Message],
+        pan_scan: Option<&engine::vision::preprocess::PanScan>,
+    ) -> usize {
         let Ok((_, session)) = self.session() else { return 0 };
         let vision = self.vision();
         let Ok(s) = session.try_lock() else { return 0 };
-        crate::turn_inputs::history_tokens(&s, vision.as_deref(), system_prompt, messages).unwrap_or(0)
+        crate::turn_inputs::history_tokens(&s, vision.as_deref(), pan_scan, system_prompt, messages).unwrap_or(0)
     }
 
     /// The installed model `model_id`, or `not_found`.
@@ -446,7 +452,7 @@ mod tests {
         let e = rt.send(conv.id, "hello".into(), Vec::new(), |_| {}).await.unwrap_err();
         assert_eq!(e.code, ErrorCode::NoModel);
         assert!(!rt.is_generating());
-        assert_eq!(rt.context_tokens(None, &store.messages(conv.id).await.unwrap()), 0);
+        assert_eq!(rt.context_tokens(None, &store.messages(conv.id).await.unwrap(), None), 0);
         rt.ensure_not_in_use("anything").unwrap();
     }
 }

@@ -207,6 +207,7 @@ impl Runtime {
             sampling: settings.sampling(),
             model_label: model_id,
             vision,
+            pan_scan: settings.pan_scan_rule(),
         };
         let (tx, rx) = oneshot::channel();
         let job = TurnJob {
