@@ -25,7 +25,8 @@ pub(crate) fn exp_sub_sum(xs: &mut [f32], max: f32) -> f32 {
 }
 
 /// `g = gelu(g) * u` with the tanh approximation (candle's and transformers' `gelu_pytorch_tanh`):
-/// `0.5 g (1 + tanh(c g (1 + 0.044715 g^2)))`, computed as `g / (1 + exp(-2 c g (1 + 0.044715 g^2)))`.
+/// `0.5 g (1 + tanh(c g (1 + 0.044715 g^2)))`, computed as `g / (1 + exp(-2 c g (1 + 0.044715 g^2)))`
+/// (the same function; for negative `g` it avoids `1 + tanh` cancelling to a few bits).
 pub(crate) fn gelu_mul(g: &mut [f32], u: &[f32]) {
     debug_assert_eq!(g.len(), u.len());
     #[cfg(target_arch = "x86_64")]
@@ -60,7 +61,7 @@ mod x86 {
         let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
         let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
         let mut p = _mm256_set1_ps(1.987_569_1e-4);
-        for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1] {
+        for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
             p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
         }
         let r2 = _mm256_mul_ps(r, r);
@@ -162,6 +163,17 @@ mod tests {
         gelu_mul(&mut g, &u);
         for (i, (a, b)) in g.iter().zip(&want).enumerate() {
             assert!((a - b).abs() <= 2e-6 * (1.0 + b.abs()), "gelu at {i}: {a} vs {b}");
+        }
+        let mut g: Vec<f32> = (0..4001).map(|i| -200.0 + i as f32 * 0.1).collect();
+        let u: Vec<f32> = (0..4001).map(|i| -3.0 + (i % 13) as f32 * 0.5).collect();
+        let want: Vec<f32> = g
+            .iter()
+            .zip(&u)
+            .map(|(&v, &y)| 0.5 * v * (1.0 + f32::tanh(SQRT_TWO_OVER_PI * v * (1.0 + 0.044715 * v * v))) * y)
+            .collect();
+        gelu_mul(&mut g, &u);
+        for (i, (a, b)) in g.iter().zip(&want).enumerate() {
+            assert!((a - b).abs() <= 2e-6 * (1.0 + b.abs()), "wide gelu at {i}: {a} vs {b}");
         }
     }
 }

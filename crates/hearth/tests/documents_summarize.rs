@@ -233,3 +233,51 @@ fn a_follow_up_question_reuses_the_document_in_the_kv_cache() {
     .unwrap();
     assert!(a.from_summary);
 }
+
+/// A document read whole is one step of minutes on a big file: its reading is reported as it
+/// goes (every 512 tokens), not only when the summary is written; cancel between parts stops it.
+#[test]
+fn a_whole_document_reports_its_reading_before_the_step_ends() {
+    const WIDE: usize = 2048;
+    let f = Fixture::new(16);
+    let cache = f.dir.path().join("cache").join("tokenizers");
+    let (facts, tokenizer) = ModelFacts::from_gguf(&support::test_model(), Some(&cache)).unwrap();
+    let joined = join(&[Source { name: "harvest.txt".into(), text: document() }]);
+    let memory = Memory { total_ram: 64 << 30, available_ram: 64 << 30, vram: None, ..Memory::detect() };
+    let opts = PlanOptions { context: Some(WIDE), max_tokens: 8, memory: Some(memory), prompt_tokens_per_s: None };
+    let p = plan::plan(&joined, &facts, &opts, &tokenizer).unwrap();
+    assert_eq!(p.mode, Mode::Whole);
+    assert!(p.tokens > 1024, "{} tokens: too short to be read in parts", p.tokens);
+    let model = f.tokio.block_on(f.runtime.installed(MODEL_ID)).unwrap();
+    f.runtime.begin_load(&model).unwrap();
+    f.tokio.block_on(f.runtime.finish_load_with_context(model, Some(WIDE), |_| {})).unwrap();
+
+    // Cancelled after the first part: nothing is stored, and no text was written.
+    let parts = PartStore::new(f.dir.path(), &joined, &p, MODEL_ID);
+    let cancel = Arc::new(AtomicBool::new(false));
+    let stop = cancel.clone();
+    let mut text = String::new();
+    let cut = summarize::run(&f.runtime, &joined, &p, &parts, cancel, &mut |e| match e {
+        Event::Progress(pr) if pr.steps_done == 0 => stop.store(true, std::sync::atomic::Ordering::SeqCst),
+        Event::Text(t) => text.push_str(t),
+        _ => {}
+    })
+    .unwrap();
+    assert!(cut.cancelled && text.is_empty(), "cancel between parts: {text:?}");
+
+    let mut progress = Vec::new();
+    let outcome = summarize::run(&f.runtime, &joined, &p, &parts, Arc::new(AtomicBool::new(false)), &mut |e| {
+        if let Event::Progress(pr) = e {
+            progress.push(pr.clone())
+        }
+    })
+    .unwrap();
+    assert!(!outcome.cancelled && !outcome.summary.is_empty());
+    // The cancelled run's first part is still in the cache, so this run reads from there on.
+    let reading: Vec<_> = progress.iter().filter(|pr| pr.steps_done == 0).collect();
+    assert!(!reading.is_empty(), "reported parts: {progress:?}");
+    assert!(reading.iter().all(|pr| pr.tokens_read > 0 && pr.tokens_read < pr.tokens_total && pr.tokens_per_s > 0.0));
+    assert!(progress.windows(2).all(|w| w[1].tokens_read >= w[0].tokens_read), "{progress:?}");
+    let last = progress.last().unwrap();
+    assert_eq!((last.steps_done, last.tokens_read), (last.steps_total, last.tokens_total));
+}

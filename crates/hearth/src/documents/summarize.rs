@@ -266,9 +266,24 @@ impl Running<'_> {
             stop: Vec::new(),
             images: Vec::new(),
         };
-        let on_event = &mut *self.on_event;
         let started = Instant::now();
-        let done = self.runtime.complete(req, self.cancel.clone(), &mut |t| on_event(Event::Text(t)))?;
+        // The step's reading is reported as it goes (a whole document is one long step); the
+        // two callbacks never run at once.
+        let base = self.progress.clone();
+        let (tokens, seconds) = (self.computed_tokens, self.compute_seconds);
+        let on_event = std::cell::RefCell::new(&mut *self.on_event);
+        let done = self.runtime.complete_with_progress(
+            req,
+            self.cancel.clone(),
+            &mut |read, _| {
+                let mut p = base.clone();
+                p.tokens_read = (p.tokens_read + read).min(p.tokens_total);
+                p.tokens_per_s = (tokens + read) as f64 / (seconds + started.elapsed().as_secs_f64());
+                p.seconds_left = Some((p.tokens_total - p.tokens_read) as f64 / p.tokens_per_s);
+                (on_event.borrow_mut())(Event::Progress(&p));
+            },
+            &mut |t| (on_event.borrow_mut())(Event::Text(t)),
+        )?;
         if done.stop == StopReason::Cancelled {
             return Ok((done.text, false));
         }

@@ -74,6 +74,19 @@ impl Runtime {
         cancel: Arc<AtomicBool>,
         on_text: &mut dyn FnMut(&str),
     ) -> HearthResult<Completion> {
+        self.complete_with_progress(req, cancel, &mut |_, _| {}, on_text)
+    }
+
+    /// `complete`, telling `on_prompt(read, total)` how far a long text prompt has been read
+    /// (every [`PROMPT_PROGRESS_TOKENS`]): a document read whole can take minutes before its
+    /// first word. Cancel is honoured between those parts too.
+    pub fn complete_with_progress(
+        &self,
+        req: CompletionRequest,
+        cancel: Arc<AtomicBool>,
+        on_prompt: &mut dyn FnMut(usize, usize),
+        on_text: &mut dyn FnMut(&str),
+    ) -> HearthResult<Completion> {
         if req.messages.is_empty() {
             return Err(HearthError::new(crate::error::ErrorCode::InvalidMessage, "a completion needs a message"));
         }
@@ -108,11 +121,17 @@ impl Runtime {
             (session, vision)
         };
         let _release = Release { inner: &self.inner, cancel: cancel.clone() };
-        let opts = GenerateOptions { max_tokens, sampling, stop_strings: req.stop, cancel: Some(cancel) };
+        let opts = GenerateOptions { max_tokens, sampling, stop_strings: req.stop, cancel: Some(cancel.clone()) };
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
             let mut s = lock(&session);
+            let mut cached_before = usize::MAX;
             let (prompt, images) = if req.images.is_empty() {
-                (s.chat_prompt(&req.messages)?, Vec::new())
+                let prompt = s.chat_prompt(&req.messages)?;
+                cached_before = s.tokens().iter().zip(&prompt).take_while(|(a, b)| a == b).count();
+                if let Some(cancelled) = read_in_parts(&mut s, &prompt, cached_before, &cancel, on_prompt)? {
+                    return Ok(cancelled);
+                }
+                (prompt, Vec::new())
             } else {
                 let images: Vec<(usize, &[u8])> = req.images.iter().map(|i| (i.message, &i.bytes[..])).collect();
                 let p = crate::turn_inputs::completion_prompt(
@@ -125,11 +144,15 @@ impl Runtime {
                 .map_err(completion_error)?;
                 (p.ids, p.images)
             };
-            s.generate_with_images(&prompt, &images, &opts, &mut |piece: &str| {
-                fail::fail_point!("runtime::complete::token");
-                on_text(piece);
-            })
-            .map_err(HearthError::from)
+            let mut r = s
+                .generate_with_images(&prompt, &images, &opts, &mut |piece: &str| {
+                    fail::fail_point!("runtime::complete::token");
+                    on_text(piece);
+                })
+                .map_err(HearthError::from)?;
+            // What was cached before this request, not what the parts read above left there.
+            r.reused_tokens = r.reused_tokens.min(cached_before);
+            Ok(r)
         }));
         match result {
             Ok(Ok(r)) => Ok(Completion {
@@ -162,6 +185,45 @@ impl Runtime {
         let Some(engine) = engine else { return self.session().map(|_| 0) };
         Ok(engine.tokenizer().encode(text, false)?.len())
     }
+}
+
+/// How often (in prompt tokens) a long prompt's reading is reported: the engine's prefill chunk,
+/// so reading in parts computes exactly what one prefill would.
+pub const PROMPT_PROGRESS_TOKENS: usize = 512;
+
+/// Reads the first parts of a long prompt into the session's cache (what `generate` then finds
+/// there and does not compute again), reporting each; `cached` of its tokens are in the cache
+/// already. `Some` (an empty, cancelled result) when `cancel` was set between parts; `None`
+/// when the rest is left to `generate`.
+fn read_in_parts(
+    s: &mut engine::session::Session,
+    prompt: &[u32],
+    cached: usize,
+    cancel: &AtomicBool,
+    on_prompt: &mut dyn FnMut(usize, usize),
+) -> HearthResult<Option<engine::session::GenerationResult>> {
+    if prompt.len() <= PROMPT_PROGRESS_TOKENS || prompt.len() > s.context() {
+        // Short, or refused by `generate` with the numbers.
+        return Ok(None);
+    }
+    let mut end = (cached / PROMPT_PROGRESS_TOKENS + 1) * PROMPT_PROGRESS_TOKENS;
+    while end < prompt.len() {
+        if cancel.load(Ordering::SeqCst) {
+            return Ok(Some(engine::session::GenerationResult {
+                ids: Vec::new(),
+                text: String::new(),
+                stop: StopReason::Cancelled,
+                prompt_tokens: prompt.len(),
+                reused_tokens: cached,
+                prompt_tokens_per_s: 0.0,
+                gen_tokens_per_s: 0.0,
+            }));
+        }
+        s.next_token_top(&prompt[..end], &[], 1)?;
+        on_prompt(end, prompt.len());
+        end += PROMPT_PROGRESS_TOKENS;
+    }
+    Ok(None)
 }
 
 /// A completion's image that cannot be decoded came with the request, unlike a chat turn's
