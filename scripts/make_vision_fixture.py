@@ -187,57 +187,6 @@ def processor_for(hf_dir: Path):
     return Gemma3Processor(image_processor=ip, tokenizer=tok, chat_template=tok.chat_template, image_seq_length=256)
 
 
-def write_so400m_mmproj(dst: Path, projection: int, gguf_py: Path):
-    """A random mmproj at the real SigLIP-So400m size (27 blocks of width 1152, MLP 4304, 16 heads, 896/14 geometry),
-    F16 matrices and F32 vectors as llama.cpp's converter writes them, for benchmarks only (never committed: 850 MB).
-    `projection` is the paired text model's width (640 pairs it with the Gemma 3 270M test model)."""
-    sys.path.insert(0, str(gguf_py))
-    import gguf
-
-    rng = np.random.default_rng(0)
-    d, f, layers, p = 1152, 4304, 27, 14
-    w = gguf.GGUFWriter(str(dst), "clip")
-    w.add_string("general.type", "mmproj")
-    w.add_bool("clip.has_vision_encoder", True)
-    w.add_string("clip.projector_type", "gemma3")
-    for k, v in [("image_size", 896), ("patch_size", p), ("embedding_length", d), ("feed_forward_length", f),
-                 ("block_count", layers), ("attention.head_count", 16), ("projection_dim", projection)]:
-        w.add_uint32(f"clip.vision.{k}", v)
-    w.add_float32("clip.vision.attention.layer_norm_epsilon", 1e-6)
-    w.add_array("clip.vision.image_mean", [0.5, 0.5, 0.5])
-    w.add_array("clip.vision.image_std", [0.5, 0.5, 0.5])
-
-    def mat(*shape):
-        return (rng.standard_normal(shape, dtype=np.float32) / math.sqrt(shape[-1])).astype(np.float16)
-
-    def vec(n, base=0.0):
-        return (base + 0.1 * rng.standard_normal(n, dtype=np.float32)).astype(np.float32)
-
-    w.add_tensor("v.patch_embd.weight", (rng.standard_normal((d, 3, p, p), dtype=np.float32) / 24).astype(np.float32))
-    w.add_tensor("v.patch_embd.bias", vec(d))
-    w.add_tensor("v.position_embd.weight", 0.5 * rng.standard_normal((4096, d), dtype=np.float32))
-    for i in range(layers):
-        for m in ("attn_q", "attn_k", "attn_v", "attn_out"):
-            w.add_tensor(f"v.blk.{i}.{m}.weight", mat(d, d))
-            w.add_tensor(f"v.blk.{i}.{m}.bias", vec(d))
-        for n in ("ln1", "ln2"):
-            w.add_tensor(f"v.blk.{i}.{n}.weight", vec(d, 1.0))
-            w.add_tensor(f"v.blk.{i}.{n}.bias", vec(d))
-        w.add_tensor(f"v.blk.{i}.ffn_up.weight", mat(f, d))
-        w.add_tensor(f"v.blk.{i}.ffn_up.bias", vec(f))
-        w.add_tensor(f"v.blk.{i}.ffn_down.weight", mat(d, f))
-        w.add_tensor(f"v.blk.{i}.ffn_down.bias", vec(d))
-    w.add_tensor("v.post_ln.weight", vec(d, 1.0))
-    w.add_tensor("v.post_ln.bias", vec(d))
-    w.add_tensor("mm.soft_emb_norm.weight", vec(d, 1.0))
-    w.add_tensor("mm.input_projection.weight", mat(d, projection))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    print(dst, dst.stat().st_size, "bytes")
-
-
 def r7(x):
     return float(f"{float(x):.7g}")
 
@@ -250,12 +199,7 @@ def main():
     ap.add_argument("--work", required=True, type=Path, help="scratch folder for the HF model")
     ap.add_argument("--out", required=True, type=Path, help="tests/fixtures/vision")
     ap.add_argument("--seed", type=int, default=10)
-    ap.add_argument("--so400m-mmproj", type=Path, help="only write a random real-size mmproj here (benchmarks)")
-    ap.add_argument("--so400m-projection", type=int, default=640)
     a = ap.parse_args()
-    if a.so400m_mmproj:
-        write_so400m_mmproj(a.so400m_mmproj, a.so400m_projection, a.llama_cpp / "gguf-py")
-        return
 
     out, hf = a.out, a.work / "hf"
     if hf.exists():
