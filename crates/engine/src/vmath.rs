@@ -153,27 +153,19 @@ mod tests {
 
     #[test]
     fn gelu_mul_matches_the_tanh_formula() {
-        let mut g: Vec<f32> = (0..1001).map(|i| -12.0 + i as f32 * 0.024).collect();
-        let u: Vec<f32> = (0..1001).map(|i| 1.0 + (i % 7) as f32 * 0.25).collect();
-        let want: Vec<f32> = g
-            .iter()
-            .zip(&u)
-            .map(|(&v, &y)| 0.5 * v * (1.0 + f32::tanh(SQRT_TWO_OVER_PI * v * (1.0 + 0.044715 * v * v))) * y)
-            .collect();
-        gelu_mul(&mut g, &u);
-        for (i, (a, b)) in g.iter().zip(&want).enumerate() {
-            assert!((a - b).abs() <= 2e-6 * (1.0 + b.abs()), "gelu at {i}: {a} vs {b}");
-        }
-        let mut g: Vec<f32> = (0..4001).map(|i| -200.0 + i as f32 * 0.1).collect();
-        let u: Vec<f32> = (0..4001).map(|i| -3.0 + (i % 13) as f32 * 0.5).collect();
-        let want: Vec<f32> = g
-            .iter()
-            .zip(&u)
-            .map(|(&v, &y)| 0.5 * v * (1.0 + f32::tanh(SQRT_TWO_OVER_PI * v * (1.0 + 0.044715 * v * v))) * y)
-            .collect();
-        gelu_mul(&mut g, &u);
-        for (i, (a, b)) in g.iter().zip(&want).enumerate() {
-            assert!((a - b).abs() <= 2e-6 * (1.0 + b.abs()), "wide gelu at {i}: {a} vs {b}");
+        // The FFN's usual range, then far past it (where tanh saturates and exp is clamped).
+        for (n, lo, step, what) in [(1001, -12.0f32, 0.024f32, "gelu"), (4001, -200.0, 0.1, "wide gelu")] {
+            let mut g: Vec<f32> = (0..n).map(|i| lo + i as f32 * step).collect();
+            let u: Vec<f32> = (0..n).map(|i| -3.0 + (i % 13) as f32 * 0.5).collect();
+            let want: Vec<f32> = g
+                .iter()
+                .zip(&u)
+                .map(|(&v, &y)| 0.5 * v * (1.0 + f32::tanh(SQRT_TWO_OVER_PI * v * (1.0 + 0.044715 * v * v))) * y)
+                .collect();
+            gelu_mul(&mut g, &u);
+            for (i, (a, b)) in g.iter().zip(&want).enumerate() {
+                assert!((a - b).abs() <= 2e-6 * (1.0 + b.abs()), "{what} at {i}: {a} vs {b}");
+            }
         }
     }
 }

@@ -375,31 +375,47 @@ fn data_url(path: &std::path::Path) -> String {
     format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(std::fs::read(path).unwrap()))
 }
 
-#[test]
-fn image_url_parts_reach_the_vision_model_whole_and_streamed() {
-    // The tiny vision pair, laid out as llama.cpp's downloads are: the projector beside the
-    // model as mmproj*.gguf.
+/// The tiny vision pair in a fresh folder, laid out as llama.cpp's downloads are: the projector
+/// beside the model as mmproj*.gguf. (folder, model, projector)
+fn tiny_vision_pair() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("tiny-gemma3.gguf");
+    let (model, mmproj) = (dir.path().join("tiny-gemma3.gguf"), dir.path().join("mmproj-tiny-gemma3.gguf"));
     std::fs::copy(vision_fixture("tiny-gemma3-vision.gguf"), &model).unwrap();
-    std::fs::copy(vision_fixture("tiny-gemma3-mmproj.gguf"), dir.path().join("mmproj-tiny-gemma3.gguf")).unwrap();
-    let s = Server::start_model(&model, &["--store"]);
-    let prompt = "Describe this image.";
-    let image = vision_fixture("square.896.png");
+    std::fs::copy(vision_fixture("tiny-gemma3-mmproj.gguf"), &mmproj).unwrap();
+    (dir, model, mmproj)
+}
 
-    // The engine's own answer for the same prompt and image: `hearth generate`, greedy.
-    let out = hearth(dir.path())
+/// The engine's own greedy answer (8 tokens) for `prompt` about `image`: `hearth generate --json`.
+fn generate_about(
+    dir: &std::path::Path,
+    model: &std::path::Path,
+    mmproj: &std::path::Path,
+    image: &std::path::Path,
+    prompt: &str,
+    extra: &[&str],
+) -> Value {
+    let out = hearth(dir)
         .args(["generate", "--model"])
-        .arg(&model)
+        .arg(model)
         .arg("--mmproj")
-        .arg(dir.path().join("mmproj-tiny-gemma3.gguf"))
+        .arg(mmproj)
         .arg("--image")
-        .arg(&image)
+        .arg(image)
+        .args(extra)
         .args(["--prompt", prompt, "--temperature", "0", "--max-tokens", "8", "--json"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let want: Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn image_url_parts_reach_the_vision_model_whole_and_streamed() {
+    let (dir, model, mmproj) = tiny_vision_pair();
+    let s = Server::start_model(&model, &["--store"]);
+    let prompt = "Describe this image.";
+    let image = vision_fixture("square.896.png");
+    let want = generate_about(dir.path(), &model, &mmproj, &image, prompt, &[]);
     let prompt_len = want["prompt_ids"].as_array().unwrap().len() as u64;
     assert!(prompt_len > 256, "an image is 256 soft tokens: {prompt_len}");
 
@@ -450,10 +466,7 @@ fn image_url_parts_reach_the_vision_model_whole_and_streamed() {
 
 #[test]
 fn with_the_pan_scan_setting_an_image_url_is_read_with_its_crops() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("tiny-gemma3.gguf");
-    std::fs::copy(vision_fixture("tiny-gemma3-vision.gguf"), &model).unwrap();
-    std::fs::copy(vision_fixture("tiny-gemma3-mmproj.gguf"), dir.path().join("mmproj-tiny-gemma3.gguf")).unwrap();
+    let (dir, model, mmproj) = tiny_vision_pair();
     let s = Server::start_model(&model, &[]);
     // The app's setting, changed while the server runs: each request reads it.
     let set = hearth(s.data_dir()).args(["settings", "set", "panScan=true"]).output().unwrap();
@@ -461,18 +474,7 @@ fn with_the_pan_scan_setting_an_image_url_is_read_with_its_crops() {
     let prompt = "Describe this image.";
     let image = vision_fixture("wide.png");
 
-    let out = hearth(dir.path())
-        .args(["generate", "--model"])
-        .arg(&model)
-        .arg("--mmproj")
-        .arg(dir.path().join("mmproj-tiny-gemma3.gguf"))
-        .arg("--image")
-        .arg(&image)
-        .args(["--pan-scan", "--prompt", prompt, "--temperature", "0", "--max-tokens", "8", "--json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let want: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let want = generate_about(dir.path(), &model, &mmproj, &image, prompt, &["--pan-scan"]);
     assert_eq!(want["crops"], json!([2]));
     let prompt_len = want["prompt_ids"].as_array().unwrap().len() as u64;
     assert!(prompt_len > 3 * 256, "the whole image and two crops of 256 soft tokens: {prompt_len}");
