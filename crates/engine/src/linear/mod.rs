@@ -224,87 +224,37 @@ unsafe fn matmul(t: WType, w: &[u8], n: usize, k: usize, acts: &QActs, dst: Send
     if let Isa::Avx512(avx512) = isa {
         if m >= gemm_min_rows(t) {
             use x86::avx512::{tile_rows, Tile};
-            let ntiles = n.div_ceil(16);
-            let kb = k / QK;
-            // Work item: a group of up to 4 tiles (64 output columns), repacked once, then met
-            // by the activation rows in chunks small enough (about 128 KB) to stay in L2 across
-            // the group's tiles.
-            let group = ntiles.div_ceil(threads * 4).clamp(1, 4);
-            let ngroups = ntiles.div_ceil(group);
-            let rc = ((128 << 10) / (k + 16 * (k / QK))).clamp(16, 512) / 4 * 4;
             thread_local! {
                 static TILES: RefCell<Vec<Tile>> = const { RefCell::new(Vec::new()) };
             }
-            let run = |gi: usize| {
-                let mut tiles = TILES.with(|t| t.take());
-                tiles.retain(|t| t.kb() == kb);
-                let t0 = gi * group;
-                let nt = group.min(ntiles - t0);
-                tiles.resize_with(nt, || Tile::new(kb));
-                for (j, tile) in tiles.iter_mut().enumerate() {
-                    let r0 = (t0 + j) * 16;
-                    let nr = (n - r0).min(16);
-                    tile.fill(avx512, t, &w[r0 * rb..(r0 + nr) * rb], rb, nr);
-                }
-                let mut i0 = 0;
-                while i0 < m {
-                    let i1 = (i0 + rc).min(m);
-                    for (j, tile) in tiles.iter().enumerate() {
-                        // SAFETY: the `avx512` token proves the CPU features; rows i0..i1 < m
-                        // and the tile's 16 columns from (t0 + j) * 16 (the mask stops at n) lie
-                        // inside the m * n values `dst` may write (this fn's contract); groups
-                        // write disjoint columns.
-                        unsafe { tile_rows(t, tile, acts, i0..i1, dst.get(), n, (t0 + j) * 16) };
-                    }
-                    i0 = i1;
-                }
-                TILES.with(|t| *t.borrow_mut() = tiles);
+            let kb = k / QK;
+            let fill =
+                |tile: &mut Tile, r0: usize, nr: usize| tile.fill(avx512, t, &w[r0 * rb..(r0 + nr) * rb], rb, nr);
+            // SAFETY: the `avx512` token proves the CPU features; `tiled` passes rows below m and
+            // a tile's first column below n (the kernel's mask stops at n), inside the m * n
+            // values `dst` may write (this fn's contract); groups write disjoint columns.
+            let rows = |tile: &Tile, r: std::ops::Range<usize>, col0: usize| unsafe {
+                tile_rows(t, tile, acts, r, dst.get(), n, col0)
             };
-            par_for(ngroups, run);
+            tiled(&TILES, (m, n, k), 16, 4, || Tile::new(kb), |tile| tile.kb() == kb, fill, rows);
             return;
         }
     }
-
     #[cfg(target_arch = "x86_64")]
     if let Isa::Avx2(_) = isa {
         if m >= gemm_min_rows(t) && x86::avx2::gemm8_supports(t) {
             use x86::avx2::{tile8_rows, Tile8};
-            let ntiles = n.div_ceil(8);
-            let kb = k / QK;
-            // As the AVX-512 GEMM above, with tiles of 8 columns: groups of up to 8 tiles.
-            let group = ntiles.div_ceil(threads * 4).clamp(1, 8);
-            let ngroups = ntiles.div_ceil(group);
-            let rc = ((128 << 10) / (k + 16 * (k / QK))).clamp(16, 512) / 4 * 4;
             thread_local! {
                 static TILES8: RefCell<Vec<Tile8>> = const { RefCell::new(Vec::new()) };
             }
-            let run = |gi: usize| {
-                let mut tiles = TILES8.with(|t| t.take());
-                tiles.retain(|t| t.kb() == kb);
-                let t0 = gi * group;
-                let nt = group.min(ntiles - t0);
-                tiles.resize_with(nt, || Tile8::new(kb));
-                for (j, tile) in tiles.iter_mut().enumerate() {
-                    let r0 = (t0 + j) * 8;
-                    let nr = (n - r0).min(8);
-                    tile.fill(t, &w[r0 * rb..(r0 + nr) * rb], rb, nr);
-                }
-                let mut i0 = 0;
-                while i0 < m {
-                    let i1 = (i0 + rc).min(m);
-                    for (j, tile) in tiles.iter().enumerate() {
-                        // SAFETY: `isa` is the AVX2 level, so the CPU has AVX2, FMA and F16C;
-                        // `t` is supported (checked above); rows i0..i1 < m and the tile's 8
-                        // columns from (t0 + j) * 8 (the mask stops at n) lie inside the m * n
-                        // values `dst` may write (this fn's contract); groups write disjoint
-                        // columns.
-                        unsafe { tile8_rows(t, tile, acts, i0..i1, dst.get(), n, (t0 + j) * 8) };
-                    }
-                    i0 = i1;
-                }
-                TILES8.with(|t| *t.borrow_mut() = tiles);
+            let kb = k / QK;
+            let fill = |tile: &mut Tile8, r0: usize, nr: usize| tile.fill(t, &w[r0 * rb..(r0 + nr) * rb], rb, nr);
+            // SAFETY: `isa` is the AVX2 level, so the CPU has AVX2, FMA and F16C; `t` is
+            // supported (checked above); rows and columns as for the AVX-512 tiles above.
+            let rows = |tile: &Tile8, r: std::ops::Range<usize>, col0: usize| unsafe {
+                tile8_rows(t, tile, acts, r, dst.get(), n, col0)
             };
-            par_for(ngroups, run);
+            tiled(&TILES8, (m, n, k), 8, 8, || Tile8::new(kb), |tile| tile.kb() == kb, fill, rows);
             return;
         }
     }
@@ -327,6 +277,47 @@ unsafe fn matmul(t: WType, w: &[u8], n: usize, k: usize, acts: &QActs, dst: Send
         }
     };
     par_for(nchunks, run);
+}
+
+/// The many-row GEMM's split of the work, for the tile kernels of every level: groups of up to
+/// `max_group` tiles of `cols` output columns (about 64 columns a group), each tile repacked once
+/// by `fill(tile, first weight row, rows)` and then met by the activation rows in chunks small
+/// enough (about 128 KB) to stay in L2 across the group's tiles, by `rows(tile, rows, first
+/// column)`. A thread keeps its tiles in `cache` for the next call.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+fn tiled<T: 'static>(
+    cache: &'static std::thread::LocalKey<RefCell<Vec<T>>>,
+    (m, n, k): (usize, usize, usize),
+    cols: usize,
+    max_group: usize,
+    new: impl Fn() -> T + Sync,
+    reusable: impl Fn(&T) -> bool + Sync,
+    fill: impl Fn(&mut T, usize, usize) + Sync,
+    rows: impl Fn(&T, std::ops::Range<usize>, usize) + Sync,
+) {
+    let ntiles = n.div_ceil(cols);
+    let group = ntiles.div_ceil(pool::threads() * 4).clamp(1, max_group);
+    let rc = ((128 << 10) / (k + 16 * (k / QK))).clamp(16, 512) / 4 * 4;
+    par_for(ntiles.div_ceil(group), |gi| {
+        let mut tiles = cache.with(|c| c.take());
+        tiles.retain(&reusable);
+        let t0 = gi * group;
+        tiles.resize_with(group.min(ntiles - t0), &new);
+        for (j, tile) in tiles.iter_mut().enumerate() {
+            let r0 = (t0 + j) * cols;
+            fill(tile, r0, (n - r0).min(cols));
+        }
+        let mut i0 = 0;
+        while i0 < m {
+            let i1 = (i0 + rc).min(m);
+            for (j, tile) in tiles.iter().enumerate() {
+                rows(tile, i0..i1, (t0 + j) * cols);
+            }
+            i0 = i1;
+        }
+        cache.with(|c| *c.borrow_mut() = tiles);
+    });
 }
 
 /// `out[r] = w_r . x_i` for `nrows` rows of `w` (row stride `rb`), with the kernels of `isa`.
