@@ -330,6 +330,12 @@ impl Session {
         self.engine.chat_prompt(messages)
     }
 
+    /// How many of `prompt`'s first tokens equal the cached ones (before images are compared:
+    /// see `prefill`): the longest prefix `prefill` may reuse.
+    pub fn cached_prefix(&self, prompt: &[u32]) -> usize {
+        self.tokens.iter().zip(prompt).take_while(|(a, b)| a == b).count()
+    }
+
     /// Makes the cache hold exactly `prompt[..prompt.len()-1]`-or-more and returns logits for the
     /// last prompt token: reuses the longest common prefix with what is cached, prefills the rest
     /// in chunks. Returns (logits, reused).
@@ -337,7 +343,7 @@ impl Session {
     /// whole in one chunk, and reused from the cache only where the same image (same key) sits.
     fn prefill(&mut self, prompt: &[u32], images: &[PromptImage]) -> Result<(Tensor, usize)> {
         let spans = self.image_spans(prompt, images)?;
-        let mut common = self.tokens.iter().zip(prompt).take_while(|(a, b)| a == b).count();
+        let mut common = self.cached_prefix(prompt);
         // Equal soft tokens are not equal images: stop before the first cached image that differs.
         for (cached, key) in &self.images {
             let same = spans.iter().zip(images).any(|(s, im)| s == cached && im.key == *key);

@@ -26,23 +26,32 @@ fn document() -> String {
         .join("\n\n")
 }
 
+/// The plan of `joined` for the test model at `context`, as if the machine had 64 GiB free.
+fn plan_at(f: &Fixture, joined: &plan::Joined, context: usize, max_tokens: usize) -> plan::Plan {
+    // The runtime's tokenizer cache: the load that follows reuses what this builds.
+    let cache = f.dir.path().join("cache").join("tokenizers");
+    let (facts, tokenizer) = ModelFacts::from_gguf(&support::test_model(), Some(&cache)).unwrap();
+    let memory = Memory { total_ram: 64 << 30, available_ram: 64 << 30, vram: None, ..Memory::detect() };
+    let opts = PlanOptions { context: Some(context), max_tokens, memory: Some(memory), prompt_tokens_per_s: None };
+    plan::plan(joined, &facts, &opts, &tokenizer).unwrap()
+}
+
+/// Loads the test model with a `context`-token context.
+fn load_at(f: &Fixture, context: usize) {
+    let model = f.tokio.block_on(f.runtime.installed(MODEL_ID)).unwrap();
+    f.runtime.begin_load(&model).unwrap();
+    f.tokio.block_on(f.runtime.finish_load_with_context(model, Some(context), |_| {})).unwrap();
+}
+
 #[test]
 fn each_partial_summary_prompt_holds_its_chunk_and_the_result_is_saved() {
     let f = Fixture::new(64);
-    // The runtime's tokenizer cache: the load below reuses what this builds.
-    let cache = f.dir.path().join("cache").join("tokenizers");
-    let (facts, tokenizer) = ModelFacts::from_gguf(&support::test_model(), Some(&cache)).unwrap();
     let text = document();
     let joined = join(&[Source { name: "harvest.txt".into(), text: text.clone() }]);
-    let memory = Memory { total_ram: 64 << 30, available_ram: 64 << 30, vram: None, ..Memory::detect() };
-    let opts = PlanOptions { context: Some(CONTEXT), max_tokens: 16, memory: Some(memory), prompt_tokens_per_s: None };
-    let p = plan::plan(&joined, &facts, &opts, &tokenizer).unwrap();
+    let p = plan_at(&f, &joined, CONTEXT, 16);
     assert_eq!(p.mode, Mode::MapReduce);
     assert!(p.chunks.len() >= 2);
-
-    let model = f.tokio.block_on(f.runtime.installed(MODEL_ID)).unwrap();
-    f.runtime.begin_load(&model).unwrap();
-    f.tokio.block_on(f.runtime.finish_load_with_context(model, Some(CONTEXT), |_| {})).unwrap();
+    load_at(&f, CONTEXT);
 
     let parts = PartStore::new(f.dir.path(), &joined, &p, MODEL_ID);
 
@@ -189,18 +198,12 @@ fn a_run_killed_mid_way_reruns_only_the_unfinished_steps() {
 #[test]
 fn a_follow_up_question_reuses_the_document_in_the_kv_cache() {
     let f = Fixture::new(16);
-    let cache = f.dir.path().join("cache").join("tokenizers");
-    let (facts, tokenizer) = ModelFacts::from_gguf(&support::test_model(), Some(&cache)).unwrap();
     let text: String =
         (0..12).map(|i| format!("Paragraph {i}: the barn number {i} holds {} sacks.\n\n", i * 5)).collect();
     let joined = join(&[Source { name: "barns.txt".into(), text: text.trim().to_owned() }]);
-    let memory = Memory { total_ram: 64 << 30, available_ram: 64 << 30, vram: None, ..Memory::detect() };
-    let opts = PlanOptions { context: Some(CONTEXT), max_tokens: 16, memory: Some(memory), prompt_tokens_per_s: None };
-    let p = plan::plan(&joined, &facts, &opts, &tokenizer).unwrap();
+    let p = plan_at(&f, &joined, CONTEXT, 16);
     assert_eq!(p.mode, Mode::Whole);
-    let model = f.tokio.block_on(f.runtime.installed(MODEL_ID)).unwrap();
-    f.runtime.begin_load(&model).unwrap();
-    f.tokio.block_on(f.runtime.finish_load_with_context(model, Some(CONTEXT), |_| {})).unwrap();
+    load_at(&f, CONTEXT);
 
     let no = || Arc::new(AtomicBool::new(false));
     let ask = |q: &str| hearth::documents::ask::ask(&f.runtime, &joined, &p, None, q, no(), &mut |_| {}).unwrap();
@@ -217,7 +220,7 @@ fn a_follow_up_question_reuses_the_document_in_the_kv_cache() {
 
     // Too long for the context: the question goes to the summary, and the answer says so.
     let long = join(&[Source { name: "harvest.txt".into(), text: document() }]);
-    let lp = plan::plan(&long, &facts, &opts, &tokenizer).unwrap();
+    let lp = plan_at(&f, &long, CONTEXT, 16);
     assert_eq!(lp.mode, Mode::MapReduce);
     let err = hearth::documents::ask::ask(&f.runtime, &long, &lp, None, "Why?", no(), &mut |_| {}).unwrap_err();
     assert_eq!(err.code, hearth::error::ErrorCode::InvalidMessage);
@@ -240,17 +243,11 @@ fn a_follow_up_question_reuses_the_document_in_the_kv_cache() {
 fn a_whole_document_reports_its_reading_before_the_step_ends() {
     const WIDE: usize = 2048;
     let f = Fixture::new(16);
-    let cache = f.dir.path().join("cache").join("tokenizers");
-    let (facts, tokenizer) = ModelFacts::from_gguf(&support::test_model(), Some(&cache)).unwrap();
     let joined = join(&[Source { name: "harvest.txt".into(), text: document() }]);
-    let memory = Memory { total_ram: 64 << 30, available_ram: 64 << 30, vram: None, ..Memory::detect() };
-    let opts = PlanOptions { context: Some(WIDE), max_tokens: 8, memory: Some(memory), prompt_tokens_per_s: None };
-    let p = plan::plan(&joined, &facts, &opts, &tokenizer).unwrap();
+    let p = plan_at(&f, &joined, WIDE, 8);
     assert_eq!(p.mode, Mode::Whole);
     assert!(p.tokens > 1024, "{} tokens: too short to be read in parts", p.tokens);
-    let model = f.tokio.block_on(f.runtime.installed(MODEL_ID)).unwrap();
-    f.runtime.begin_load(&model).unwrap();
-    f.tokio.block_on(f.runtime.finish_load_with_context(model, Some(WIDE), |_| {})).unwrap();
+    load_at(&f, WIDE);
 
     // Cancelled after the first part: nothing is stored, and no text was written.
     let parts = PartStore::new(f.dir.path(), &joined, &p, MODEL_ID);

@@ -127,7 +127,7 @@ impl Runtime {
             let mut cached_before = usize::MAX;
             let (prompt, images) = if req.images.is_empty() {
                 let prompt = s.chat_prompt(&req.messages)?;
-                cached_before = s.tokens().iter().zip(&prompt).take_while(|(a, b)| a == b).count();
+                cached_before = s.cached_prefix(&prompt);
                 if let Some(cancelled) = read_in_parts(&mut s, &prompt, cached_before, &cancel, on_prompt)? {
                     return Ok(cancelled);
                 }
@@ -189,7 +189,7 @@ impl Runtime {
 
 /// How often (in prompt tokens) a long prompt's reading is reported: the engine's prefill chunk,
 /// so reading in parts computes exactly what one prefill would.
-pub const PROMPT_PROGRESS_TOKENS: usize = 512;
+pub const PROMPT_PROGRESS_TOKENS: usize = engine::session::PREFILL_CHUNK;
 
 /// Reads the first parts of a long prompt into the session's cache (what `generate` then finds
 /// there and does not compute again), reporting each; `cached` of its tokens are in the cache
