@@ -13,6 +13,7 @@
 // `// SAFETY:` comment saying why it holds.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod attention;
 pub mod chat_template;
 pub mod config;
 pub mod device;

@@ -13,12 +13,13 @@ use candle_core::{CpuStorage, Device, InplaceOp1, InplaceOp2, Layout, Tensor};
 use candle_nn::ops::{rms_norm, softmax_last_dim};
 use candle_nn::rotary_emb::rope_thd;
 
+use crate::attention::{self, Rows, Visible};
 use crate::config::Config;
 use crate::gguf::GgufFile;
 use crate::kv_cache::{self, KvCache, KvDType, LayerKv};
 use crate::kv_kernels;
 use crate::linear::pool::{par_for, threads, SendPtr};
-use crate::linear::{Embedding, Linear};
+use crate::linear::{kernels, Embedding, Linear};
 use crate::{EngineError, Result};
 
 /// One image's embeddings (`[tokens, hidden]`) in a forward call, from token `offset` of its ids.
@@ -352,8 +353,10 @@ impl Model {
         // one-token runs see the same numbers.
         k = kv_cache::to_cache_dtype(&k, dtype)?;
         v = kv_cache::to_cache_dtype(&v, dtype)?;
-        // One query on an f16 CPU cache: attend straight from the f16 rows.
+        // One query on an f16 CPU cache: attend straight from the f16 rows; a prompt chunk on
+        // one: in tiles converted as they are read (`attention::attend_chunk`).
         let fused = n == 1 && dtype == KvDType::F16 && self.native;
+        let tiled = n > 1 && dtype == KvDType::F16 && self.native;
 
         // `seen`: which keys each query may attend to; None when it sees all of them.
         let (keys, values, seen) = match kv {
@@ -365,6 +368,9 @@ impl Model {
                     return self.attend_one_f16(layer, &q, kc, vc, len);
                 }
                 let seen = (n > 1).then(|| Visible { ring: Vec::new(), first: 0, window: None, blocks });
+                if let (true, Some(seen)) = (tiled, &seen) {
+                    return self.attend_chunk_f16(layer, &q, (kc, vc), len, None, seen, pos);
+                }
                 (kv_cache::read_f32(kc, len)?, kv_cache::read_f32(vc, len)?, seen)
             }
             LayerKv::Local { k: kc, v: vc } if n == 1 => {
@@ -382,6 +388,16 @@ impl Model {
                 // A chunk's first queries still need positions its later keys would overwrite:
                 // attend over ring + chunk, each key's position given, then write the chunk's tail.
                 let filled = pos.min(window);
+                let ring = (0..filled).map(|s| ring_slot_position(s, pos, window)).collect();
+                let seen = Visible { ring, first: pos, window: Some(window), blocks };
+                let keep = n.min(window);
+                if tiled {
+                    // Attend before the ring is overwritten with the chunk's tail.
+                    let out = self.attend_chunk_f16(layer, &q, (kc, vc), filled, Some((&k, &v)), &seen, pos)?;
+                    ring_write(kc, &k.narrow(1, n - keep, keep)?, pos + n - keep, window)?;
+                    ring_write(vc, &v.narrow(1, n - keep, keep)?, pos + n - keep, window)?;
+                    return Ok(out);
+                }
                 let (keys, values) = if filled == 0 {
                     (kv_cache::read_f32(&k, n)?, kv_cache::read_f32(&v, n)?)
                 } else {
@@ -390,11 +406,9 @@ impl Model {
                         Tensor::cat(&[&kv_cache::read_f32(vc, filled)?, &kv_cache::read_f32(&v, n)?], 1)?,
                     )
                 };
-                let ring = (0..filled).map(|s| ring_slot_position(s, pos, window)).collect();
-                let keep = n.min(window);
                 ring_write(kc, &k.narrow(1, n - keep, keep)?, pos + n - keep, window)?;
                 ring_write(vc, &v.narrow(1, n - keep, keep)?, pos + n - keep, window)?;
-                (keys, values, Some(Visible { ring, first: pos, window: Some(window), blocks }))
+                (keys, values, Some(seen))
             }
         };
         drop((k, v));
@@ -422,7 +436,7 @@ impl Model {
             let scores = q.matmul(&keys_t)?;
             let scores = match &seen {
                 Some(seen) => {
-                    let mask = seen.mask(n, pos, len)?.to_device(&self.device)?;
+                    let mask = additive_mask(seen, n, pos, len)?.to_device(&self.device)?;
                     scores.reshape((kvh, groups, n, len))?.broadcast_add(&mask)?.reshape((kvh, groups * n, len))?
                 }
                 None => scores,
@@ -430,6 +444,45 @@ impl Model {
             softmax_last_dim(&scores)?.matmul(&values)?
         }; // [kvh, groups*n, hd]
         let out = out.reshape((h, n, hd))?.transpose(0, 1)?.contiguous()?.reshape((n, h * hd))?;
+        layer.o.forward(&out)
+    }
+
+    /// Attention of a prompt chunk's queries (`q`: `[kv_heads, groups * n, head_dim]`, scaled)
+    /// over the first `rows` slots of an f16 CPU cache, then, on a sliding layer, the chunk's own
+    /// keys and values (`[kv_heads, n, head_dim]` f16); then the output projection.
+    #[allow(clippy::too_many_arguments)]
+    fn attend_chunk_f16(
+        &self,
+        layer: &Layer,
+        q: &Tensor,
+        cache: (&Tensor, &Tensor),
+        rows: usize,
+        chunk: Option<(&Tensor, &Tensor)>,
+        seen: &Visible,
+        pos: usize,
+    ) -> Result<Tensor> {
+        let (kvh, qrows, hd) = q.dims3()?;
+        let h = self.cfg.heads;
+        let (groups, n) = (h / kvh, qrows / (h / kvh));
+        let qv: Vec<f32> = q.flatten_all()?.to_vec1()?;
+        let stride = cache.0.dim(1)?;
+        let (kc, vc) = (kv_cache::f16_data(cache.0)?, kv_cache::f16_data(cache.1)?);
+        let own = match chunk {
+            Some((k, v)) => Some((kv_cache::f16_data(k)?, kv_cache::f16_data(v)?)),
+            None => None,
+        };
+        let (k1, v1) = match &own {
+            Some((k, v)) => {
+                (Rows { data: k.slice(), stride: n, rows: n }, Rows { data: v.slice(), stride: n, rows: n })
+            }
+            None => (Rows::NONE, Rows::NONE),
+        };
+        let keys = [Rows { data: kc.slice(), stride, rows }, k1];
+        let values = [Rows { data: vc.slice(), stride, rows }, v1];
+        let out = attention::attend_chunk(&qv, kvh, groups, n, hd, pos, keys, values, seen, kernels());
+        // [kv_heads, groups * n, hd] is [heads, n, hd].
+        let out =
+            Tensor::from_vec(out, (h, n, hd), &self.device)?.transpose(0, 1)?.contiguous()?.reshape((n, h * hd))?;
         layer.o.forward(&out)
     }
 
@@ -448,7 +501,7 @@ impl Model {
 }
 
 /// The position held by ring slot `s` when positions `0..pos` have been written.
-fn ring_slot_position(s: usize, pos: usize, window: usize) -> usize {
+pub(crate) fn ring_slot_position(s: usize, pos: usize, window: usize) -> usize {
     if pos <= window {
         s
     } else {
@@ -470,51 +523,16 @@ fn ring_write(ring: &Tensor, src: &Tensor, start: usize, window: usize) -> Resul
     Ok(())
 }
 
-const MASKED: f32 = f32::NEG_INFINITY;
-
 /// Scores per kv head computed at once in a prompt chunk's attention (f32: 1 MiB).
 const SCORE_BLOCK: usize = 1 << 18;
 
-/// Which keys a query sees. Keys are `ring.len()` keys at positions `ring`, then keys at
-/// consecutive positions from `first`. A query at position qp sees key position kp iff
-/// `kp <= qp` and, with a window, `qp - kp < window`; or both lie in one of `blocks` (an image's
-/// tokens, which see each other both ways on global and sliding layers alike).
-struct Visible<'a> {
-    ring: Vec<usize>,
-    first: usize,
-    window: Option<usize>,
-    blocks: &'a [Range<usize>],
-}
-
-impl Visible<'_> {
-    fn sees(&self, qp: usize, kp: usize) -> bool {
-        (kp <= qp && self.window.is_none_or(|w| qp - kp < w))
-            || self.blocks.iter().any(|b| b.contains(&qp) && b.contains(&kp))
+/// `[n, len]` additive mask (0 or -inf) for queries at positions `pos..pos+n`.
+fn additive_mask(seen: &Visible, n: usize, pos: usize, len: usize) -> Result<Tensor> {
+    let mut m = vec![0f32; n * len];
+    for (i, row) in m.chunks_mut(len).enumerate() {
+        seen.mask_row(pos + i, row);
     }
-
-    /// Sets the scores of the keys a query at position `qp` does not see to -inf.
-    fn mask_row(&self, qp: usize, row: &mut [f32]) {
-        let (ring, rest) = row.split_at_mut(self.ring.len());
-        for (x, &kp) in ring.iter_mut().zip(&self.ring) {
-            if !self.sees(qp, kp) {
-                *x = MASKED;
-            }
-        }
-        for (j, x) in rest.iter_mut().enumerate() {
-            if !self.sees(qp, self.first + j) {
-                *x = MASKED;
-            }
-        }
-    }
-
-    /// `[n, len]` additive mask for queries at positions `pos..pos+n`.
-    fn mask(&self, n: usize, pos: usize, len: usize) -> Result<Tensor> {
-        let mut m = vec![0f32; n * len];
-        for (i, row) in m.chunks_mut(len).enumerate() {
-            self.mask_row(pos + i, row);
-        }
-        Ok(Tensor::from_vec(m, (n, len), &Device::Cpu)?)
-    }
+    Ok(Tensor::from_vec(m, (n, len), &Device::Cpu)?)
 }
 
 /// Softmax over the last dimension of `[kv_heads, rows, len]` f32 scores, in place, keys a
