@@ -332,7 +332,7 @@ enum Held {
 impl Held {
     /// Bytes of a tensor of `elems` values stored as `dtype`, once loaded. A matrix stays as
     /// stored unless it is a float type, which `Linear::new` multiplies as f32. (`Linear` also
-    /// dequantizes Q4_1/Q5_0/Q5_1 where our kernels are off, e.g. `HEARTH_GENERIC`, which this
+    /// dequantizes Q4_1/Q5_0/Q5_1 where our kernels are off (`HEARTH_KERNELS=generic`), which this
     /// does not count; no Gemma 3 mmproj stores those.)
     fn bytes(self, dtype: GgmlDType, elems: u64) -> u64 {
         match (self, dtype) {
