@@ -170,7 +170,7 @@ fn not_a_gguf_is_refused() {
 }
 
 #[test]
-fn loaded_weight_bytes_from_the_header_equal_what_loading_holds() {
+fn vision_memory_from_the_header_equals_what_loading_holds() {
     let dir = tempfile::tempdir().unwrap();
     let q8_path = dir.path().join("q8.gguf");
     fx::rewrite(
@@ -179,12 +179,42 @@ fn loaded_weight_bytes_from_the_header_equal_what_loading_holds() {
         |_| {},
         |_, dims| (dims.len() == 2 && dims[1] % 32 == 0).then_some(GgmlDType::Q8_0),
     );
-    for path in [fx::mmproj_gguf(), q8_path] {
-        let planned = engine::vision::loaded_weight_bytes(&Summary::read(&path).unwrap().tensors);
+    let f32_path = dir.path().join("f32.gguf");
+    fx::rewrite(&fx::mmproj_gguf(), &f32_path, |_| {}, |_, _| Some(GgmlDType::F32));
+    let mut planned = Vec::new();
+    for path in [fx::mmproj_gguf(), q8_path, f32_path] {
+        let s = Summary::read(&path).unwrap();
+        let file: u64 = s.tensors.iter().map(|t| t.bytes).sum();
+        let mem = engine::vision::VisionMemory::read(&path).unwrap();
         let enc = VisionEncoder::load(&path, &Device::Cpu).unwrap();
-        assert_eq!(planned, enc.resident_bytes(), "{}", path.display());
-        assert!(enc.weight_bytes() <= enc.resident_bytes());
+        assert_eq!(mem.weight_bytes, enc.resident_bytes(), "{}", path.display());
+        assert_eq!(mem.activation_peak_bytes, engine::vision::activation_peak_bytes(enc.config()));
+        assert_eq!(enc.weight_bytes(), file, "{}", path.display());
+        planned.push((file, mem.weight_bytes));
     }
+    let [(f16_file, f16_held), (q8_file, q8_held), (f32_file, f32_held)] = planned[..] else { unreachable!() };
+    // Float tensors are held as f32: the F16 file's weights take more than its bytes (its
+    // position embeddings are F32 already), the F32 file's exactly its bytes, and both the same;
+    // Q8_0 matrices stay quantized.
+    assert_eq!(f16_held, f32_held);
+    assert_eq!(f32_held, f32_file);
+    assert!(f16_held > f16_file, "{f16_held} vs {f16_file}");
+    assert!(q8_held < f16_held && q8_held > q8_file, "{q8_held} vs {q8_file}, f16 {f16_held}");
+}
+
+#[test]
+fn vision_memory_of_a_config_is_the_header_plan_of_such_a_file() {
+    // The fixture's F16 mmproj, planned from its geometry alone (as `hearth models fit` plans a
+    // catalog model not yet downloaded), equals the plan from its header.
+    let enc = VisionEncoder::load(&fx::mmproj_gguf(), &Device::Cpu).unwrap();
+    let from_header = engine::vision::VisionMemory::read(&fx::mmproj_gguf()).unwrap();
+    let from_config = engine::vision::VisionMemory::of_config(enc.config(), GgmlDType::F16);
+    assert_eq!(from_config, from_header);
+    assert!(from_config.total() > from_config.weight_bytes);
+    // Gemma 3's real tower for the 4B (text width 2560): f32 weights of about 1.7 GB, twice its
+    // 851 MB F16 file.
+    let so400m = engine::vision::VisionMemory::of_config(&engine::vision::VisionConfig::gemma3(2560), GgmlDType::F16);
+    assert!((1_650_000_000..1_720_000_000).contains(&so400m.weight_bytes), "{so400m:?}");
 }
 
 #[test]

@@ -344,6 +344,14 @@ impl From<ModelsError> for HearthError {
                 ErrorCode::DiskFull,
                 ErrorDetails { needed: Some(*needed), available: Some(*available), ..ErrorDetails::path(path) },
             ),
+            M::TooBig { estimate, available } => (
+                ErrorCode::OutOfMemory,
+                ErrorDetails {
+                    needed: Some(estimate.total_bytes),
+                    available: Some(*available),
+                    ..ErrorDetails::model(&estimate.model)
+                },
+            ),
             M::AlreadyDownloading { file } => (ErrorCode::DownloadRunning, ErrorDetails::model(file)),
             M::InvalidGguf { path, .. } => (ErrorCode::NotGguf, ErrorDetails::path(path)),
             M::NotGemma3 { path, .. } | M::NotMmproj { path, .. } => {

@@ -59,3 +59,25 @@ async fn chat_with_an_image_on_an_imported_vision_pair_is_generate_with_the_imag
     let files: Vec<_> = msgs[0].attachments.iter().map(|a| (a.kind, a.file_name.as_str())).collect();
     assert_eq!(files, [(AttachmentKind::Image, "square.896.png")]);
 }
+
+#[test]
+fn models_fit_json_of_an_imported_vision_pair_counts_the_projector_as_held_and_the_encoder_peak() {
+    let data = tempfile::tempdir().unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let (model, mmproj) = (folder.path().join("tiny-gemma3-vision.gguf"), folder.path().join("mmproj-tiny-f16.gguf"));
+    std::fs::copy(fixture("tiny-gemma3-vision.gguf"), &model).unwrap();
+    std::fs::copy(fixture("tiny-gemma3-mmproj.gguf"), &mmproj).unwrap();
+    hearth(data.path(), &["models", "import", model.to_str().unwrap(), "--id", "vis", "--json"]);
+
+    let fit = hearth(data.path(), &["models", "fit", "--model", "vis", "--context", "512", "--json"]);
+    let e = &fit["rows"][0]["estimate"];
+    let n = |k: &str| e[k].as_u64().unwrap_or_else(|| panic!("no {k} in {e}"));
+    let held = engine::vision::VisionMemory::read(&mmproj).unwrap();
+    assert_eq!(n("mmproj_bytes"), held.weight_bytes, "{e}");
+    assert_eq!(n("encoder_peak_bytes"), held.activation_peak_bytes, "{e}");
+    assert_eq!(n("mmproj_file_bytes"), std::fs::metadata(&mmproj).unwrap().len());
+    assert_eq!(
+        n("total_bytes"),
+        n("weights_bytes") + n("kv_bytes") + n("overhead_bytes") + n("mmproj_bytes") + n("encoder_peak_bytes")
+    );
+}

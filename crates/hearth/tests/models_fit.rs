@@ -5,7 +5,9 @@ use support::test_model;
 
 use std::path::Path;
 
+use candle_core::quantized::GgmlDType;
 use engine::kv_cache::KvDType;
+use engine::vision::{VisionConfig, VisionMemory};
 use hearth::models::catalog::{Architecture, Catalog};
 use hearth::models::fit::{self, Memory, Verdict};
 use hearth::models::ModelsError;
@@ -86,9 +88,54 @@ fn estimate_adds_weights_projector_kv_and_overhead() {
     // (5 x 8192 + 29 x 1024) x 4096 = 70 656 x 4096 = 289 406 976.
     assert_eq!(est.kv_bytes, 289_406_976);
     assert_eq!(est.weights_bytes, 2_489_757_856);
-    // The projector loads with a vision model (catalog::IMAGE_INPUT): the 4B's f16 mmproj.
-    assert_eq!(est.mmproj_bytes, 851_251_104);
-    assert_eq!(est.total_bytes, 2_489_757_856 + 851_251_104 + 289_406_976 + fit::RUNTIME_OVERHEAD_BYTES);
+    // The projector loads with a vision model (catalog::IMAGE_INPUT): the 4B's f16 mmproj, held
+    // as the engine holds Gemma 3's vision tower (f32, about twice the file), and the encoder's
+    // activations for one image.
+    assert_eq!(est.mmproj_file_bytes, 851_251_104);
+    let tower = VisionMemory::of_config(&VisionConfig::gemma3(2560), GgmlDType::F16);
+    assert_eq!(est.mmproj_bytes, tower.weight_bytes);
+    assert_eq!(est.encoder_peak_bytes, engine::vision::activation_peak_bytes(&VisionConfig::gemma3(2560)));
+    assert!(est.mmproj_bytes > 851_251_104 * 19 / 10, "{}", est.mmproj_bytes);
+    assert!(est.encoder_peak_bytes > 100 * MIB, "{}", est.encoder_peak_bytes);
+    assert_eq!(
+        est.total_bytes,
+        2_489_757_856 + est.mmproj_bytes + est.encoder_peak_bytes + 289_406_976 + fit::RUNTIME_OVERHEAD_BYTES
+    );
+    // A text model has no vision terms.
+    let text = cat.get("gemma-3-1b-it").unwrap();
+    let t = fit::estimate(text, text.recommended_variant(), 8192, KvDType::F16).unwrap();
+    assert_eq!((t.mmproj_bytes, t.mmproj_file_bytes, t.encoder_peak_bytes), (0, 0, 0));
+    assert_eq!(t.total_bytes, t.weights_bytes + t.kv_bytes + fit::RUNTIME_OVERHEAD_BYTES);
+}
+
+fn vision_fixture(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/vision").join(name)
+}
+
+// An installed vision pair is estimated from its headers: the projector as the loaded encoder
+// holds it and the encoder's peak for its geometry, both the engine's numbers.
+#[test]
+fn installed_vision_pair_counts_its_projector_as_held_and_the_encoder_peak() {
+    let (model, mmproj) = (vision_fixture("tiny-gemma3-vision.gguf"), vision_fixture("tiny-gemma3-mmproj.gguf"));
+    let text = fit::estimate_installed("vis", &model, None, 512, KvDType::F16).unwrap();
+    let e = fit::estimate_installed("vis", &model, Some(&mmproj), 512, KvDType::F16).unwrap();
+    let enc = engine::vision::VisionEncoder::load(&mmproj, &candle_core::Device::Cpu).unwrap();
+    assert_eq!(e.mmproj_bytes, enc.resident_bytes());
+    assert_eq!(e.encoder_peak_bytes, engine::vision::activation_peak_bytes(enc.config()));
+    assert_eq!(e.mmproj_file_bytes, std::fs::metadata(&mmproj).unwrap().len());
+    assert!(e.mmproj_bytes > enc.weight_bytes(), "F16 weights are held as f32");
+    assert_eq!(e.total_bytes, text.total_bytes + e.mmproj_bytes + e.encoder_peak_bytes);
+    assert_eq!((e.weights_bytes, e.kv_bytes), (text.weights_bytes, text.kv_bytes));
+
+    // The refusal before loading names every part.
+    let err = fit::check_fits(&e, e.total_bytes - 1).unwrap_err();
+    assert!(matches!(&err, ModelsError::TooBig { available, .. } if *available == e.total_bytes - 1), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("vision projector") && msg.contains("image encoder") && msg.contains("KV cache"), "{msg}");
+    let h = hearth::error::HearthError::from(err);
+    assert_eq!(h.code, hearth::error::ErrorCode::OutOfMemory);
+    assert_eq!((h.details.needed, h.details.available), (Some(e.total_bytes), Some(e.total_bytes - 1)));
+    assert!(fit::check_fits(&e, e.total_bytes).is_ok());
 }
 
 fn memory(total: u64, available: u64) -> Memory {
@@ -197,14 +244,14 @@ fn fit_of_a_gguf_file_reads_its_header() {
     // The catalog's shape numbers for 270M agree with the real file's header.
     assert_eq!(a, arch("gemma-3-270m-it"));
     assert_eq!(max, 32_768);
-    let e = fit::estimate_file("t", &s, 0, 8192, KvDType::F16).unwrap();
+    let e = fit::estimate_file("t", &s, None, 8192, KvDType::F16).unwrap();
     // (3 x 8192 + 15 x 512) x 1024 = 32 256 x 1024.
     assert_eq!(e.kv_bytes, 33_030_144);
     assert_eq!(e.weights_bytes, s.file_size);
     assert_eq!(e.quant, "Q4_K_M");
     // (3 x 32768 + 15 x 512) x 1024 = 105 984 x 1024.
-    assert_eq!(fit::estimate_file("t", &s, 0, 32_768, KvDType::F16).unwrap().kv_bytes, 108_527_616);
-    let err = fit::estimate_file("t", &s, 0, 65_536, KvDType::F16).unwrap_err();
+    assert_eq!(fit::estimate_file("t", &s, None, 32_768, KvDType::F16).unwrap().kv_bytes, 108_527_616);
+    let err = fit::estimate_file("t", &s, None, 65_536, KvDType::F16).unwrap_err();
     assert!(matches!(err, ModelsError::ContextTooLong { max: 32_768, .. }), "{err:?}");
 }
 
@@ -230,6 +277,6 @@ fn fit_kv_arithmetic_is_the_engines_allocation() {
     // (3 x 8192 + 15 x 512) x 1024, as in `fit_of_a_gguf_file_reads_its_header`.
     assert_eq!(cfg.kv_bytes(8192, KvDType::F16), 33_030_144);
     // A file's estimate is the engine's number too.
-    let e = fit::estimate_file("t", &s, 0, 4096, KvDType::F32).unwrap();
+    let e = fit::estimate_file("t", &s, None, 4096, KvDType::F32).unwrap();
     assert_eq!(e.kv_bytes, cfg.kv_bytes(4096, KvDType::F32) as u64);
 }

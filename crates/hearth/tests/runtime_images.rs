@@ -7,11 +7,14 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use engine::chat_template::{ChatMessage, Role as EngineRole};
+use engine::kv_cache::KvDType;
 use engine::session::{Engine, GenerateOptions, LoadOptions, Session};
+use engine::vision::VisionMemory;
 use engine::vision::{preprocess, PromptImage, VisionEncoder};
 use hearth::app_api::AppSettings;
 use hearth::error::ErrorCode;
 use hearth::models::catalog::Catalog;
+use hearth::models::fit::{self, Memory};
 use hearth::models::registry;
 use hearth::runtime::{ModelPhase, Runtime};
 use hearth::store::{AttachmentKind, NewConversation, Store};
@@ -182,6 +185,43 @@ fn an_image_turn_is_the_engines_image_prompt_and_is_encoded_once_across_turns_an
     // A different image is a miss: encoded once.
     f.send(&fresh, conv, "And this one?", vec![vision_fixture("wide.896.png")]);
     assert_eq!((fresh.image_encodes(), embedding_files(f.dir.path())), (1, 2));
+}
+
+// A vision model loads with its projector, and an image then needs the encoder's activations:
+// a machine with room for the text model alone is told so before anything large is read.
+#[test]
+fn a_vision_model_is_refused_before_loading_when_its_projector_and_encoder_peak_do_not_fit() {
+    let f = Fx::new();
+    let (model, mmproj) = (vision_fixture("tiny-gemma3-vision.gguf"), vision_fixture("tiny-gemma3-mmproj.gguf"));
+    let text = fit::estimate_installed("vis", &model, None, CONTEXT as u64, KvDType::default()).unwrap();
+    let projector = VisionMemory::read(&mmproj).unwrap();
+    let needed = text.total_bytes + projector.weight_bytes + projector.activation_peak_bytes;
+    let with_ram = |available| Memory {
+        total_ram: 64 << 30,
+        available_ram: available,
+        vram: None,
+        gpu_backend: None,
+        device: engine::device::report(),
+    };
+    // Room for the text model and the projector's weights, not for one image's activations.
+    let available = text.total_bytes + projector.weight_bytes;
+    f.runtime.assume_memory(with_ram(available));
+    let e = f.tokio.block_on(f.runtime.load("vis", |_| {})).unwrap_err();
+    assert_eq!(e.code, ErrorCode::OutOfMemory, "{e:?}");
+    assert_eq!((e.details.needed, e.details.available), (Some(needed), Some(available)));
+    let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0));
+    for part in [needed, projector.weight_bytes, projector.activation_peak_bytes, available] {
+        assert!(e.message.contains(&mib(part)), "{} missing from {:?}", mib(part), e.message);
+    }
+    let status = f.runtime.status();
+    assert_eq!((status.state, status.error.map(|e| e.code)), (ModelPhase::Error, Some(ErrorCode::OutOfMemory)));
+
+    // The same text model without its projector fits that machine; the pair fits one with room
+    // for all of it.
+    assert_eq!(f.load(&f.runtime, "txt").state, ModelPhase::Ready);
+    f.runtime.assume_memory(with_ram(needed));
+    let status = f.load(&f.runtime, "vis");
+    assert_eq!((status.state, status.reads_images), (ModelPhase::Ready, true));
 }
 
 #[test]

@@ -5,13 +5,14 @@
 use std::path::Path;
 
 use candle_core::quantized::gguf_file::Value;
+use candle_core::quantized::GgmlDType;
 use candle_core::{Device, Tensor};
 use serde::Serialize;
 
 use super::projector::Projector;
 use super::siglip::{Block, Siglip};
 use crate::config::Config;
-use crate::gguf::{GgufFile, MetadataExt, TensorSummary};
+use crate::gguf::{GgufFile, MetadataExt};
 use crate::linear::Linear;
 use crate::{EngineError, Result};
 
@@ -39,6 +40,25 @@ pub struct VisionConfig {
 }
 
 impl VisionConfig {
+    /// The vision tower of every Gemma 3 vision model (4B, 12B, 27B): SigLIP-So400m at 896x896,
+    /// as llama.cpp's mmproj files describe it, projecting to a text model `projection_dim` wide.
+    /// For planning memory before the mmproj is downloaded.
+    pub fn gemma3(projection_dim: usize) -> Self {
+        Self {
+            image_size: 896,
+            patch_size: 14,
+            hidden: 1152,
+            ffn: 4304,
+            layers: 27,
+            heads: 16,
+            eps: 1e-6,
+            pool: 4,
+            projection_dim,
+            image_mean: [0.5; 3],
+            image_std: [0.5; 3],
+        }
+    }
+
     /// Patches per side.
     pub fn grid(&self) -> usize {
         self.image_size / self.patch_size
@@ -178,67 +198,30 @@ impl VisionEncoder {
     }
 
     pub fn from_gguf(gguf: &GgufFile, device: &Device) -> Result<Self> {
-        let path = gguf.path().to_owned();
-        let invalid = |reason: String| EngineError::InvalidGguf { path: path.clone(), reason };
-        let mut cfg = VisionConfig::from_metadata(gguf).map_err(|e| match e {
-            EngineError::Metadata { key, reason } if key == "general.architecture" || key == "clip.projector_type" => {
-                EngineError::UnsupportedModel { path: path.clone(), reason }
-            }
-            other => other,
-        })?;
-        // The projection's output width is the text width; the metadata may omit it.
-        let proj = gguf.tensor_info(PROJECTION).ok_or_else(|| invalid(format!("tensor `{PROJECTION}` is missing")))?;
-        let text = match proj.shape.dims() {
-            [v, t] if *v == cfg.hidden => *t,
-            d => {
-                return Err(invalid(format!(
-                    "tensor `{PROJECTION}` has shape {d:?}, expected [{}, text width]",
-                    cfg.hidden
-                )))
-            }
-        };
-        if cfg.projection_dim != 0 && cfg.projection_dim != text {
-            return Err(invalid(format!(
-                "clip.vision.projection_dim is {} but `{PROJECTION}` projects to {text}",
-                cfg.projection_dim
-            )));
-        }
-        cfg.projection_dim = text;
-        // llama.cpp swaps ffn_up/ffn_down when their shapes show they were written the other way
-        // round; so do we. (With ffn == hidden the shapes cannot tell, and the names are taken.)
-        let swapped = cfg.ffn != cfg.hidden
-            && gguf.tensor_info("v.blk.0.ffn_up.weight").map(|i| i.shape.dims()) == Some(&[cfg.hidden, cfg.ffn][..]);
-        let plan = tensor_plan(&cfg, swapped);
-        let mut total = 0u64;
-        for (name, shape) in &plan {
-            let info = gguf.tensor_info(name).ok_or_else(|| invalid(format!("tensor `{name}` is missing")))?;
-            if info.shape.dims() != shape.as_slice() {
-                return Err(invalid(format!(
-                    "tensor `{name}` has shape {:?}, expected {:?}",
-                    info.shape.dims(),
-                    shape
-                )));
-            }
-            total += crate::gguf::tensor_bytes(info.ggml_dtype, info.shape.elem_count() as u64).unwrap_or(0);
-        }
+        let Plan { cfg, swapped, tensors: plan, file_bytes: total, memory } = Plan::of(gguf)?;
+        // The weights as held plus one image's activations, before the first large read.
         if device.is_cpu() {
             if let Some(avail) = crate::memory::available_bytes() {
-                if total > avail {
-                    return Err(EngineError::InsufficientMemory { needed: total, available: avail });
+                if memory.total() > avail {
+                    return Err(EngineError::InsufficientMemory { needed: memory.total(), available: avail });
                 }
             }
         }
-        let shape_of =
-            |name: &str| -> &[usize] { plan.iter().find(|(n, _)| n == name).map(|(_, s)| s.as_slice()).unwrap_or(&[]) };
-        let q = |name: &str| gguf.tensor(name, shape_of(name), device);
+        // Each tensor is read as the plan holds it, so the plan's memory is what loading holds
+        // (a name read the other way is a bug that fails every load).
+        let q = |name: &str, held: Held| match plan.iter().find(|t| t.name == name) {
+            Some(t) if t.held == held => gguf.tensor(name, &t.shape, device),
+            _ => Err(EngineError::InvalidArgument(format!("mmproj loader: `{name}` is not planned as {held:?}"))),
+        };
+        // Measured from what is built, not from the plan: the plan is checked against it.
         let resident = std::cell::Cell::new(0u64);
         let dense = |name: &str| -> Result<Tensor> {
-            let t = q(name)?.dequantize(device)?;
-            resident.set(resident.get() + 4 * t.elem_count() as u64);
+            let t = q(name, Held::Dense)?.dequantize(device)?;
+            resident.set(resident.get() + (t.elem_count() * t.dtype().size_in_bytes()) as u64);
             Ok(t)
         };
         let lin = |name: &str| -> Result<Linear> {
-            let l = Linear::new(q(name)?)?;
+            let l = Linear::new(q(name, Held::Matrix)?)?;
             resident.set(resident.get() + l.storage_bytes() as u64);
             Ok(l)
         };
@@ -292,7 +275,8 @@ impl VisionEncoder {
         self.weight_bytes
     }
 
-    /// Bytes of the weights as held in memory (`loaded_weight_bytes` of the file's tensors).
+    /// Bytes of the weights as held in memory, measured on what was built (what
+    /// `VisionMemory::read` of the file plans).
     pub fn resident_bytes(&self) -> u64 {
         self.resident_bytes
     }
@@ -337,58 +321,163 @@ impl VisionEncoder {
 
 const PROJECTION: &str = "mm.input_projection.weight";
 
-/// Every tensor the encoder and projector read, with its expected shape (candle order: the GGUF
-/// dimensions reversed); the one list both the check and the loading use.
-fn tensor_plan(cfg: &VisionConfig, ffn_swapped: bool) -> Vec<(String, Vec<usize>)> {
+/// How the encoder holds a tensor it reads: the block matrices as `Linear` weights, everything
+/// else (norms, biases, the patch and position embeddings, the projection) dequantized to f32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    Matrix,
+    Dense,
+}
+
+impl Held {
+    /// Bytes of a tensor of `elems` values stored as `dtype`, once loaded. A matrix stays as
+    /// stored unless it is a float type, which `Linear::new` multiplies as f32. (`Linear` also
+    /// dequantizes Q4_1/Q5_0/Q5_1 where our kernels are off (`HEARTH_KERNELS=generic`), which this
+    /// does not count; no Gemma 3 mmproj stores those.)
+    fn bytes(self, dtype: GgmlDType, elems: u64) -> u64 {
+        match (self, dtype) {
+            (Held::Dense, _) | (Held::Matrix, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16) => 4 * elems,
+            // A quantized type whose blocks do not divide the tensor is refused by the reader.
+            (Held::Matrix, _) => crate::gguf::tensor_bytes(dtype, elems).unwrap_or(4 * elems),
+        }
+    }
+}
+
+/// One tensor the encoder reads: its expected shape (candle order: the GGUF dimensions
+/// reversed) and how it is held.
+struct Planned {
+    name: String,
+    shape: Vec<usize>,
+    held: Held,
+}
+
+/// Every tensor the encoder and projector read; the one list the shape check, the memory plan
+/// and the loading use.
+fn tensor_plan(cfg: &VisionConfig, ffn_swapped: bool) -> Vec<Planned> {
     let (d, f, p) = (cfg.hidden, cfg.ffn, cfg.patch_size);
+    let t = |name: String, shape: Vec<usize>, held| Planned { name, shape, held };
+    let dense = |name: &str, shape: Vec<usize>| t(name.to_string(), shape, Held::Dense);
     let mut plan = vec![
-        ("v.patch_embd.weight".to_string(), vec![d, 3, p, p]),
-        ("v.patch_embd.bias".into(), vec![d]),
-        ("v.position_embd.weight".into(), vec![cfg.patches(), d]),
-        ("v.post_ln.weight".into(), vec![d]),
-        ("v.post_ln.bias".into(), vec![d]),
-        ("mm.soft_emb_norm.weight".into(), vec![d]),
-        (PROJECTION.into(), vec![d, cfg.projection_dim]),
+        dense("v.patch_embd.weight", vec![d, 3, p, p]),
+        dense("v.patch_embd.bias", vec![d]),
+        dense("v.position_embd.weight", vec![cfg.patches(), d]),
+        dense("v.post_ln.weight", vec![d]),
+        dense("v.post_ln.bias", vec![d]),
+        dense("mm.soft_emb_norm.weight", vec![d]),
+        dense(PROJECTION, vec![d, cfg.projection_dim]),
     ];
     let (up, down) = if ffn_swapped { (vec![d, f], vec![f, d]) } else { (vec![f, d], vec![d, f]) };
     let (up_b, down_b) = if ffn_swapped { (d, f) } else { (f, d) };
     for i in 0..cfg.layers {
         let n = |s: &str| format!("v.blk.{i}.{s}");
         for s in ["attn_q", "attn_k", "attn_v", "attn_out"] {
-            plan.push((n(&format!("{s}.weight")), vec![d, d]));
-            plan.push((n(&format!("{s}.bias")), vec![d]));
+            plan.push(t(n(&format!("{s}.weight")), vec![d, d], Held::Matrix));
+            plan.push(t(n(&format!("{s}.bias")), vec![d], Held::Dense));
         }
         for s in ["ln1", "ln2"] {
-            plan.push((n(&format!("{s}.weight")), vec![d]));
-            plan.push((n(&format!("{s}.bias")), vec![d]));
+            plan.push(t(n(&format!("{s}.weight")), vec![d], Held::Dense));
+            plan.push(t(n(&format!("{s}.bias")), vec![d], Held::Dense));
         }
-        plan.push((n("ffn_up.weight"), up.clone()));
-        plan.push((n("ffn_up.bias"), vec![up_b]));
-        plan.push((n("ffn_down.weight"), down.clone()));
-        plan.push((n("ffn_down.bias"), vec![down_b]));
+        plan.push(t(n("ffn_up.weight"), up.clone(), Held::Matrix));
+        plan.push(t(n("ffn_up.bias"), vec![up_b], Held::Dense));
+        plan.push(t(n("ffn_down.weight"), down.clone(), Held::Matrix));
+        plan.push(t(n("ffn_down.bias"), vec![down_b], Held::Dense));
     }
     plan
 }
 
-/// Bytes an encoder loaded from an mmproj with these tensors holds, from the header alone (for
-/// memory planning before loading): the block matrices stay quantized as stored, F16/BF16/F32
-/// ones become f32 (`Linear` multiplies float weights in f32), every other tensor becomes f32.
-pub fn loaded_weight_bytes(tensors: &[TensorSummary]) -> u64 {
-    use candle_core::quantized::GgmlDType as T;
-    tensors
-        .iter()
-        .filter(|t| t.name.starts_with("v.") || t.name.starts_with("mm."))
-        .map(|t| {
-            let elems = t.dims.iter().product::<usize>() as u64;
-            let matrix = t.name.starts_with("v.blk.")
-                && ["attn_q", "attn_k", "attn_v", "attn_out", "ffn_up", "ffn_down"]
-                    .iter()
-                    .any(|m| t.name.ends_with(&format!(".{m}.weight")));
-            match t.dtype {
-                T::F32 | T::F16 | T::BF16 => 4 * elems,
-                _ if matrix => t.bytes,
-                _ => 4 * elems,
+/// What an mmproj costs in memory once loaded, planned before anything large is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct VisionMemory {
+    /// The encoder's and projector's weights as held in memory (float matrices as f32, about
+    /// twice an F16 file).
+    pub weight_bytes: u64,
+    /// The encoder's activations for one image on top of them (`activation_peak_bytes`).
+    pub activation_peak_bytes: u64,
+}
+
+impl VisionMemory {
+    /// Weights plus one image's activations: what loading and using the encoder takes.
+    pub fn total(&self) -> u64 {
+        self.weight_bytes + self.activation_peak_bytes
+    }
+
+    /// From an mmproj's header alone (checked as loading checks it; no tensor data is read).
+    pub fn read(path: &Path) -> Result<Self> {
+        Ok(Plan::of(&GgufFile::open(path)?)?.memory)
+    }
+
+    /// An encoder of geometry `cfg` whose block matrices are stored as `matrices` (e.g.
+    /// `VisionConfig::gemma3` in llama.cpp's F16 mmproj), before its file is at hand.
+    pub fn of_config(cfg: &VisionConfig, matrices: GgmlDType) -> Self {
+        let weight_bytes = tensor_plan(cfg, false)
+            .iter()
+            .map(|t| t.held.bytes(matrices, t.shape.iter().product::<usize>() as u64))
+            .sum();
+        Self { weight_bytes, activation_peak_bytes: super::activation_peak_bytes(cfg) }
+    }
+}
+
+/// An mmproj's header checked against the encoder it describes: the geometry, every tensor's
+/// shape, and the memory loading it takes.
+struct Plan {
+    cfg: VisionConfig,
+    swapped: bool,
+    tensors: Vec<Planned>,
+    /// The weights' bytes in the file.
+    file_bytes: u64,
+    memory: VisionMemory,
+}
+
+impl Plan {
+    fn of(gguf: &GgufFile) -> Result<Self> {
+        let path = gguf.path().to_owned();
+        let invalid = |reason: String| EngineError::InvalidGguf { path: path.clone(), reason };
+        let mut cfg = VisionConfig::from_metadata(gguf).map_err(|e| match e {
+            EngineError::Metadata { key, reason } if key == "general.architecture" || key == "clip.projector_type" => {
+                EngineError::UnsupportedModel { path: path.clone(), reason }
             }
-        })
-        .sum()
+            other => other,
+        })?;
+        // The projection's output width is the text width; the metadata may omit it.
+        let proj = gguf.tensor_info(PROJECTION).ok_or_else(|| invalid(format!("tensor `{PROJECTION}` is missing")))?;
+        let text = match proj.shape.dims() {
+            [v, t] if *v == cfg.hidden => *t,
+            d => {
+                return Err(invalid(format!(
+                    "tensor `{PROJECTION}` has shape {d:?}, expected [{}, text width]",
+                    cfg.hidden
+                )))
+            }
+        };
+        if cfg.projection_dim != 0 && cfg.projection_dim != text {
+            return Err(invalid(format!(
+                "clip.vision.projection_dim is {} but `{PROJECTION}` projects to {text}",
+                cfg.projection_dim
+            )));
+        }
+        cfg.projection_dim = text;
+        // llama.cpp swaps ffn_up/ffn_down when their shapes show they were written the other way
+        // round; so do we. (With ffn == hidden the shapes cannot tell, and the names are taken.)
+        let swapped = cfg.ffn != cfg.hidden
+            && gguf.tensor_info("v.blk.0.ffn_up.weight").map(|i| i.shape.dims()) == Some(&[cfg.hidden, cfg.ffn][..]);
+        let tensors = tensor_plan(&cfg, swapped);
+        let (mut file_bytes, mut weight_bytes) = (0u64, 0u64);
+        for t in &tensors {
+            let info = gguf.tensor_info(&t.name).ok_or_else(|| invalid(format!("tensor `{}` is missing", t.name)))?;
+            if info.shape.dims() != t.shape.as_slice() {
+                return Err(invalid(format!(
+                    "tensor `{}` has shape {:?}, expected {:?}",
+                    t.name,
+                    info.shape.dims(),
+                    t.shape
+                )));
+            }
+            let elems = info.shape.elem_count() as u64;
+            file_bytes += crate::gguf::tensor_bytes(info.ggml_dtype, elems).unwrap_or(0);
+            weight_bytes += t.held.bytes(info.ggml_dtype, elems);
+        }
+        let memory = VisionMemory { weight_bytes, activation_peak_bytes: super::activation_peak_bytes(&cfg) };
+        Ok(Self { cfg, swapped, tensors, file_bytes, memory })
+    }
 }

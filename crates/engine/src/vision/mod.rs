@@ -12,7 +12,7 @@ pub mod preprocess;
 mod projector;
 mod siglip;
 
-pub use mmproj::{loaded_weight_bytes, VisionConfig, VisionEncoder};
+pub use mmproj::{VisionConfig, VisionEncoder, VisionMemory};
 pub use siglip::activation_peak_bytes;
 
 /// The token each image embedding stands in for.

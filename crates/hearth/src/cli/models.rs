@@ -266,12 +266,9 @@ async fn fit_cmd(data_dir: &Path, context: u64, kv_type: &str, model: Option<&st
             // Not in the catalog: an installed model or a file, measured from its GGUF header.
             let store = open_store(data_dir).await?;
             let path = models::resolve_model_arg(&store, arg).await?;
-            let mmproj = match registry::get(&store, arg).await? {
-                Some(m) => m.mmproj_path.and_then(|p| std::fs::metadata(p).ok()).map_or(0, |m| m.len()),
-                None => 0,
-            };
-            let summary = models::check_gemma3(&path)?;
-            let estimate = fit::estimate_file(arg, &summary, mmproj, context, kv)?;
+            // An installed vision model loads with its projector: it counts as loading holds it.
+            let mmproj = registry::get(&store, arg).await?.and_then(|m| m.mmproj_path);
+            let estimate = fit::estimate_installed(arg, &path, mmproj.as_deref(), context, kv)?;
             report.rows = vec![fit::FitRow {
                 verdict: fit::verdict(estimate.total_bytes, &memory),
                 recommended_variant: false,
@@ -304,29 +301,33 @@ async fn fit_cmd(data_dir: &Path, context: u64, kv_type: &str, model: Option<&st
         human(fit::RUNTIME_OVERHEAD_BYTES)
     );
     println!(
+        "Vision models: MMPROJ = the projector as held in memory (float weights as f32), ENCODER = the image encoder's activation peak"
+    );
+    println!(
         "fits = total <= {:.0}% of available memory; tight = within available (or 90% of total RAM)\n",
         fit::FIT_FRACTION * 100.0
     );
     println!(
-        "{:<16} {:<13} {:>10} {:>9} {:>10} {:>10}  VERDICT",
-        "MODEL", "VARIANT", "WEIGHTS", "MMPROJ", "KV CACHE", "TOTAL"
+        "{:<16} {:<13} {:>10} {:>9} {:>9} {:>10} {:>10}  VERDICT",
+        "MODEL", "VARIANT", "WEIGHTS", "MMPROJ", "ENCODER", "KV CACHE", "TOTAL"
     );
     for r in &report.rows {
         let name = format!("{}{}", r.variant, if r.recommended_variant { " *" } else { "" });
         match &r.estimate {
             Some(e) => println!(
-                "{:<16} {:<13} {:>10} {:>9} {:>10} {:>10}  {}",
+                "{:<16} {:<13} {:>10} {:>9} {:>9} {:>10} {:>10}  {}",
                 r.model,
                 name,
                 human(e.weights_bytes),
                 if e.mmproj_bytes > 0 { human(e.mmproj_bytes) } else { "-".into() },
+                if e.encoder_peak_bytes > 0 { human(e.encoder_peak_bytes) } else { "-".into() },
                 human(e.kv_bytes),
                 human(e.total_bytes),
                 r.verdict.label()
             ),
             None => println!(
-                "{:<16} {:<13} {:>10} {:>9} {:>10} {:>10}  context too long (max {})",
-                r.model, name, "", "", "", "", r.max_context
+                "{:<16} {:<13} {:>10} {:>9} {:>9} {:>10} {:>10}  context too long (max {})",
+                r.model, name, "", "", "", "", "", r.max_context
             ),
         }
     }

@@ -10,6 +10,25 @@ fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
+/// Every part of the estimate, so the user sees what to cut (a vision model's projector and
+/// encoder, or the context's KV cache).
+fn too_big(e: &super::fit::Estimate, available: u64) -> String {
+    let mut parts = vec![format!("{} weights", mib(e.weights_bytes))];
+    if e.mmproj_bytes > 0 {
+        parts.push(format!("{} vision projector", mib(e.mmproj_bytes)));
+        parts.push(format!("{} image encoder at work", mib(e.encoder_peak_bytes)));
+    }
+    parts.push(format!("{} KV cache for {} tokens", mib(e.kv_bytes), e.context));
+    parts.push(format!("{} runtime", mib(e.overhead_bytes)));
+    format!(
+        "{} needs {} of memory ({}) but only {} is available; close other programs, or choose a shorter context or a smaller model",
+        e.model,
+        mib(e.total_bytes),
+        parts.join(" + "),
+        mib(available)
+    )
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ModelsError {
     #[error("the model catalog is invalid: {0}")]
@@ -85,6 +104,9 @@ pub enum ModelsError {
 
     #[error("not enough free disk space in {}: {} needed, {} available", path.display(), mib(*needed), mib(*available))]
     DiskFull { path: PathBuf, needed: u64, available: u64 },
+
+    #[error("{}", too_big(estimate, *available))]
+    TooBig { estimate: Box<super::fit::Estimate>, available: u64 },
 
     #[error("{file} is already being downloaded by another Hearth process")]
     AlreadyDownloading { file: String },

@@ -1,19 +1,25 @@
-//! Will a model run on this machine? Weights + Gemma 3's sliding-window KV cache + a runtime
-//! allowance, against the memory that is free now.
+//! Will a model run on this machine? Weights + Gemma 3's sliding-window KV cache + for a
+//! vision model its projector (mmproj) as held in memory and the image encoder's activation
+//! peak + a runtime allowance, against the memory that is free now. The runtime refuses a load
+//! whose estimate does not fit ([`check_fits`]) before reading anything large.
 //!
 //! The KV cache is counted by the engine's own formula (`engine::config::KvShape::bytes`, what
 //! `KvCache::new` allocates) for the engine's element types (`engine::kv_cache::KvDType`), and
 //! RAM is measured by the engine's probe (`engine::memory`), so what `hearth models fit`
 //! promises is what loading the model takes. A GGUF outside the catalog is measured through the
-//! engine's header summary (`engine::gguf::Summary`).
+//! engine's header summary (`engine::gguf::Summary`); a projector through the engine's own plan
+//! of what loading it holds (`engine::vision::VisionMemory`).
+
+use std::path::Path;
 
 use engine::config::KvShape;
 use engine::gguf::Summary;
+use engine::vision::{VisionConfig, VisionMemory};
 // Re-exported: front ends name the cache type without depending on the engine.
 pub use engine::kv_cache::KvDType;
 use serde::Serialize;
 
-use super::catalog::{Architecture, Catalog, CatalogEntry, Variant};
+use super::catalog::{Architecture, Catalog, CatalogEntry, HubFile, Variant};
 use super::ModelsError;
 
 const MIB: u64 = 1024 * 1024;
@@ -92,6 +98,16 @@ impl Memory {
     pub fn budget(&self) -> u64 {
         self.vram.unwrap_or(self.available_ram)
     }
+
+    /// What a load is refused against: the [`budget`](Self::budget), or available RAM when the
+    /// model is kept on the CPU (`cpu_only`). `None` when the OS told nothing (`detect` then
+    /// reads 0): a load is not refused on a made-up number.
+    pub fn load_budget(&self, cpu_only: bool) -> Option<u64> {
+        match self.vram {
+            Some(v) if !cpu_only => Some(v),
+            _ => (self.total_ram > 0).then_some(self.available_ram),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -124,7 +140,13 @@ pub struct Estimate {
     pub context: u64,
     pub max_context: u64,
     pub weights_bytes: u64,
+    /// The vision projector's weights as held in memory (its float matrices as f32: about
+    /// twice an F16 file); 0 for a text model.
     pub mmproj_bytes: u64,
+    /// The projector's file (what downloading it takes); 0 for a text model.
+    pub mmproj_file_bytes: u64,
+    /// The image encoder's activations for one image, beside its weights; 0 for a text model.
+    pub encoder_peak_bytes: u64,
     pub kv_bytes: u64,
     pub overhead_bytes: u64,
     pub total_bytes: u64,
@@ -143,20 +165,73 @@ pub fn estimate(entry: &CatalogEntry, variant: &Variant, n_ctx: u64, kv: KvDType
         });
     }
     let kv_bytes = kv_cache_bytes(&entry.architecture, n_ctx, kv);
-    let mmproj_bytes = entry.mmproj_for(variant).map_or(0, |m| m.size_bytes);
-    let weights_bytes = variant.size_bytes;
-    Ok(Estimate {
-        model: entry.id.clone(),
-        variant: variant.name.clone(),
-        quant: variant.quant.clone(),
-        context: n_ctx,
-        max_context: entry.context_length,
-        weights_bytes,
-        mmproj_bytes,
+    let projector = entry.mmproj_for(variant).map(|m| ProjectorCost::of_catalog(&m, &entry.architecture));
+    Ok(Estimate::new(
+        entry.id.clone(),
+        variant.name.clone(),
+        variant.quant.clone(),
+        (n_ctx, entry.context_length),
+        variant.size_bytes,
+        projector.as_ref(),
         kv_bytes,
-        overhead_bytes: RUNTIME_OVERHEAD_BYTES,
-        total_bytes: weights_bytes + mmproj_bytes + kv_bytes + RUNTIME_OVERHEAD_BYTES,
-    })
+    ))
+}
+
+impl Estimate {
+    /// `context` is (requested, maximum); the total is the sum of the parts.
+    fn new(
+        model: String,
+        variant: String,
+        quant: String,
+        (context, max_context): (u64, u64),
+        weights_bytes: u64,
+        projector: Option<&ProjectorCost>,
+        kv_bytes: u64,
+    ) -> Self {
+        let (mmproj_bytes, mmproj_file_bytes, encoder_peak_bytes) =
+            projector.map_or((0, 0, 0), |p| (p.memory.weight_bytes, p.file_bytes, p.memory.activation_peak_bytes));
+        Self {
+            model,
+            variant,
+            quant,
+            context,
+            max_context,
+            weights_bytes,
+            mmproj_bytes,
+            mmproj_file_bytes,
+            encoder_peak_bytes,
+            kv_bytes,
+            overhead_bytes: RUNTIME_OVERHEAD_BYTES,
+            total_bytes: weights_bytes + mmproj_bytes + encoder_peak_bytes + kv_bytes + RUNTIME_OVERHEAD_BYTES,
+        }
+    }
+}
+
+/// A vision projector's part of an estimate: its file, and what loading and running it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProjectorCost {
+    pub file_bytes: u64,
+    pub memory: VisionMemory,
+}
+
+impl ProjectorCost {
+    /// Of an mmproj file, from its header (checked as loading checks it).
+    pub fn of_file(path: &Path) -> Result<Self, ModelsError> {
+        let memory = VisionMemory::read(path).map_err(|e| ModelsError::gguf(path, e))?;
+        let file_bytes = std::fs::metadata(path).map_err(ModelsError::io("cannot read", path))?.len();
+        Ok(Self { file_bytes, memory })
+    }
+
+    /// Of a catalog model's projector before it is downloaded: Gemma 3's vision tower
+    /// projecting to the model's width, its matrices F16 as in llama.cpp's mmproj files (a
+    /// quantized projector would hold less: this is the upper bound).
+    pub fn of_catalog(file: &HubFile, arch: &Architecture) -> Self {
+        let cfg = VisionConfig::gemma3(arch.hidden as usize);
+        Self {
+            file_bytes: file.size_bytes,
+            memory: VisionMemory::of_config(&cfg, candle_core::quantized::GgmlDType::F16),
+        }
+    }
 }
 
 /// The Gemma 3 hyper-parameters the engine would run `s` with; refuses a file that is not a
@@ -182,12 +257,12 @@ pub fn architecture_from_gguf(s: &Summary) -> Result<(Architecture, u64), Models
     Ok((arch, c.context_length as u64))
 }
 
-/// The estimate for a Gemma 3 GGUF file (plus an optional projector of `mmproj_bytes`), with
-/// the KV cache the engine would allocate for it.
+/// The estimate for a Gemma 3 GGUF file (plus an optional projector), with the KV cache the
+/// engine would allocate for it.
 pub fn estimate_file(
     name: &str,
     s: &Summary,
-    mmproj_bytes: u64,
+    projector: Option<&ProjectorCost>,
     n_ctx: u64,
     kv: KvDType,
 ) -> Result<Estimate, ModelsError> {
@@ -201,18 +276,31 @@ pub fn estimate_file(
     }
     let kv_bytes = config.kv_shape().bytes(n_ctx, kv);
     let quant = s.quant().unwrap_or("?").to_string();
-    Ok(Estimate {
-        model: name.to_string(),
-        variant: quant.clone(),
-        quant,
-        context: n_ctx,
-        max_context: max,
-        weights_bytes: s.file_size,
-        mmproj_bytes,
-        kv_bytes,
-        overhead_bytes: RUNTIME_OVERHEAD_BYTES,
-        total_bytes: s.file_size + mmproj_bytes + kv_bytes + RUNTIME_OVERHEAD_BYTES,
-    })
+    Ok(Estimate::new(name.to_string(), quant.clone(), quant, (n_ctx, max), s.file_size, projector, kv_bytes))
+}
+
+/// The estimate for the text model at `path` with its projector at `mmproj`, from their
+/// headers: what `hearth models fit` says of an installed model and what the runtime checks
+/// before loading one.
+pub fn estimate_installed(
+    name: &str,
+    path: &Path,
+    mmproj: Option<&Path>,
+    n_ctx: u64,
+    kv: KvDType,
+) -> Result<Estimate, ModelsError> {
+    let summary = super::check_gemma3(path)?;
+    let projector = mmproj.map(ProjectorCost::of_file).transpose()?;
+    estimate_file(name, &summary, projector.as_ref(), n_ctx, kv)
+}
+
+/// Refuses a load whose estimate is more than `available` bytes, with every part in the
+/// message (`ModelsError::TooBig`, the `out_of_memory` code).
+pub fn check_fits(estimate: &Estimate, available: u64) -> Result<(), ModelsError> {
+    if estimate.total_bytes > available {
+        return Err(ModelsError::TooBig { estimate: Box::new(estimate.clone()), available });
+    }
+    Ok(())
 }
 
 /// fits: at most 80% of the budget; tight: within the budget, or within 90% of total RAM (other

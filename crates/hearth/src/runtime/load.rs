@@ -9,6 +9,7 @@ use engine::session::{Engine, LoadOptions, Session};
 use super::{lock, RemoteClient, Runtime, Slot};
 use crate::app_api::{AppSettings, DeviceChoice};
 use crate::error::{HearthError, HearthResult};
+use crate::models::fit::{self, KvDType, Memory};
 use crate::models::last_used::{self, LastUsed};
 use crate::models::registry::InstalledModel;
 use crate::turn_inputs::Vision;
@@ -23,6 +24,32 @@ pub(super) fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| p.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Refuses, before anything large is read, a load whose estimate (weights, KV cache, and for a
+/// vision model its projector as held and the image encoder's peak: what `hearth models fit`
+/// counts) is more than the memory free now. A model whose headers cannot be planned is left
+/// to the loaders, which say what is wrong with its files.
+fn check_memory(
+    assumed: Option<Memory>,
+    id: &str,
+    path: &std::path::Path,
+    mmproj: Option<&std::path::Path>,
+    ctx: usize,
+    cpu_only: bool,
+) -> HearthResult<()> {
+    let estimate = match fit::estimate_installed(id, path, mmproj, ctx as u64, KvDType::default()) {
+        Ok(e) => e,
+        Err(e) => {
+            log::debug!("no memory estimate for {id}: {e}");
+            return Ok(());
+        }
+    };
+    let memory = assumed.unwrap_or_else(Memory::detect);
+    if let Some(available) = memory.load_budget(cpu_only) {
+        fit::check_fits(&estimate, available)?;
+    }
+    Ok(())
 }
 
 impl Runtime {
@@ -199,9 +226,13 @@ impl Runtime {
         let data_dir = self.inner.data_dir.clone();
         let ctx = settings.context_size.max(1) as usize;
         let inner = self.inner.clone();
+        let id = model.id.clone();
+        let cpu_only = settings.device == DeviceChoice::Cpu;
         // Reading weights takes seconds: a blocking thread keeps the async workers free.
         let joined = tokio::task::spawn_blocking(move || {
             std::panic::catch_unwind(AssertUnwindSafe(|| -> HearthResult<(Session, Option<Vision>)> {
+                let assumed = lock(&inner.assumed_memory).clone();
+                check_memory(assumed, &id, &path, mmproj.as_deref(), ctx, cpu_only)?;
                 // The engine reports per tensor (hundreds of times); a step per percent is enough.
                 let mut last = 0.0f32;
                 let engine = Engine::load_with_progress(&path, &opts, &mut |f| {

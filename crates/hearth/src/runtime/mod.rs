@@ -175,6 +175,8 @@ struct Inner {
     reply_limit: std::sync::atomic::AtomicUsize,
     /// The line of generations waiting for the model (see [`queue`]).
     queue: Arc<GenerationQueue>,
+    /// The memory loads are judged against instead of this machine's (`assume_memory`).
+    assumed_memory: Mutex<Option<crate::models::fit::Memory>>,
 }
 
 /// See the module docs.
@@ -203,6 +205,7 @@ impl Runtime {
                 running: Mutex::new(None),
                 reply_limit: std::sync::atomic::AtomicUsize::new(MAX_REPLY_TOKENS),
                 queue: GenerationQueue::new(queue::DEFAULT_QUEUE_CAPACITY),
+                assumed_memory: Mutex::new(None),
             }),
         }
     }
@@ -210,6 +213,13 @@ impl Runtime {
     /// Caps the length of every later reply (at least one token).
     pub fn set_reply_limit(&self, tokens: usize) {
         self.inner.reply_limit.store(tokens.max(1), Ordering::Relaxed);
+    }
+
+    /// Judges every later load against `memory` instead of measuring this machine's (tests: a
+    /// machine of any size).
+    #[doc(hidden)]
+    pub fn assume_memory(&self, memory: crate::models::fit::Memory) {
+        *lock(&self.inner.assumed_memory) = Some(memory);
     }
 
     /// The line in front of the model, shared by every front end that queues instead of
