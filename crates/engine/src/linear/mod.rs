@@ -70,8 +70,51 @@ enum Backend {
 /// Q5_0 for rows of 640), and the device-generic path on the CPU then ran ~20x slower than the
 /// rest. Such a matrix is dequantized once instead: the same arithmetic as candle's CUDA
 /// fallback for these types (dequantize, then a float matmul), at 4 bytes a weight.
-fn candle_scalar_on_cpu(w: &QTensor) -> bool {
-    w.device().is_cpu() && matches!(w.dtype(), GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1)
+fn candle_scalar_on_cpu(dtype: GgmlDType, device: &Device) -> bool {
+    device.is_cpu() && matches!(dtype, GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1)
+}
+
+/// How [`Linear::new`] holds a matrix.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Holding {
+    /// As stored, multiplied by our kernels.
+    Native(WType),
+    /// Dequantized to f32.
+    Dense,
+    /// As stored, multiplied by candle.
+    Candle,
+}
+
+/// How a matrix stored as `dtype`, `in_dim` values a row, is held on `device`: the one rule
+/// `Linear::new` follows and the memory plans count ([`held_bytes`]).
+fn holding(dtype: GgmlDType, in_dim: usize, device: &Device) -> Holding {
+    let native = WType::from_ggml(dtype).filter(|t| {
+        // Without SIMD, candle's own kernels (NEON on ARM) beat our portable ones on the
+        // types it has vectorized; keep ours for the types it only has scalar code for.
+        native_on(device)
+            && in_dim.is_multiple_of(t.block_elems())
+            && (kernel_level() > Level::Scalar || matches!(t, WType::Q4_1 | WType::Q5_0 | WType::Q5_1))
+    });
+    match native {
+        Some(t) => Holding::Native(t),
+        None if matches!(dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16)
+            || candle_scalar_on_cpu(dtype, device) =>
+        {
+            Holding::Dense
+        }
+        None => Holding::Candle,
+    }
+}
+
+/// Bytes a `Linear` holds for an `[out_dim, in_dim]` matrix stored as `dtype` on `device`,
+/// known before reading it. `None` when `dtype`'s blocks do not divide the matrix (the reader
+/// refuses such a tensor).
+pub fn held_bytes(dtype: GgmlDType, out_dim: usize, in_dim: usize, device: &Device) -> Option<u64> {
+    let elems = (out_dim * in_dim) as u64;
+    match holding(dtype, in_dim, device) {
+        Holding::Dense => Some(4 * elems),
+        Holding::Native(_) | Holding::Candle => crate::gguf::tensor_bytes(dtype, elems),
+    }
 }
 
 /// A weight matrix of shape `[out, in]` (GGUF stores it so), applied as `x @ W^T`.
@@ -85,23 +128,19 @@ pub struct Linear {
 impl Linear {
     pub fn new(w: Arc<QTensor>) -> Result<Self> {
         let (out_dim, in_dim) = w.shape().dims2()?;
-        let dtype = w.dtype();
-        let native = WType::from_ggml(dtype).filter(|t| {
-            // Without SIMD, candle's own kernels (NEON on ARM) beat our portable ones on the
-            // types it has vectorized; keep ours for the types it only has scalar code for.
-            native_on(&w.device())
-                && in_dim % t.block_elems() == 0
-                && (kernel_level() > Level::Scalar || matches!(t, WType::Q4_1 | WType::Q5_0 | WType::Q5_1))
-        });
-        let (backend, bytes) = if let Some(t) = native {
-            let bytes = w.storage_size_in_bytes();
-            (Backend::Native(t, w), bytes)
-        } else if matches!(dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16) || candle_scalar_on_cpu(&w) {
-            let t = w.dequantize(&w.device())?;
-            (Backend::Dense(t), out_dim * in_dim * 4)
-        } else {
-            let bytes = w.storage_size_in_bytes();
-            (Backend::Candle(QMatMul::from_arc(w)?), bytes)
+        let (backend, bytes) = match holding(w.dtype(), in_dim, &w.device()) {
+            Holding::Native(t) => {
+                let bytes = w.storage_size_in_bytes();
+                (Backend::Native(t, w), bytes)
+            }
+            Holding::Dense => {
+                let t = w.dequantize(&w.device())?;
+                (Backend::Dense(t), out_dim * in_dim * 4)
+            }
+            Holding::Candle => {
+                let bytes = w.storage_size_in_bytes();
+                (Backend::Candle(QMatMul::from_arc(w)?), bytes)
+            }
         };
         Ok(Self { backend, in_dim, out_dim, bytes })
     }

@@ -330,15 +330,16 @@ enum Held {
 }
 
 impl Held {
-    /// Bytes of a tensor of `elems` values stored as `dtype`, once loaded. A matrix stays as
-    /// stored unless it is a float type, which `Linear::new` multiplies as f32. (`Linear` also
-    /// dequantizes Q4_1/Q5_0/Q5_1 where our kernels are off (`HEARTH_KERNELS=generic`), which this
-    /// does not count; no Gemma 3 mmproj stores those.)
-    fn bytes(self, dtype: GgmlDType, elems: u64) -> u64 {
-        match (self, dtype) {
-            (Held::Dense, _) | (Held::Matrix, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16) => 4 * elems,
-            // A quantized type whose blocks do not divide the tensor is refused by the reader.
-            (Held::Matrix, _) => crate::gguf::tensor_bytes(dtype, elems).unwrap_or(4 * elems),
+    /// Bytes of a tensor of `shape` (candle order) stored as `dtype`, once loaded on the CPU: a
+    /// matrix as `Linear` holds it (`linear::held_bytes`), anything else as f32.
+    fn bytes(self, dtype: GgmlDType, shape: &[usize]) -> u64 {
+        let elems = shape.iter().product::<usize>() as u64;
+        match (self, shape) {
+            (Held::Matrix, &[out, inp]) => {
+                // A quantized type whose blocks do not divide the tensor is refused by the reader.
+                crate::linear::held_bytes(dtype, out, inp, &candle_core::Device::Cpu).unwrap_or(4 * elems)
+            }
+            _ => 4 * elems,
         }
     }
 }
@@ -410,10 +411,7 @@ impl VisionMemory {
     /// An encoder of geometry `cfg` whose block matrices are stored as `matrices` (e.g.
     /// `VisionConfig::gemma3` in llama.cpp's F16 mmproj), before its file is at hand.
     pub fn of_config(cfg: &VisionConfig, matrices: GgmlDType) -> Self {
-        let weight_bytes = tensor_plan(cfg, false)
-            .iter()
-            .map(|t| t.held.bytes(matrices, t.shape.iter().product::<usize>() as u64))
-            .sum();
+        let weight_bytes = tensor_plan(cfg, false).iter().map(|t| t.held.bytes(matrices, &t.shape)).sum();
         Self { weight_bytes, activation_peak_bytes: super::activation_peak_bytes(cfg) }
     }
 }
@@ -475,7 +473,7 @@ impl Plan {
             }
             let elems = info.shape.elem_count() as u64;
             file_bytes += crate::gguf::tensor_bytes(info.ggml_dtype, elems).unwrap_or(0);
-            weight_bytes += t.held.bytes(info.ggml_dtype, elems);
+            weight_bytes += t.held.bytes(info.ggml_dtype, &t.shape);
         }
         let memory = VisionMemory { weight_bytes, activation_peak_bytes: super::activation_peak_bytes(&cfg) };
         Ok(Self { cfg, swapped, tensors, file_bytes, memory })
