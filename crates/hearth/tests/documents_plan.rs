@@ -117,6 +117,24 @@ fn a_document_that_fits_is_planned_whole_at_the_context_it_needs() {
     assert_eq!(p.reduce_levels, 0);
 }
 
+// A vision model's plan counts what loading it holds beside the text model: the projector as
+// held and the image encoder's peak, the sum `models fit` and the load check use.
+#[test]
+fn a_vision_models_plan_counts_its_projector_and_encoder_peak() {
+    let (facts_model, tokenizer) = model();
+    let mmproj = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/vision/tiny-gemma3-mmproj.gguf");
+    let vision = facts_model.clone().with_projector(Some(&mmproj)).unwrap();
+    let (text, _) = document();
+    let joined = join(&[Source { name: "minutes.txt".into(), text }]);
+    let plain = plan::plan(&joined, facts_model, &opts(Some(2048), 128), tokenizer).unwrap();
+    let with = plan::plan(&joined, &vision, &opts(Some(2048), 128), tokenizer).unwrap();
+    let cost = hearth::models::fit::ProjectorCost::of_file(&mmproj).unwrap();
+    assert!(cost.memory.weight_bytes > 0 && cost.memory.activation_peak_bytes > 0);
+    assert_eq!(with.memory_bytes, plain.memory_bytes + cost.memory.weight_bytes + cost.memory.activation_peak_bytes);
+    assert_eq!((with.context, with.kv_bytes, with.chunks.len()), (plain.context, plain.kv_bytes, plain.chunks.len()));
+}
+
 #[test]
 fn one_long_paragraph_is_cut_between_sentences() {
     let (facts_model, tokenizer) = model();

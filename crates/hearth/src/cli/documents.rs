@@ -86,6 +86,12 @@ pub fn summarize(a: SummarizeArgs, data_dir: &Path) -> anyhow::Result<()> {
     let model = model_arg(a.model.as_deref(), data_dir)?;
     let path = super::resolve_model(&model, data_dir)?;
     let (facts, tokenizer) = documents::plan::ModelFacts::from_gguf(&path, Some(&super::tokenizer_cache(data_dir)))?;
+    // The runtime loads an installed vision model's projector too: the plan counts it.
+    let installed = super::runtime()?.block_on(async {
+        let store = hearth::store::Store::open(data_dir).await?;
+        installed_model(&store, &model, &path).await
+    })?;
+    let facts = facts.with_projector(installed.mmproj_path.as_deref())?;
     let opts = documents::plan::PlanOptions { context: a.context, max_tokens: a.max_tokens, ..Default::default() };
     let plan = documents::plan::plan(&joined, &facts, &opts, &tokenizer)?;
     if a.plan {

@@ -155,10 +155,12 @@ async fn loaded_model(runtime: &Runtime) -> HearthResult<(String, ModelFacts, Pl
         (ModelPhase::Loading, _) => return Err(HearthError::busy()),
         _ => return Err(HearthError::no_model()),
     };
-    let path = runtime.installed(&id).await?.path;
-    let facts = tokio::task::spawn_blocking(move || ModelFacts::from_gguf_header(&path))
-        .await
-        .map_err(HearthError::internal)??;
+    let installed = runtime.installed(&id).await?;
+    let facts = tokio::task::spawn_blocking(move || {
+        ModelFacts::from_gguf_header(&installed.path)?.with_projector(installed.mmproj_path.as_deref())
+    })
+    .await
+    .map_err(HearthError::internal)??;
     // A reply holds the session while it streams (no context then): the settings gave it.
     let context = match status.context_size {
         Some(c) => c,

@@ -73,6 +73,9 @@ pub struct ModelFacts {
     pub max_context: usize,
     pub kv: KvShape,
     pub weights_bytes: u64,
+    /// The vision projector loaded with the model (see [`ModelFacts::with_projector`]); `None`
+    /// for a text model.
+    pub projector: Option<fit::ProjectorCost>,
 }
 
 impl ModelFacts {
@@ -96,7 +99,19 @@ impl ModelFacts {
         let summary = file.summary()?;
         let config =
             summary.check_gemma3().map_err(|m| HearthError::new(ErrorCode::UnsupportedModel, m.to_string()))?;
-        Ok(ModelFacts { max_context: config.context_length, kv: config.kv_shape(), weights_bytes: summary.file_size })
+        Ok(ModelFacts {
+            max_context: config.context_length,
+            kv: config.kv_shape(),
+            weights_bytes: summary.file_size,
+            projector: None,
+        })
+    }
+
+    /// With the projector at `mmproj`, which the runtime loads with an installed vision model:
+    /// its memory counts as `models fit` and the load check count it.
+    pub fn with_projector(mut self, mmproj: Option<&Path>) -> HearthResult<ModelFacts> {
+        self.projector = mmproj.map(fit::ProjectorCost::of_file).transpose()?;
+        Ok(self)
     }
 }
 
@@ -127,7 +142,8 @@ pub struct Plan {
     pub context: usize,
     /// KV cache at `context`, f16.
     pub kv_bytes: u64,
-    /// Weights + KV cache + runtime allowance.
+    /// What `models fit` counts at `context`: weights, projector and encoder peak (a vision
+    /// model), KV cache, runtime allowance.
     pub memory_bytes: u64,
     pub memory_verdict: String,
     /// Most tokens of the final summary.
@@ -301,7 +317,7 @@ fn finish(
 }
 
 fn total_bytes(model: &ModelFacts, context: usize) -> u64 {
-    model.weights_bytes + model.kv.bytes(context as u64, KvDType::F16) + fit::RUNTIME_OVERHEAD_BYTES
+    fit::total_bytes(model.weights_bytes, model.projector.as_ref(), model.kv.bytes(context as u64, KvDType::F16))
 }
 
 fn too_small(context: usize, needed: usize) -> HearthError {

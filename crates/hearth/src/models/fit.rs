@@ -202,9 +202,17 @@ impl Estimate {
             encoder_peak_bytes,
             kv_bytes,
             overhead_bytes: RUNTIME_OVERHEAD_BYTES,
-            total_bytes: weights_bytes + mmproj_bytes + encoder_peak_bytes + kv_bytes + RUNTIME_OVERHEAD_BYTES,
+            total_bytes: total_bytes(weights_bytes, projector, kv_bytes),
         }
     }
+}
+
+/// What a model needs in memory: its weights, its projector as held and the image encoder's
+/// peak (a vision model), the KV cache, and the runtime's allowance. The one sum `models fit`,
+/// the load check and a document's plan use.
+pub fn total_bytes(weights_bytes: u64, projector: Option<&ProjectorCost>, kv_bytes: u64) -> u64 {
+    let projector = projector.map_or(0, |p| p.memory.weight_bytes + p.memory.activation_peak_bytes);
+    weights_bytes + projector + kv_bytes + RUNTIME_OVERHEAD_BYTES
 }
 
 /// A vision projector's part of an estimate: its file, and what loading and running it holds.
