@@ -64,8 +64,12 @@ impl Visible<'_> {
     /// What queries at positions `q` (inclusive) see of keys at positions `k` (inclusive).
     fn view(&self, q: (usize, usize), k: (usize, usize)) -> View {
         let ((qlo, qhi), (klo, khi)) = (q, k);
-        // Blocks only ever add visibility, so the causal window alone decides "all".
-        if khi <= qlo && self.window.is_none_or(|w| qhi - klo < w) {
+        // Blocks only ever add visibility: the causal window alone, or one block holding every
+        // query and key (an image's tokens among themselves), decides "all".
+        let within = |b: &Range<usize>, (lo, hi): (usize, usize)| b.start <= lo && hi < b.end;
+        if (khi <= qlo && self.window.is_none_or(|w| qhi - klo < w))
+            || self.blocks.iter().any(|b| within(b, q) && within(b, k))
+        {
             return View::All;
         }
         let causal_none = klo > qhi || self.window.is_some_and(|w| qlo >= khi + w);
@@ -85,16 +89,45 @@ enum View {
     None,
 }
 
-/// Rows `0..rows` of each KV head in f16 storage `[kv_heads, stride, hd]`.
-#[derive(Clone, Copy)]
-pub(crate) struct Rows<'a> {
-    pub(crate) data: &'a [f16],
+/// An element type keys and values are stored in: f16 (the KV cache), f32 (the vision
+/// encoder's, made and used in one layer).
+pub(crate) trait Elem: Copy + Send + Sync {
+    fn to_f32(src: &[Self], dst: &mut [f32]);
+}
+
+impl Elem for f16 {
+    fn to_f32(src: &[f16], dst: &mut [f32]) {
+        kv_kernels::f16_to_f32(src, dst);
+    }
+}
+
+impl Elem for f32 {
+    fn to_f32(src: &[f32], dst: &mut [f32]) {
+        dst.copy_from_slice(src);
+    }
+}
+
+/// Rows `0..rows` of each KV head in storage `[kv_heads, stride, hd]`.
+pub(crate) struct Rows<'a, E> {
+    pub(crate) data: &'a [E],
     pub(crate) stride: usize,
     pub(crate) rows: usize,
 }
 
-impl Rows<'_> {
-    pub(crate) const NONE: Rows<'static> = Rows { data: &[], stride: 0, rows: 0 };
+// Derived `Clone`/`Copy` would ask `E` for them too; a borrowed slice is always copyable.
+impl<E> Clone for Rows<'_, E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<E> Copy for Rows<'_, E> {}
+
+impl<E> Rows<'_, E> {
+    /// No rows.
+    pub(crate) fn none() -> Self {
+        Rows { data: &[], stride: 0, rows: 0 }
+    }
 }
 
 /// Queries per task.
@@ -104,25 +137,30 @@ const T: usize = 64;
 /// Rows of `A` per micro-kernel call (divides `T` and every Gemma 3 head size).
 const AB: usize = 4;
 
+/// Whether [`attend_chunk`] takes heads of `hd` values (every Gemma 3 and SigLIP size does).
+pub(crate) fn supports(hd: usize) -> bool {
+    hd > 0 && hd.is_multiple_of(AB)
+}
+
 /// Attention of a prompt chunk: `q` is `[kv_heads, groups * n, hd]` f32, already scaled, row
 /// `g * n + i` being query head `g` of the kv head at position `pos + i`. Keys (and values) are
 /// `keys[0]`'s rows then `keys[1]`'s, their positions and visibility given by `seen`. Returns
 /// `softmax(q kᵀ) v` in `q`'s layout.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn attend_chunk(
+pub(crate) fn attend_chunk<E: Elem>(
     q: &[f32],
     kv_heads: usize,
     groups: usize,
     n: usize,
     hd: usize,
     pos: usize,
-    keys: [Rows; 2],
-    values: [Rows; 2],
+    keys: [Rows<E>; 2],
+    values: [Rows<E>; 2],
     seen: &Visible,
     isa: Isa,
 ) -> Vec<f32> {
     let len = keys[0].rows + keys[1].rows;
-    assert!(n > 0 && hd.is_multiple_of(AB) && q.len() == kv_heads * groups * n * hd);
+    assert!(n > 0 && supports(hd) && q.len() == kv_heads * groups * n * hd);
     assert!(keys.iter().zip(&values).all(|(k, v)| k.rows == v.rows));
     assert!(keys
         .iter()
@@ -146,19 +184,19 @@ pub(crate) fn attend_chunk(
 }
 
 /// One block of `count <= QB` queries of kv head `h`, at positions `pos..pos + count`.
-struct Task<'a> {
+struct Task<'a, E> {
     h: usize,
     hd: usize,
     pos: usize,
     count: usize,
-    keys: [Rows<'a>; 2],
-    values: [Rows<'a>; 2],
+    keys: [Rows<'a, E>; 2],
+    values: [Rows<'a, E>; 2],
     len: usize,
     seen: &'a Visible<'a>,
     isa: Isa,
 }
 
-impl Task<'_> {
+impl<E: Elem> Task<'_, E> {
     fn run(&self, q: &[f32], out: &mut [f32]) {
         let (hd, count) = (self.hd, self.count);
         // Transposed queries, zero beyond `count` (those columns are computed and dropped).
@@ -259,14 +297,14 @@ impl Task<'_> {
     }
 
     /// Keys (or values) `j0..j0 + m` of head `h` as f32 rows into `dst`, zero after them.
-    fn load(&self, src: &[Rows; 2], j0: usize, m: usize, dst: &mut [f32]) {
+    fn load(&self, src: &[Rows<E>; 2], j0: usize, m: usize, dst: &mut [f32]) {
         let hd = self.hd;
         let mut j = j0;
         while j < j0 + m {
             let (part, at) = if j < src[0].rows { (src[0], j) } else { (src[1], j - src[0].rows) };
             let take = (part.rows - at).min(j0 + m - j);
             let from = (self.h * part.stride + at) * hd;
-            kv_kernels::f16_to_f32(&part.data[from..][..take * hd], &mut dst[(j - j0) * hd..][..take * hd]);
+            E::to_f32(&part.data[from..][..take * hd], &mut dst[(j - j0) * hd..][..take * hd]);
             j += take;
         }
         dst[m * hd..].fill(0.0);
@@ -400,12 +438,12 @@ mod tests {
         n: usize,
         hd: usize,
         pos: usize,
-        keys: [Rows; 2],
-        values: [Rows; 2],
+        keys: [Rows<f16>; 2],
+        values: [Rows<f16>; 2],
         seen: &Visible,
     ) -> Vec<f32> {
         let len = keys[0].rows + keys[1].rows;
-        let row = |src: &[Rows; 2], h: usize, j: usize| -> Vec<f64> {
+        let row = |src: &[Rows<f16>; 2], h: usize, j: usize| -> Vec<f64> {
             let (p, at) = if j < src[0].rows { (src[0], j) } else { (src[1], j - src[0].rows) };
             p.data[(h * p.stride + at) * hd..][..hd].iter().map(|x| x.to_f64()).collect()
         };
@@ -476,7 +514,7 @@ mod tests {
             let cache = |data| Rows { data, stride: slots, rows: filled };
             let own = |data| Rows { data, stride: n, rows: n };
             let (keys, values) = match c.window {
-                None => ([cache(&cache_k), Rows::NONE], [cache(&cache_v), Rows::NONE]),
+                None => ([cache(&cache_k), Rows::none()], [cache(&cache_v), Rows::none()]),
                 Some(_) => ([cache(&cache_k), own(&own_k)], [cache(&cache_v), own(&own_v)]),
             };
             let seen = Visible { ring, first, window: c.window, blocks: &c.blocks };
@@ -503,5 +541,8 @@ mod tests {
         let with_image = Visible { ring: vec![], first: 0, window: None, blocks: &image };
         assert_eq!(with_image.view((100, 180), (190, 250)), View::Some);
         assert_eq!(with_image.view((100, 160), (190, 250)), View::None);
+        // Inside the image every token sees every other, later ones included.
+        assert_eq!(with_image.view((170, 200), (190, 299)), View::All);
+        assert_eq!(with_image.view((170, 200), (190, 300)), View::Some);
     }
 }

@@ -356,7 +356,7 @@ impl Model {
         // One query on an f16 CPU cache: attend straight from the f16 rows; a prompt chunk on
         // one: in tiles converted as they are read (`attention::attend_chunk`).
         let fused = n == 1 && dtype == KvDType::F16 && self.native;
-        let tiled = n > 1 && dtype == KvDType::F16 && self.native;
+        let tiled = n > 1 && dtype == KvDType::F16 && self.native && attention::supports(hd);
 
         // `seen`: which keys each query may attend to; None when it sees all of them.
         let (keys, values, seen) = match kv {
@@ -475,7 +475,7 @@ impl Model {
             Some((k, v)) => {
                 (Rows { data: k.slice(), stride: n, rows: n }, Rows { data: v.slice(), stride: n, rows: n })
             }
-            None => (Rows::NONE, Rows::NONE),
+            None => (Rows::none(), Rows::none()),
         };
         let keys = [Rows { data: kc.slice(), stride, rows }, k1];
         let values = [Rows { data: vc.slice(), stride, rows }, v1];

@@ -6,7 +6,8 @@
 use candle_core::Tensor;
 use candle_nn::ops::{layer_norm, softmax_last_dim};
 
-use crate::linear::Linear;
+use crate::attention::{self, Rows, Visible};
+use crate::linear::{kernels, native_on, Linear};
 use crate::Result;
 
 /// Attention scores computed at once (f32, 32 MiB): 4096 patches attend in blocks of query rows,
@@ -72,6 +73,19 @@ impl Siglip {
         let (h, hd) = (self.heads, d / self.heads);
         let heads = |t: Tensor| -> Result<Tensor> { Ok(t.reshape((n, h, hd))?.transpose(0, 1)?.contiguous()?) };
         let q = heads((linear(x, &b.q)? * (1.0 / (hd as f64).sqrt()))?)?;
+        if native_on(x.device()) && attention::supports(hd) {
+            // On the CPU: in tiles with the text model's prompt attention, every patch one
+            // block that sees itself whole.
+            let flat = |t: Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1()?) };
+            let (q, k, v) = (flat(q)?, flat(heads(linear(x, &b.k)?)?)?, flat(heads(linear(x, &b.v)?)?)?);
+            #[allow(clippy::single_range_in_vec_init)] // one block: every patch
+            let all = [0..n];
+            let seen = Visible { ring: Vec::new(), first: 0, window: None, blocks: &all };
+            let rows = |data| [Rows { data, stride: n, rows: n }, Rows::none()];
+            let out = attention::attend_chunk(&q, h, 1, n, hd, 0, rows(&k), rows(&v), &seen, kernels());
+            let out = Tensor::from_vec(out, (h, n, hd), x.device())?;
+            return linear(&out.transpose(0, 1)?.contiguous()?.reshape((n, d))?, &b.o);
+        }
         let kt = heads(linear(x, &b.k)?)?.transpose(1, 2)?.contiguous()?;
         let v = heads(linear(x, &b.v)?)?;
         let rows = (SCORE_BLOCK / (h * n)).clamp(16, n.max(16));
