@@ -42,7 +42,7 @@ fn data_dir_from(args: &[String], env: Option<PathBuf>) -> anyhow::Result<PathBu
 }
 
 fn main() -> anyhow::Result<()> {
-    hearth::limit_malloc_arenas();
+    hearth::configure_malloc();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let data_dir = data_dir_from(&args, std::env::var_os("HEARTH_DATA_DIR").map(PathBuf::from))?;
     // A window started from a menu has no terminal: the log also goes to <data>/logs (rotated).

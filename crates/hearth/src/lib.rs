@@ -16,5 +16,5 @@ pub mod store;
 pub mod turn_inputs;
 mod utc;
 
-/// See `engine::memory::limit_malloc_arenas`; for binaries that do not depend on the engine.
-pub use engine::memory::limit_malloc_arenas;
+/// See `engine::memory::configure_malloc`; for binaries that do not depend on the engine.
+pub use engine::memory::configure_malloc;

@@ -4,7 +4,7 @@
 mod cli;
 
 fn main() {
-    engine::memory::limit_malloc_arenas();
+    engine::memory::configure_malloc();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     if let Err(e) = cli::run() {
         eprintln!("error: {e:#}");
