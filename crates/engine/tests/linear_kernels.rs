@@ -150,6 +150,25 @@ fn float_weights_are_exact() {
     }
 }
 
+/// F16 matrices (the vision projectors') are held as f16, half of f32, and widened a block of
+/// rows at a time: a matrix of several blocks and a ragged last one gives f32's answer.
+#[test]
+fn f16_weights_are_held_at_half_and_exact_across_blocks() {
+    let mut rng = Rng(9);
+    let (out, k) = (4100, 1024);
+    let w = Arc::new(QTensor::quantize(&rng.matrix(out, k, true), GgmlDType::F16).unwrap());
+    let lin = Linear::new(w.clone()).unwrap();
+    assert_eq!(lin.storage_bytes(), out * k * 2);
+    assert_eq!(engine::linear::held_bytes(GgmlDType::F16, out, k, &Device::Cpu), Some(lin.storage_bytes() as u64));
+    for m in [1usize, 3] {
+        let x = rng.matrix(m, k, false);
+        let got = lin.forward(&x).unwrap();
+        assert_eq!(got.dims(), &[m, out]);
+        let e = rel_err(&got, &reference(&w, &x));
+        assert!(e < 1e-5, "m={m}: {e}");
+    }
+}
+
 #[test]
 fn batched_and_strided_inputs() {
     let mut rng = Rng(11);

@@ -89,13 +89,13 @@ fn estimate_adds_weights_projector_kv_and_overhead() {
     assert_eq!(est.kv_bytes, 289_406_976);
     assert_eq!(est.weights_bytes, 2_489_757_856);
     // The projector loads with a vision model (catalog::IMAGE_INPUT): the 4B's f16 mmproj, held
-    // as the engine holds Gemma 3's vision tower (f32, about twice the file), and the encoder's
+    // as the engine holds Gemma 3's vision tower (a little above the file), and the encoder's
     // activations for one image.
     assert_eq!(est.mmproj_file_bytes, 851_251_104);
     let tower = VisionMemory::of_config(&VisionConfig::gemma3(2560), GgmlDType::F16);
     assert_eq!(est.mmproj_bytes, tower.weight_bytes);
     assert_eq!(est.encoder_peak_bytes, engine::vision::activation_peak_bytes(&VisionConfig::gemma3(2560)));
-    assert!(est.mmproj_bytes > 851_251_104 * 19 / 10, "{}", est.mmproj_bytes);
+    assert!((851_251_104..851_251_104 * 21 / 20).contains(&est.mmproj_bytes), "{}", est.mmproj_bytes);
     assert!(est.encoder_peak_bytes > 100 * MIB, "{}", est.encoder_peak_bytes);
     assert_eq!(
         est.total_bytes,
@@ -123,7 +123,7 @@ fn installed_vision_pair_counts_its_projector_as_held_and_the_encoder_peak() {
     assert_eq!(e.mmproj_bytes, enc.resident_bytes());
     assert_eq!(e.encoder_peak_bytes, engine::vision::activation_peak_bytes(enc.config()));
     assert_eq!(e.mmproj_file_bytes, std::fs::metadata(&mmproj).unwrap().len());
-    assert!(e.mmproj_bytes > enc.weight_bytes(), "F16 weights are held as f32");
+    assert!(e.mmproj_bytes > enc.weight_bytes(), "the F16 patch embedding is held as f32");
     assert_eq!(e.total_bytes, text.total_bytes + e.mmproj_bytes + e.encoder_peak_bytes);
     assert_eq!((e.weights_bytes, e.kv_bytes), (text.weights_bytes, text.kv_bytes));
 

@@ -11,8 +11,9 @@
 //! - many rows (prompt processing, AVX-512 VNNI only): 16 weight rows at a time are unpacked
 //!   into a small per-thread tile laid out for `vpdpbusd`, which then meets every activation row.
 //!
-//! F32/F16/BF16 weights are dequantized to f32 once and use candle's matmul; other types (and
-//! non-CPU devices) use candle's `QMatMul`.
+//! F32/BF16 weights are dequantized to f32 once and use candle's matmul; F16 weights stay f16 and
+//! are widened to f32 a block of rows at a time for it; other types (and non-CPU devices) use
+//! candle's `QMatMul`.
 
 mod acts;
 mod formats;
@@ -56,11 +57,18 @@ fn par_min_bytes() -> usize {
     *N.get_or_init(|| std::env::var("HEARTH_PAR_MIN_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(256 << 10))
 }
 
+/// Weights an F16 matrix widens at a time (f32: 8 MiB): blocks this large keep candle's
+/// per-call packing of the activations to a few per cent of the multiplication.
+const F16_BLOCK_ELEMS: usize = 1 << 21;
+
 enum Backend {
     /// Our kernels on the GGUF bytes of `w`.
     Native(WType, Arc<QTensor>),
     /// Float weights, dequantized to f32 `[out, in]`.
     Dense(Tensor),
+    /// F16 weights kept as f16 `[out, in]` on the CPU, widened a block of rows at a time for
+    /// candle's f32 matmul: half the memory of `Dense`, the same arithmetic.
+    F16(Tensor),
     /// Anything else.
     Candle(QMatMul),
 }
@@ -81,6 +89,8 @@ enum Holding {
     Native(WType),
     /// Dequantized to f32.
     Dense,
+    /// As stored in f16, widened to f32 in blocks as it is used.
+    F16,
     /// As stored, multiplied by candle.
     Candle,
 }
@@ -97,6 +107,9 @@ fn holding(dtype: GgmlDType, in_dim: usize, device: &Device) -> Holding {
     });
     match native {
         Some(t) => Holding::Native(t),
+        // The vision projectors store their matrices so (llama.cpp's mmproj files): as f32 they
+        // would take twice their file.
+        None if dtype == GgmlDType::F16 && native_on(device) => Holding::F16,
         None if matches!(dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16)
             || candle_scalar_on_cpu(dtype, device) =>
         {
@@ -113,7 +126,7 @@ pub fn held_bytes(dtype: GgmlDType, out_dim: usize, in_dim: usize, device: &Devi
     let elems = (out_dim * in_dim) as u64;
     match holding(dtype, in_dim, device) {
         Holding::Dense => Some(4 * elems),
-        Holding::Native(_) | Holding::Candle => crate::gguf::tensor_bytes(dtype, elems),
+        Holding::Native(_) | Holding::F16 | Holding::Candle => crate::gguf::tensor_bytes(dtype, elems),
     }
 }
 
@@ -136,6 +149,10 @@ impl Linear {
             Holding::Dense => {
                 let t = w.dequantize(&w.device())?;
                 (Backend::Dense(t), out_dim * in_dim * 4)
+            }
+            Holding::F16 => {
+                let t = w.dequantize_f16(&w.device())?;
+                (Backend::F16(t), out_dim * in_dim * 2)
             }
             Holding::Candle => {
                 let bytes = w.storage_size_in_bytes();
@@ -174,6 +191,23 @@ impl Linear {
                 let mut out = dims.to_vec();
                 *out.last_mut().unwrap() = self.out_dim;
                 Ok(y.reshape(out)?)
+            }
+            Backend::F16(w) => {
+                let m = x.elem_count() / self.in_dim;
+                let x2 = x.to_dtype(DType::F32)?.contiguous()?.reshape((m, self.in_dim))?;
+                let rows = (F16_BLOCK_ELEMS / self.in_dim).clamp(1, self.out_dim.max(1));
+                let mut parts = Vec::with_capacity(self.out_dim.div_ceil(rows));
+                let data = crate::kv_cache::f16_data(w)?;
+                for r0 in (0..self.out_dim).step_by(rows) {
+                    let r = rows.min(self.out_dim - r0);
+                    let mut b = vec![0f32; r * self.in_dim];
+                    crate::kv_kernels::f16_to_f32(&data.slice()[r0 * self.in_dim..][..r * self.in_dim], &mut b);
+                    parts.push(x2.matmul(&Tensor::from_vec(b, (r, self.in_dim), &Device::Cpu)?.t()?)?);
+                }
+                let y = if parts.len() == 1 { parts.pop().expect("one part") } else { Tensor::cat(&parts, 1)? };
+                let mut out = dims.to_vec();
+                *out.last_mut().unwrap() = self.out_dim;
+                Ok(y.to_dtype(x.dtype())?.reshape(out)?)
             }
             Backend::Candle(q) => Ok(q.forward(&x.contiguous()?)?),
         }

@@ -390,8 +390,8 @@ fn tensor_plan(cfg: &VisionConfig, ffn_swapped: bool) -> Vec<Planned> {
 /// What an mmproj costs in memory once loaded, planned before anything large is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct VisionMemory {
-    /// The encoder's and projector's weights as held in memory (float matrices as f32, about
-    /// twice an F16 file).
+    /// The encoder's and projector's weights as held in memory (matrices as `Linear` holds them,
+    /// F16 ones as stored; norms, biases and embeddings as f32).
     pub weight_bytes: u64,
     /// The encoder's activations for one image on top of them (`activation_peak_bytes`).
     pub activation_peak_bytes: u64,

@@ -300,9 +300,7 @@ async fn fit_cmd(data_dir: &Path, context: u64, kv_type: &str, model: Option<&st
         "Context: {context} tokens; KV cache {kv_type}; local layers keep min(context, window) tokens; +{} runtime allowance",
         human(fit::RUNTIME_OVERHEAD_BYTES)
     );
-    println!(
-        "Vision models: MMPROJ = the projector as held in memory (float weights as f32), ENCODER = the image encoder's activation peak"
-    );
+    println!("Vision models: MMPROJ = the projector as held in memory, ENCODER = the image encoder's activation peak");
     println!(
         "fits = total <= {:.0}% of available memory; tight = within available (or 90% of total RAM)\n",
         fit::FIT_FRACTION * 100.0

@@ -140,8 +140,8 @@ pub struct Estimate {
     pub context: u64,
     pub max_context: u64,
     pub weights_bytes: u64,
-    /// The vision projector's weights as held in memory (its float matrices as f32: about
-    /// twice an F16 file); 0 for a text model.
+    /// The vision projector's weights as held in memory (F16 matrices as stored, the rest as
+    /// f32: a little above an F16 file); 0 for a text model.
     pub mmproj_bytes: u64,
     /// The projector's file (what downloading it takes); 0 for a text model.
     pub mmproj_file_bytes: u64,
