@@ -18,6 +18,7 @@ pub mod chat_template;
 pub mod config;
 pub mod device;
 pub mod error;
+mod gelu;
 pub mod gguf;
 pub mod kv_cache;
 mod kv_kernels;

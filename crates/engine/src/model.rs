@@ -9,12 +9,13 @@ use std::path::Path;
 
 use candle_core::cpu::kernels::VecOps;
 use candle_core::quantized::gguf_file::TensorInfo;
-use candle_core::{CpuStorage, Device, InplaceOp1, InplaceOp2, Layout, Tensor};
+use candle_core::{CpuStorage, Device, InplaceOp1, Layout, Tensor};
 use candle_nn::ops::{rms_norm, softmax_last_dim};
 use candle_nn::rotary_emb::rope_thd;
 
 use crate::attention::{self, Rows, Visible};
 use crate::config::Config;
+use crate::gelu::GeluMul;
 use crate::gguf::GgufFile;
 use crate::kv_cache::{self, KvCache, KvDType, LayerKv};
 use crate::kv_kernels;
@@ -576,37 +577,6 @@ impl InplaceOp1 for MaskedSoftmax<'_> {
                     *x *= inv;
                 }
             }
-        });
-        Ok(())
-    }
-}
-
-/// `gate = gelu(gate) * up` in place (tanh GELU, candle's formula), f32.
-struct GeluMul;
-
-impl InplaceOp2 for GeluMul {
-    fn name(&self) -> &'static str {
-        "gelu-mul"
-    }
-
-    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
-        let (CpuStorage::F32(g), CpuStorage::F32(u), Some((a1, b1)), Some((a2, b2))) =
-            (s1, s2, l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            candle_core::bail!("gelu-mul needs contiguous f32 tensors");
-        };
-        let (g, u) = (&mut g[a1..b1], &u[a2..b2]);
-        if g.len() != u.len() {
-            candle_core::bail!("gelu-mul of {} and {} elements", g.len(), u.len());
-        }
-        let chunk = g.len().div_ceil(threads() * 4).max(1 << 12);
-        let tasks = g.len().div_ceil(chunk);
-        let ptr = SendPtr(g.as_mut_ptr());
-        par_for(tasks, |t| {
-            let (s, e) = (t * chunk, ((t + 1) * chunk).min(u.len()));
-            // SAFETY: task t alone touches elements s..e of `g`.
-            let g = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(s), e - s) };
-            crate::vmath::gelu_mul(g, &u[s..e]);
         });
         Ok(())
     }

@@ -24,19 +24,20 @@ pub(crate) fn exp_sub_sum(xs: &mut [f32], max: f32) -> f32 {
     sum
 }
 
-/// `g = gelu(g) * u` with the tanh approximation (candle's and transformers' `gelu_pytorch_tanh`):
-/// `0.5 g (1 + tanh(c g (1 + 0.044715 g^2)))`, computed as `g / (1 + exp(-2 c g (1 + 0.044715 g^2)))`
-/// (the same function; for negative `g` it avoids `1 + tanh` cancelling to a few bits).
-pub(crate) fn gelu_mul(g: &mut [f32], u: &[f32]) {
-    debug_assert_eq!(g.len(), u.len());
+/// `g = gelu(g) * u`, or `g = gelu(g)` without `u`, with the tanh approximation (candle's and
+/// transformers' `gelu_pytorch_tanh`): `0.5 g (1 + tanh(c g (1 + 0.044715 g^2)))`, computed as
+/// `g / (1 + exp(-2 c g (1 + 0.044715 g^2)))` (the same function; for negative `g` it avoids
+/// `1 + tanh` cancelling to a few bits).
+pub(crate) fn gelu_mul(g: &mut [f32], u: Option<&[f32]>) {
+    debug_assert!(u.is_none_or(|u| u.len() == g.len()));
     #[cfg(target_arch = "x86_64")]
     if let Some(_avx2) = kernels().avx2() {
         // SAFETY: as above.
         return unsafe { x86::gelu_mul(g, u) };
     }
-    for (x, &y) in g.iter_mut().zip(u) {
+    for (i, x) in g.iter_mut().enumerate() {
         let v = *x;
-        *x = 0.5 * v * (1.0 + f32::tanh(SQRT_TWO_OVER_PI * v * (1.0 + 0.044715 * v * v))) * y;
+        *x = 0.5 * v * (1.0 + f32::tanh(SQRT_TWO_OVER_PI * v * (1.0 + 0.044715 * v * v))) * u.map_or(1.0, |u| u[i]);
     }
 }
 
@@ -117,16 +118,18 @@ mod x86 {
     ///
     /// The CPU must have AVX2 and FMA; `u` is as long as `g`.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn gelu_mul(g: &mut [f32], u: &[f32]) {
-        assert_eq!(g.len(), u.len(), "gelu_mul of slices of different lengths");
+    pub(super) unsafe fn gelu_mul(g: &mut [f32], u: Option<&[f32]>) {
+        assert!(u.is_none_or(|u| u.len() == g.len()), "gelu_mul of slices of different lengths");
         let k = _mm256_set1_ps(-2.0 * super::SQRT_TWO_OVER_PI);
         let c = _mm256_set1_ps(0.044715);
         let one = _mm256_set1_ps(1.0);
-        map8(g, Some(u), |v, y| {
+        let times_u = u.is_some();
+        map8(g, u, |v, y| {
             // -2z = -2 c v (1 + 0.044715 v^2)
             let t = _mm256_mul_ps(_mm256_mul_ps(k, v), _mm256_fmadd_ps(_mm256_mul_ps(c, v), v, one));
             let e = exp8(t);
-            _mm256_div_ps(_mm256_mul_ps(v, y), _mm256_add_ps(one, e))
+            let num = if times_u { _mm256_mul_ps(v, y) } else { v };
+            _mm256_div_ps(num, _mm256_add_ps(one, e))
         });
     }
 }
@@ -162,9 +165,15 @@ mod tests {
                 .zip(&u)
                 .map(|(&v, &y)| 0.5 * v * (1.0 + f32::tanh(SQRT_TWO_OVER_PI * v * (1.0 + 0.044715 * v * v))) * y)
                 .collect();
-            gelu_mul(&mut g, &u);
+            let mut plain = g.clone();
+            gelu_mul(&mut g, Some(&u));
             for (i, (a, b)) in g.iter().zip(&want).enumerate() {
                 assert!((a - b).abs() <= 2e-6 * (1.0 + b.abs()), "{what} at {i}: {a} vs {b}");
+            }
+            // Without `u`: gelu alone.
+            gelu_mul(&mut plain, None);
+            for (i, ((a, b), y)) in plain.iter().zip(&want).zip(&u).filter(|(_, y)| **y != 0.0).enumerate() {
+                assert!((a - b / y).abs() <= 2e-6 * (1.0 + (b / y).abs()), "{what} alone at {i}: {a} vs {}", b / y);
             }
         }
     }

@@ -155,7 +155,7 @@ fn float_weights_are_exact() {
 #[test]
 fn f16_weights_are_held_at_half_and_exact_across_blocks() {
     let mut rng = Rng(9);
-    let (out, k) = (4100, 1024);
+    let (out, k) = (8200, 1024); // blocks of 8192 rows and 8
     let w = Arc::new(QTensor::quantize(&rng.matrix(out, k, true), GgmlDType::F16).unwrap());
     let lin = Linear::new(w.clone()).unwrap();
     assert_eq!(lin.storage_bytes(), out * k * 2);

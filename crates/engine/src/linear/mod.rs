@@ -57,9 +57,10 @@ fn par_min_bytes() -> usize {
     *N.get_or_init(|| std::env::var("HEARTH_PAR_MIN_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(256 << 10))
 }
 
-/// Weights an F16 matrix widens at a time (f32: 8 MiB): blocks this large keep candle's
-/// per-call packing of the activations to a few per cent of the multiplication.
-const F16_BLOCK_ELEMS: usize = 1 << 21;
+/// Weights an F16 matrix widens at a time (f32: 32 MiB): every SigLIP-So400m matrix in one
+/// block (each further block repeats candle's packing of the activations), against the 850 MB
+/// an f32 copy of the whole tower would hold.
+const F16_BLOCK_ELEMS: usize = 1 << 23;
 
 enum Backend {
     /// Our kernels on the GGUF bytes of `w`.

@@ -7,6 +7,7 @@ use candle_core::Tensor;
 use candle_nn::ops::{layer_norm, softmax_last_dim};
 
 use crate::attention::{self, Rows, Visible};
+use crate::gelu::Gelu;
 use crate::linear::{kernels, native_on, Linear};
 use crate::Result;
 
@@ -61,7 +62,12 @@ impl Siglip {
         for b in &self.blocks {
             let h = self.attention(b, &norm(&x, &b.ln1, self.eps)?)?;
             x = (x + h)?;
-            let h = linear(&norm(&x, &b.ln2, self.eps)?, &b.fc1)?.gelu()?;
+            let mut h = linear(&norm(&x, &b.ln2, self.eps)?, &b.fc1)?;
+            if native_on(h.device()) {
+                h.inplace_op1(&Gelu)?;
+            } else {
+                h = h.gelu()?;
+            }
             x = (x + linear(&h, &b.fc2)?)?;
         }
         norm(&x, &self.post_ln, self.eps)
