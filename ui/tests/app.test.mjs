@@ -280,6 +280,21 @@ test('a model the shell reloads at start-up shows as loading, then ready', async
   });
 });
 
+// Bug: after a relaunch the context meter of a conversation opened while the last-used model was
+// still loading read 0 % until the conversation was opened again.
+test('a conversation opened during the start-up load shows its context once the model is ready', async () => {
+  await withApp(chatSeed({ loaded: null, loadingAtStart: 'gemma-3-270m' }), async (page) => {
+    await page.waitForSelector('.picker.state-loading');
+    await page.getByRole('button', { name: 'Trip to Jeju', exact: true }).click();
+    await page.waitForSelector('.msg-assistant >> text=Hallasan');
+    const meter = page.locator('#context-meter');
+    assert.equal(await meter.getAttribute('aria-valuenow'), '0', 'no model counts the tokens yet');
+    await mock(page, 'finishStartupLoad');
+    await page.waitForSelector('.picker.state-ready');
+    await page.waitForFunction(() => Number(document.querySelector('#context-meter')?.getAttribute('aria-valuenow')) > 0);
+  });
+});
+
 test('with no model loaded the composer says so and does not send', async () => {
   await withApp(chatSeed({ loaded: null }), async (page) => {
     const box = page.getByRole('textbox', { name: 'Message' });

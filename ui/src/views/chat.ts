@@ -140,6 +140,25 @@ function modelPicker(): HTMLElement {
   return h('div', { class: `picker state-${m.state}` }, h('span', { class: 'dot', 'aria-hidden': 'true' }), select, h('span', { class: visible ? 'picker-status small' : 'sr-only', id: 'model-state', role: 'status' }, status));
 }
 
+/**
+ * Reads the open conversation's token count again. The count is the loaded model's (its template
+ * and tokenizer); while none is ready it is 0, so a conversation opened during the start-up load
+ * read 0: the models view calls this once a model is ready.
+ */
+export async function recountContext(): Promise<void> {
+  const id = state.activeId;
+  if (!id || state.streaming) return;
+  try {
+    const list = await ipc.listMessages(id);
+    if (state.activeId === id && !state.streaming) {
+      state.contextTokens = list.contextTokens;
+      updateMeter();
+    }
+  } catch {
+    // Only the meter's figure: it keeps the count it had.
+  }
+}
+
 // Only the meter changes while tokens stream; redrawing the whole header would reset the picker.
 function updateMeter(): void {
   headerEl.querySelector('#context-meter')?.replaceWith(contextMeter());

@@ -7,6 +7,7 @@ import { Channel, type CatalogEntry, type DownloadEvent, type InstalledModel, ty
 import { errorBlock } from '../errors';
 import { render, state } from '../state';
 import { showError, showToast } from '../toast';
+import { recountContext } from './chat';
 
 let pathInput: HTMLInputElement | null = null;
 /** A check made here (a plain sentence) or the backend's refusal (shown as its translated sentence). */
@@ -59,6 +60,7 @@ export async function followModelLoading(intervalMs = 400): Promise<void> {
       } else {
         if (m.state === 'error' && m.error) showError(m.error);
         render('header', 'main', 'composer');
+        if (m.state === 'ready') void recountContext();
       }
     }
   } finally {
@@ -112,6 +114,7 @@ async function loadHere(id: string): Promise<void> {
     showError(failure);
   }
   render('header', 'main', 'composer');
+  if (state.model.state === 'ready') void recountContext();
 }
 
 // ---------- first run ----------

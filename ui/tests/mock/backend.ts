@@ -195,7 +195,9 @@ function toMessage(m: StoredMessage): Message {
 const tokensOf = (s: string) => Math.ceil(s.length / 4);
 function messageList(conversationId: string) {
   const path = activePath(conversationId);
-  return { messages: path.map(toMessage), contextTokens: path.reduce((n, m) => n + tokensOf(m.text), 0) };
+  // As the runtime: the loaded model counts the tokens, so there are none without one.
+  const contextTokens = model.state === 'ready' ? path.reduce((n, m) => n + tokensOf(m.text), 0) : 0;
+  return { messages: path.map(toMessage), contextTokens };
 }
 function addMessage(conversationId: string, parentId: string | null, role: 'user' | 'assistant', text: string, st: Message['state'] = 'complete', attachments: string[] = []): StoredMessage {
   const m: StoredMessage = { id: newId('m'), conversationId, parentId, role, text, state: st, stats: role === 'assistant' && st === 'complete' ? { tokens: tokensOf(text), tokensPerS: 42.5, stopReason: 'eos' } : null, attachments, createdAt: now(), error: null };
