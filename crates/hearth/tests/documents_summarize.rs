@@ -250,6 +250,7 @@ fn a_whole_document_reports_its_reading_before_the_step_ends() {
     load_at(&f, WIDE);
 
     // Cancelled after the first part: nothing is stored, and no text was written.
+    assert_eq!(f.runtime.prompt_speed(MODEL_ID), None, "nothing read yet");
     let parts = PartStore::new(f.dir.path(), &joined, &p, MODEL_ID);
     let cancel = Arc::new(AtomicBool::new(false));
     let stop = cancel.clone();
@@ -261,6 +262,11 @@ fn a_whole_document_reports_its_reading_before_the_step_ends() {
     })
     .unwrap();
     assert!(cut.cancelled && text.is_empty(), "cancel between parts: {text:?}");
+    // Bug: the next plan's time estimate stayed unknown after a cancelled run; the part it read
+    // measured the prompt speed, which the runtime now keeps.
+    let speed = f.runtime.prompt_speed(MODEL_ID).expect("a speed from the cancelled run's first part");
+    assert!(speed > 0.0 && speed.is_finite(), "{speed}");
+    assert_eq!(f.runtime.prompt_speed("another-model"), None);
 
     let mut progress = Vec::new();
     let outcome = summarize::run(&f.runtime, &joined, &p, &parts, Arc::new(AtomicBool::new(false)), &mut |e| {

@@ -133,8 +133,12 @@ pub async fn attachment_text(runtime: &Runtime, id: i64) -> HearthResult<Extract
         .map_err(HearthError::internal)?
 }
 
-/// The model's last measured prompt speed (tokens/s), from its stored replies.
+/// The model's last measured prompt speed (tokens/s): this run's (a summary's read parts count,
+/// a cancelled one's too), else its stored replies'.
 async fn last_prompt_speed(runtime: &Runtime, model_id: &str) -> Option<f64> {
+    if let Some(speed) = runtime.prompt_speed(model_id) {
+        return Some(speed);
+    }
     let r: Result<Option<f64>, sqlx::Error> = sqlx::query_scalar(
         "SELECT prompt_tokens_per_s FROM messages
          WHERE model = ? AND prompt_tokens_per_s > 0 ORDER BY id DESC LIMIT 1",

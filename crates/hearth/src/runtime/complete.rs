@@ -128,7 +128,11 @@ impl Runtime {
             let (prompt, images) = if req.images.is_empty() {
                 let prompt = s.chat_prompt(&req.messages)?;
                 cached_before = s.cached_prefix(&prompt);
-                if let Some(cancelled) = read_in_parts(&mut s, &prompt, cached_before, &cancel, on_prompt)? {
+                let read = read_in_parts(&mut s, &prompt, cached_before, &cancel, on_prompt)?;
+                if let Some(speed) = read.tokens_per_s {
+                    self.note_prompt_speed(speed);
+                }
+                if let Some(cancelled) = read.cancelled {
                     return Ok(cancelled);
                 }
                 (prompt, Vec::new())
@@ -154,6 +158,9 @@ impl Runtime {
             r.reused_tokens = r.reused_tokens.min(cached_before);
             Ok(r)
         }));
+        if let Ok(Ok(r)) = &result {
+            self.note_prompt_speed(r.prompt_tokens_per_s);
+        }
         match result {
             Ok(Ok(r)) => Ok(Completion {
                 completion_tokens: r.ids.len(),
@@ -191,25 +198,33 @@ impl Runtime {
 /// so reading in parts computes exactly what one prefill would.
 pub const PROMPT_PROGRESS_TOKENS: usize = engine::session::PREFILL_CHUNK;
 
+/// What [`read_in_parts`] did: `cancelled` (an empty, cancelled result) when `cancel` was set
+/// between parts, else `None` and the rest is left to `generate`; the speed of the parts read.
+struct PartsRead {
+    cancelled: Option<engine::session::GenerationResult>,
+    tokens_per_s: Option<f64>,
+}
+
 /// Reads the first parts of a long prompt into the session's cache (what `generate` then finds
 /// there and does not compute again), reporting each; `cached` of its tokens are in the cache
-/// already. `Some` (an empty, cancelled result) when `cancel` was set between parts; `None`
-/// when the rest is left to `generate`.
+/// already.
 fn read_in_parts(
     s: &mut engine::session::Session,
     prompt: &[u32],
     cached: usize,
     cancel: &AtomicBool,
     on_prompt: &mut dyn FnMut(usize, usize),
-) -> HearthResult<Option<engine::session::GenerationResult>> {
+) -> HearthResult<PartsRead> {
+    let mut read = PartsRead { cancelled: None, tokens_per_s: None };
     if prompt.len() <= PROMPT_PROGRESS_TOKENS || prompt.len() > s.context() {
         // Short, or refused by `generate` with the numbers.
-        return Ok(None);
+        return Ok(read);
     }
+    let began = std::time::Instant::now();
     let mut end = (cached / PROMPT_PROGRESS_TOKENS + 1) * PROMPT_PROGRESS_TOKENS;
     while end < prompt.len() {
         if cancel.load(Ordering::SeqCst) {
-            return Ok(Some(engine::session::GenerationResult {
+            read.cancelled = Some(engine::session::GenerationResult {
                 ids: Vec::new(),
                 text: String::new(),
                 stop: StopReason::Cancelled,
@@ -217,13 +232,16 @@ fn read_in_parts(
                 reused_tokens: cached,
                 prompt_tokens_per_s: 0.0,
                 gen_tokens_per_s: 0.0,
-            }));
+            });
+            break;
         }
         s.next_token_top(&prompt[..end], &[], 1)?;
         on_prompt(end, prompt.len());
+        let seconds = began.elapsed().as_secs_f64();
+        read.tokens_per_s = (seconds > 0.0).then(|| end.saturating_sub(cached) as f64 / seconds);
         end += PROMPT_PROGRESS_TOKENS;
     }
-    Ok(None)
+    Ok(read)
 }
 
 /// A completion's image that cannot be decoded came with the request, unlike a chat turn's

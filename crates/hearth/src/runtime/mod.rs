@@ -177,6 +177,9 @@ struct Inner {
     queue: Arc<GenerationQueue>,
     /// The memory loads are judged against instead of this machine's (`assume_memory`).
     assumed_memory: Mutex<Option<crate::models::fit::Memory>>,
+    /// The last prompt speed measured in a completion (tokens/s), with the model it ran on:
+    /// a long read measures it part by part, so a cancelled one counts too.
+    prompt_speed: Mutex<Option<(String, f64)>>,
 }
 
 /// See the module docs.
@@ -206,6 +209,7 @@ impl Runtime {
                 reply_limit: std::sync::atomic::AtomicUsize::new(MAX_REPLY_TOKENS),
                 queue: GenerationQueue::new(queue::DEFAULT_QUEUE_CAPACITY),
                 assumed_memory: Mutex::new(None),
+                prompt_speed: Mutex::new(None),
             }),
         }
     }
@@ -220,6 +224,22 @@ impl Runtime {
     #[doc(hidden)]
     pub fn assume_memory(&self, memory: crate::models::fit::Memory) {
         *lock(&self.inner.assumed_memory) = Some(memory);
+    }
+
+    /// The last prompt speed (tokens/s) a completion measured on model `model_id` since this
+    /// runtime started, if any: read parts of a cancelled run count.
+    pub fn prompt_speed(&self, model_id: &str) -> Option<f64> {
+        lock(&self.inner.prompt_speed).as_ref().filter(|(id, _)| id == model_id).map(|(_, s)| *s)
+    }
+
+    /// Keeps `tokens_per_s` as the loaded model's prompt speed (see `prompt_speed`).
+    fn note_prompt_speed(&self, tokens_per_s: f64) {
+        if !(tokens_per_s.is_finite() && tokens_per_s > 0.0) {
+            return;
+        }
+        if let Slot::Ready { id, .. } = &*lock(&self.inner.slot) {
+            *lock(&self.inner.prompt_speed) = Some((id.clone(), tokens_per_s));
+        }
     }
 
     /// The line in front of the model, shared by every front end that queues instead of
