@@ -524,7 +524,8 @@ fn ring_write(ring: &Tensor, src: &Tensor, start: usize, window: usize) -> Resul
     Ok(())
 }
 
-/// Scores per kv head computed at once in a prompt chunk's attention (f32: 1 MiB).
+/// Scores per kv head computed at once in a prompt chunk's attention over an f32 cache (f32:
+/// 1 MiB); over an f16 cache on the CPU, `attention::attend_chunk` holds a tile at a time.
 const SCORE_BLOCK: usize = 1 << 18;
 
 /// `[n, len]` additive mask (0 or -inf) for queries at positions `pos..pos+n`.

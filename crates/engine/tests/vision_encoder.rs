@@ -79,6 +79,21 @@ fn pixels_of_the_wrong_size_are_refused() {
     assert!(err.to_string().contains("3x896x896"), "{err}");
 }
 
+// Memory taken after the model loaded: an image whose encoding would not fit is refused with
+// the numbers before the encoder allocates, not ended by the allocator.
+#[test]
+fn an_encoding_that_does_not_fit_the_memory_free_now_is_refused_with_the_numbers() {
+    let enc = VisionEncoder::load(&fx::mmproj_gguf(), &Device::Cpu).unwrap();
+    let peak = engine::vision::activation_peak_bytes(enc.config());
+    match enc.check_room(Some(peak - 1)) {
+        Err(EngineError::InsufficientMemory { needed, available }) => assert_eq!((needed, available), (peak, peak - 1)),
+        other => panic!("{other:?}"),
+    }
+    enc.check_room(Some(peak)).unwrap();
+    // Where the OS does not say, no made-up number refuses it.
+    enc.check_room(None).unwrap();
+}
+
 #[test]
 fn mismatched_text_model_is_refused() {
     let enc = VisionEncoder::load(&fx::mmproj_gguf(), &Device::Cpu).unwrap();

@@ -314,8 +314,24 @@ impl VisionEncoder {
                 pixels.dims()
             )));
         }
+        if self.device.is_cpu() {
+            self.check_room(crate::memory::available_bytes())?;
+        }
         let x = self.siglip.forward(&pixels.to_dtype(candle_core::DType::F32)?.to_device(&self.device)?)?;
         self.projector.forward(&x)
+    }
+
+    /// Refuses an encoding whose activation peak (`activation_peak_bytes`) is more than
+    /// `available` bytes (`None`: the OS does not say; no check), with both numbers: memory
+    /// taken since the model was loaded is found here, before the first large allocation, not
+    /// by the allocator.
+    #[doc(hidden)]
+    pub fn check_room(&self, available: Option<u64>) -> Result<()> {
+        let needed = super::activation_peak_bytes(&self.cfg);
+        match available {
+            Some(available) if needed > available => Err(EngineError::InsufficientMemory { needed, available }),
+            _ => Ok(()),
+        }
     }
 }
 
