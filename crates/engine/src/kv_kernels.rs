@@ -157,7 +157,7 @@ fn attend_part(q: &[f32], k: &[f16], v: &[f16], groups: usize, hd: usize, n: usi
 }
 
 /// `sum_i a[i] * b[i]`.
-fn dot(a: &[f32], b: &[f16], isa: Isa) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f16], isa: Isa) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if isa.avx2().is_some() {
         // SAFETY: the `Isa` token proves AVX2, FMA and F16C.

@@ -150,8 +150,9 @@ fn float_weights_are_exact() {
     }
 }
 
-/// F16 matrices (the vision projectors') are held as f16, half of f32, and widened a block of
-/// rows at a time: a matrix of several blocks and a ragged last one gives f32's answer.
+/// F16 matrices (the vision projectors') are held as f16, half of f32, and multiplied by f16 dot
+/// products for a few rows or widened a block of rows at a time for more: both give f32's answer
+/// on a matrix of several blocks and a ragged last one.
 #[test]
 fn f16_weights_are_held_at_half_and_exact_across_blocks() {
     let mut rng = Rng(9);
@@ -160,7 +161,8 @@ fn f16_weights_are_held_at_half_and_exact_across_blocks() {
     let lin = Linear::new(w.clone()).unwrap();
     assert_eq!(lin.storage_bytes(), out * k * 2);
     assert_eq!(engine::linear::held_bytes(GgmlDType::F16, out, k, &Device::Cpu), Some(lin.storage_bytes() as u64));
-    for m in [1usize, 3] {
+    // Dot products for a few rows, widened blocks for more.
+    for m in [1usize, 3, 12] {
         let x = rng.matrix(m, k, false);
         let got = lin.forward(&x).unwrap();
         assert_eq!(got.dims(), &[m, out]);

@@ -62,6 +62,10 @@ fn par_min_bytes() -> usize {
 /// an f32 copy of the whole tower would hold.
 const F16_BLOCK_ELEMS: usize = 1 << 23;
 
+/// Rows of activations up to which an F16 matrix multiplies by dot products (`f16_dots`)
+/// rather than widened blocks and candle's GEMM.
+const F16_DOT_MAX_ROWS: usize = 8;
+
 enum Backend {
     /// Our kernels on the GGUF bytes of `w`.
     Native(WType, Arc<QTensor>),
@@ -196,6 +200,12 @@ impl Linear {
             Backend::F16(w) => {
                 let m = x.elem_count() / self.in_dim;
                 let x2 = x.to_dtype(DType::F32)?.contiguous()?.reshape((m, self.in_dim))?;
+                let mut out = dims.to_vec();
+                *out.last_mut().unwrap() = self.out_dim;
+                if m <= F16_DOT_MAX_ROWS {
+                    let y = self.f16_dots(w, &x2.flatten_all()?.to_vec1()?, m, isa)?;
+                    return Ok(Tensor::from_vec(y, out, &Device::Cpu)?.to_dtype(x.dtype())?);
+                }
                 let rows = (F16_BLOCK_ELEMS / self.in_dim).clamp(1, self.out_dim.max(1));
                 let mut parts = Vec::with_capacity(self.out_dim.div_ceil(rows));
                 let data = crate::kv_cache::f16_data(w)?;
@@ -206,12 +216,33 @@ impl Linear {
                     parts.push(x2.matmul(&Tensor::from_vec(b, (r, self.in_dim), &Device::Cpu)?.t()?)?);
                 }
                 let y = if parts.len() == 1 { parts.pop().expect("one part") } else { Tensor::cat(&parts, 1)? };
-                let mut out = dims.to_vec();
-                *out.last_mut().unwrap() = self.out_dim;
                 Ok(y.to_dtype(x.dtype())?.reshape(out)?)
             }
             Backend::Candle(q) => Ok(q.forward(&x.contiguous()?)?),
         }
+    }
+
+    /// `x @ Wᵀ` for a few rows `x` (`[m, in]`) by one f16 dot product per weight row and row
+    /// of `x`, weight rows split across threads: token generation reads the f16 weights once,
+    /// where widening them would write and read them again as f32.
+    fn f16_dots(&self, w: &Tensor, x: &[f32], m: usize, isa: Isa) -> Result<Vec<f32>> {
+        let (k, n) = (self.in_dim, self.out_dim);
+        let data = crate::kv_cache::f16_data(w)?;
+        let data = data.slice();
+        let mut y = vec![0f32; m * n];
+        let per = n.div_ceil(pool::threads() * 4).max(16);
+        let dst = SendPtr(y.as_mut_ptr());
+        par_for(n.div_ceil(per), |t| {
+            for r in t * per..((t + 1) * per).min(n) {
+                let row = &data[r * k..][..k];
+                for i in 0..m {
+                    let v = crate::kv_kernels::dot(&x[i * k..][..k], row, isa);
+                    // SAFETY: task t alone writes the columns t*per.. of each of the m rows.
+                    unsafe { *dst.get().add(i * n + r) = v };
+                }
+            }
+        });
+        Ok(y)
     }
 
     fn forward_native(&self, t: WType, w: &QTensor, x: &Tensor, isa: Isa) -> Result<Tensor> {
