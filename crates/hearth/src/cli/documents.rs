@@ -102,7 +102,7 @@ pub fn summarize(a: SummarizeArgs, data_dir: &Path) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    run_summary(&a, data_dir, &model, &path, &joined, &plan)
+    run_summary(&a, data_dir, installed, &joined, &plan)
 }
 
 /// The installed model `arg` names, or one made up for a GGUF path that is not installed (it
@@ -133,8 +133,7 @@ async fn installed_model(store: &hearth::store::Store, arg: &str, path: &Path) -
 fn run_summary(
     a: &SummarizeArgs,
     data_dir: &Path,
-    model_arg: &str,
-    path: &Path,
+    model: InstalledModel,
     joined: &documents::plan::Joined,
     plan: &documents::plan::Plan,
 ) -> anyhow::Result<()> {
@@ -142,7 +141,6 @@ fn run_summary(
     let rt = super::runtime()?;
     let store = rt.block_on(hearth::store::Store::open(data_dir))?;
     let runtime = Runtime::new(store.clone(), data_dir.to_owned(), rt.handle().clone());
-    let model = rt.block_on(installed_model(&store, model_arg, path))?;
     runtime.begin_load(&model)?;
     rt.block_on(runtime.finish_load_with_context(model.clone(), Some(plan.context), |_| {}))?;
 

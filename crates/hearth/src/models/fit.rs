@@ -154,16 +154,7 @@ pub struct Estimate {
 
 /// The estimate for `variant` at `n_ctx`; refuses a context beyond the model's maximum.
 pub fn estimate(entry: &CatalogEntry, variant: &Variant, n_ctx: u64, kv: KvDType) -> Result<Estimate, ModelsError> {
-    if n_ctx == 0 {
-        return Err(ModelsError::ZeroContext);
-    }
-    if n_ctx > entry.context_length {
-        return Err(ModelsError::ContextTooLong {
-            model: entry.id.clone(),
-            requested: n_ctx,
-            max: entry.context_length,
-        });
-    }
+    check_context(&entry.id, n_ctx, entry.context_length)?;
     let kv_bytes = kv_cache_bytes(&entry.architecture, n_ctx, kv);
     let projector = entry.mmproj_for(variant).map(|m| ProjectorCost::of_catalog(&m, &entry.architecture));
     Ok(Estimate::new(
@@ -175,6 +166,17 @@ pub fn estimate(entry: &CatalogEntry, variant: &Variant, n_ctx: u64, kv: KvDType
         projector.as_ref(),
         kv_bytes,
     ))
+}
+
+/// Refuses a context of 0 tokens or beyond model `model`'s maximum `max`.
+fn check_context(model: &str, n_ctx: u64, max: u64) -> Result<(), ModelsError> {
+    if n_ctx == 0 {
+        return Err(ModelsError::ZeroContext);
+    }
+    if n_ctx > max {
+        return Err(ModelsError::ContextTooLong { model: model.to_string(), requested: n_ctx, max });
+    }
+    Ok(())
 }
 
 impl Estimate {
@@ -276,12 +278,7 @@ pub fn estimate_file(
 ) -> Result<Estimate, ModelsError> {
     let config = gemma3_config(s)?;
     let max = config.context_length as u64;
-    if n_ctx == 0 {
-        return Err(ModelsError::ZeroContext);
-    }
-    if n_ctx > max {
-        return Err(ModelsError::ContextTooLong { model: name.to_string(), requested: n_ctx, max });
-    }
+    check_context(name, n_ctx, max)?;
     let kv_bytes = config.kv_shape().bytes(n_ctx, kv);
     let quant = s.quant().unwrap_or("?").to_string();
     Ok(Estimate::new(name.to_string(), quant.clone(), quant, (n_ctx, max), s.file_size, projector, kv_bytes))
