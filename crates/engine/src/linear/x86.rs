@@ -506,8 +506,7 @@ pub(crate) mod avx2 {
     // at i16: with activations in -127..=127, a pair sum of values below 2^b stays under
     // 2^(b+8), so `S` of them (8 for 4-bit values, 4 for 5-bit, 2 for 6-bit) are added in i16
     // before one `vpmaddwd` widens them. Q8_0's values, offset to 0..=255, would saturate: its
-    // tiles keep them signed, and each product is taken as |w| * (x with w's sign)
-    // (`vpsignb`), at most 128 * 127 * 2 per pair sum.
+    // tiles keep them signed, with their magnitudes beside them (`tile8_kernel_q8`).
 
     /// Whether `tile8_rows` handles `t` (all native types).
     pub(crate) fn gemm8_supports(t: WType) -> bool {
@@ -521,6 +520,9 @@ pub(crate) mod avx2 {
         kb: usize,
         /// `kb * 256` bytes.
         qs: Vec<u8>,
+        /// Q8_0 only (else empty): |qs|, so that the kernel reads the magnitudes instead of
+        /// taking them per activation row.
+        abs: Vec<u8>,
         /// `[block][row]`, `kb * 8` each: the scales of values 0..16 and 16..32, the minimum.
         sc_lo: Vec<f32>,
         sc_hi: Vec<f32>,
@@ -532,6 +534,7 @@ pub(crate) mod avx2 {
             Self {
                 kb,
                 qs: vec![0; kb * 256],
+                abs: Vec::new(),
                 sc_lo: vec![0.0; kb * 8],
                 sc_hi: vec![0.0; kb * 8],
                 mn: vec![0.0; kb * 8],
@@ -571,31 +574,26 @@ pub(crate) mod avx2 {
                     self.mn[b * 8 + r] = u.mn;
                 }
             }
+            if t == WType::Q8_0 {
+                self.abs.clear();
+                self.abs.extend(self.qs.iter().map(|&v| (v as i8).unsigned_abs()));
+            }
         }
     }
 
     /// The i32 sums, per row of the tile, of groups `g0..g0 + n` of one block (`S` groups
-    /// added in i16 at a time), on top of `acc`. `SIGNED`: `w` holds |w| and `sw` the signed
-    /// values, whose signs move onto the activations.
+    /// added in i16 at a time), on top of `acc`.
     #[inline(always)]
-    fn groups<const S: usize, const SIGNED: bool>(
-        w: &[__m256i; 8],
-        sw: &[__m256i; 8],
-        x: &[__m256i; 8],
-        g0: usize,
-        n: usize,
-        acc: __m256i,
-    ) -> __m256i {
+    fn groups<const S: usize>(w: &[__m256i; 8], x: &[__m256i; 8], g0: usize, n: usize, acc: __m256i) -> __m256i {
         // SAFETY: only called from `tile8_kernel`, whose target features include AVX2.
         unsafe {
             let ones = _mm256_set1_epi16(1);
-            let xs = |g: usize| if SIGNED { _mm256_sign_epi8(x[g], sw[g]) } else { x[g] };
             let mut acc = acc;
             let mut g = g0;
             while g < g0 + n {
-                let mut p = _mm256_maddubs_epi16(w[g], xs(g));
+                let mut p = _mm256_maddubs_epi16(w[g], x[g]);
                 for j in 1..S {
-                    p = _mm256_add_epi16(p, _mm256_maddubs_epi16(w[g + j], xs(g + j)));
+                    p = _mm256_add_epi16(p, _mm256_maddubs_epi16(w[g + j], x[g + j]));
                 }
                 acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones));
                 g += S;
@@ -611,14 +609,7 @@ pub(crate) mod avx2 {
     /// As for `tile8_rows`, for rows `r0..r0 + R`; `mask` has no lane at or past `n - col0`.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn tile8_kernel<
-        const OFF: i32,
-        const HALF: bool,
-        const MIN: bool,
-        const S: usize,
-        const SIGNED: bool,
-        const R: usize,
-    >(
+    unsafe fn tile8_kernel<const OFF: i32, const HALF: bool, const MIN: bool, const S: usize, const R: usize>(
         tile: &Tile8,
         a: &QActs,
         r0: usize,
@@ -635,9 +626,8 @@ pub(crate) mod avx2 {
         // values and kbp >= kb per-block entries.
         for b in 0..kb {
             let wq = unsafe { qs.add(b * 256) };
-            let sw: [__m256i; 8] =
+            let w: [__m256i; 8] =
                 std::array::from_fn(|g| unsafe { _mm256_loadu_si256(wq.add(g * 32) as *const __m256i) });
-            let w: [__m256i; 8] = if SIGNED { std::array::from_fn(|g| _mm256_abs_epi8(sw[g])) } else { sw };
             let sc_lo = unsafe { _mm256_loadu_ps(tile.sc_lo.as_ptr().add(b * 8)) };
             let sc_hi = if HALF { unsafe { _mm256_loadu_ps(tile.sc_hi.as_ptr().add(b * 8)) } } else { sc_lo };
             let mn = if MIN { unsafe { _mm256_loadu_ps(tile.mn.as_ptr().add(b * 8)) } } else { sc_lo };
@@ -650,15 +640,15 @@ pub(crate) mod avx2 {
                 let dx = _mm256_set1_ps(unsafe { *a.d.get_unchecked(row * kbp + b) });
                 if !HALF {
                     let init = _mm256_set1_epi32(-OFF * unsafe { *a.s.get_unchecked(row * kbp + b) });
-                    let acc = groups::<S, SIGNED>(&w, &sw, &x, 0, 8, init);
+                    let acc = groups::<S>(&w, &x, 0, 8, init);
                     *out = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_mul_ps(sc_lo, dx), *out);
                 } else {
                     let (s_lo, s_hi) = unsafe {
                         let s16 = a.s16.as_ptr().add((row * kbp + b) * 2);
                         (*s16, *s16.add(1))
                     };
-                    let lo = groups::<S, SIGNED>(&w, &sw, &x, 0, 4, _mm256_set1_epi32(-OFF * s_lo));
-                    let hi = groups::<S, SIGNED>(&w, &sw, &x, 4, 4, _mm256_set1_epi32(-OFF * s_hi));
+                    let lo = groups::<S>(&w, &x, 0, 4, _mm256_set1_epi32(-OFF * s_lo));
+                    let hi = groups::<S>(&w, &x, 4, 4, _mm256_set1_epi32(-OFF * s_hi));
                     *out = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lo), _mm256_mul_ps(sc_lo, dx), *out);
                     *out = _mm256_fmadd_ps(_mm256_cvtepi32_ps(hi), _mm256_mul_ps(sc_hi, dx), *out);
                 }
@@ -674,7 +664,75 @@ pub(crate) mod avx2 {
         }
     }
 
+    /// Q8_0's twin of `tile8_kernel`, one activation row at a time: each group's |w| and
+    /// signed w are read from the tile (L1) for every row. Holding both across several rows, as
+    /// `tile8_kernel` holds one set, takes 16 registers, AVX2's whole file: the spills made it
+    /// slower than this (pp512 ~540 against ~480 tok/s on the 270M Q8_0 file).
+    ///
+    /// # Safety
+    ///
+    /// As for `tile8_kernel`, for row `row`; the tile was filled from Q8_0 rows.
+    /// Q8_0's kernel: `R` activation rows times one tile. Its 8-bit weights cannot be offset
+    /// to unsigned as the other types' are (a pair sum would saturate), so each product is
+    /// taken as |w| * (x with w's sign) (`vpsignb`), at most 2 * 127 * 128 per pair sum, and
+    /// every group needs its own `vpmaddwd`. Groups are the outer loop: |w| (from the tile)
+    /// and w are loaded once per group for the `R` rows, and only `R` i32 sums stay live.
+    /// `tile8_kernel`'s row-major loop with both sets of 8 groups held (16 registers, AVX2's
+    /// whole file) spilled: 170–205 GFLOP/s on 512 rows x [2048, 2560] against 230–239 for this
+    /// with `R` = 6 (`examples/linear_bench`, `HEARTH_KERNELS=avx2`).
+    ///
+    /// # Safety
+    ///
+    /// As for `tile8_kernel`, for rows `r0..r0 + R`; the tile was filled from Q8_0 rows.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn tile8_kernel_q8<const R: usize>(
+        tile: &Tile8,
+        a: &QActs,
+        r0: usize,
+        dst: *mut f32,
+        n: usize,
+        col0: usize,
+        mask: __m256i,
+    ) {
+        let (kb, k, kbp) = (tile.kb, a.k, a.kbp);
+        debug_assert_eq!(tile.abs.len(), tile.qs.len());
+        let ones = _mm256_set1_epi16(1);
+        let mut out = [_mm256_setzero_ps(); R];
+        let (qs, abs) = (tile.qs.as_ptr(), tile.abs.as_ptr());
+        let xq = a.q.as_ptr();
+        // SAFETY (every access in this loop): a tile holds kb blocks of 256 bytes in `qs` and,
+        // filled from Q8_0, in `abs`, and 8 scales per block; `a` holds rows r0..r0 + R
+        // (contract), each k values and kbp >= kb per-block scales.
+        for b in 0..kb {
+            let mut acc = [_mm256_setzero_si256(); R];
+            for g in 0..8 {
+                let o = b * 256 + g * 32;
+                let sw = unsafe { _mm256_loadu_si256(qs.add(o) as *const __m256i) };
+                let w = unsafe { _mm256_loadu_si256(abs.add(o) as *const __m256i) };
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let x = _mm256_set1_epi32(unsafe {
+                        std::ptr::read_unaligned(xq.add((r0 + r) * k + b * QK + 4 * g) as *const i32)
+                    });
+                    let p = _mm256_maddubs_epi16(w, _mm256_sign_epi8(x, sw));
+                    *acc = _mm256_add_epi32(*acc, _mm256_madd_epi16(p, ones));
+                }
+            }
+            let sc = unsafe { _mm256_loadu_ps(tile.sc_lo.as_ptr().add(b * 8)) };
+            for (r, out) in out.iter_mut().enumerate() {
+                let dx = _mm256_set1_ps(unsafe { *a.d.get_unchecked((r0 + r) * kbp + b) });
+                *out = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r]), _mm256_mul_ps(sc, dx), *out);
+            }
+        }
+        for (r, out) in out.iter().enumerate() {
+            // SAFETY: row r0 + r of `dst`, columns col0.. under `mask`, all < n (contract).
+            unsafe { _mm256_maskstore_ps(dst.add((r0 + r) * n + col0), mask, *out) };
+        }
+    }
+
     pub(crate) const GEMM8_R: usize = 4;
+    /// Activation rows per call of `tile8_kernel_q8`: 2 x 6 accumulators and the group's two
+    /// weight vectors fit AVX2's 16 registers.
+    const GEMM8_Q8_R: usize = 6;
 
     /// Activation rows `rows` times one repacked tile: `dst[i * n + col0 + c] = x_i . w_c` for
     /// `i` in `rows` and the tile's valid columns `c < 8` (those below `n - col0`).
@@ -698,27 +756,42 @@ pub(crate) mod avx2 {
         let valid = (n - col0).min(8) as i32;
         let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
         macro_rules! run {
-            ($off:expr, $half:expr, $min:expr, $s:expr, $signed:expr) => {{
+            ($off:expr, $half:expr, $min:expr, $s:expr) => {{
                 let mut r0 = rows.start;
                 // SAFETY: rows r0.. stay below rows.end; the rest is this fn's contract.
                 while r0 + GEMM8_R <= rows.end {
-                    unsafe { tile8_kernel::<$off, $half, $min, $s, $signed, GEMM8_R>(tile, a, r0, dst, n, col0, mask) };
+                    unsafe { tile8_kernel::<$off, $half, $min, $s, GEMM8_R>(tile, a, r0, dst, n, col0, mask) };
                     r0 += GEMM8_R;
                 }
                 while r0 < rows.end {
                     // SAFETY: as above.
-                    unsafe { tile8_kernel::<$off, $half, $min, $s, $signed, 1>(tile, a, r0, dst, n, col0, mask) };
+                    unsafe { tile8_kernel::<$off, $half, $min, $s, 1>(tile, a, r0, dst, n, col0, mask) };
                     r0 += 1;
                 }
             }};
         }
         match t {
-            WType::Q4_0 => run!(8, false, false, 8, false),
-            WType::Q4_1 | WType::Q4K => run!(0, false, true, 8, false),
-            WType::Q5_0 => run!(16, false, false, 4, false),
-            WType::Q5_1 | WType::Q5K => run!(0, false, true, 4, false),
-            WType::Q6K => run!(32, true, false, 2, false),
-            WType::Q8_0 => run!(0, false, false, 1, true),
+            WType::Q4_0 => run!(8, false, false, 8),
+            WType::Q4_1 | WType::Q4K => run!(0, false, true, 8),
+            WType::Q5_0 => run!(16, false, false, 4),
+            WType::Q5_1 | WType::Q5K => run!(0, false, true, 4),
+            WType::Q6K => run!(32, true, false, 2),
+            WType::Q8_0 => {
+                let mut r0 = rows.start;
+                macro_rules! rows_of {
+                    ($r:expr) => {
+                        while r0 + $r <= rows.end {
+                            // SAFETY: rows r0..r0 + $r stay below rows.end; the rest is this
+                            // fn's contract.
+                            unsafe { tile8_kernel_q8::<$r>(tile, a, r0, dst, n, col0, mask) };
+                            r0 += $r;
+                        }
+                    };
+                }
+                rows_of!(GEMM8_Q8_R);
+                rows_of!(2);
+                rows_of!(1);
+            }
         }
     }
 }
