@@ -153,9 +153,12 @@ fn bench_kv_bytes_follow_the_kv_type() {
     let default = run(&[]);
     let f16 = run(&["--kv-type", "f16"]);
     let f32 = run(&["--kv-type", "f32"]);
-    for (name, r) in [("default", &default), ("f16", &f16), ("f32", &f32)] {
+    // Without the warm-up the one repetition is still timed (the long-prompt benchmarks use it).
+    let cold = run(&["--no-warmup"]);
+    for (name, r) in [("default", &default), ("f16", &f16), ("f32", &f32), ("--no-warmup", &cold)] {
         assert_eq!(r["kv_bytes"], r["kv_bytes_formula"], "{name}: {r}");
         assert!(r["gen_tokens_per_s"].as_f64().unwrap() > 0.0, "{name}");
+        assert!(r["prompt_tokens_per_s"].as_f64().unwrap() > 0.0, "{name}");
     }
     assert_eq!(default["kv_type"], "f16");
     // --threads reaches the engine's own pool (no longer an environment variable).

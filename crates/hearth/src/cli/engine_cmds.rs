@@ -281,6 +281,10 @@ pub struct BenchArgs {
     /// Timed repetitions of each test (after one warm-up).
     #[arg(short = 'r', long, default_value_t = 3)]
     reps: usize,
+    /// Skip the warm-up (as llama-bench's --no-warmup): at tens of thousands of prompt tokens
+    /// one run takes minutes and first-touch costs are lost in it.
+    #[arg(long)]
+    no_warmup: bool,
     /// Element type of the KV cache: f16 (half the memory) or f32.
     #[arg(long, default_value = "f16")]
     kv_type: KvDType,
@@ -301,7 +305,7 @@ pub fn bench(a: BenchArgs, data_dir: &Path) -> anyhow::Result<()> {
     let engine = a.model.load(data_dir)?;
     let load_s = t0.elapsed().as_secs_f64();
     if let (Some(mmproj), Some(image)) = (&a.mmproj, &a.image) {
-        return bench_encoder(&engine, mmproj, image, a.reps.max(1), a.json);
+        return bench_encoder(&engine, mmproj, image, a.reps.max(1), !a.no_warmup, a.json);
     }
     let model = engine.model();
     let cfg = engine.config();
@@ -322,7 +326,8 @@ pub fn bench(a: BenchArgs, data_dir: &Path) -> anyhow::Result<()> {
     let reps = a.reps.max(1);
     let mut pp = Vec::new();
     let mut tg = Vec::new();
-    for rep in 0..=reps {
+    let first = usize::from(a.no_warmup);
+    for rep in first..=reps {
         if a.n_prompt > 0 {
             cache.clear();
             let t = Instant::now();
@@ -375,9 +380,16 @@ pub fn bench(a: BenchArgs, data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Encoder time for one image (after one warm-up), and memory: the process's resident memory
+/// Encoder time for one image (after one warm-up, if `warmup`), and memory: the process's resident memory
 /// before the encoder was loaded, its peak after encoding, and the engine's own figures.
-fn bench_encoder(engine: &Engine, mmproj: &Path, image: &Path, reps: usize, json_out: bool) -> anyhow::Result<()> {
+fn bench_encoder(
+    engine: &Engine,
+    mmproj: &Path,
+    image: &Path,
+    reps: usize,
+    warmup: bool,
+    json_out: bool,
+) -> anyhow::Result<()> {
     let rss_before = rss_bytes("VmRSS:");
     let t = Instant::now();
     let enc = load_vision(mmproj, engine)?;
@@ -385,7 +397,8 @@ fn bench_encoder(engine: &Engine, mmproj: &Path, image: &Path, reps: usize, json
     let bytes = std::fs::read(image).with_context(|| format!("reading image {}", image.display()))?;
     let pixels = image_pixels(image, &bytes, enc.config().image_size as u32)?;
     let mut times = Vec::with_capacity(reps);
-    for rep in 0..=reps {
+    let first = usize::from(!warmup);
+    for rep in first..=reps {
         let t = Instant::now();
         let out = engine.install(|| enc.encode(&pixels))?;
         if rep > 0 {
