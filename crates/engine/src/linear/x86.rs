@@ -790,7 +790,10 @@ pub(crate) mod avx2 {
                 }
                 rows_of!(GEMM8_Q8_R);
                 rows_of!(2);
-                rows_of!(1);
+                if r0 < rows.end {
+                    // SAFETY: as above, for the one row left.
+                    unsafe { tile8_kernel_q8::<1>(tile, a, r0, dst, n, col0, mask) };
+                }
             }
         }
     }
