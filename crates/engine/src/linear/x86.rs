@@ -664,14 +664,6 @@ pub(crate) mod avx2 {
         }
     }
 
-    /// Q8_0's twin of `tile8_kernel`, one activation row at a time: each group's |w| and
-    /// signed w are read from the tile (L1) for every row. Holding both across several rows, as
-    /// `tile8_kernel` holds one set, takes 16 registers, AVX2's whole file: the spills made it
-    /// slower than this (pp512 ~540 against ~480 tok/s on the 270M Q8_0 file).
-    ///
-    /// # Safety
-    ///
-    /// As for `tile8_kernel`, for row `row`; the tile was filled from Q8_0 rows.
     /// Q8_0's kernel: `R` activation rows times one tile. Its 8-bit weights cannot be offset
     /// to unsigned as the other types' are (a pair sum would saturate), so each product is
     /// taken as |w| * (x with w's sign) (`vpsignb`), at most 2 * 127 * 128 per pair sum, and
