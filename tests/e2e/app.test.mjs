@@ -101,7 +101,7 @@ test('first run, import, stream, stop, quit and relaunch keep the conversation',
     assert.ok(stopped.text.trim().length > 0, 'the partial text is kept');
 
     await look(s, 'dark', 'ko');
-    await s.clickOn(`.conv-item[data-id="${convId}"] button, .conv-item[data-id="${convId}"]`);
+    await s.clickOn(`.conv-item[data-id="${convId}"] .conv-open`);
     await s.waitFor('.messages .msg-assistant');
     await shot(s, 'chat-dark-ko');
   } finally {
@@ -118,7 +118,7 @@ test('first run, import, stream, stop, quit and relaunch keep the conversation',
     assert.deepEqual(list.messages.map((m) => m.role), ['user', 'assistant', 'user', 'assistant']);
     assert.ok(list.messages.every((m) => m.state === 'complete'), JSON.stringify(list.messages.map((m) => m.state)));
     assert.equal((await s.invoke('get_settings')).theme, 'dark', 'settings persist');
-    await s.clickOn(`.conv-item[data-id="${convId}"] button, .conv-item[data-id="${convId}"]`);
+    await s.clickOn(`.conv-item[data-id="${convId}"] .conv-open`);
     await s.waitFor('.messages .msg-assistant');
 
     // The last-used model loads again by itself, in the background, without a click.
@@ -145,7 +145,7 @@ test('first run, import, stream, stop, quit and relaunch keep the conversation',
     const back = await s.invoke('select_branch', { messageId: oldReply });
     assert.equal(back.messages[3].id, oldReply, 'the first version can be shown again');
     await look(s, 'light', 'ko');
-    await s.clickOn(`.conv-item[data-id="${convId}"] button, .conv-item[data-id="${convId}"]`);
+    await s.clickOn(`.conv-item[data-id="${convId}"] .conv-open`);
     await s.waitFor('.messages .msg-assistant');
     await shot(s, 'chat-light-ko');
     // The other main screens, in the real window: the models page (the catalog's fit badges are

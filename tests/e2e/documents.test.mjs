@@ -153,7 +153,7 @@ test('drop a document, see the plan, cancel one summary, finish another, and it 
   await sleep(1000);
   s = await Session.start(BASE, APP);
   try {
-    await s.clickOn(`.conv-item[data-id="${convId}"] button, .conv-item[data-id="${convId}"]`, { timeout: 60000 });
+    await s.clickOn(`.conv-item[data-id="${convId}"] .conv-open`, { timeout: 60000 });
     const body = await s.waitFor('.messages .msg-assistant .msg-body', { text: (t) => t.trim().length > 0 });
     assert.ok((await s.text(body)).trim().length > 0);
     const list = await s.invoke('list_messages', { conversationId: convId });

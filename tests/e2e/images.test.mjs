@@ -136,7 +136,7 @@ test('drop and paste images, a streamed reply reads them, and they are still the
   await sleep(1000);
   s = await Session.start(BASE, APP);
   try {
-    await s.clickOn(`.conv-item[data-id="${convId}"] button, .conv-item[data-id="${convId}"]`, { timeout: 60000 });
+    await s.clickOn(`.conv-item[data-id="${convId}"] .conv-open`, { timeout: 60000 });
     await s.waitFor('.messages .msg-assistant');
     await s.waitFor(bothThumbs, { timeout: 30000 });
     assert.deepEqual(await imagesDecoded(s, userThumbs), [true, true]);
