@@ -147,6 +147,14 @@ test('drop and paste images, a streamed reply reads them, and they are still the
     assert.equal(list.messages[0].attachmentItems.length, 2);
     // The last-used model loads again by itself, with its projector.
     assert.equal((await waitReady(s)).readsImages, true);
+    // Once it is ready, the context meter counts the stored conversation, both images' soft
+    // tokens included (it reads 0 while no model is loaded).
+    const meterEnd = Date.now() + 30000;
+    let counted;
+    while ((counted = Number(await s.exec(`return document.querySelector('#context-meter')?.getAttribute('aria-valuenow') ?? '0';`))) <= 2 * 256) {
+      if (Date.now() > meterEnd) assert.fail(`the context meter reads ${counted} tokens after the model became ready`);
+      await sleep(200);
+    }
     await shot(s, 'image-relaunch');
   } finally {
     await s.end();
