@@ -278,7 +278,7 @@ pub struct BenchArgs {
     /// Context the KV cache is sized for.
     #[arg(long, default_value_t = 4096)]
     ctx: usize,
-    /// Timed repetitions of each test (after one warm-up).
+    /// Timed repetitions of each test (after one warm-up, unless --no-warmup).
     #[arg(short = 'r', long, default_value_t = 3)]
     reps: usize,
     /// Skip the warm-up (as llama-bench's --no-warmup): at tens of thousands of prompt tokens
@@ -380,8 +380,9 @@ pub fn bench(a: BenchArgs, data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Encoder time for one image (after one warm-up, if `warmup`), and memory: the process's resident memory
-/// before the encoder was loaded, its peak after encoding, and the engine's own figures.
+/// Encoder time for one image (after one warm-up, if `warmup`), and memory: the process's
+/// resident memory before the encoder was loaded, its peak after encoding, and the engine's own
+/// figures.
 fn bench_encoder(
     engine: &Engine,
     mmproj: &Path,
