@@ -128,3 +128,42 @@ fn images_and_soft_tokens_must_agree() {
     let err = session.next_token_top(&ids, &[half], 5).unwrap_err();
     assert!(err.to_string().contains("128 embeddings for 256 soft tokens"), "{err}");
 }
+
+/// With Pan & Scan, the prompt around each image (the whole image introduced as the original,
+/// then its crops) is the reference processor's, id for id: transformers' `Gemma3Processor` with
+/// `do_pan_and_scan=True` (tests/fixtures/images/pan_scan_prompt.json, made by
+/// scripts/make-pan-scan-prompt-ref), for a wide image alone and after a square one it does not cut.
+/// The crop counts are the engine's own crop rule on the same files.
+#[test]
+fn pan_and_scan_prompt_ids_match_the_reference_processor() {
+    use engine::vision::preprocess::{decode, ImageLimits, PanScan};
+    let (engine, _) = load();
+    let images = fx::dir().join("../images");
+    let path = images.join("pan_scan_prompt.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let reference: serde_json::Value = serde_json::from_str(&text).expect("reference JSON");
+    let question = reference["prompt"].as_str().unwrap();
+    let cases = reference["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 2);
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let crops: Vec<usize> = case["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                let f = f.as_str().unwrap();
+                let file = if f == "square.png" { fx::dir().join(f) } else { images.join(f) };
+                let img = decode(&std::fs::read(&file).unwrap(), &ImageLimits::default()).expect("decode");
+                PanScan::default().crop_boxes(img.width(), img.height()).len()
+            })
+            .collect();
+        let want_crops: Vec<usize> =
+            case["crops"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap() as usize).collect();
+        assert_eq!(crops, want_crops, "{name}: crop counts");
+        let ids = engine
+            .chat_prompt_with_image_groups(&[ChatMessage::new(Role::User, question)], &[crops], 256)
+            .expect("prompt");
+        assert_eq!(ids, common::ids(&case["prompt_ids"]), "{name}: prompt ids");
+    }
+}
