@@ -171,6 +171,45 @@ fn f16_weights_are_held_at_half_and_exact_across_blocks() {
     }
 }
 
+/// The F16 GEMM (many rows) at every level against an f64 reference on awkward shapes: k not a
+/// multiple of the vector width nor of the kernels' k blocks (75, 1152, 4304: SigLIP's widths),
+/// output columns not filling a panel (33, 97), rows not filling a register tile nor a row
+/// block (9, 64, 513; 7 takes the dot products). Each dot product's error is measured against
+/// the largest it could have had, `|x_i| |w_j|`: f32 sums in another order differ by rounding
+/// only, a few ulps of that.
+#[test]
+fn f16_gemm_matches_f64_at_every_level_on_awkward_shapes() {
+    let mut rng = Rng(13);
+    for (k, n) in [(75usize, 33usize), (1152, 97), (4304, 33), (1152, 1)] {
+        let w = Arc::new(QTensor::quantize(&rng.matrix(n, k, true), GgmlDType::F16).unwrap());
+        let wv = w.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let lin = Linear::new(w.clone()).unwrap();
+        assert_eq!(lin.storage_bytes(), n * k * 2);
+        for m in [7usize, 9, 64, 513] {
+            let x = rng.matrix(m, k, false);
+            let xv = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let norm = |v: &[f32]| v.iter().map(|&a| a as f64 * a as f64).sum::<f64>().sqrt();
+            let want: Vec<(f64, f64)> = (0..m * n)
+                .map(|ij| {
+                    let (xr, wr) = (&xv[ij / n * k..][..k], &wv[ij % n * k..][..k]);
+                    let dot: f64 = xr.iter().zip(wr).map(|(&a, &b)| a as f64 * b as f64).sum();
+                    (dot, norm(xr) * norm(wr))
+                })
+                .collect();
+            for level in Level::available() {
+                let got = lin.forward_at(&x, level).unwrap();
+                assert_eq!(got.dims(), &[m, n]);
+                let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                let worst = got.iter().zip(&want).map(|(&g, &(d, s))| (g as f64 - d).abs() / s).fold(0f64, f64::max);
+                assert!(worst < F16_GEMM_TOL, "k={k} n={n} m={m} {level:?}: scaled error {worst:e}");
+            }
+        }
+    }
+}
+
+/// Tolerance of `f16_gemm_matches_f64_at_every_level_on_awkward_shapes`.
+const F16_GEMM_TOL: f64 = 1e-6;
+
 #[test]
 fn batched_and_strided_inputs() {
     let mut rng = Rng(11);
