@@ -2,10 +2,10 @@
 //! `y[i, j] = sum_l x[i, l] * w[j, l]` with f32 activations `x` `[m, k]`, f16 weights `w`
 //! `[n, k]` and f32 sums, without an f32 copy of the matrix.
 //!
-//! The output columns are split across threads in blocks of up to `MAX_PANELS` panels of `NR`
-//! columns. A thread widens its block once into a per-thread f32 buffer, laid out for the
-//! micro-kernel: `KC` values of k at a time, panel by panel, each k holding the panel's `NR`
-//! columns side by side. The micro-kernel multiplies `MR` activation rows by one panel: per k,
+//! The output columns are split across threads in equal blocks of whole panels of `NR` columns
+//! (at most `MAX_PANELS`). A thread widens its block once into a per-thread f32 buffer, laid out
+//! for the micro-kernel: `KC` values of k at a time, panel by panel, each k holding the panel's
+//! `NR` columns side by side. The micro-kernel multiplies `MR` activation rows by one panel: per k,
 //! each row's value is broadcast and multiplied by the `NR` columns, summed into `MR x NR`
 //! lanes of vector registers (no horizontal sums). Activation rows go `MC` at a time, so that
 //! their `KC`-wide slice stays in L2 while every panel of the block meets it, and one panel's
@@ -49,12 +49,15 @@ pub(super) fn gemm(x: &[f32], m: usize, k: usize, w: &[f16], n: usize, isa: Isa)
     thread_local! {
         static PACKED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     }
+    // Equal shares of whole panels, a multiple of the threads in number: the work items are
+    // few, and one left over would leave the other threads idle while it runs.
     let panels = n.div_ceil(nr);
-    let per = panels.div_ceil(pool::threads() * 4).clamp(1, MAX_PANELS);
+    let threads = pool::threads();
+    let tasks = (threads * 4).max(panels.div_ceil(MAX_PANELS)).next_multiple_of(threads).min(panels);
     let dst = SendPtr(y.as_mut_ptr());
-    par_for(panels.div_ceil(per), |t| {
-        let p0 = t * per;
-        let np = per.min(panels - p0);
+    par_for(tasks, |t| {
+        let p0 = t * panels / tasks;
+        let np = (t + 1) * panels / tasks - p0;
         let mut buf = PACKED.with(|b| b.take());
         pack(w, n, k, p0 * nr, np, nr, &mut buf);
         for i0 in (0..m).step_by(MC) {
