@@ -23,7 +23,8 @@ use super::pool::{self, par_for, SendPtr};
 const KC: usize = 256;
 /// Activation rows per block: their `KC`-wide slice (96 KB) stays in L2.
 const MC: usize = 96;
-/// Panels a thread widens at a time, at most (32 KB per 1000 values of k at `NR` = 32).
+/// Panels a thread widens at a time, at most: its buffer, which the thread keeps for the next
+/// call, then takes 1 MiB per 1024 values of k at `NR` = 32 (4.2 MiB for SigLIP's fc2).
 const MAX_PANELS: usize = 8;
 
 /// `C[0..rows, 0..cols] (+)= X[0..rows, 0..kc] * B[0..kc, 0..NR]` (a micro-kernel; arguments:
