@@ -253,32 +253,36 @@ mod x86 {
         cols: usize,
         acc: bool,
     ) {
-        let mut s = [[_mm256_setzero_ps(); 2]; R];
+        const V: usize = NR256 / 8;
+        let mut s = [[_mm256_setzero_ps(); V]; R];
         for l in 0..kc {
-            // SAFETY: l < kc and r < R = rows (this fn's contract).
-            let (b0, b1) = unsafe { (_mm256_loadu_ps(b.add(l * 16)), _mm256_loadu_ps(b.add(l * 16 + 8))) };
+            let mut bv = [_mm256_setzero_ps(); V];
+            for (v, bv) in bv.iter_mut().enumerate() {
+                // SAFETY: l < kc (this fn's contract).
+                *bv = unsafe { _mm256_loadu_ps(b.add(l * NR256 + v * 8)) };
+            }
             for (r, s) in s.iter_mut().enumerate() {
+                // SAFETY: r < R = rows, l < kc (this fn's contract).
                 let a = _mm256_set1_ps(unsafe { *x.add(r * ldx + l) });
-                s[0] = _mm256_fmadd_ps(a, b0, s[0]);
-                s[1] = _mm256_fmadd_ps(a, b1, s[1]);
+                for (s, &bv) in s.iter_mut().zip(&bv) {
+                    *s = _mm256_fmadd_ps(a, bv, *s);
+                }
             }
         }
         let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        let m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols as i32), lane);
-        let m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols as i32 - 8), lane);
+        let mut mask = [lane; V];
+        for (v, m) in mask.iter_mut().enumerate() {
+            *m = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols as i32 - 8 * v as i32), lane);
+        }
         for (r, s) in s.iter().enumerate() {
-            let p = c.wrapping_add(r * ldc);
-            let q = p.wrapping_add(8);
-            // SAFETY: masked loads and stores touch only columns j < cols of row r < rows
-            // (this fn's contract); masked-off lanes are not accessed.
-            unsafe {
-                let (mut v0, mut v1) = (s[0], s[1]);
-                if acc {
-                    v0 = _mm256_add_ps(v0, _mm256_maskload_ps(p, m0));
-                    v1 = _mm256_add_ps(v1, _mm256_maskload_ps(q, m1));
+            for (v, (&s, &m)) in s.iter().zip(&mask).enumerate() {
+                let p = c.wrapping_add(r * ldc + v * 8);
+                // SAFETY: masked loads and stores touch only columns j < cols of row r < rows
+                // (this fn's contract); masked-off lanes are not accessed.
+                unsafe {
+                    let v = if acc { _mm256_add_ps(s, _mm256_maskload_ps(p, m)) } else { s };
+                    _mm256_maskstore_ps(p, m, v);
                 }
-                _mm256_maskstore_ps(p, m0, v0);
-                _mm256_maskstore_ps(q, m1, v1);
             }
         }
     }
