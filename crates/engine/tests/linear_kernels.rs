@@ -151,8 +151,9 @@ fn float_weights_are_exact() {
 }
 
 /// F16 matrices (the vision projectors') are held as f16, half of f32, and multiplied by f16 dot
-/// products for a few rows or widened a block of rows at a time for more: both give f32's answer
-/// on a matrix of several blocks and a ragged last one.
+/// products for a few rows; for more by the F16 GEMM (SIMD levels) or widened a block of rows at
+/// a time (scalar level): all give f32's answer on a matrix of several blocks and a ragged last
+/// one.
 #[test]
 fn f16_weights_are_held_at_half_and_exact_across_blocks() {
     let mut rng = Rng(9);
@@ -164,10 +165,13 @@ fn f16_weights_are_held_at_half_and_exact_across_blocks() {
     // Dot products for a few rows, widened blocks for more.
     for m in [1usize, 3, 12] {
         let x = rng.matrix(m, k, false);
-        let got = lin.forward(&x).unwrap();
-        assert_eq!(got.dims(), &[m, out]);
-        let e = rel_err(&got, &reference(&w, &x));
-        assert!(e < 1e-5, "m={m}: {e}");
+        let want = reference(&w, &x);
+        for level in Level::available() {
+            let got = lin.forward_at(&x, level).unwrap();
+            assert_eq!(got.dims(), &[m, out]);
+            let e = rel_err(&got, &want);
+            assert!(e < 1e-5, "m={m} {level:?}: {e}");
+        }
     }
 }
 

@@ -24,7 +24,9 @@ const KC: usize = 256;
 /// Activation rows per block: their `KC`-wide slice (96 KB) stays in L2.
 const MC: usize = 96;
 /// Panels a thread widens at a time, at most: its buffer, which the thread keeps for the next
-/// call, then takes 1 MiB per 1024 values of k at `NR` = 32 (4.2 MiB for SigLIP's fc2).
+/// call, then takes 1 MiB per 1024 values of k at `NR` = 32 (4.2 MiB for SigLIP's fc2). As
+/// there are at least 4 blocks a thread, all threads' buffers together hold about a quarter of
+/// the largest matrix as f32 (5 MB for SigLIP-So400m's), however many threads there are.
 const MAX_PANELS: usize = 8;
 
 /// `C[0..rows, 0..cols] (+)= X[0..rows, 0..kc] * B[0..kc, 0..NR]` (a micro-kernel; arguments:

@@ -60,8 +60,8 @@ fn par_min_bytes() -> usize {
 }
 
 /// Weights an F16 matrix widens at a time for candle's matmul, without SIMD kernels (f32:
-/// 32 MiB): every SigLIP-So400m matrix in one block (each further block repeats candle's packing of the activations), against the 850 MB
-/// an f32 copy of the whole tower would hold.
+/// 32 MiB): every SigLIP-So400m matrix in one block (each further block repeats candle's
+/// packing of the activations), against the 850 MB an f32 copy of the whole tower would hold.
 const F16_BLOCK_ELEMS: usize = 1 << 23;
 
 /// Rows of activations up to which an F16 matrix multiplies by dot products (`f16_dots`)
