@@ -162,7 +162,7 @@ fn f16_weights_are_held_at_half_and_exact_across_blocks() {
     let lin = Linear::new(w.clone()).unwrap();
     assert_eq!(lin.storage_bytes(), out * k * 2);
     assert_eq!(engine::linear::held_bytes(GgmlDType::F16, out, k, &Device::Cpu), Some(lin.storage_bytes() as u64));
-    // Dot products for a few rows, widened blocks for more.
+    // Dot products for a few rows, the GEMM or widened blocks for more.
     for m in [1usize, 3, 12] {
         let x = rng.matrix(m, k, false);
         let want = reference(&w, &x);

@@ -97,7 +97,7 @@ enum Holding {
     Native(WType),
     /// Dequantized to f32.
     Dense,
-    /// As stored in f16, widened to f32 in blocks as it is used.
+    /// As stored in f16, multiplied with f32 sums (`Backend::F16`).
     F16,
     /// As stored, multiplied by candle.
     Candle,
