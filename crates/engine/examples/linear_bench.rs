@@ -10,6 +10,10 @@
 //!    token (1 row; plus the tied output projection) and one 512-token prompt chunk, with the
 //!    resident-memory growth each backend causes.
 //!
+//! 3. F16 weights (the vision encoder's, from llama.cpp's mmproj files) at SigLIP-So400m's
+//!    shapes with 4096 rows (one 896x896 image): GFLOP/s of `Linear` (`BENCH_ONLY_F16=1` runs
+//!    only this; `HEARTH_KERNELS=avx2` picks the AVX2 level).
+//!
 //! Baseline and ours are measured in the same run, alternating, as the machine may be noisy.
 //! `BENCH_QUICK=1` shortens everything.
 
@@ -291,6 +295,24 @@ fn model(path: &str) {
     println!("RSS at the end: {:.0} MB.", rss_mb());
 }
 
+/// F16 matrices at the SigLIP-So400m encoder's shapes, 4096 activation rows (one 896x896 image).
+fn f16_encoder() {
+    let m = 4096;
+    println!("## F16 weights, SigLIP-So400m shapes, {m} rows");
+    println!();
+    println!("| [out, in] | ms | GFLOP/s |");
+    println!("|---|---|---|");
+    for (n, k) in [(4304usize, 1152usize), (1152, 4304), (1152, 1152)] {
+        let w = Arc::new(QTensor::quantize(&randn(n, k, 8), GgmlDType::F16).unwrap());
+        let lin = Linear::new(w).unwrap();
+        let x = randn(m, k, 9);
+        let t = time(|| drop(lin.forward(&x).unwrap()));
+        let flop = 2.0 * (m * n * k) as f64;
+        println!("| [{n}, {k}] | {:.1} | {:.0} |", t * 1e3, flop / t / 1e9);
+    }
+    println!();
+}
+
 fn main() {
     println!("# linear_bench: {} rayon threads, kernel level {:?}", rayon::current_num_threads(), kernel_level());
     println!();
@@ -299,6 +321,10 @@ fn main() {
         let p = format!("{home}/.cache/hearth-test/gemma-3-270m-q4_k_m.gguf");
         std::path::Path::new(&p).exists().then_some(p)
     });
+    f16_encoder();
+    if std::env::var("BENCH_ONLY_F16").is_ok_and(|v| !v.is_empty() && v != "0") {
+        return;
+    }
     if std::env::var("BENCH_SKIP_SYNTHETIC").is_err() {
         synthetic();
     }

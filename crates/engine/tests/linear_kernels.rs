@@ -151,8 +151,9 @@ fn float_weights_are_exact() {
 }
 
 /// F16 matrices (the vision projectors') are held as f16, half of f32, and multiplied by f16 dot
-/// products for a few rows or widened a block of rows at a time for more: both give f32's answer
-/// on a matrix of several blocks and a ragged last one.
+/// products for a few rows; for more by the F16 GEMM (SIMD levels) or widened a block of rows at
+/// a time (scalar level): all give f32's answer on a matrix of several blocks and a ragged last
+/// one.
 #[test]
 fn f16_weights_are_held_at_half_and_exact_across_blocks() {
     let mut rng = Rng(9);
@@ -161,15 +162,57 @@ fn f16_weights_are_held_at_half_and_exact_across_blocks() {
     let lin = Linear::new(w.clone()).unwrap();
     assert_eq!(lin.storage_bytes(), out * k * 2);
     assert_eq!(engine::linear::held_bytes(GgmlDType::F16, out, k, &Device::Cpu), Some(lin.storage_bytes() as u64));
-    // Dot products for a few rows, widened blocks for more.
+    // Dot products for a few rows, the GEMM or widened blocks for more.
     for m in [1usize, 3, 12] {
         let x = rng.matrix(m, k, false);
-        let got = lin.forward(&x).unwrap();
-        assert_eq!(got.dims(), &[m, out]);
-        let e = rel_err(&got, &reference(&w, &x));
-        assert!(e < 1e-5, "m={m}: {e}");
+        let want = reference(&w, &x);
+        for level in Level::available() {
+            let got = lin.forward_at(&x, level).unwrap();
+            assert_eq!(got.dims(), &[m, out]);
+            let e = rel_err(&got, &want);
+            assert!(e < 1e-5, "m={m} {level:?}: {e}");
+        }
     }
 }
+
+/// The F16 GEMM (many rows) at every level against an f64 reference on awkward shapes: k not a
+/// multiple of the vector width nor of the kernels' k blocks (75, 1152, 4304: SigLIP's widths),
+/// output columns not filling a panel (33, 97), rows not filling a register tile nor a row
+/// block (9, 64, 513; 7 takes the dot products). Each dot product's error is measured against
+/// the largest it could have had, `|x_i| |w_j|`: f32 sums in another order differ by rounding
+/// only, a few ulps of that.
+#[test]
+fn f16_gemm_matches_f64_at_every_level_on_awkward_shapes() {
+    let mut rng = Rng(13);
+    for (k, n) in [(75usize, 33usize), (1152, 97), (4304, 33), (1152, 1)] {
+        let w = Arc::new(QTensor::quantize(&rng.matrix(n, k, true), GgmlDType::F16).unwrap());
+        let wv = w.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let lin = Linear::new(w.clone()).unwrap();
+        assert_eq!(lin.storage_bytes(), n * k * 2);
+        for m in [7usize, 9, 64, 513] {
+            let x = rng.matrix(m, k, false);
+            let xv = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let norm = |v: &[f32]| v.iter().map(|&a| a as f64 * a as f64).sum::<f64>().sqrt();
+            let want: Vec<(f64, f64)> = (0..m * n)
+                .map(|ij| {
+                    let (xr, wr) = (&xv[ij / n * k..][..k], &wv[ij % n * k..][..k]);
+                    let dot: f64 = xr.iter().zip(wr).map(|(&a, &b)| a as f64 * b as f64).sum();
+                    (dot, norm(xr) * norm(wr))
+                })
+                .collect();
+            for level in Level::available() {
+                let got = lin.forward_at(&x, level).unwrap();
+                assert_eq!(got.dims(), &[m, n]);
+                let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                let worst = got.iter().zip(&want).map(|(&g, &(d, s))| (g as f64 - d).abs() / s).fold(0f64, f64::max);
+                assert!(worst < F16_GEMM_TOL, "k={k} n={n} m={m} {level:?}: scaled error {worst:e}");
+            }
+        }
+    }
+}
+
+/// Tolerance of `f16_gemm_matches_f64_at_every_level_on_awkward_shapes`.
+const F16_GEMM_TOL: f64 = 1e-6;
 
 #[test]
 fn batched_and_strided_inputs() {

@@ -11,11 +11,13 @@
 //! - many rows (prompt processing, AVX-512 VNNI only): 16 weight rows at a time are unpacked
 //!   into a small per-thread tile laid out for `vpdpbusd`, which then meets every activation row.
 //!
-//! F32/BF16 weights are dequantized to f32 once and use candle's matmul; F16 weights stay f16 and
-//! are widened to f32 a block of rows at a time for it; other types (and non-CPU devices) use
-//! candle's `QMatMul`.
+//! F32/BF16 weights are dequantized to f32 once and use candle's matmul; F16 weights stay f16,
+//! multiplied by f16 dot products for a few rows and by our f32 GEMM for more (`f16.rs`, on the
+//! AVX2 and AVX-512 levels; without SIMD widened to f32 a block of rows at a time for candle's
+//! matmul); other types (and non-CPU devices) use candle's `QMatMul`.
 
 mod acts;
+mod f16;
 mod formats;
 mod isa;
 pub(crate) mod pool;
@@ -57,13 +59,13 @@ fn par_min_bytes() -> usize {
     *N.get_or_init(|| std::env::var("HEARTH_PAR_MIN_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(256 << 10))
 }
 
-/// Weights an F16 matrix widens at a time (f32: 32 MiB): every SigLIP-So400m matrix in one
-/// block (each further block repeats candle's packing of the activations), against the 850 MB
-/// an f32 copy of the whole tower would hold.
+/// Weights an F16 matrix widens at a time for candle's matmul, without SIMD kernels (f32:
+/// 32 MiB): every SigLIP-So400m matrix in one block (each further block repeats candle's
+/// packing of the activations), against the 850 MB an f32 copy of the whole tower would hold.
 const F16_BLOCK_ELEMS: usize = 1 << 23;
 
 /// Rows of activations up to which an F16 matrix multiplies by dot products (`f16_dots`)
-/// rather than widened blocks and candle's GEMM.
+/// rather than a GEMM.
 const F16_DOT_MAX_ROWS: usize = 8;
 
 enum Backend {
@@ -71,8 +73,9 @@ enum Backend {
     Native(WType, Arc<QTensor>),
     /// Float weights, dequantized to f32 `[out, in]`.
     Dense(Tensor),
-    /// F16 weights kept as f16 `[out, in]` on the CPU, widened a block of rows at a time for
-    /// candle's f32 matmul: half the memory of `Dense`, the same arithmetic.
+    /// F16 weights kept as f16 `[out, in]` on the CPU, multiplied with f32 sums (`f16.rs`, or
+    /// widened a block of rows at a time for candle's f32 matmul): half the memory of `Dense`,
+    /// the same arithmetic.
     F16(Tensor),
     /// Anything else.
     Candle(QMatMul),
@@ -94,7 +97,7 @@ enum Holding {
     Native(WType),
     /// Dequantized to f32.
     Dense,
-    /// As stored in f16, widened to f32 in blocks as it is used.
+    /// As stored in f16, multiplied with f32 sums (`Backend::F16`).
     F16,
     /// As stored, multiplied by candle.
     Candle,
@@ -206,9 +209,20 @@ impl Linear {
                     let y = self.f16_dots(w, &x2.flatten_all()?.to_vec1()?, m, isa)?;
                     return Ok(Tensor::from_vec(y, out, &Device::Cpu)?.to_dtype(x.dtype())?);
                 }
+                let data = crate::kv_cache::f16_data(w)?;
+                let y = {
+                    let (storage, layout) = x2.storage_and_layout();
+                    let Storage::Cpu(cpu) = &*storage else {
+                        return Err(EngineError::InvalidArgument("expected a CPU tensor".into()));
+                    };
+                    let xs = &cpu.as_slice::<f32>()?[layout.start_offset()..][..m * self.in_dim];
+                    f16::gemm(xs, m, self.in_dim, data.slice(), self.out_dim, isa)
+                };
+                if let Some(y) = y {
+                    return Ok(Tensor::from_vec(y, out, &Device::Cpu)?.to_dtype(x.dtype())?);
+                }
                 let rows = (F16_BLOCK_ELEMS / self.in_dim).clamp(1, self.out_dim.max(1));
                 let mut parts = Vec::with_capacity(self.out_dim.div_ceil(rows));
-                let data = crate::kv_cache::f16_data(w)?;
                 for r0 in (0..self.out_dim).step_by(rows) {
                     let r = rows.min(self.out_dim - r0);
                     let mut b = vec![0f32; r * self.in_dim];
