@@ -261,20 +261,11 @@ impl<E: Elem> Task<'_, E> {
                 max[i] = new;
                 tile_max[i] = base;
             }
-            for row in st.chunks_exact_mut(QB) {
-                for (x, &b) in row.iter_mut().zip(&tile_max) {
-                    *x -= b;
-                }
-            }
-            crate::vmath::exp_sub_sum(&mut st, 0.0);
             for (i, s) in sum.iter_mut().enumerate() {
                 *s *= scale[i];
             }
-            for row in st.chunks_exact(QB).take(m) {
-                for (s, &p) in sum.iter_mut().zip(row) {
-                    *s += p;
-                }
-            }
+            // Only the tile's m keys: the output below sums over those alone.
+            crate::vmath::exp_sub_cols_sum(&mut st[..m * QB], QB, &tile_max, &mut sum);
             if rescale {
                 for row in ot.chunks_exact_mut(QB) {
                     for (o, &s) in row.iter_mut().zip(&scale) {
@@ -324,35 +315,17 @@ fn micro_at(isa: Isa, kdim: usize, x: &[f32], sa: usize, sk: usize, b: &[f32], c
         Isa::Avx512(_) => unsafe { x86::micro_avx512(kdim, x, sa, sk, b, c, acc) },
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2(_) => unsafe { x86::micro_avx2(kdim, x, sa, sk, b, c, acc) },
-        _ => micro::<16, Plain>(kdim, x, sa, sk, b, c, acc),
+        _ => micro::<16>(kdim, x, sa, sk, b, c, acc),
     }
 }
 
-/// Multiply-add as the level has it: fused where the CPU has FMA (always on Aarch64), else
-/// a product and a sum (a scalar libm `fmaf` call would be far slower).
-trait MulAdd {
-    fn mul_add(a: f32, b: f32, c: f32) -> f32;
-}
-
-struct Fused;
-
-impl MulAdd for Fused {
-    #[inline(always)]
-    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
+/// Multiply-add for the portable kernel: fused on Aarch64 (which always has FMA), else a
+/// product and a sum (without the FMA feature, `f32::mul_add` is a slow libm `fmaf` call).
+#[inline(always)]
+fn mul_add(a: f32, b: f32, c: f32) -> f32 {
+    if cfg!(target_arch = "aarch64") {
         a.mul_add(b, c)
-    }
-}
-
-#[cfg(target_arch = "aarch64")]
-type Plain = Fused;
-
-#[cfg(not(target_arch = "aarch64"))]
-struct Plain;
-
-#[cfg(not(target_arch = "aarch64"))]
-impl MulAdd for Plain {
-    #[inline(always)]
-    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
+    } else {
         a * b + c
     }
 }
@@ -360,7 +333,7 @@ impl MulAdd for Plain {
 /// The micro-kernel, `R` columns at a time: an `AB x R` block of `c` stays in registers (the
 /// fixed-size arrays let the compiler keep it there and vectorise over `r`) while `k` runs.
 #[inline(always)]
-fn micro<const R: usize, F: MulAdd>(kdim: usize, x: &[f32], sa: usize, sk: usize, b: &[f32], c: &mut [f32], acc: bool) {
+fn micro<const R: usize>(kdim: usize, x: &[f32], sa: usize, sk: usize, b: &[f32], c: &mut [f32], acc: bool) {
     for r0 in (0..QB).step_by(R) {
         let mut cc = [[0f32; R]; AB];
         if acc {
@@ -373,7 +346,7 @@ fn micro<const R: usize, F: MulAdd>(kdim: usize, x: &[f32], sa: usize, sk: usize
             for (a, row) in cc.iter_mut().enumerate() {
                 let xa = x[a * sa + k * sk];
                 for (o, &y) in row.iter_mut().zip(bk) {
-                    *o = F::mul_add(xa, y, *o);
+                    *o = mul_add(xa, y, *o);
                 }
             }
         }
@@ -385,11 +358,52 @@ fn micro<const R: usize, F: MulAdd>(kdim: usize, x: &[f32], sa: usize, sk: usize
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{micro, Fused};
+    use std::arch::x86_64::*;
+
+    use super::{AB, QB};
+
+    /// The micro-kernel written out for one vector width: `V` vectors of `W` lanes a row of `b`
+    /// (`V * W` columns a pass), loaded once per `k` into registers, each met by `AB` broadcasts;
+    /// `AB x V` accumulators. Left to itself the compiler folded `b`'s loads into every
+    /// multiply-add (`AB * V` loads per `k` instead of `V`), and the kernel waited on loads.
+    macro_rules! micro_simd {
+        ($kdim:ident, $x:ident, $sa:ident, $sk:ident, $b:ident, $c:ident, $acc:ident,
+         $V:literal, $W:literal, $zero:ident, $load:ident, $store:ident, $set1:ident, $fma:ident) => {{
+            let (xp, bp, cp) = ($x.as_ptr(), $b.as_ptr(), $c.as_mut_ptr());
+            for r0 in (0..QB).step_by($V * $W) {
+                let mut cc = [[$zero(); $V]; AB];
+                if $acc {
+                    for (a, row) in cc.iter_mut().enumerate() {
+                        for (v, o) in row.iter_mut().enumerate() {
+                            *o = $load(cp.add(a * QB + r0 + v * $W));
+                        }
+                    }
+                }
+                for k in 0..$kdim {
+                    let bk = bp.add(k * QB + r0);
+                    let mut bv = [$zero(); $V];
+                    for (v, o) in bv.iter_mut().enumerate() {
+                        *o = $load(bk.add(v * $W));
+                    }
+                    for (a, row) in cc.iter_mut().enumerate() {
+                        let xa = $set1(*xp.add(a * $sa + k * $sk));
+                        for (o, &y) in row.iter_mut().zip(&bv) {
+                            *o = $fma(xa, y, *o);
+                        }
+                    }
+                }
+                for (a, row) in cc.iter().enumerate() {
+                    for (v, &o) in row.iter().enumerate() {
+                        $store(cp.add(a * QB + r0 + v * $W), o);
+                    }
+                }
+            }
+        }};
+    }
 
     /// # Safety
     ///
-    /// The CPU must have AVX-512 F.
+    /// The CPU must have AVX-512 F; `micro_at`'s asserts bound every access.
     #[target_feature(enable = "avx512f,fma")]
     pub(super) unsafe fn micro_avx512(
         kdim: usize,
@@ -400,17 +414,53 @@ mod x86 {
         c: &mut [f32],
         acc: bool,
     ) {
-        // 4 x 64: sixteen 16-lane accumulators of the 32 registers.
-        micro::<64, Fused>(kdim, x, sa, sk, b, c, acc)
+        // 4 x 64: sixteen 16-lane accumulators, b's 4 vectors and a broadcast (21 of 32 registers).
+        // SAFETY: as the function's contract says.
+        unsafe {
+            micro_simd!(
+                kdim,
+                x,
+                sa,
+                sk,
+                b,
+                c,
+                acc,
+                4,
+                16,
+                _mm512_setzero_ps,
+                _mm512_loadu_ps,
+                _mm512_storeu_ps,
+                _mm512_set1_ps,
+                _mm512_fmadd_ps
+            )
+        }
     }
 
     /// # Safety
     ///
-    /// The CPU must have AVX2 and FMA.
+    /// The CPU must have AVX2 and FMA; `micro_at`'s asserts bound every access.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn micro_avx2(kdim: usize, x: &[f32], sa: usize, sk: usize, b: &[f32], c: &mut [f32], acc: bool) {
-        // 4 x 16: eight 8-lane accumulators of the 16 registers.
-        micro::<16, Fused>(kdim, x, sa, sk, b, c, acc)
+        // 4 x 16: eight 8-lane accumulators, b's 2 vectors and a broadcast (11 of 16 registers).
+        // SAFETY: as the function's contract says.
+        unsafe {
+            micro_simd!(
+                kdim,
+                x,
+                sa,
+                sk,
+                b,
+                c,
+                acc,
+                2,
+                8,
+                _mm256_setzero_ps,
+                _mm256_loadu_ps,
+                _mm256_storeu_ps,
+                _mm256_set1_ps,
+                _mm256_fmadd_ps
+            )
+        }
     }
 }
 

@@ -24,6 +24,28 @@ pub(crate) fn exp_sub_sum(xs: &mut [f32], max: f32) -> f32 {
     sum
 }
 
+/// For a tile `xs` of `rows x width` values (row-major) and one base per column:
+/// `x = exp(x - base[c])` for each value in column `c`, and `sum[c] += ` the new values of that
+/// column, in one pass. Attention's online softmax keeps scores as `[key][query]`, so its per-
+/// query maximum is a per-column base; `exp_sub_sum`'s one base per slice and its scalar sum
+/// (a serial chain of adds) cost it more than the exponentials did.
+pub(crate) fn exp_sub_cols_sum(xs: &mut [f32], width: usize, base: &[f32], sum: &mut [f32]) {
+    assert!(base.len() == width && sum.len() == width && xs.len().is_multiple_of(width.max(1)));
+    #[cfg(target_arch = "x86_64")]
+    if let Some(_avx2) = kernels().avx2() {
+        if width.is_multiple_of(8) {
+            // SAFETY: the `Avx2` proof says the CPU has AVX2 and FMA; the shapes are asserted.
+            return unsafe { x86::exp_sub_cols_sum(xs, width, base, sum) };
+        }
+    }
+    for row in xs.chunks_exact_mut(width.max(1)) {
+        for ((x, b), s) in row.iter_mut().zip(base).zip(sum.iter_mut()) {
+            *x = (*x - b).exp();
+            *s += *x;
+        }
+    }
+}
+
 /// `g = gelu(g) * u`, or `g = gelu(g)` without `u`, with the tanh approximation (candle's and
 /// transformers' `gelu_pytorch_tanh`): `0.5 g (1 + tanh(c g (1 + 0.044715 g^2)))`, computed as
 /// `g / (1 + exp(-2 c g (1 + 0.044715 g^2)))` (the same function; for negative `g` it avoids
@@ -116,6 +138,42 @@ mod x86 {
 
     /// # Safety
     ///
+    /// The CPU must have AVX2 and FMA; `width` is a multiple of 8, `base` and `sum` are `width`
+    /// long and `xs` holds whole rows of it.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn exp_sub_cols_sum(xs: &mut [f32], width: usize, base: &[f32], sum: &mut [f32]) {
+        assert!(width.is_multiple_of(8) && base.len() == width && sum.len() == width);
+        let rows = xs.len() / width;
+        // 32 columns at a time: their 4 sums stay in registers down all the rows.
+        let mut c0 = 0;
+        while c0 < width {
+            let v = ((width - c0) / 8).min(4);
+            // SAFETY: columns c0..c0 + 8v < width of `base`, `sum` and each of the `rows` rows.
+            unsafe {
+                let mut b = [_mm256_setzero_ps(); 4];
+                let mut acc = [_mm256_setzero_ps(); 4];
+                for j in 0..v {
+                    b[j] = _mm256_loadu_ps(base.as_ptr().add(c0 + 8 * j));
+                    acc[j] = _mm256_loadu_ps(sum.as_ptr().add(c0 + 8 * j));
+                }
+                for r in 0..rows {
+                    let p = xs.as_mut_ptr().add(r * width + c0);
+                    for j in 0..v {
+                        let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(p.add(8 * j)), b[j]));
+                        _mm256_storeu_ps(p.add(8 * j), e);
+                        acc[j] = _mm256_add_ps(acc[j], e);
+                    }
+                }
+                for (j, a) in acc.iter().enumerate().take(v) {
+                    _mm256_storeu_ps(sum.as_mut_ptr().add(c0 + 8 * j), *a);
+                }
+            }
+            c0 += 8 * v;
+        }
+    }
+
+    /// # Safety
+    ///
     /// The CPU must have AVX2 and FMA; `u` is as long as `g`.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn gelu_mul(g: &mut [f32], u: Option<&[f32]>) {
@@ -152,6 +210,31 @@ mod tests {
         assert_eq!(*xs.last().unwrap(), 0.0);
         let want_sum: f32 = want.iter().sum();
         assert!((sum - want_sum).abs() <= want_sum * 1e-5, "{sum} vs {want_sum}");
+    }
+
+    #[test]
+    fn exp_sub_cols_sum_matches_libm_per_column() {
+        // Widths with and without a SIMD path (a multiple of 8, of 32, neither); masked scores.
+        for width in [128usize, 40, 8, 7] {
+            let rows = 37;
+            let xs0: Vec<f32> = (0..rows * width)
+                .map(|i| if i % 11 == 3 { f32::NEG_INFINITY } else { -30.0 + (i * 7919 % 6007) as f32 * 0.005 })
+                .collect();
+            let base: Vec<f32> = (0..width).map(|c| (c % 5) as f32 - 2.0).collect();
+            let sum0: Vec<f32> = (0..width).map(|c| c as f32 * 0.25).collect();
+            let (mut xs, mut sum) = (xs0.clone(), sum0.clone());
+            exp_sub_cols_sum(&mut xs, width, &base, &mut sum);
+            for c in 0..width {
+                let mut want_sum = sum0[c] as f64;
+                for r in 0..rows {
+                    let i = r * width + c;
+                    let want = ((xs0[i] - base[c]) as f64).exp();
+                    want_sum += want;
+                    assert!((xs[i] as f64 - want).abs() <= want * 3e-7 + 1.3e-38, "{width}: ({r}, {c}) {}", xs[i]);
+                }
+                assert!((sum[c] as f64 - want_sum).abs() <= want_sum * 1e-6, "{width}: column {c} sums {}", sum[c]);
+            }
+        }
     }
 
     #[test]
