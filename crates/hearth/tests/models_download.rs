@@ -300,6 +300,8 @@ async fn a_vision_model_downloads_with_its_projector_as_a_pair() {
     assert!(asked.iter().any(|p| p.ends_with(MMPROJ)), "the projector was not requested: {asked:?}");
     let listed = registry::get(&store, &m.id).await.unwrap().unwrap();
     assert_eq!(listed.mmproj_path.as_deref(), Some(mmproj.as_path()));
+    // The header's context length is kept with it (the app's model list reads no GGUF).
+    assert_eq!(registry::context_lengths(&store).await.unwrap().get(&m.id), Some(&32_768));
 }
 
 #[tokio::test]

@@ -38,6 +38,8 @@ async fn real_270m_model_imports_by_reference() {
     assert!(!s.has_tensor("blk.18.ffn_down.weight"));
     assert_eq!(s.context_length(), Some(32_768));
     assert!(!s.is_mmproj());
+    // Kept with the model at import, so the app lists models without reading the file again.
+    assert_eq!(registry::context_lengths(&store).await.unwrap().get(&m.id), Some(&32_768));
 
     // `--model` takes the id as well as the path.
     assert_eq!(models::resolve_model_arg(&store, &m.id).await.unwrap(), m.path);

@@ -40,9 +40,22 @@ async fn context_length_of(path: PathBuf) -> u64 {
 
 #[tauri::command]
 pub async fn list_installed_models(state: State<'_, AppState>) -> AppResult<Vec<InstalledModel>> {
+    // The context lengths kept at import or download: this list is on the start-up path, and
+    // reading a header parses the whole vocabulary. A model registered before they were kept
+    // has its header read once here.
+    let known = registry::context_lengths(state.store()).await?;
     let mut out = Vec::new();
     for m in registry::list(state.store()).await? {
-        let ctx = context_length_of(m.path.clone()).await;
+        let ctx = match known.get(&m.id) {
+            Some(&n) => n,
+            None => {
+                let n = context_length_of(m.path.clone()).await;
+                if n > 0 {
+                    registry::set_context_length(state.store(), &m.id, n).await?;
+                }
+                n
+            }
+        };
         out.push(installed_dto(&m, ctx));
     }
     Ok(out)

@@ -169,6 +169,9 @@ pub async fn import_gguf(
         added_at: registry::now_ms(),
     };
     registry::insert(store, &model, false).await?;
+    if let Some(n) = summary.context_length() {
+        registry::set_context_length(store, &model.id, n).await?;
+    }
     Ok(model)
 }
 
@@ -232,7 +235,7 @@ pub async fn install(
     };
     let model = hub.download(&request(&variant.hub_file()), on_event, cancel).await?;
     let mp = model.path.clone();
-    blocking(move || check_gemma3(&mp)).await?;
+    let summary = blocking(move || check_gemma3(&mp)).await?;
     let mmproj = match entry.mmproj_for(variant).filter(|_| with_mmproj) {
         Some(f) => {
             let d = hub.download(&request(&f), on_event, cancel).await?;
@@ -256,6 +259,9 @@ pub async fn install(
         added_at: registry::now_ms(),
     };
     registry::insert(store, &installed, true).await?;
+    if let Some(n) = summary.context_length() {
+        registry::set_context_length(store, &installed.id, n).await?;
+    }
     Ok(installed)
 }
 

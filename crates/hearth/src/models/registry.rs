@@ -127,6 +127,28 @@ pub async fn insert(store: &Store, m: &InstalledModel, replace: bool) -> Result<
     Ok(())
 }
 
+/// Each installed model's maximum context, as kept by [`set_context_length`]; a model whose
+/// context is not known yet is absent.
+pub async fn context_lengths(store: &Store) -> Result<std::collections::HashMap<String, u64>, ModelsError> {
+    let rows = sqlx::query("SELECT id, context_length FROM models WHERE context_length IS NOT NULL")
+        .fetch_all(store.pool())
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("id")?, u64::try_from(r.try_get::<i64, _>("context_length")?).unwrap_or(0))))
+        .collect()
+}
+
+/// Keeps model `id`'s maximum context (from its GGUF header), so that listing the models need
+/// not read the file again.
+pub async fn set_context_length(store: &Store, id: &str, context_length: u64) -> Result<(), ModelsError> {
+    sqlx::query("UPDATE models SET context_length = ? WHERE id = ?")
+        .bind(i64::try_from(context_length).unwrap_or(i64::MAX))
+        .bind(id)
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
 /// Removes the registry row only; returns what was removed.
 pub async fn delete(store: &Store, id: &str) -> Result<InstalledModel, ModelsError> {
     let Some(m) = get(store, id).await? else {

@@ -42,6 +42,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../../../../migrations/0001_initial.sql")),
     (2, "message tree", include_str!("../../../../migrations/0002_message_tree.sql")),
     (3, "remote models", include_str!("../../../../migrations/0003_remote_models.sql")),
+    (4, "model context length", include_str!("../../../../migrations/0004_model_context_length.sql")),
 ];
 
 static MIGRATOR: std::sync::LazyLock<sqlx::migrate::Migrator> = std::sync::LazyLock::new(|| {
