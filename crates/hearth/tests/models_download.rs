@@ -301,7 +301,7 @@ async fn a_vision_model_downloads_with_its_projector_as_a_pair() {
     let listed = registry::get(&store, &m.id).await.unwrap().unwrap();
     assert_eq!(listed.mmproj_path.as_deref(), Some(mmproj.as_path()));
     // The header's context length is kept with it (the app's model list reads no GGUF).
-    assert_eq!(registry::context_lengths(&store).await.unwrap().get(&m.id), Some(&32_768));
+    assert_eq!(registry::context_length(&store, &m.id).await.unwrap(), Some(32_768));
 }
 
 #[tokio::test]

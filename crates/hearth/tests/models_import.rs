@@ -39,7 +39,12 @@ async fn real_270m_model_imports_by_reference() {
     assert_eq!(s.context_length(), Some(32_768));
     assert!(!s.is_mmproj());
     // Kept with the model at import, so the app lists models without reading the file again.
-    assert_eq!(registry::context_lengths(&store).await.unwrap().get(&m.id), Some(&32_768));
+    assert_eq!(registry::context_length(&store, &m.id).await.unwrap(), Some(32_768));
+    // A model registered before it was kept has its header read once, and the result kept.
+    sqlx::query("UPDATE models SET context_length = NULL").execute(store.pool()).await.unwrap();
+    assert_eq!(registry::context_length(&store, &m.id).await.unwrap(), None);
+    assert_eq!(models::context_length(&store, &m).await.unwrap(), 32_768);
+    assert_eq!(registry::context_length(&store, &m.id).await.unwrap(), Some(32_768));
 
     // `--model` takes the id as well as the path.
     assert_eq!(models::resolve_model_arg(&store, &m.id).await.unwrap(), m.path);

@@ -33,29 +33,12 @@ fn context_length(path: &std::path::Path) -> u64 {
     models::read_summary(path).ok().and_then(|s| s.context_length()).unwrap_or(0)
 }
 
-/// [`context_length`] off the async workers (the header read includes the vocabulary).
-async fn context_length_of(path: PathBuf) -> u64 {
-    tokio::task::spawn_blocking(move || context_length(&path)).await.unwrap_or(0)
-}
-
 #[tauri::command]
 pub async fn list_installed_models(state: State<'_, AppState>) -> AppResult<Vec<InstalledModel>> {
-    // The context lengths kept at import or download: this list is on the start-up path, and
-    // reading a header parses the whole vocabulary. A model registered before they were kept
-    // has its header read once here.
-    let known = registry::context_lengths(state.store()).await?;
     let mut out = Vec::new();
     for m in registry::list(state.store()).await? {
-        let ctx = match known.get(&m.id) {
-            Some(&n) => n,
-            None => {
-                let n = context_length_of(m.path.clone()).await;
-                if n > 0 {
-                    registry::set_context_length(state.store(), &m.id, n).await?;
-                }
-                n
-            }
-        };
+        // Kept in the registry: this list is on the start-up path.
+        let ctx = models::context_length(state.store(), &m).await?;
         out.push(installed_dto(&m, ctx));
     }
     Ok(out)
@@ -164,7 +147,7 @@ pub async fn import_model(state: State<'_, AppState>, path: String) -> AppResult
         );
     }
     let m = models::import_gguf(state.store(), state.runtime.data_dir(), &path, &ImportOptions::default()).await?;
-    let ctx = context_length_of(m.path.clone()).await;
+    let ctx = models::context_length(state.store(), &m).await?;
     Ok(installed_dto(&m, ctx))
 }
 

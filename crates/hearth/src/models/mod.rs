@@ -91,6 +91,32 @@ async fn blocking<T: Send + 'static>(
     })
 }
 
+/// Adds `m` to the registry (`registry::insert`) with its header's context length, so that
+/// listing the models reads no GGUF.
+async fn register(store: &Store, m: &InstalledModel, replace: bool, summary: &Summary) -> Result<(), ModelsError> {
+    registry::insert(store, m, replace).await?;
+    if let Some(n) = summary.context_length() {
+        registry::set_context_length(store, &m.id, n).await?;
+    }
+    Ok(())
+}
+
+/// Model `m`'s maximum context: kept in the registry at import or download; a model registered
+/// before that has its header read once (off the async workers: the read parses the whole
+/// vocabulary) and the result kept. 0 when the file cannot be read (the models page then shows
+/// the model as missing rather than failing the whole list).
+pub async fn context_length(store: &Store, m: &InstalledModel) -> Result<u64, ModelsError> {
+    if let Some(n) = registry::context_length(store, &m.id).await? {
+        return Ok(n);
+    }
+    let path = m.path.clone();
+    let n = blocking(move || Ok(read_summary(&path).ok().and_then(|s| s.context_length()).unwrap_or(0))).await?;
+    if n > 0 {
+        registry::set_context_length(store, &m.id, n).await?;
+    }
+    Ok(n)
+}
+
 /// Validates a local GGUF (Gemma 3 architecture, readable header, all tensor data present;
 /// the optional projector likewise) and registers it.
 pub async fn import_gguf(
@@ -168,10 +194,7 @@ pub async fn import_gguf(
         source: Source::Import,
         added_at: registry::now_ms(),
     };
-    registry::insert(store, &model, false).await?;
-    if let Some(n) = summary.context_length() {
-        registry::set_context_length(store, &model.id, n).await?;
-    }
+    register(store, &model, false, &summary).await?;
     Ok(model)
 }
 
@@ -258,10 +281,7 @@ pub async fn install(
         source: Source::Download,
         added_at: registry::now_ms(),
     };
-    registry::insert(store, &installed, true).await?;
-    if let Some(n) = summary.context_length() {
-        registry::set_context_length(store, &installed.id, n).await?;
-    }
+    register(store, &installed, true, &summary).await?;
     Ok(installed)
 }
 

@@ -127,15 +127,14 @@ pub async fn insert(store: &Store, m: &InstalledModel, replace: bool) -> Result<
     Ok(())
 }
 
-/// Each installed model's maximum context, as kept by [`set_context_length`]; a model whose
-/// context is not known yet is absent.
-pub async fn context_lengths(store: &Store) -> Result<std::collections::HashMap<String, u64>, ModelsError> {
-    let rows = sqlx::query("SELECT id, context_length FROM models WHERE context_length IS NOT NULL")
-        .fetch_all(store.pool())
-        .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get("id")?, u64::try_from(r.try_get::<i64, _>("context_length")?).unwrap_or(0))))
-        .collect()
+/// Model `id`'s maximum context, as kept by [`set_context_length`]; `None` while not known.
+pub async fn context_length(store: &Store, id: &str) -> Result<Option<u64>, ModelsError> {
+    let n: Option<i64> = sqlx::query_scalar("SELECT context_length FROM models WHERE id = ?")
+        .bind(id)
+        .fetch_optional(store.pool())
+        .await?
+        .flatten();
+    Ok(n.map(|n| u64::try_from(n).unwrap_or(0)))
 }
 
 /// Keeps model `id`'s maximum context (from its GGUF header), so that listing the models need
